@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds the local control plane binaries from the Go module proxy and caches them
+# outside the repository, one folder per component and version:
+#   $SICKBAY_CACHE_DIR/k8s-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler}
+#   $SICKBAY_CACHE_DIR/etcd-v3.6.16/etcd
+#   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
+# A component whose binaries are already there is not rebuilt. k8s.io/kubernetes cannot
+# be `go install`ed (its go.mod replaces ~33 staging modules with local paths), so each
+# component is built from a throwaway wrapper module; the replace list is generated from
+# the chosen version's own go.mod, not typed.
+set -euo pipefail
+
+K8S_VERSION=${SICKBAY_K8S_VERSION:-v1.36.3}
+ETCD_VERSION=${SICKBAY_ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${SICKBAY_KWOK_VERSION:-v0.8.0}
+CACHE=${SICKBAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sickbay}
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+PATH=$PATH:/usr/local/go/bin
+
+say() { printf '[control-plane build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { say "FAILED: $*"; say "To skip the build, point KUBEBUILDER_ASSETS at a folder holding kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok (or SICKBAY_BIN_DIR)."; exit 1; }
+
+command -v go >/dev/null || die "no Go toolchain on PATH (need Go >= 1.26 for Kubernetes ${K8S_VERSION})"
+
+# Builds go into a temp dir and renames into place so a half-built cache never looks complete.
+publish() { # <tmpdir> <final dir>
+  chmod 0755 "$1"; rm -rf "$2"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
+}
+
+build_kwok() {
+  local out="$CACHE/kwok-$KWOK_VERSION"
+  [[ -x $out/kwok ]] && { say "kwok $KWOK_VERSION cached"; return; }
+  say "building kwok $KWOK_VERSION (go install)"
+  local tmp; tmp=$(mktemp -d "$CACHE/.kwok.XXXX")
+  GOBIN=$tmp go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || die "go install kwok@$KWOK_VERSION"
+  publish "$tmp" "$out"
+  say "kwok done"
+}
+
+build_etcd() {
+  local out="$CACHE/etcd-$ETCD_VERSION"
+  [[ -x $out/etcd ]] && { say "etcd $ETCD_VERSION cached"; return; }
+  say "building etcd $ETCD_VERSION (wrapper module)"
+  local w="$CACHE/build/etcd-$ETCD_VERSION"; mkdir -p "$w"
+  cat >"$w/go.mod" <<GOMOD
+module sickbay.local/etcdbuild
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+GOMOD
+  cat >"$w/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$w" && go mod tidy) || die "go mod tidy for etcd $ETCD_VERSION"
+  local tmp; tmp=$(mktemp -d "$CACHE/.etcd.XXXX")
+  (cd "$w" && go build -trimpath -o "$tmp/etcd" go.etcd.io/etcd/server/v3) || die "go build etcd"
+  publish "$tmp" "$out"
+  say "etcd done"
+}
+
+build_k8s() {
+  local out="$CACHE/k8s-$K8S_VERSION"
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler ]]; then
+    say "kubernetes $K8S_VERSION cached"; return
+  fi
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION (the long one: 15-30 min on 2 cores)"
+  local modjson gomod staging_v w
+  modjson=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") || die "go mod download k8s.io/kubernetes@$K8S_VERSION"
+  gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$modjson")
+  [[ -f $gomod ]] || die "no go.mod for k8s.io/kubernetes@$K8S_VERSION"
+  staging_v="v0.${K8S_VERSION#v1.}"
+  w="$CACHE/build/k8s-$K8S_VERSION"; mkdir -p "$w"
+  {
+    echo "module sickbay.local/k8sbuild"; echo
+    grep -E '^go [0-9]' "$gomod"
+    grep -E '^godebug ' "$gomod" || true
+    echo; echo "require k8s.io/kubernetes $K8S_VERSION"; echo
+    echo "replace ("
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_v"'#p' "$gomod"
+    echo ")"
+  } >"$w/go.mod"
+  say "wrapper go.mod has $(grep -c ' => ' "$w/go.mod") staging replaces"
+  cat >"$w/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+  (cd "$w" && go mod tidy) || die "go mod tidy for kubernetes $K8S_VERSION"
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  local tmp; tmp=$(mktemp -d "$CACHE/.k8s.XXXX")
+  say "compiling (go build -v prints packages as they finish)"
+  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$tmp/" -v \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler 2>&1 \
+    | awk '{n++} n%200==0 {printf "[control-plane build] %d packages compiled\n", n > "/dev/stderr"}') || die "go build kubernetes"
+  [[ -x $tmp/kube-apiserver ]] || die "go build produced no kube-apiserver"
+  publish "$tmp" "$out"
+  say "kubernetes done"
+}
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"
+flock 9 || die "cannot lock $CACHE/.build.lock"
+case "${1:-all}" in
+  all) build_kwok; build_etcd; build_k8s ;;
+  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;;
+  *) die "usage: $0 [all|kwok|etcd|k8s]" ;;
+esac
+say "binaries in $CACHE"

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// The `sickbay` command line. Every command takes --kubeconfig and --help.
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { writeCerts } from './commands/certs.js';
+import { serve } from './commands/serve.js';
+import { ConfigError, readConfig } from './config.js';
+import { createLogger } from './log.js';
+
+const USAGE = `sickbay: keep the crash scene, restore the service.
+
+Usage:
+  sickbay serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
+  sickbay certs [options]                CA + serving certificate into certs/, webhook configurations rendered
+  sickbay --help | <command> --help
+
+Global options:
+  --kubeconfig <file>   kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+`;
+
+const HELP: Record<string, string> = {
+  serve: `Usage: sickbay serve [--kubeconfig <file>]
+
+Serves POST /mutate, /validate, /alerts and GET /healthz, /readyz, /metrics over HTTPS,
+and runs the controllers on the replica holding the lease. Configuration comes from
+SICKBAY_* environment variables (see the README's configuration table).
+`,
+  certs: `Usage: sickbay certs [--out certs] [--service sickbay] [--namespace sickbay-system]
+                     [--dns <name>]... [--ip <address>]... [--days 365] [--url <https://host:port>]
+
+Writes <out>/ca.crt, <out>/tls.crt, <out>/tls.key (an existing CA in <out> is reused, so
+re-running rotates the serving certificate only) and <out>/webhook-config/*.yaml with the
+CA bundle filled in. --url registers the webhooks by URL instead of by Service.
+`,
+};
+
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  if (wantsHelp && HELP[command]) {
+    process.stdout.write(HELP[command]);
+    return 0;
+  }
+  switch (command) {
+    case 'certs': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          out: { type: 'string', default: 'certs' },
+          service: { type: 'string', default: 'sickbay' },
+          namespace: { type: 'string', default: 'sickbay-system' },
+          dns: { type: 'string', multiple: true, default: [] },
+          ip: { type: 'string', multiple: true, default: [] },
+          days: { type: 'string', default: '365' },
+          url: { type: 'string' },
+          kubeconfig: { type: 'string' },
+        },
+      });
+      const res = writeCerts({
+        outDir: values.out,
+        service: values.service,
+        namespace: values.namespace,
+        dnsNames: values.dns,
+        ipAddresses: values.ip,
+        validityDays: Number(values.days),
+        url: values.url,
+      });
+      process.stdout.write(`wrote ${res.caFile}, ${res.certFile}, ${res.keyFile}\nwebhook configurations: ${res.manifests.join(', ')}\n`);
+      return 0;
+    }
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' } } });
+      const config = readConfig();
+      const log = createLogger(config.logLevel);
+      const kubeConfig = config.controllers ? loadKubeConfig(values.kubeconfig) : undefined;
+      const { buildRunnables } = await import('./commands/runnables.js');
+      const handle = await serve(config, log, { kubeConfig, runnables: kubeConfig ? (ctx) => buildRunnables(config, kubeConfig, ctx) : undefined });
+      await new Promise<void>((resolve) => {
+        for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.shutdown().then(resolve));
+      });
+      return 0;
+    }
+    default:
+      process.stderr.write(`sickbay: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`sickbay: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

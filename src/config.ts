@@ -1,0 +1,136 @@
+// The one place sickbay reads its configuration. Every setting is an environment
+// variable (the Helm chart sets them); the README's configuration table lists them all.
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+
+/** "90s", "15m", "24h", "2d" or a number of seconds. */
+export function parseDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
+  if (!m) throw new Error(`not a duration: ${JSON.stringify(value)} (use e.g. 30s, 15m, 24h)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const factor = { ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 }[unit]!;
+  return n * factor;
+}
+
+const duration = z.string().transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const configSchema = z.object({
+  // Server
+  SICKBAY_PORT: num(0, 65535).default(8443),
+  SICKBAY_BIND_ADDRESS: z.string().default('0.0.0.0'),
+  SICKBAY_TLS_CERT: z.string().default('certs/tls.crt'),
+  SICKBAY_TLS_KEY: z.string().default('certs/tls.key'),
+  SICKBAY_DRAIN: duration.prefault('5s'),
+  SICKBAY_MAX_BODY_BYTES: num(1024, 64 * 1024 * 1024).default(3 * 1024 * 1024),
+  SICKBAY_LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  // Identity
+  SICKBAY_NAMESPACE: z.string().default('sickbay-system'),
+  SICKBAY_SERVICE_ACCOUNT: z.string().default('sickbay'),
+  SICKBAY_POD_NAME: z.string().default(''),
+  // Injection
+  SICKBAY_SHIM_IMAGE: z.string().default('ghcr.io/sickbay-dev/sickbay:0.1.0'),
+  SICKBAY_SHIM_SOURCE: z.string().default('/opt/sickbay/shim'),
+  // Controllers
+  SICKBAY_CONTROLLERS: bool.default(true),
+  SICKBAY_LEADER_ELECTION: bool.default(true),
+  SICKBAY_LEASE_NAME: z.string().default('sickbay-controller'),
+  SICKBAY_LEASE_DURATION: duration.prefault('15s'),
+  SICKBAY_RENEW_DEADLINE: duration.prefault('10s'),
+  SICKBAY_RETRY_PERIOD: duration.prefault('2s'),
+  SICKBAY_DRY_RUN: bool.default(false),
+  SICKBAY_NOT_READY_GRACE: duration.prefault('10s'),
+  SICKBAY_MAX_QUARANTINED: num(0, 1000).default(1),
+  SICKBAY_SYSTEMIC_FAILURE_RATIO: num(0, 1).default(0.5),
+  SICKBAY_QUARANTINE_RATE_PER_MINUTE: num(1, 100000).default(30),
+  SICKBAY_QUARANTINE_TTL: duration.prefault('24h'),
+  SICKBAY_RESYNC: duration.prefault('5m'),
+  SICKBAY_ALERTS_TOKEN: z.string().default(''),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface Config {
+  port: number;
+  bindAddress: string;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  drainMs: number;
+  maxBodyBytes: number;
+  logLevel: RawConfig['SICKBAY_LOG_LEVEL'];
+  namespace: string;
+  serviceAccount: string;
+  /** The username the API server gives sickbay's ServiceAccount. */
+  serviceAccountUsername: string;
+  podName: string;
+  shimImage: string;
+  shimSource: string;
+  controllers: boolean;
+  leaderElection: { enabled: boolean; leaseName: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+  dryRun: boolean;
+  notReadyGraceMs: number;
+  maxQuarantined: number;
+  systemicFailureRatio: number;
+  quarantineRatePerMinute: number;
+  quarantineTtlMs: number;
+  resyncMs: number;
+  alertsToken: string;
+}
+
+export class ConfigError extends Error {}
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const known = Object.fromEntries(Object.keys(configSchema.shape).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+  const parsed = configSchema.safeParse(known);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  if (c.SICKBAY_RENEW_DEADLINE >= c.SICKBAY_LEASE_DURATION) {
+    throw new ConfigError('invalid configuration: SICKBAY_RENEW_DEADLINE must be shorter than SICKBAY_LEASE_DURATION');
+  }
+  return {
+    port: c.SICKBAY_PORT,
+    bindAddress: c.SICKBAY_BIND_ADDRESS,
+    tlsCertFile: c.SICKBAY_TLS_CERT,
+    tlsKeyFile: c.SICKBAY_TLS_KEY,
+    drainMs: c.SICKBAY_DRAIN * 1000,
+    maxBodyBytes: c.SICKBAY_MAX_BODY_BYTES,
+    logLevel: c.SICKBAY_LOG_LEVEL,
+    namespace: c.SICKBAY_NAMESPACE,
+    serviceAccount: c.SICKBAY_SERVICE_ACCOUNT,
+    serviceAccountUsername: `system:serviceaccount:${c.SICKBAY_NAMESPACE}:${c.SICKBAY_SERVICE_ACCOUNT}`,
+    podName: c.SICKBAY_POD_NAME,
+    shimImage: c.SICKBAY_SHIM_IMAGE,
+    shimSource: c.SICKBAY_SHIM_SOURCE,
+    controllers: c.SICKBAY_CONTROLLERS,
+    leaderElection: {
+      enabled: c.SICKBAY_LEADER_ELECTION,
+      leaseName: c.SICKBAY_LEASE_NAME,
+      leaseDurationMs: c.SICKBAY_LEASE_DURATION * 1000,
+      renewDeadlineMs: c.SICKBAY_RENEW_DEADLINE * 1000,
+      retryPeriodMs: c.SICKBAY_RETRY_PERIOD * 1000,
+    },
+    dryRun: c.SICKBAY_DRY_RUN,
+    notReadyGraceMs: c.SICKBAY_NOT_READY_GRACE * 1000,
+    maxQuarantined: c.SICKBAY_MAX_QUARANTINED,
+    systemicFailureRatio: c.SICKBAY_SYSTEMIC_FAILURE_RATIO,
+    quarantineRatePerMinute: c.SICKBAY_QUARANTINE_RATE_PER_MINUTE,
+    quarantineTtlMs: c.SICKBAY_QUARANTINE_TTL * 1000,
+    resyncMs: c.SICKBAY_RESYNC * 1000,
+    alertsToken: c.SICKBAY_ALERTS_TOKEN,
+  };
+}

@@ -1,0 +1,89 @@
+// Finds the control plane binaries, building them once from the Go module proxy when
+// they are nowhere to be found. Search order, per binary:
+//   $SICKBAY_BIN_DIR, $KUBEBUILDER_ASSETS (envtest's convention), then the build cache
+//   ($SICKBAY_CACHE_DIR, default ~/.cache/sickbay, one folder per component and version).
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const VERSIONS = {
+  kubernetes: process.env.SICKBAY_K8S_VERSION ?? 'v1.36.3',
+  etcd: process.env.SICKBAY_ETCD_VERSION ?? 'v3.6.16',
+  kwok: process.env.SICKBAY_KWOK_VERSION ?? 'v0.8.0',
+};
+
+export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
+export type Binaries = Record<BinaryName, string>;
+const NAMES: BinaryName[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+
+export function cacheDir(env = process.env): string {
+  return env.SICKBAY_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'sickbay');
+}
+
+function candidates(name: BinaryName, env: NodeJS.ProcessEnv): string[] {
+  const cache = cacheDir(env);
+  const versioned =
+    name === 'etcd'
+      ? path.join(cache, `etcd-${VERSIONS.etcd}`)
+      : name === 'kwok'
+        ? path.join(cache, `kwok-${VERSIONS.kwok}`)
+        : path.join(cache, `k8s-${VERSIONS.kubernetes}`);
+  return [env.SICKBAY_BIN_DIR, env.KUBEBUILDER_ASSETS, versioned].filter((d): d is string => !!d).map((d) => path.join(d, name));
+}
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function findBinaries(env = process.env): { found: Partial<Binaries>; missing: BinaryName[] } {
+  const found: Partial<Binaries> = {};
+  const missing: BinaryName[] = [];
+  for (const name of NAMES) {
+    const hit = candidates(name, env).find(executable);
+    if (hit) found[name] = hit;
+    else missing.push(name);
+  }
+  return { found, missing };
+}
+
+const buildScript = fileURLToPath(new URL('../../hack/build-control-plane.sh', import.meta.url));
+
+/** Resolves every binary, building what is missing unless SICKBAY_NO_BUILD=1. */
+export async function ensureBinaries(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`), env = process.env): Promise<Binaries> {
+  let { found, missing } = findBinaries(env);
+  if (missing.length === 0) return found as Binaries;
+  const howToProvide =
+    'Provide them instead: put kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok in a folder and set SICKBAY_BIN_DIR (or KUBEBUILDER_ASSETS) to it.';
+  if (env.SICKBAY_NO_BUILD === '1') {
+    throw new Error(`control plane binaries missing: ${missing.join(', ')} (SICKBAY_NO_BUILD=1, so not building). ${howToProvide}`);
+  }
+  log(`control plane binaries missing (${missing.join(', ')}); building them from the Go module proxy into ${cacheDir(env)}. The first build takes 15-30 minutes.`);
+  const code = await new Promise<number>((resolve, reject) => {
+    const child = spawn('bash', [buildScript, 'all'], { env: { ...env, SICKBAY_CACHE_DIR: cacheDir(env) }, stdio: ['ignore', 'inherit', 'pipe'] });
+    child.stderr.setEncoding('utf8');
+    let buf = '';
+    child.stderr.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith('go: downloading')) log(line);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+  ({ found, missing } = findBinaries(env));
+  if (code !== 0 || missing.length > 0) {
+    throw new Error(`building the control plane failed (exit ${code}; still missing: ${missing.join(', ') || 'none'}). See the lines above. ${howToProvide}`);
+  }
+  return found as Binaries;
+}

@@ -1,0 +1,73 @@
+// Prometheus metrics. One Metrics per process (tests make their own), on its own registry.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly admissionRequests = new Counter({
+    name: 'sickbay_admission_requests_total',
+    help: 'Admission requests by webhook and outcome (patched, allowed, denied, http_<status>, error).',
+    labelNames: ['webhook', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly admissionDuration = new Histogram({
+    name: 'sickbay_admission_duration_seconds',
+    help: 'Time to answer an admission request.',
+    labelNames: ['webhook'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly certReloads = new Counter({
+    name: 'sickbay_tls_reloads_total',
+    help: 'Serving certificate reloads by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({ name: 'sickbay_leader', help: '1 while this replica holds the controller lease.', registers: [this.registry] });
+  readonly quarantines = new Counter({
+    name: 'sickbay_quarantines_total',
+    help: 'Pods quarantined, by trigger (not-ready, annotation, alert).',
+    labelNames: ['trigger'] as const,
+    registers: [this.registry],
+  });
+  readonly podDeletions = new Counter({
+    name: 'sickbay_pod_deletions_total',
+    help: 'Pods deleted by sickbay, by reason (over-quota, expired, released).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly skips = new Counter({
+    name: 'sickbay_quarantine_skips_total',
+    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly timeToQuarantine = new Histogram({
+    name: 'sickbay_time_to_quarantine_seconds',
+    help: 'From the moment a pod was seen NotReady (after its grace period) or asked for, to quarantined.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({ name: 'sickbay_workqueue_depth', help: 'Keys waiting in a controller queue.', labelNames: ['queue'] as const, registers: [this.registry] });
+  readonly reconcileErrors = new Counter({
+    name: 'sickbay_reconcile_errors_total',
+    help: 'Reconciles that failed and were retried.',
+    labelNames: ['controller'] as const,
+    registers: [this.registry],
+  });
+  readonly informerRestarts = new Counter({
+    name: 'sickbay_informer_restarts_total',
+    help: 'Watches restarted after an error or silence.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
+  constructor({ defaults = false }: { defaults?: boolean } = {}) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  admission(webhook: string, outcome: string, seconds: number) {
+    this.admissionRequests.inc({ webhook, outcome });
+    this.admissionDuration.observe({ webhook }, seconds);
+  }
+}

@@ -1,0 +1,43 @@
+// The public names of ../shared/SPEC.md. Users and tests depend on them: change none.
+export const PREFIX = 'sickbay.io';
+
+export const LABEL_INJECTION = `${PREFIX}/injection`; // Namespace: "enabled" opts in
+export const LABEL_INJECT = `${PREFIX}/inject`; // Pod: "false" opts out
+export const LABEL_STATUS = `${PREFIX}/status`; // Pod: "quarantined", set by the controller only
+export const STATUS_QUARANTINED = 'quarantined';
+
+export const ANN_ISOLATE = `${PREFIX}/isolate`;
+export const ANN_QUARANTINED_AT = `${PREFIX}/quarantined-at`;
+export const ANN_REASON = `${PREFIX}/reason`;
+export const ANN_OWNER = `${PREFIX}/owner`;
+export const ANN_EXPIRES_AT = `${PREFIX}/expires-at`;
+export const ANN_ORIGINAL_LABELS = `${PREFIX}/original-labels`;
+export const ANN_REGISTRY = `${PREFIX}/registry`;
+export const ANN_DIAGNOSTICS = `${PREFIX}/diagnostics`;
+export const ANN_INJECTED = `${PREFIX}/injected`;
+export const ANN_MAX_QUARANTINED = `${PREFIX}/max-quarantined`;
+export const ANN_AVOID_NODES = `${PREFIX}/avoid-nodes`;
+
+/** Annotations only sickbay's controller may write or remove on a quarantined pod. */
+export const CONTROLLER_ANNOTATIONS = [
+  ANN_QUARANTINED_AT,
+  ANN_REASON,
+  ANN_OWNER,
+  ANN_EXPIRES_AT,
+  ANN_ORIGINAL_LABELS,
+  ANN_REGISTRY,
+  ANN_DIAGNOSTICS,
+] as const;
+
+// sickbay's own design (not in SPEC): how a pod tunes its injection.
+/** JSON array: the image entrypoint of container <name>, so a container without `command` can be wrapped. */
+export const annEntrypoint = (container: string) => `${PREFIX}/entrypoint.${container}`;
+/** "<port>" or "<port>/<path>": an HTTP readiness probe instead of the supervisor's. */
+export const ANN_PROBE_HTTP = `${PREFIX}/probe-http`;
+
+export const NODE_TAINT_ISOLATED = `${PREFIX}/isolated`;
+export const LABEL_NODE_STATUS = `${PREFIX}/node-status`;
+
+export const SHIM_MOUNT = '/sickbay';
+export const SHIM_VOLUME = 'sickbay-shim';
+export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';

@@ -1,0 +1,71 @@
+// The one HTTPS port: TLS 1.2+, certificates hot-swapped without dropping connections,
+// keep-alive longer than the API server's idle connections, and a drain on shutdown.
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { CertificateReloader } from '../tls/certificate-reloader.js';
+import { sleep } from '../util/wait.js';
+
+// The API server keeps idle webhook connections for 90 s; closing first would make it
+// send on a dead socket.
+const KEEP_ALIVE_MS = 120_000;
+
+export interface HttpsServerOptions {
+  port: number;
+  host: string;
+  certFile: string;
+  keyFile: string;
+  drainMs: number;
+  handler: RequestListener;
+  log?: Logger;
+  metrics?: Metrics;
+}
+
+export class HttpsServer {
+  private readonly server: https.Server;
+  readonly certificates: CertificateReloader;
+  private closing?: Promise<void>;
+
+  constructor(private readonly opts: HttpsServerOptions) {
+    this.certificates = new CertificateReloader(
+      opts.certFile,
+      opts.keyFile,
+      (pair) => this.server.setSecureContext({ ...pair, minVersion: 'TLSv1.2' }),
+      opts.log,
+      opts.metrics,
+    );
+    this.server = https.createServer({ ...this.certificates.pair, minVersion: 'TLSv1.2' }, opts.handler);
+    this.server.keepAliveTimeout = KEEP_ALIVE_MS;
+    this.server.headersTimeout = KEEP_ALIVE_MS + 5_000;
+    this.server.requestTimeout = 30_000;
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.certificates.start();
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Keeps serving for the drain window (readiness already fails), then closes. */
+  close(drainMs = this.opts.drainMs): Promise<void> {
+    this.closing ??= (async () => {
+      this.certificates.stop();
+      await sleep(drainMs);
+      const closed = new Promise<void>((r) => this.server.close(() => r()));
+      this.server.closeIdleConnections();
+      await Promise.race([closed, sleep(5_000)]);
+      this.server.closeAllConnections();
+      await closed;
+    })();
+    return this.closing;
+  }
+}

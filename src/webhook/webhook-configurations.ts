@@ -1,0 +1,91 @@
+// The two webhook configurations, from one function: the committed webhook-config/
+// manifests, `sickbay certs`, the Helm chart's expectations, the tests and the
+// playground all come from here.
+import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import { LABEL_INJECT, LABEL_INJECTION, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+
+export type WebhookTarget =
+  | { service: { name: string; namespace: string; port?: number } }
+  /** For a sickbay running outside the cluster (local control plane, development). */
+  | { url: string };
+
+export interface WebhookConfigOptions {
+  target: WebhookTarget;
+  /** Base64 PEM of the CA that signed the serving certificate; omit with certManager. */
+  caBundle?: string;
+  /** `<namespace>/<certificate>`: let cert-manager's cainjector fill the CA bundle. */
+  certManagerCertificate?: string;
+  /** sickbay's own namespace: never matched, so sickbay can always start. */
+  ownNamespace: string;
+  name?: string;
+  timeoutSeconds?: number;
+}
+
+const SYSTEM_NAMESPACES = ['kube-system', 'kube-node-lease', 'kube-public'];
+
+function clientConfig(o: WebhookConfigOptions, path: string) {
+  const base = 'url' in o.target ? { url: `${o.target.url.replace(/\/$/, '')}${path}` } : { service: { ...o.target.service, port: o.target.service.port ?? 443, path } };
+  return o.caBundle ? { ...base, caBundle: o.caBundle } : base;
+}
+
+function metadata(o: WebhookConfigOptions) {
+  const annotations = o.certManagerCertificate ? { 'cert-manager.io/inject-ca-from': o.certManagerCertificate } : undefined;
+  return { name: o.name ?? 'sickbay', labels: { 'app.kubernetes.io/name': 'sickbay' }, ...(annotations ? { annotations } : {}) };
+}
+
+function namespaceSelector(o: WebhookConfigOptions) {
+  return {
+    matchExpressions: [
+      { key: LABEL_INJECTION, operator: 'In', values: ['enabled'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set([...SYSTEM_NAMESPACES, o.ownNamespace])] },
+    ],
+  };
+}
+
+export function mutatingWebhookConfiguration(o: WebhookConfigOptions): V1MutatingWebhookConfiguration {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: metadata(o),
+    webhooks: [
+      {
+        name: 'pods.mutate.sickbay.io',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: o.timeoutSeconds ?? 5,
+        // An outage of sickbay must never block pod creation.
+        failurePolicy: 'Ignore',
+        matchPolicy: 'Equivalent',
+        reinvocationPolicy: 'Never',
+        clientConfig: clientConfig(o, '/mutate'),
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        namespaceSelector: namespaceSelector(o),
+        objectSelector: { matchExpressions: [{ key: LABEL_INJECT, operator: 'NotIn', values: ['false'] }] },
+      },
+    ],
+  };
+}
+
+export function validatingWebhookConfiguration(o: WebhookConfigOptions): V1ValidatingWebhookConfiguration {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: metadata(o),
+    webhooks: [
+      {
+        name: 'pods.validate.sickbay.io',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: o.timeoutSeconds ?? 5,
+        // Fail closed, but only for UPDATEs of quarantined pods (the object selector
+        // matches when either the old or the new pod carries the label).
+        failurePolicy: 'Fail',
+        matchPolicy: 'Equivalent',
+        clientConfig: clientConfig(o, '/validate'),
+        rules: [{ operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        namespaceSelector: namespaceSelector(o),
+        objectSelector: { matchLabels: { [LABEL_STATUS]: STATUS_QUARANTINED } },
+      },
+    ],
+  };
+}

@@ -1,0 +1,89 @@
+// One real control plane per integration test file, and the helpers tests share.
+import assert from 'node:assert/strict';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { type ControlPlaneOptions, LocalControlPlane } from '../../src/dev/control-plane.js';
+import { waitFor } from '../../src/util/wait.js';
+
+export interface TestCluster {
+  cp: LocalControlPlane;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  discovery: DiscoveryV1Api;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(opts: ControlPlaneOptions = {}): Promise<TestCluster> {
+  const cp = await LocalControlPlane.start({ log: (l) => process.stderr.write(`# [control-plane] ${l}\n`), ...opts });
+  const kc = cp.kubeConfig();
+  return {
+    cp,
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    discovery: kc.makeApiClient(DiscoveryV1Api),
+    async stop() {
+      const pids = cp.pids();
+      await cp.stop();
+      const alive = pids.filter(isAlive);
+      assert.deepEqual(alive, [], `control plane processes still running after stop: ${alive.join(', ')}`);
+    },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function createNamespace(core: CoreV1Api, name: string, labels: Record<string, string> = {}) {
+  await core.createNamespace({ body: { metadata: { name, labels } } });
+  await waitFor(`ServiceAccount default in ${name}`, () => core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true), {
+    timeoutMs: 30_000,
+  });
+}
+
+export function isReady(pod: V1Pod): boolean {
+  return !!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** A Deployment and a Service selecting it, `app=<name>`. */
+export async function createWebApp(t: TestCluster, namespace: string, name: string, replicas: number, extra: { annotations?: Record<string, string>; podAnnotations?: Record<string, string> } = {}) {
+  const labels = { app: name };
+  await t.apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name, annotations: extra.annotations },
+      spec: {
+        replicas,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels: { ...labels, tier: 'web' }, annotations: extra.podAnnotations },
+          spec: { containers: [{ name: 'web', image: 'example.com/web:1', command: ['/app/server', '--port=8080'] }] },
+        },
+      },
+    },
+  });
+  await t.core.createNamespacedService({
+    namespace,
+    body: { metadata: { name }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } },
+  });
+}
+
+export async function podsOf(core: CoreV1Api, namespace: string, labelSelector: string): Promise<V1Pod[]> {
+  return (await core.listNamespacedPod({ namespace, labelSelector })).items;
+}
+
+/** Ready endpoint addresses of a Service, from its EndpointSlices. */
+export async function readyEndpoints(discovery: DiscoveryV1Api, namespace: string, service: string): Promise<string[]> {
+  const slices = await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+  return slices.items
+    .flatMap((s) => s.endpoints ?? [])
+    .filter((e) => e.conditions?.ready)
+    .flatMap((e) => e.addresses)
+    .sort();
+}

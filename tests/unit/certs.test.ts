@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { writeCerts } from '../../src/commands/certs.js';
+import { createCA, issueCertificate } from '../../src/tls/certificates.js';
+
+describe('sickbay certs', () => {
+  it('issues a serving certificate for the Service names and extras, signed by its CA, usable for a real handshake', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sickbay-certs-'));
+    try {
+      const r = writeCerts({ outDir: dir, service: 'sickbay', namespace: 'ops', dnsNames: ['sickbay.example.com'], ipAddresses: ['127.0.0.1'], validityDays: 30 });
+      const leaf = new X509Certificate(readFileSync(r.certFile));
+      const ca = new X509Certificate(readFileSync(r.caFile));
+      assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey), 'signed by the CA');
+      assert.equal(leaf.subjectAltName, 'DNS:sickbay, DNS:sickbay.ops, DNS:sickbay.ops.svc, DNS:sickbay.ops.svc.cluster.local, DNS:sickbay.example.com, IP Address:127.0.0.1');
+      assert.deepEqual(leaf.keyUsage, ['1.3.6.1.5.5.7.3.1'], 'serverAuth');
+      assert.equal(ca.ca, true);
+      assert.ok(new Date(leaf.validTo) <= new Date(ca.validTo));
+
+      const server = https.createServer({ cert: readFileSync(r.certFile), key: readFileSync(r.keyFile) }, (_q, s) => s.end('hi'));
+      await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+      const port = (server.address() as { port: number }).port;
+      for (const servername of ['sickbay.ops.svc', 'sickbay.example.com']) {
+        const body = await new Promise<string>((res, rej) =>
+          https.get({ host: '127.0.0.1', port, ca: readFileSync(r.caFile), servername }, (m) => m.on('data', (d) => res(String(d)))).on('error', rej),
+        );
+        assert.equal(body, 'hi', `handshake as ${servername}`);
+      }
+      server.close();
+
+      const [mutating] = loadAllYaml(readFileSync(r.manifests[0]!, 'utf8'));
+      assert.equal(mutating.webhooks[0].clientConfig.caBundle, Buffer.from(readFileSync(r.caFile)).toString('base64'));
+      assert.deepEqual({ ...mutating.webhooks[0].clientConfig.service }, { name: 'sickbay', namespace: 'ops', port: 443, path: '/mutate' });
+
+      const serialBefore = leaf.serialNumber;
+      writeCerts({ outDir: dir, service: 'sickbay', namespace: 'ops', dnsNames: [], ipAddresses: [], validityDays: 30 });
+      assert.equal(new X509Certificate(readFileSync(r.caFile)).serialNumber, ca.serialNumber, 'the CA is kept on re-issue');
+      assert.notEqual(new X509Certificate(readFileSync(r.certFile)).serialNumber, serialBefore, 'a new serving certificate');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('uses random serials and never lets a leaf outlive its CA', () => {
+    const ca = createCA('short-lived', 2);
+    const a = new X509Certificate(issueCertificate(ca, { commonName: 'a', usages: ['server'], validityDays: 365 }).certPem);
+    const b = new X509Certificate(issueCertificate(ca, { commonName: 'b', usages: ['server'], validityDays: 365 }).certPem);
+    assert.notEqual(a.serialNumber, b.serialNumber);
+    assert.ok(a.serialNumber.length >= 30, 'a 128-bit serial');
+    assert.equal(a.validTo, new X509Certificate(ca.certPem).validTo);
+  });
+
+  it('rejects a bad IP address', () => {
+    assert.throws(() => writeCerts({ outDir: tmpdir(), service: 's', namespace: 'n', dnsNames: [], ipAddresses: ['not-an-ip'], validityDays: 1 }), /not an IP address/);
+  });
+});

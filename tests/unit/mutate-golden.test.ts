@@ -1,0 +1,62 @@
+// Golden files for the mutating webhook: tests/golden/mutate/<case>.pod.json is the pod
+// sent to the webhook, <case>.golden.json the pod the API server would store plus the
+// warnings. Cases are found automatically; SICKBAY_UPDATE_GOLDEN=1 rewrites the golden
+// files; a golden file without its input fails the run.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { V1Pod } from '@kubernetes/client-node';
+import { type AdmissionDeps, reviewMutation } from '../../src/webhook/admission.js';
+import { patched, podCreateRequest } from '../support/admission.js';
+
+const dir = fileURLToPath(new URL('../golden/mutate/', import.meta.url));
+const update = process.env.SICKBAY_UPDATE_GOLDEN === '1';
+export const goldenDeps: AdmissionDeps = {
+  injection: { shimImage: 'registry.example/sickbay:test', shimSource: '/opt/sickbay/shim' },
+  sickbayUsername: 'system:serviceaccount:sickbay-system:sickbay',
+  maxBodyBytes: 1 << 20,
+};
+
+// Fields the API server or a run fills in differently each time.
+function scrub(pod: V1Pod): V1Pod {
+  const p = structuredClone(pod);
+  if (p.metadata) {
+    delete p.metadata.uid;
+    delete p.metadata.creationTimestamp;
+    delete p.metadata.resourceVersion;
+    delete p.metadata.managedFields;
+  }
+  return p;
+}
+
+const files = readdirSync(dir);
+const cases = files.filter((f) => f.endsWith('.pod.json')).map((f) => f.slice(0, -'.pod.json'.length));
+
+describe('mutation golden files', () => {
+  it('every golden file has its input (no stale golden files)', () => {
+    const stale = files.filter((f) => f.endsWith('.golden.json') && !cases.includes(f.slice(0, -'.golden.json'.length)));
+    assert.deepEqual(stale, [], `stale golden files: ${stale.join(', ')}`);
+    assert.ok(cases.length >= 10, 'the golden cases are found');
+  });
+
+  for (const name of cases) {
+    it(name, () => {
+      const input = JSON.parse(readFileSync(path.join(dir, `${name}.pod.json`), 'utf8')) as V1Pod;
+      const res = reviewMutation(podCreateRequest(input), goldenDeps);
+      assert.equal(res.allowed, true, 'the mutating webhook never denies');
+      const actual = { pod: scrub(patched(input, res)), warnings: res.warnings ?? [], patched: !!res.patch };
+      const goldenFile = path.join(dir, `${name}.golden.json`);
+      if (update || !existsSync(goldenFile)) {
+        if (!update) assert.fail(`missing ${goldenFile}; run with SICKBAY_UPDATE_GOLDEN=1 to create it`);
+        writeFileSync(goldenFile, `${JSON.stringify(actual, null, 2)}\n`);
+      }
+      assert.deepEqual(actual, JSON.parse(readFileSync(goldenFile, 'utf8')));
+
+      // f(f(x)) = f(x): the webhook run on its own output changes nothing.
+      const again = reviewMutation(podCreateRequest(actual.pod), goldenDeps);
+      assert.equal(again.patch, undefined, 'a mutated pod yields no patch');
+    });
+  }
+});
