@@ -87,3 +87,21 @@ export async function readyEndpoints(discovery: DiscoveryV1Api, namespace: strin
     .flatMap((e) => e.addresses)
     .sort();
 }
+
+/** A raw API request as the kubeconfig's user, for what the typed client hides (headers). */
+export async function rawApiRequest(kc: KubeConfig, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const https = await import('node:https');
+  const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const url = new URL(path, kc.getCurrentCluster()!.server);
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, opts, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { loadYaml } from '@kubernetes/client-node';
+import { committedWebhookManifests } from '../../src/webhook/webhook-manifests.js';
+
+const root = new URL('../../webhook-config/', import.meta.url);
+
+describe('webhook-config/', () => {
+  const expected = committedWebhookManifests();
+  it('holds exactly the generated manifests (run `npm run webhook-config` after changing the generator)', () => {
+    const onDisk = ['plain', 'cert-manager'].flatMap((d) => readdirSync(new URL(`${d}/`, root)).map((f) => `${d}/${f}`)).sort();
+    assert.deepEqual(onDisk, Object.keys(expected).sort());
+    for (const [file, text] of Object.entries(expected)) assert.equal(readFileSync(new URL(file, root), 'utf8'), text, `${file} is stale`);
+  });
+
+  it('scopes the fail-closed guard to UPDATEs of quarantined pods and never matches system namespaces', () => {
+    const v = loadYaml<any>(expected['plain/validating.yaml']!).webhooks[0];
+    assert.equal(v.failurePolicy, 'Fail');
+    assert.deepEqual(v.rules.map((r: any) => [r.operations, r.resources]), [[['UPDATE'], ['pods']]]);
+    assert.deepEqual(v.objectSelector.matchLabels, { 'sickbay.io/status': 'quarantined' });
+    const m = loadYaml<any>(expected['plain/mutating.yaml']!).webhooks[0];
+    assert.equal(m.failurePolicy, 'Ignore');
+    assert.equal(m.sideEffects, 'None');
+    assert.ok(m.timeoutSeconds <= 10);
+    for (const w of [m, v]) {
+      const notIn = w.namespaceSelector.matchExpressions.find((e: any) => e.key === 'kubernetes.io/metadata.name');
+      assert.ok(notIn.values.includes('kube-system') && notIn.values.includes('sickbay-system'));
+      assert.deepEqual(w.admissionReviewVersions, ['v1']);
+    }
+    const cm = loadYaml<any>(expected['cert-manager/mutating.yaml']!);
+    assert.equal(cm.metadata.annotations['cert-manager.io/inject-ca-from'], 'sickbay-system/sickbay-serving');
+  });
+});
