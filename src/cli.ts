@@ -12,6 +12,8 @@ const USAGE = `sickbay: keep the crash scene, restore the service.
 Usage:
   sickbay serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
   sickbay certs [options]                CA + serving certificate into certs/, webhook configurations rendered
+  sickbay status                         quarantined pods, isolated nodes, avoid-lists
+  sickbay release <namespace>/<pod>      end a quarantine now (deletes the pod)
   sickbay --help | <command> --help
 
 Global options:
@@ -19,6 +21,8 @@ Global options:
 `;
 
 const HELP: Record<string, string> = {
+  status: 'Usage: sickbay status [--kubeconfig <file>]\n\nLists quarantined pods (age, owner, reason), isolated nodes and the nodes Deployments avoid.\n',
+  release: 'Usage: sickbay release <namespace>/<pod> [--kubeconfig <file>]\n\nEnds a quarantine now by deleting the quarantined pod.\n',
   serve: `Usage: sickbay serve [--kubeconfig <file>]
 
 Serves POST /mutate, /validate, /alerts and GET /healthz, /readyz, /metrics over HTTPS,
@@ -84,11 +88,27 @@ async function main(argv: string[]): Promise<number> {
       const config = readConfig();
       const log = createLogger(config.logLevel);
       const kubeConfig = config.controllers ? loadKubeConfig(values.kubeconfig) : undefined;
-      const { buildRunnables } = await import('./commands/runnables.js');
-      const handle = await serve(config, log, { kubeConfig, runnables: kubeConfig ? (ctx) => buildRunnables(config, kubeConfig, ctx) : undefined });
+      const { buildComponents } = await import('./commands/components.js');
+      const handle = await serve(config, log, { kubeConfig, components: kubeConfig ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
       await new Promise<void>((resolve) => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.shutdown().then(resolve));
       });
+      return 0;
+    }
+    case 'status': {
+      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' } } });
+      const { status } = await import('./commands/status.js');
+      process.stdout.write(await status(loadKubeConfig(values.kubeconfig)));
+      return 0;
+    }
+    case 'release': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { kubeconfig: { type: 'string' } } });
+      if (positionals.length !== 1) {
+        process.stderr.write('usage: sickbay release <namespace>/<pod>\n');
+        return 2;
+      }
+      const { release } = await import('./commands/status.js');
+      process.stdout.write(await release(loadKubeConfig(values.kubeconfig), positionals[0]!));
       return 0;
     }
     default:

@@ -1,12 +1,15 @@
 // `sickbay serve`: the webhook on every replica, the controllers on the leader.
 // Start order: health endpoints and webhook first, then (when controllers run) caches
 // synced, then leader-only work.
+import type { RequestListener } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { AdmissionDeps } from '../webhook/admission.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { buildApp } from '../server/app.js';
 import { HttpsServer } from '../server/https-server.js';
+import { sleep } from '../util/wait.js';
 
 export interface Runnable {
   name: string;
@@ -25,10 +28,18 @@ export interface ServeHandle {
   shutdown(): Promise<void>;
 }
 
+export interface Components {
+  runnables: Runnable[];
+  /** POST /alerts. */
+  alerts?: RequestListener;
+  /** Extra pure changes to pods the webhook injects (node avoidance). */
+  decoratePod?: AdmissionDeps['decoratePod'];
+}
+
 export interface ServeOptions {
   kubeConfig?: KubeConfig;
-  /** Controllers and other runnables, assembled by the caller. */
-  runnables?: (ctx: { metrics: Metrics; log: Logger }) => Runnable[] | Promise<Runnable[]>;
+  /** Controllers, caches and the handlers that need them, assembled by the caller. */
+  components?: (ctx: { metrics: Metrics; log: Logger }) => Components | Promise<Components>;
   metrics?: Metrics;
 }
 
@@ -36,7 +47,8 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   const metrics = opts.metrics ?? new Metrics({ defaults: true });
   const abort = new AbortController();
   let shuttingDown = false;
-  const runnables = (await opts.runnables?.({ metrics, log })) ?? [];
+  const components = (await opts.components?.({ metrics, log })) ?? { runnables: [] };
+  const { runnables } = components;
 
   const app = buildApp({
     metrics,
@@ -44,9 +56,11 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       injection: { shimImage: config.shimImage, shimSource: config.shimSource },
       sickbayUsername: config.serviceAccountUsername,
       maxBodyBytes: config.maxBodyBytes,
+      decoratePod: components.decoratePod,
       metrics,
       log: log.child({ component: 'webhook' }),
     },
+    alerts: components.alerts,
     readiness: {
       notReadyReason() {
         if (shuttingDown) return 'shutting down';
@@ -71,9 +85,9 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   const port = await server.listen();
   log.info('serving', { port, tls: config.tlsCertFile });
 
-  for (const r of runnables) {
-    r.start(abort.signal).catch((err) => log.error('runnable stopped with an error', { runnable: r.name, error: err instanceof Error ? err.stack : String(err) }));
-  }
+  const running = runnables.map((r) =>
+    r.start(abort.signal).catch((err) => log.error('runnable stopped with an error', { runnable: r.name, error: err instanceof Error ? err.stack : String(err) })),
+  );
 
   let done: Promise<void> | undefined;
   return {
@@ -84,8 +98,9 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       done ??= (async () => {
         shuttingDown = true;
         log.info('shutting down: readiness fails, draining', { drainMs: config.drainMs });
+        // Controllers stop and the lease is released while the webhook drains.
         abort.abort();
-        await server.close();
+        await Promise.all([Promise.race([Promise.allSettled(running), sleep(5_000)]), server.close()]);
         log.info('stopped');
       })();
       return done;

@@ -21,6 +21,12 @@ export interface ControlPlaneOptions {
   dir?: string;
   /** Keep the processes running after this Node.js process exits (`cluster:up`). */
   detached?: boolean;
+  /**
+   * Install SIGINT/SIGTERM handlers that kill the control plane and exit (default true).
+   * A program with its own orderly shutdown (the playground) turns this off and calls
+   * stop(); the exit hook that kills leftover children stays either way.
+   */
+  handleSignals?: boolean;
   /** Also write the admin kubeconfig here. */
   kubeconfigPath?: string;
   simulation?: KwokSimulation;
@@ -46,12 +52,16 @@ const live = new Set<LocalControlPlane>();
 let exitHooksInstalled = false;
 
 // A SIGINT/SIGTERM or a crash of the test process must not leave a control plane behind.
-function installExitHooks() {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.on('exit', () => {
-    for (const cp of live) cp.killNow();
-  });
+let signalHooksInstalled = false;
+function installExitHooks(signals: boolean) {
+  if (!exitHooksInstalled) {
+    exitHooksInstalled = true;
+    process.on('exit', () => {
+      for (const cp of live) cp.killNow();
+    });
+  }
+  if (!signals || signalHooksInstalled) return;
+  signalHooksInstalled = true;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       for (const cp of live) cp.killNow();
@@ -119,7 +129,7 @@ export class LocalControlPlane {
     mkdirSync(path.join(dir, 'logs'), { recursive: true });
     const [etcd, etcdPeer, apiserver, kcm, scheduler, kwok] = (await freePorts(6)) as [number, number, number, number, number, number];
     const cp = new LocalControlPlane({ ...opts, log }, bins, removeDir, dir, { etcd, etcdPeer, apiserver, kcm, scheduler, kwok });
-    if (!opts.detached) installExitHooks();
+    if (!opts.detached) installExitHooks(opts.handleSignals ?? true);
     live.add(cp);
     try {
       await cp.boot();

@@ -36,3 +36,16 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * Rejects if `promise` has not settled within `ms`. @kubernetes/client-node sets no
+ * request timeout, and a request that never answers must not hold a lock or a worker
+ * forever; the request itself is left to finish or fail in the background.
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

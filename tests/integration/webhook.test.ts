@@ -79,8 +79,8 @@ describe('admission webhooks on the real API server', { timeout: 300_000 }, () =
       });
       alice = t.cp.clientCertKubeConfig('alice', ['developers']).makeApiClient(CoreV1Api);
       sickbayCore = sickbay.kc.makeApiClient(CoreV1Api);
-      // What the controller leaves behind (written here as sickbay's own identity).
-      await sickbayCore.createNamespacedPod({
+      // What the controller leaves behind (the guard covers UPDATEs, so an admin can create it).
+      await t.core.createNamespacedPod({
         namespace: ns,
         body: {
           metadata: {

@@ -1,18 +1,22 @@
 // Runs sickbay against a test cluster: certificates for 127.0.0.1, `serve` in this
 // process on a free port, and the two webhook configurations registered by URL.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { writeCerts } from '../../src/commands/certs.js';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { installIdentity, localServe, registerWebhooks, unregisterWebhooks } from '../../src/dev/local-install.js';
 import { type ServeHandle, type ServeOptions, serve } from '../../src/commands/serve.js';
+import { buildComponents, type ComponentOverrides } from '../../src/commands/components.js';
 import { readConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { freePorts } from '../../src/dev/control-plane.js';
 import { ANN_INJECTED } from '../../src/names.js';
 import { waitFor } from '../../src/util/wait.js';
-import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/webhook/webhook-configurations.js';
 import type { TestCluster } from './cluster.js';
+
+const cliPath = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 export const SICKBAY_NS = 'sickbay-system';
 export const SICKBAY_SA = 'sickbay';
@@ -26,56 +30,38 @@ export interface RunningSickbay {
   stop(): Promise<void>;
 }
 
+/** sickbay's ServiceAccount with the least-privilege rules the chart grants (not cluster-admin). */
 export async function ensureSickbayIdentity(t: TestCluster): Promise<KubeConfig> {
-  await t.core.createNamespace({ body: { metadata: { name: SICKBAY_NS } } }).catch((e) => {
-    if (e?.code !== 409) throw e;
-  });
-  const rbac = t.kc.makeApiClient(RbacAuthorizationV1Api);
-  await rbac
-    .createClusterRoleBinding({
-      body: {
-        metadata: { name: 'sickbay-test-admin' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: [{ kind: 'ServiceAccount', name: SICKBAY_SA, namespace: SICKBAY_NS }],
-      },
-    })
-    .catch((e) => {
-      if (e?.code !== 409) throw e;
-    });
+  await installIdentity(t.kc, SICKBAY_NS, SICKBAY_SA);
   return t.cp.serviceAccountKubeConfig(SICKBAY_NS, SICKBAY_SA);
 }
 
-export async function startSickbay(t: TestCluster, env: Record<string, string> = {}, opts: Omit<ServeOptions, 'kubeConfig'> = {}): Promise<RunningSickbay> {
+export async function startSickbay(t: TestCluster, env: Record<string, string> = {}, overrides: ComponentOverrides & Pick<ServeOptions, 'metrics'> = {}): Promise<RunningSickbay> {
   const kc = await ensureSickbayIdentity(t);
   const certDir = mkdtempSync(path.join(tmpdir(), 'sickbay-test-certs-'));
   const [port] = (await freePorts(1)) as [number];
-  const url = `https://127.0.0.1:${port}`;
-  const certs = writeCerts({ outDir: certDir, service: 'sickbay', namespace: SICKBAY_NS, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityDays: 1, url });
+  const local = localServe({ certDir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA });
+  const { url, certs } = local;
   const config = readConfig({
-    SICKBAY_PORT: String(port),
-    SICKBAY_BIND_ADDRESS: '127.0.0.1',
-    SICKBAY_TLS_CERT: certs.certFile,
-    SICKBAY_TLS_KEY: certs.keyFile,
-    SICKBAY_DRAIN: '0s',
-    SICKBAY_NAMESPACE: SICKBAY_NS,
-    SICKBAY_SERVICE_ACCOUNT: SICKBAY_SA,
+    ...local.env,
     SICKBAY_CONTROLLERS: 'false',
+    SICKBAY_LEADER_ELECTION: 'false',
     SICKBAY_LOG_LEVEL: process.env.SICKBAY_TEST_LOG_LEVEL ?? 'warn',
     ...env,
   });
-  const handle = await serve(config, createLogger(config.logLevel), { ...opts, kubeConfig: kc });
-  const admission = t.kc.makeApiClient(AdmissionregistrationV1Api);
-  const common = { target: { url }, caBundle: Buffer.from(certs.caPem).toString('base64'), ownNamespace: SICKBAY_NS, timeoutSeconds: 5 };
-  await admission.createMutatingWebhookConfiguration({ body: mutatingWebhookConfiguration(common) });
-  await admission.createValidatingWebhookConfiguration({ body: validatingWebhookConfiguration(common) });
+  const handle = await serve(config, createLogger(config.logLevel), {
+    metrics: overrides.metrics,
+    kubeConfig: kc,
+    components: config.controllers ? (ctx) => buildComponents(config, kc, ctx, overrides) : undefined,
+  });
+  await registerWebhooks(t.kc, { url, caPem: certs.caPem, ownNamespace: SICKBAY_NS });
   return {
     config,
     handle,
     kc,
     certDir,
     async stop() {
-      await admission.deleteMutatingWebhookConfiguration({ name: 'sickbay' }).catch(() => undefined);
-      await admission.deleteValidatingWebhookConfiguration({ name: 'sickbay' }).catch(() => undefined);
+      await unregisterWebhooks(t.kc);
       await handle.shutdown();
       rmSync(certDir, { recursive: true, force: true });
     },
@@ -95,4 +81,43 @@ export async function waitForInjection(core: CoreV1Api, namespace: string) {
     },
     { timeoutMs: 20_000, intervalMs: 250 },
   );
+}
+
+export interface SickbayProcess {
+  port: number;
+  pid: number;
+  exited: Promise<number | null>;
+  output(): string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** `sickbay serve` as a separate process (for leader election and failover). */
+export async function spawnSickbay(t: TestCluster, name: string, env: Record<string, string>): Promise<SickbayProcess> {
+  const kc = await ensureSickbayIdentity(t);
+  const dir = mkdtempSync(path.join(tmpdir(), `sickbay-${name}-`));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, kc.exportConfig());
+  const [port] = (await freePorts(1)) as [number];
+  const local = localServe({ certDir: dir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA, podName: name });
+  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, 'serve', '--kubeconfig', kubeconfig], {
+    env: {
+      ...process.env,
+      ...local.env,
+      SICKBAY_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  // SICKBAY_TEST_LOG_DIR keeps each replica's log for a post-mortem.
+  const logFile = process.env.SICKBAY_TEST_LOG_DIR ? path.join(process.env.SICKBAY_TEST_LOG_DIR, `${name}.log`) : undefined;
+  const collect = (d: Buffer) => {
+    out += d;
+    if (logFile) appendFileSync(logFile, d);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  return { port, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
 }

@@ -1,0 +1,58 @@
+// Assembles what `sickbay serve` runs besides the webhook: the informer caches (every
+// replica), the leader election (every replica), and the controllers (the leader only).
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from '../config.js';
+import { alertsHandler } from '../controllers/alerts.js';
+import { ClusterCache } from '../controllers/cluster-cache.js';
+import { PodIsolationController, type PostQuarantineStep } from '../controllers/pod-isolation-controller.js';
+import { LeaseElector } from '../kube/lease-elector.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Components, Runnable } from './serve.js';
+
+export interface Controller {
+  name: string;
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface ComponentOverrides {
+  steps?: PostQuarantineStep[];
+}
+
+export function buildComponents(config: Config, kc: KubeConfig, ctx: { metrics: Metrics; log: Logger }, overrides: ComponentOverrides = {}): Components {
+  const { metrics, log } = ctx;
+  const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, log: log.child({ component: 'informer' }), metrics });
+  const controllers: Controller[] = [];
+  const isolation = new PodIsolationController(kc, cache, config, log.child({ component: 'pod-isolation' }), metrics, overrides.steps ?? []);
+  controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
+
+  const runControllers = (signal: AbortSignal) => {
+    for (const c of controllers) {
+      c.run(signal).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }));
+    }
+  };
+
+  const runnables: Runnable[] = [
+    { name: 'informers', needsLeadership: false, start: (s) => cache.run(s).then(() => undefined), notReadyReason: () => cache.notSynced() },
+  ];
+  if (config.leaderElection.enabled) {
+    const identity = config.podName || `${hostname()}-${randomBytes(4).toString('hex')}`;
+    const elector = new LeaseElector(kc, {
+      namespace: config.namespace,
+      name: config.leaderElection.leaseName,
+      identity,
+      leaseDurationMs: config.leaderElection.leaseDurationMs,
+      renewDeadlineMs: config.leaderElection.renewDeadlineMs,
+      retryPeriodMs: config.leaderElection.retryPeriodMs,
+      log: log.child({ component: 'leader-election' }),
+      onLeadershipChange: (leading) => metrics.isLeader.set(leading ? 1 : 0),
+    });
+    runnables.push({ name: 'leader-election', needsLeadership: false, start: (s) => elector.run(s, runControllers) });
+  } else {
+    metrics.isLeader.set(1);
+    runnables.push({ name: 'controllers', needsLeadership: true, start: async (s) => runControllers(s) });
+  }
+  return { runnables, alerts: alertsHandler(kc, cache, { token: config.alertsToken, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
+}

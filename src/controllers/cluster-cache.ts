@@ -1,0 +1,119 @@
+// The informer caches sickbay reads from. They run on every replica (the webhook reads
+// them on the admission path, and a replica that becomes leader starts warm); the
+// controllers only run on the leader.
+import type { KubeConfig, V1Deployment, V1Namespace, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import { Informer, keyOf } from '../kube/informer.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { LABEL_INJECTION } from '../names.js';
+import { isPodReady, type OwnerInfo } from './quarantine-policy.js';
+
+export class ClusterCache {
+  readonly namespaces: Informer<V1Namespace>;
+  readonly pods: Informer<V1Pod>;
+  readonly replicaSets: Informer<V1ReplicaSet>;
+  readonly deployments: Informer<V1Deployment>;
+  readonly services: Informer<V1Service>;
+  /** Pod UIDs this replica has seen Ready: part of how "has ever been Ready" is known. */
+  private readonly seenReady = new Set<string>();
+  private readonly firstNotReady = new Map<string, number>();
+  private readonly podsByNamespace = new Map<string, Set<string>>();
+
+  constructor(kc: KubeConfig, o: { resyncMs: number; log?: Logger; metrics?: Metrics }) {
+    const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
+    this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
+    this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods' });
+    this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
+    this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
+    this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
+    this.pods.on({
+      add: (p) => this.track(p),
+      update: (p) => this.track(p),
+      delete: (p) => {
+        const uid = p.metadata?.uid ?? '';
+        this.seenReady.delete(uid);
+        this.firstNotReady.delete(uid);
+        this.podsByNamespace.get(p.metadata?.namespace ?? '')?.delete(keyOf(p));
+      },
+    });
+  }
+
+  private track(p: V1Pod) {
+    const uid = p.metadata?.uid ?? '';
+    const ns = p.metadata?.namespace ?? '';
+    let set = this.podsByNamespace.get(ns);
+    if (!set) this.podsByNamespace.set(ns, (set = new Set()));
+    set.add(keyOf(p));
+    if (isPodReady(p)) {
+      this.seenReady.add(uid);
+      this.firstNotReady.delete(uid);
+    } else if (!this.firstNotReady.has(uid)) this.firstNotReady.set(uid, Date.now());
+  }
+
+  all() {
+    return [this.namespaces, this.pods, this.replicaSets, this.deployments, this.services];
+  }
+
+  run(signal: AbortSignal) {
+    return Promise.all(this.all().map((i) => i.run(signal)));
+  }
+
+  notSynced(): string | undefined {
+    const waiting = this.all().filter((i) => !i.hasSynced());
+    return waiting.length ? 'informer caches not synced yet' : undefined;
+  }
+
+  waitForSync(signal: AbortSignal) {
+    return Promise.all(this.all().map((i) => i.waitForSync(signal)));
+  }
+
+  /** Fresh lists of everything: what a new leader does before it acts. */
+  relistAll(signal: AbortSignal) {
+    return Promise.all(this.all().map((i) => i.relist(signal)));
+  }
+
+  hasBeenSeenReady(pod: V1Pod) {
+    return this.seenReady.has(pod.metadata?.uid ?? '');
+  }
+
+  firstSeenNotReady(pod: V1Pod) {
+    return this.firstNotReady.get(pod.metadata?.uid ?? '');
+  }
+
+  isOptedIn(namespace: string): boolean {
+    return this.namespaces.get(namespace)?.metadata?.labels?.[LABEL_INJECTION] === 'enabled';
+  }
+
+  podsIn(namespace: string): V1Pod[] {
+    const out: V1Pod[] = [];
+    for (const key of this.podsByNamespace.get(namespace) ?? []) {
+      const p = this.pods.get(key);
+      if (p) out.push(p);
+    }
+    return out;
+  }
+
+  /** The workload a pod belongs to: its Deployment through its ReplicaSet, else its controller, else itself. */
+  ownerOf(pod: V1Pod): OwnerInfo {
+    const ns = pod.metadata?.namespace ?? '';
+    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
+    if (!ref) return { kind: 'Pod', name: pod.metadata?.name ?? '' };
+    if (ref.kind === 'ReplicaSet') {
+      const rs = this.replicaSets.get(`${ns}/${ref.name}`);
+      const dep = rs?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
+      if (dep) return { kind: 'Deployment', name: dep.name };
+    }
+    return { kind: ref.kind, name: ref.name };
+  }
+
+  replicaSetOf(pod: V1Pod): V1ReplicaSet | undefined {
+    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
+    return ref ? this.replicaSets.get(`${pod.metadata?.namespace}/${ref.name}`) : undefined;
+  }
+
+  servicesIn(namespace: string): V1Service[] {
+    const out: V1Service[] = [];
+    for (const s of this.services.list()) if (s.metadata?.namespace === namespace) out.push(s);
+    return out;
+  }
+}

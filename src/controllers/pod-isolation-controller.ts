@@ -1,0 +1,282 @@
+// The pod isolation controller: a failing pod in an opted-in namespace is taken out of
+// its ReplicaSet and Services (so the workload replaces it and traffic stops) and kept,
+// a few per workload; the rest are deleted. Level-triggered: every reconcile reads the
+// pod as it is now, and the quarantine itself is one patch guarded by resourceVersion,
+// so a restart or a failover at any point neither repeats nor loses an action.
+import { randomUUID } from 'node:crypto';
+import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
+import type { Config } from '../config.js';
+import { EventRecorder, type ObjectRef } from '../kube/events.js';
+import { keyOf } from '../kube/informer.js';
+import { codeOf, errorText } from '../kube/lease-elector.js';
+import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import {
+  ANN_EXPIRES_AT,
+  ANN_MAX_QUARANTINED,
+  ANN_ORIGINAL_LABELS,
+  ANN_OWNER,
+  ANN_QUARANTINED_AT,
+  ANN_REASON,
+  LABEL_STATUS,
+  STATUS_QUARANTINED,
+} from '../names.js';
+import { TokenBucket } from '../util/rate-limiter.js';
+import { withDeadline } from '../util/wait.js';
+import type { ClusterCache } from './cluster-cache.js';
+import { decide, isPodReady, isQuarantined, labelsToStrip, type OwnerInfo, parseMaxQuarantined, quarantineTrigger, type Trigger, wasEverReady } from './quarantine-policy.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+// Writes are idempotent under their preconditions, so a retry after a timeout is safe.
+const API_DEADLINE_MS = 10_000;
+
+/** A step run after a quarantine (registry deregistration, diagnostics). It may fail; the quarantine stands. */
+export interface PostQuarantineStep {
+  name: string;
+  run(pod: V1Pod, signal: AbortSignal): Promise<void>;
+  /** Called when a quarantined pod is gone (released, expired, deleted). */
+  forget?(pod: V1Pod): void;
+}
+
+export class PodIsolationController {
+  private readonly core: CoreV1Api;
+  private readonly events: EventRecorder;
+  private readonly queue: WorkQueue;
+  private readonly rate: TokenBucket;
+  private readonly requestSeen = new Map<string, number>();
+  /** Pods whose post-quarantine steps have been started by this leader. */
+  private readonly pipelined = new Set<string>();
+  /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
+  private readonly eventSent = new Map<string, number>();
+  private readonly ownerLocks = new KeyedMutex();
+  private signal?: AbortSignal;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly cache: ClusterCache,
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly steps: PostQuarantineStep[] = [],
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.events = new EventRecorder(this.core, 'sickbay', log);
+    this.rate = new TokenBucket(config.quarantineRatePerMinute);
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 8, log, metrics });
+    const enqueue = (p: V1Pod) => {
+      if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
+    };
+    cache.pods.on({
+      add: enqueue,
+      update: enqueue,
+      delete: (p) => {
+        this.pipelined.delete(keyOf(p));
+        this.requestSeen.delete(keyOf(p));
+        for (const s of this.steps) s.forget?.(p);
+      },
+    });
+    cache.namespaces.on({
+      update: (ns, old) => {
+        if (ns.metadata?.labels !== old.metadata?.labels) for (const p of cache.podsIn(ns.metadata?.name ?? '')) enqueue(p);
+      },
+    });
+  }
+
+  async run(signal: AbortSignal) {
+    this.signal = signal;
+    await this.cache.waitForSync(signal);
+    // Leadership may have just moved here: act only on a view listed after that.
+    await this.cache.relistAll(signal);
+    for (const p of this.cache.pods.list()) if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
+    this.log.info('pod isolation controller started', { dryRun: this.config.dryRun });
+    await this.queue.run(signal);
+  }
+
+  private async reconcile(key: string): Promise<ReconcileResult> {
+    const pod = this.cache.pods.get(key);
+    if (!pod || pod.metadata?.deletionTimestamp) return; // not found means done
+    const namespace = pod.metadata!.namespace!;
+    if (!this.cache.isOptedIn(namespace)) return;
+    const log = this.log.child({ pod: key, reconcileId: randomUUID().slice(0, 8) });
+    const now = Date.now();
+
+    if (isQuarantined(pod)) return this.reconcileQuarantined(pod, now, log);
+
+    if (pod.metadata?.annotations?.['sickbay.io/isolate'] !== undefined && !this.requestSeen.has(key)) this.requestSeen.set(key, now);
+    const trigger = quarantineTrigger(pod, now, this.config.notReadyGraceMs, {
+      seenReady: this.cache.hasBeenSeenReady(pod),
+      firstSeenNotReady: this.cache.firstSeenNotReady(pod),
+      requestSeenAt: this.requestSeen.get(key),
+    });
+    log.debug('reconcile', { trigger: trigger.kind, ready: isPodReady(pod), seenReady: this.cache.hasBeenSeenReady(pod) });
+    if (trigger.kind === 'none') return;
+    if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
+
+    const owner = this.cache.ownerOf(pod);
+    // Decisions about one workload are made one at a time: each reads how many of its
+    // pods are quarantined and failing, so two at once could both see room for one more.
+    return this.ownerLocks.run(`${namespace}/${owner.kind}/${owner.name}`, () => this.act(key, owner, trigger, now, log));
+  }
+
+  private async act(key: string, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
+    const pod = this.cache.pods.get(key);
+    if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod)) return;
+    const namespace = pod.metadata!.namespace!;
+    const ownerRef = `${owner.kind}/${owner.name}`;
+    const siblings = this.cache.podsIn(namespace);
+    const inService = siblings.filter((p) => !isQuarantined(p) && !p.metadata?.deletionTimestamp && sameOwner(this.cache.ownerOf(p), owner));
+    const failing = inService.filter((p) => !isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))).length;
+    const quarantinedForOwner = siblings.filter((p) => isQuarantined(p) && p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
+    const max = this.maxQuarantined(namespace, owner, log);
+    const decision = decide({
+      owner,
+      ownerPods: Math.max(inService.length, 1),
+      ownerFailing: Math.max(failing, trigger.kind === 'not-ready' ? 1 : 0),
+      quarantinedForOwner,
+      maxQuarantined: max,
+      systemicRatio: this.config.systemicFailureRatio,
+      rateAllowed: this.config.dryRun || this.rate.tryTake(),
+    });
+
+    log.debug('decided', { decision, inService: inService.length, failing, quarantinedForOwner, max });
+    if (decision.action === 'skip') {
+      this.metrics.skips.inc({ reason: decision.reason });
+      log.info('not quarantining', { reason: decision.reason, message: decision.message });
+      if (decision.reason === 'rate-limited') return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
+      const target = owner.kind === 'Pod' ? podRef(pod) : ownerObjectRef(namespace, owner);
+      await this.eventOnce(target, 'Warning', decision.reason === 'systemic' ? 'SystemicFailure' : 'QuarantineSkipped', decision.message);
+      // Re-check later: the failure may stop being systemic.
+      return { requeueAfterMs: 10_000 };
+    }
+
+    if (this.config.dryRun) {
+      this.metrics.skips.inc({ reason: 'dry-run' });
+      log.info(`dry run: would ${decision.action} the pod`, { trigger: trigger.reason, owner: ownerRef, ...(decision.action === 'delete' ? { why: decision.reason } : {}) });
+      return;
+    }
+
+    if (decision.action === 'delete') {
+      await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
+      if (owner.kind !== 'Pod') await this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`);
+      return;
+    }
+
+    const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
+    if (!quarantined) return;
+    this.metrics.quarantines.inc({ trigger: trigger.kind });
+    this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
+    await this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`);
+    if (owner.kind !== 'Pod') {
+      await this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
+    }
+    this.startPipeline(quarantined);
+    return { requeueAfterMs: this.config.quarantineTtlMs };
+  }
+
+  private async reconcileQuarantined(pod: V1Pod, now: number, log: Logger): Promise<ReconcileResult> {
+    const expires = Date.parse(pod.metadata?.annotations?.[ANN_EXPIRES_AT] ?? '');
+    if (!Number.isNaN(expires) && expires <= now) {
+      if (this.config.dryRun) {
+        log.info('dry run: would delete the expired quarantined pod');
+        return;
+      }
+      await this.deletePod(pod, 'expired', 'quarantine expired', log);
+      return;
+    }
+    this.startPipeline(pod);
+    return Number.isNaN(expires) ? undefined : { requeueAfterMs: expires - now + 10 };
+  }
+
+  private maxQuarantined(namespace: string, owner: OwnerInfo, log: Logger): number {
+    if (owner.kind !== 'Deployment') return this.config.maxQuarantined;
+    const raw = this.cache.deployments.get(`${namespace}/${owner.name}`)?.metadata?.annotations?.[ANN_MAX_QUARANTINED];
+    const { value, error } = parseMaxQuarantined(raw, this.config.maxQuarantined);
+    if (error) log.warn(`ignoring ${ANN_MAX_QUARANTINED} on Deployment ${owner.name}: ${error}`);
+    return value;
+  }
+
+  /** One merge patch, preconditioned on the resourceVersion the decision was made on. */
+  private async quarantine(pod: V1Pod, owner: OwnerInfo, reason: string, now: number, log: Logger): Promise<V1Pod | undefined> {
+    const namespace = pod.metadata!.namespace!;
+    const labels = pod.metadata?.labels ?? {};
+    const selectors: V1LabelSelector[] = [];
+    const rs = this.cache.replicaSetOf(pod);
+    if (rs?.spec?.selector) selectors.push(rs.spec.selector);
+    for (const svc of this.cache.servicesIn(namespace)) if (svc.spec?.selector && Object.keys(svc.spec.selector).length) selectors.push({ matchLabels: svc.spec.selector });
+    const strip = labelsToStrip(labels, selectors);
+    const original = Object.fromEntries(strip.map((k) => [k, labels[k]!]));
+    const body = {
+      metadata: {
+        resourceVersion: pod.metadata!.resourceVersion,
+        labels: { ...Object.fromEntries(strip.map((k) => [k, null])), [LABEL_STATUS]: STATUS_QUARANTINED },
+        annotations: {
+          [ANN_QUARANTINED_AT]: new Date(now).toISOString(),
+          [ANN_REASON]: reason,
+          [ANN_OWNER]: `${owner.kind}/${owner.name}`,
+          [ANN_EXPIRES_AT]: new Date(now + this.config.quarantineTtlMs).toISOString(),
+          [ANN_ORIGINAL_LABELS]: JSON.stringify(original),
+        },
+      },
+    };
+    try {
+      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, mergePatch), API_DEADLINE_MS, 'quarantine patch');
+      this.cache.pods.writeThrough(patched);
+      log.info('quarantined', { reason, owner: `${owner.kind}/${owner.name}`, removedLabels: strip });
+      return patched;
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === 404) return undefined; // gone: done
+      // 409: the pod changed since the decision; the newer version is queued and decides again.
+      throw new Error(`quarantine patch failed: ${errorText(err)}`);
+    }
+  }
+
+  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger) {
+    try {
+      const deleted = await withDeadline(
+        this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
+        API_DEADLINE_MS,
+        'pod delete',
+      );
+      if (deleted.metadata?.deletionTimestamp) this.cache.pods.writeThrough(deleted);
+    } catch (err) {
+      if (codeOf(err) === 404 || codeOf(err) === 409) return; // already gone, or a different pod by that name now
+      throw new Error(`delete failed: ${errorText(err)}`);
+    }
+    this.metrics.podDeletions.inc({ reason });
+    log.info('deleted pod', { reason, message });
+    await this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
+  }
+
+  private startPipeline(pod: V1Pod) {
+    const key = keyOf(pod);
+    if (this.steps.length === 0 || this.pipelined.has(key) || !this.signal) return;
+    this.pipelined.add(key);
+    for (const step of this.steps) {
+      step.run(pod, this.signal).catch((err) => this.log.error('post-quarantine step failed; the quarantine stands', { pod: key, step: step.name, error: errorText(err) }));
+    }
+  }
+
+  private async eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string) {
+    const k = `${ref.kind}/${ref.namespace}/${ref.name}/${reason}`;
+    const last = this.eventSent.get(k) ?? 0;
+    if (Date.now() - last < 60_000) return;
+    this.eventSent.set(k, Date.now());
+    await this.events.record(ref, type, reason, message);
+  }
+}
+
+function sameOwner(a: OwnerInfo, b: OwnerInfo) {
+  return a.kind === b.kind && a.name === b.name;
+}
+
+export function podRef(pod: V1Pod): ObjectRef {
+  return { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace, uid: pod.metadata!.uid };
+}
+
+function ownerObjectRef(namespace: string, owner: OwnerInfo): ObjectRef {
+  const apiVersion = owner.kind === 'Job' ? 'batch/v1' : owner.kind === 'Pod' ? 'v1' : 'apps/v1';
+  return { apiVersion, kind: owner.kind, name: owner.name, namespace };
+}

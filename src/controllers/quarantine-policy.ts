@@ -1,0 +1,170 @@
+// "Should this pod be quarantined, and how": plain functions over plain objects.
+import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
+import { ANN_ISOLATE, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+
+const time = (t: unknown): number | undefined => {
+  if (t === undefined || t === null || t === '') return undefined;
+  const ms = new Date(t as string).getTime();
+  return Number.isNaN(ms) ? undefined : ms;
+};
+
+function condition(pod: V1Pod, type: string) {
+  return pod.status?.conditions?.find((c) => c.type === type);
+}
+
+export function isPodReady(pod: V1Pod): boolean {
+  return condition(pod, 'Ready')?.status === 'True';
+}
+
+export function isQuarantined(pod: V1Pod): boolean {
+  return pod.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED;
+}
+
+/**
+ * Whether a pod has ever been Ready. Kubernetes keeps no such record, so it is read from
+ * two sources: sickbay saw it Ready (every replica's informer tracks that), or the Ready
+ * condition changed status after the pod was initialized. A pod that has never been
+ * Ready has carried Ready=False since the kubelet first wrote its status, so its Ready
+ * condition's lastTransitionTime is not later than its Initialized condition's. One
+ * that was Ready and then failed transitioned twice, the last time after that. A pod
+ * that became Ready and failed within the second it started is indistinguishable from
+ * one that never was: unless a replica saw it Ready, it is treated as never Ready.
+ */
+export function wasEverReady(pod: V1Pod, seenReady: boolean): boolean {
+  if (seenReady || isPodReady(pod)) return true;
+  const ready = time(condition(pod, 'Ready')?.lastTransitionTime);
+  const initialized = time(condition(pod, 'Initialized')?.lastTransitionTime) ?? time(pod.status?.startTime);
+  if (ready === undefined || initialized === undefined) return false;
+  // Condition times have one-second resolution; the two are written together for a pod
+  // that never became Ready, so a later second means a transition in between.
+  return ready - initialized >= 1000;
+}
+
+/** When a NotReady pod turned NotReady, from its Ready condition (or when first seen so). */
+export function notReadySince(pod: V1Pod, firstSeenNotReady?: number): number | undefined {
+  if (isPodReady(pod)) return undefined;
+  return time(condition(pod, 'Ready')?.lastTransitionTime) ?? firstSeenNotReady;
+}
+
+export type Trigger =
+  | { kind: 'annotation' | 'alert'; reason: string; since: number }
+  | { kind: 'not-ready'; reason: string; since: number }
+  | { kind: 'wait'; afterMs: number }
+  | { kind: 'none' };
+
+export function quarantineTrigger(pod: V1Pod, now: number, graceMs: number, o: { seenReady: boolean; firstSeenNotReady?: number; requestSeenAt?: number }): Trigger {
+  const request = pod.metadata?.annotations?.[ANN_ISOLATE];
+  if (request !== undefined) {
+    const reason = request.trim() || 'requested by annotation';
+    return { kind: reason.startsWith('alert') ? 'alert' : 'annotation', reason, since: o.requestSeenAt ?? now };
+  }
+  if (isPodReady(pod) || !wasEverReady(pod, o.seenReady)) return { kind: 'none' };
+  const since = notReadySince(pod, o.firstSeenNotReady);
+  if (since === undefined) return { kind: 'none' };
+  const left = since + graceMs - now;
+  if (left > 0) return { kind: 'wait', afterMs: left };
+  return { kind: 'not-ready', reason: `NotReady for ${Math.round((now - since) / 1000)}s (grace ${Math.round(graceMs / 1000)}s)`, since: since + graceMs };
+}
+
+export function selectorMatches(labels: Record<string, string>, selector: V1LabelSelector | undefined): boolean {
+  if (!selector) return false;
+  const ml = Object.entries(selector.matchLabels ?? {});
+  const me = selector.matchExpressions ?? [];
+  if (ml.length === 0 && me.length === 0) return false; // an empty selector selects nothing here
+  for (const [k, v] of ml) if (labels[k] !== v) return false;
+  for (const e of me) {
+    const has = Object.hasOwn(labels, e.key);
+    const v = labels[e.key];
+    switch (e.operator) {
+      case 'In':
+        if (!has || !(e.values ?? []).includes(v!)) return false;
+        break;
+      case 'NotIn':
+        if (has && (e.values ?? []).includes(v!)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The labels to remove so the pod matches none of the given selectors: every key a
+ * matching selector requires to be present (matchLabels, In, Exists). NotIn and
+ * DoesNotExist cannot be broken by removing a label. sickbay's own keys are never removed.
+ */
+export function labelsToStrip(labels: Record<string, string>, selectors: V1LabelSelector[]): string[] {
+  const keys = new Set<string>();
+  for (const s of selectors) {
+    if (!selectorMatches(labels, s)) continue;
+    for (const k of Object.keys(s.matchLabels ?? {})) keys.add(k);
+    for (const e of s.matchExpressions ?? []) if (e.operator === 'In' || e.operator === 'Exists') keys.add(e.key);
+  }
+  return [...keys].filter((k) => Object.hasOwn(labels, k) && !k.startsWith('sickbay.io/')).sort();
+}
+
+export interface OwnerInfo {
+  kind: string;
+  name: string;
+}
+
+/** Owners whose pods sickbay quarantines by relabelling: relabelling makes them start a replacement. */
+export const REPLACING_OWNERS = new Set(['Deployment', 'ReplicaSet', 'Pod']);
+
+export const UNSUPPORTED_OWNER_REASON: Record<string, string> = {
+  StatefulSet: 'a StatefulSet does not replace a relabelled pod (its identity is its name); sickbay leaves it to Kubernetes',
+  DaemonSet: 'a DaemonSet would start a second pod on the same node beside the relabelled one; sickbay leaves it to Kubernetes',
+  Job: 'a Job has its own retry policy; sickbay leaves it to Kubernetes',
+  CronJob: 'a Job has its own retry policy; sickbay leaves it to Kubernetes',
+};
+
+export type Decision =
+  | { action: 'quarantine' }
+  | { action: 'delete'; reason: string }
+  | { action: 'skip'; reason: 'systemic' | 'rate-limited' | 'unsupported-owner'; message: string };
+
+export interface DecisionInput {
+  owner: OwnerInfo;
+  /** Pods of the owner still in service (not quarantined), this one included. */
+  ownerPods: number;
+  /** Of those, how many are failing now (NotReady after having been Ready), this one included. */
+  ownerFailing: number;
+  quarantinedForOwner: number;
+  maxQuarantined: number;
+  systemicRatio: number;
+  rateAllowed: boolean;
+}
+
+export function decide(i: DecisionInput): Decision {
+  if (!REPLACING_OWNERS.has(i.owner.kind)) {
+    return { action: 'skip', reason: 'unsupported-owner', message: UNSUPPORTED_OWNER_REASON[i.owner.kind] ?? `sickbay does not quarantine pods owned by a ${i.owner.kind}` };
+  }
+  // Many failing together is not a broken pod but a broken dependency or rollout:
+  // taking them all out would turn a degradation into an outage.
+  if (i.ownerPods > 1 && i.ownerFailing / i.ownerPods > i.systemicRatio) {
+    return {
+      action: 'skip',
+      reason: 'systemic',
+      message: `${i.ownerFailing} of ${i.ownerPods} pods of ${i.owner.kind}/${i.owner.name} are failing together (over ${Math.round(i.systemicRatio * 100)}%): a systemic failure; sickbay quarantines and deletes nothing`,
+    };
+  }
+  if (!i.rateAllowed) return { action: 'skip', reason: 'rate-limited', message: 'the cluster-wide quarantine rate limit is reached; retrying later' };
+  if (i.quarantinedForOwner >= i.maxQuarantined) {
+    return { action: 'delete', reason: `${i.owner.kind}/${i.owner.name} already keeps ${i.quarantinedForOwner} quarantined pod(s) (max ${i.maxQuarantined})` };
+  }
+  return { action: 'quarantine' };
+}
+
+export function parseMaxQuarantined(raw: string | undefined, fallback: number): { value: number; error?: string } {
+  if (raw === undefined) return { value: fallback };
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < 0 || n > 1000) return { value: fallback, error: `must be an integer from 0 to 1000, got ${JSON.stringify(raw)}` };
+  return { value: n };
+}

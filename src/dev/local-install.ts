@@ -1,0 +1,78 @@
+// Installs sickbay's identity and webhooks into a local control plane, the way the Helm
+// chart does on a real cluster: its namespace, a ServiceAccount, least-privilege RBAC,
+// and the two webhook configurations (by URL: there is no pod network locally).
+import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { writeCerts } from '../commands/certs.js';
+import { SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../rbac.js';
+import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../webhook/webhook-configurations.js';
+
+const ignoreConflict = (e: { code?: number }) => {
+  if (e?.code !== 409) throw e;
+};
+
+export async function installIdentity(admin: KubeConfig, namespace: string, serviceAccount: string) {
+  const core = admin.makeApiClient(CoreV1Api);
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } }).catch(ignoreConflict);
+  const name = `sickbay:${serviceAccount}`;
+  await rbac.createClusterRole({ body: { metadata: { name }, rules: SERVE_CLUSTER_RULES } }).catch(ignoreConflict);
+  await rbac
+    .createClusterRoleBinding({
+      body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }] },
+    })
+    .catch(ignoreConflict);
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: SERVE_NAMESPACE_RULES } }).catch(ignoreConflict);
+  await rbac
+    .createNamespacedRoleBinding({
+      namespace,
+      body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }] },
+    })
+    .catch(ignoreConflict);
+}
+
+export async function registerWebhooks(admin: KubeConfig, o: { url: string; caPem: string; ownNamespace: string }) {
+  const api = admin.makeApiClient(AdmissionregistrationV1Api);
+  const common = { target: { url: o.url }, caBundle: Buffer.from(o.caPem).toString('base64'), ownNamespace: o.ownNamespace };
+  for (const [create, remove, body] of [
+    [api.createMutatingWebhookConfiguration.bind(api), api.deleteMutatingWebhookConfiguration.bind(api), mutatingWebhookConfiguration(common)],
+    [api.createValidatingWebhookConfiguration.bind(api), api.deleteValidatingWebhookConfiguration.bind(api), validatingWebhookConfiguration(common)],
+  ] as const) {
+    await remove({ name: body.metadata!.name! }).catch(() => undefined);
+    await (create as (p: { body: typeof body }) => Promise<unknown>)({ body });
+  }
+}
+
+export async function unregisterWebhooks(admin: KubeConfig) {
+  const api = admin.makeApiClient(AdmissionregistrationV1Api);
+  await api.deleteMutatingWebhookConfiguration({ name: 'sickbay' }).catch(() => undefined);
+  await api.deleteValidatingWebhookConfiguration({ name: 'sickbay' }).catch(() => undefined);
+}
+
+/**
+ * Certificates for 127.0.0.1 and the environment of a `sickbay serve` running on this
+ * machine against a local control plane (webhooks registered by URL).
+ */
+export function localServe(o: { certDir: string; port: number; namespace: string; serviceAccount: string; podName?: string; validityDays?: number }) {
+  const url = `https://127.0.0.1:${o.port}`;
+  const certs = writeCerts({
+    outDir: o.certDir,
+    service: 'sickbay',
+    namespace: o.namespace,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validityDays: o.validityDays ?? 1,
+    url,
+  });
+  const env: Record<string, string> = {
+    SICKBAY_PORT: String(o.port),
+    SICKBAY_BIND_ADDRESS: '127.0.0.1',
+    SICKBAY_TLS_CERT: certs.certFile,
+    SICKBAY_TLS_KEY: certs.keyFile,
+    SICKBAY_DRAIN: '0s',
+    SICKBAY_NAMESPACE: o.namespace,
+    SICKBAY_SERVICE_ACCOUNT: o.serviceAccount,
+    ...(o.podName ? { SICKBAY_POD_NAME: o.podName } : {}),
+  };
+  return { url, certs, env };
+}

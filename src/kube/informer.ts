@@ -1,0 +1,291 @@
+// A supervised informer: list (paged) + watch, kept alive whatever happens.
+// @kubernetes/client-node's informer stops on any error but 410 and lets a throwing
+// handler take the process down; this one restarts with backoff after any error,
+// relists on 410 (delivering the differences as events, so deletions missed while
+// disconnected are seen), restarts a watch that has gone silent, isolates handlers,
+// and replays its cache on a slow resync so level-triggered controllers converge.
+import https from 'node:https';
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { sleep } from '../util/wait.js';
+
+export interface KubeObject {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; managedFields?: unknown };
+}
+
+export interface Handlers<T> {
+  add?(obj: T): void;
+  update?(obj: T, old: T): void;
+  delete?(obj: T): void;
+}
+
+export interface InformerOptions {
+  /** Resource name for logs and metrics ("pods"). */
+  resource: string;
+  /** Collection path, e.g. /api/v1/pods or /apis/apps/v1/replicasets. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  pageSize?: number;
+  resyncMs?: number;
+  /** A watch with no event, not even a bookmark, for this long is restarted. */
+  silenceMs?: number;
+  log?: Logger;
+  metrics?: Metrics;
+}
+
+// resourceVersions are opaque, but etcd-backed ones are integers; only compare those.
+function newerOrSame(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) >= BigInt(b);
+}
+
+export const keyOf = (o: KubeObject) => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
+
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly handlers: Handlers<T>[] = [];
+  private synced = false;
+  private syncWaiters: Array<() => void> = [];
+  private resourceVersion = '';
+  private lastEvent = Date.now();
+  private endWatch?: () => void;
+  private relistWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly o: InformerOptions,
+  ) {}
+
+  on(h: Handlers<T>) {
+    this.handlers.push(h);
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): IterableIterator<T> {
+    return this.cache.values();
+  }
+
+  get size() {
+    return this.cache.size;
+  }
+
+  /**
+   * Puts an object this process just wrote into the cache, unless the cache already
+   * holds a newer version: the next decision sees its own write without waiting for the
+   * watch. The watch event that follows is delivered as usual.
+   */
+  writeThrough(obj: T) {
+    const key = keyOf(obj);
+    const old = this.cache.get(key);
+    if (old && newerOrSame(old.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
+    this.cache.set(key, this.strip(obj));
+  }
+
+  /**
+   * Drops the current watch and lists afresh; resolves once the new list is in the
+   * cache. A replica that becomes leader calls this before acting, so it never acts on
+   * a view that may lag (a stalled watch is otherwise only noticed after silenceMs).
+   */
+  relist(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.relistWaiters.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+      this.resourceVersion = '';
+      this.endWatch?.();
+    });
+  }
+
+  hasSynced() {
+    return this.synced;
+  }
+
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.syncWaiters.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  private dispatch(kind: 'add' | 'update' | 'delete', obj: T, old?: T) {
+    for (const h of this.handlers) {
+      try {
+        if (kind === 'add') h.add?.(obj);
+        else if (kind === 'update') h.update?.(obj, old ?? obj);
+        else h.delete?.(obj);
+      } catch (err) {
+        this.o.log?.error('informer handler threw; the event is dropped, the informer goes on', {
+          resource: this.o.resource,
+          key: keyOf(obj),
+          error: err instanceof Error ? err.stack : String(err),
+        });
+      }
+    }
+  }
+
+  private strip(obj: T): T {
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+    return obj;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    let backoff = 500;
+    const resync = this.o.resyncMs
+      ? setInterval(() => {
+          for (const obj of this.cache.values()) this.dispatch('update', obj, obj);
+        }, this.o.resyncMs)
+      : undefined;
+    try {
+      while (!signal.aborted) {
+        try {
+          if (!this.resourceVersion) await this.listFromServer(signal);
+          backoff = 500;
+          await this.watch(signal);
+        } catch (err) {
+          if (signal.aborted) break;
+          const gone = (err as { code?: number }).code === 410;
+          if (gone) this.resourceVersion = '';
+          this.o.metrics?.informerRestarts.inc({ resource: this.o.resource });
+          this.o.log?.warn('watch ended; restarting', { resource: this.o.resource, relist: !this.resourceVersion, backoffMs: gone ? 0 : backoff, error: String((err as Error)?.message ?? err) });
+          if (!gone) {
+            await sleep(backoff, signal);
+            backoff = Math.min(backoff * 2, 30_000);
+          }
+        }
+      }
+    } finally {
+      clearInterval(resync);
+    }
+  }
+
+  /** Lists page by page (the event loop breathes between pages) and reconciles the cache. */
+  private async listFromServer(signal: AbortSignal) {
+    const seen = new Set<string>();
+    let cont = '';
+    let rv = '';
+    do {
+      const q = new URLSearchParams({ limit: String(this.o.pageSize ?? 500) });
+      if (cont) q.set('continue', cont);
+      if (this.o.labelSelector) q.set('labelSelector', this.o.labelSelector);
+      if (this.o.fieldSelector) q.set('fieldSelector', this.o.fieldSelector);
+      const page = (await this.fetchJson(`${this.o.path}?${q}`, signal)) as { items?: T[]; metadata?: { continue?: string; resourceVersion?: string } };
+      for (const item of page.items ?? []) {
+        const obj = this.strip(item);
+        const key = keyOf(obj);
+        seen.add(key);
+        const old = this.cache.get(key);
+        this.cache.set(key, obj);
+        if (!old) this.dispatch('add', obj);
+        else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.dispatch('update', obj, old);
+      }
+      cont = page.metadata?.continue ?? '';
+      rv = page.metadata?.resourceVersion ?? rv;
+      await new Promise((r) => setImmediate(r));
+    } while (cont && !signal.aborted);
+    for (const [key, obj] of this.cache) {
+      if (!seen.has(key)) {
+        this.cache.delete(key);
+        this.dispatch('delete', obj);
+      }
+    }
+    this.resourceVersion = rv;
+    for (const w of this.relistWaiters.splice(0)) w();
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private watch(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let abortWatch: AbortController | undefined;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(silence);
+        signal.removeEventListener('abort', onAbort);
+        abortWatch?.abort();
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () => finish();
+      signal.addEventListener('abort', onAbort, { once: true });
+      // relist() ends the watch; the loop lists again because resourceVersion is empty.
+      this.endWatch = () => finish();
+      this.lastEvent = Date.now();
+      const silenceMs = this.o.silenceMs ?? 180_000;
+      const silence = setInterval(() => {
+        if (Date.now() - this.lastEvent > silenceMs) finish(new Error(`no event or bookmark for ${silenceMs} ms`));
+      }, Math.min(silenceMs, 5_000));
+      const query: Record<string, string | number | boolean> = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        // The server ends the watch after a while; we resume from the last version.
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+      };
+      if (this.o.labelSelector) query.labelSelector = this.o.labelSelector;
+      if (this.o.fieldSelector) query.fieldSelector = this.o.fieldSelector;
+      new Watch(this.kc)
+        .watch(
+          this.o.path,
+          query,
+          (phase: string, obj: T & { code?: number; message?: string }) => {
+            this.lastEvent = Date.now();
+            if (phase === 'ERROR') {
+              return finish(Object.assign(new Error(obj.message ?? 'watch error'), { code: obj.code }));
+            }
+            const rv = obj.metadata?.resourceVersion;
+            if (rv) this.resourceVersion = rv;
+            if (phase === 'BOOKMARK') return;
+            const o = this.strip(obj);
+            const key = keyOf(o);
+            const old = this.cache.get(key);
+            if (phase === 'DELETED') {
+              this.cache.delete(key);
+              this.dispatch('delete', o);
+            } else {
+              this.cache.set(key, o);
+              this.dispatch(old ? 'update' : 'add', o, old);
+            }
+          },
+          (err: unknown) => finish(err ?? undefined),
+        )
+        .then((ac) => {
+          abortWatch = ac;
+          if (settled) ac.abort();
+        }, finish);
+    });
+  }
+
+  private async fetchJson(path: string, signal: AbortSignal): Promise<unknown> {
+    const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' }, signal };
+    await this.kc.applyToHTTPSOptions(opts);
+    const url = new URL(path, this.kc.getCurrentCluster()!.server);
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200) {
+            try {
+              resolve(JSON.parse(body));
+            } catch (err) {
+              reject(err);
+            }
+          } else reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode} ${body.slice(0, 300)}`), { code: res.statusCode }));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}

@@ -1,0 +1,165 @@
+// Leader election on a coordination.k8s.io/v1 Lease, the way client-go does it:
+// acquire when the lease is free or its holder has not renewed for a lease duration
+// (measured on this replica's clock, from when it last saw the record change, so clock
+// skew between replicas does not matter); renew every retry period; a 409 means another
+// replica won. A leader that cannot renew within the renew deadline stops leading at
+// once; a clean shutdown releases the lease so another replica takes over immediately.
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/wait.js';
+
+export interface LeaseElectorOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  log?: Logger;
+  onLeadershipChange?: (leading: boolean) => void;
+}
+
+export class LeaseElector {
+  private readonly api: CoordinationV1Api;
+  private observed?: { holder: string; renewTime: string; at: number };
+  private leading = false;
+  private leaderAbort?: AbortController;
+  private lastRenew = 0;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly o: LeaseElectorOptions,
+  ) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Runs until `signal` aborts. `lead(leaderSignal)` is called each time this replica
+   * becomes leader; leaderSignal aborts the moment leadership is lost.
+   */
+  async run(signal: AbortSignal, lead: (leaderSignal: AbortSignal) => void): Promise<void> {
+    while (!signal.aborted) {
+      let ok = false;
+      try {
+        ok = await this.tryAcquireOrRenew();
+      } catch (err) {
+        this.o.log?.warn('lease update failed', { lease: this.o.name, error: errorText(err) });
+      }
+      if (ok) {
+        this.lastRenew = Date.now();
+        if (!this.leading) {
+          this.setLeading(true);
+          this.leaderAbort = new AbortController();
+          lead(this.leaderAbort.signal);
+        }
+      } else if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
+        this.o.log?.error('could not renew the lease within the renew deadline; stopping leader work', { lease: this.o.name });
+        this.stopLeading();
+      } else if (this.leading && !ok && this.observed && this.observed.holder !== this.o.identity) {
+        this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed.holder });
+        this.stopLeading();
+      }
+      await sleep(this.o.retryPeriodMs, signal);
+    }
+    if (this.leading) {
+      this.stopLeading();
+      await this.release().catch((err) => this.o.log?.warn('could not release the lease', { error: errorText(err) }));
+    }
+  }
+
+  private setLeading(v: boolean) {
+    this.leading = v;
+    this.o.log?.info(v ? 'became leader' : 'stopped leading', { lease: this.o.name, identity: this.o.identity });
+    this.o.onLeadershipChange?.(v);
+  }
+
+  private stopLeading() {
+    this.leaderAbort?.abort();
+    this.leaderAbort = undefined;
+    this.setLeading(false);
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = new V1MicroTime(Date.now());
+    const durationSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    } catch (err) {
+      if (codeOf(err) !== 404) throw err;
+      try {
+        await this.api.createNamespacedLease({
+          namespace: this.o.namespace,
+          body: {
+            metadata: { name: this.o.name, namespace: this.o.namespace },
+            spec: { holderIdentity: this.o.identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          },
+        });
+        return true;
+      } catch (e) {
+        if (codeOf(e) === 409) return false; // another replica created it first
+        throw e;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    const renewTime = spec.renewTime ? new Date(spec.renewTime).toISOString() : '';
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime, at: Date.now() };
+    }
+    const heldByMe = holder === this.o.identity;
+    const holderDuration = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    const expired = holder === '' || Date.now() - this.observed.at > holderDuration;
+    if (!heldByMe && !expired) return false;
+    const next: V1Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: this.o.identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: now,
+        acquireTime: heldByMe && spec.acquireTime ? new V1MicroTime(new Date(spec.acquireTime).getTime()) : now,
+        leaseTransitions: heldByMe ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+      },
+    };
+    try {
+      // resourceVersion in the body makes this a compare-and-swap: a 409 means we lost.
+      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: next });
+      return true;
+    } catch (err) {
+      if (codeOf(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  private async release() {
+    const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    if (lease.spec?.holderIdentity !== this.o.identity) return;
+    await this.api.replaceNamespacedLease({
+      name: this.o.name,
+      namespace: this.o.namespace,
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } },
+    });
+    this.o.log?.info('released the lease', { lease: this.o.name });
+  }
+}
+
+export function codeOf(err: unknown): number | undefined {
+  return err && typeof err === 'object' && 'code' in err && typeof err.code === 'number' ? err.code : undefined;
+}
+
+export function errorText(err: unknown): string {
+  if (err && typeof err === 'object' && 'body' in err && typeof err.body === 'string') {
+    try {
+      const status = JSON.parse(err.body) as { message?: string };
+      if (status.message) return `${codeOf(err) ?? ''} ${status.message}`.trim();
+    } catch {
+      // not a Status
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}

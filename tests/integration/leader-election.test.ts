@@ -1,0 +1,110 @@
+// Two `sickbay serve` processes: only the leader acts; kill it during a burst of failures
+// and the other takes over, handling every failing pod exactly once.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { waitFor } from '../../src/util/wait.js';
+import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const ns = 'shop';
+
+describe('leader election with two replicas', { timeout: 300_000 }, () => {
+  let t: TestCluster;
+  const replicas: Record<string, SickbayProcess> = {};
+
+  before(async () => {
+    t = await startCluster({ nodes: 3 });
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+    const env = { SICKBAY_CONTROLLERS: 'true', SICKBAY_LEADER_ELECTION: 'true', SICKBAY_NOT_READY_GRACE: '1s', SICKBAY_LOG_LEVEL: process.env.SICKBAY_TEST_LOG_LEVEL ?? 'info' };
+    replicas.a = await spawnSickbay(t, 'replica-a', env);
+    replicas.b = await spawnSickbay(t, 'replica-b', env);
+  });
+  after(async () => {
+    for (const r of Object.values(replicas)) r.kill('SIGKILL');
+    await Promise.all(Object.values(replicas).map((r) => r.exited));
+    await t?.stop();
+  });
+
+  const holder = async () => {
+    const lease = await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'sickbay-controller', namespace: SICKBAY_NS });
+    return lease.spec?.holderIdentity ?? '';
+  };
+
+  it('one replica leads; after it is killed mid-burst the other takes over and handles each failing pod once', async () => {
+    const leader = await waitFor('a leader', async () => (await holder()) || undefined, { timeoutMs: 30_000 });
+    assert.ok(['replica-a', 'replica-b'].includes(leader));
+    const leaderKey = leader === 'replica-a' ? 'a' : 'b';
+    const follower = leaderKey === 'a' ? 'replica-b' : 'replica-a';
+
+    await createWebApp(t, ns, 'burst', 10, { annotations: { 'sickbay.io/max-quarantined': '3' } });
+    const pods = await waitFor('10 ready pods', async () => {
+      const ps = await podsOf(t.core, ns, 'app=burst');
+      return ps.length === 10 && ps.every(isReady) ? ps : undefined;
+    });
+    const broken = pods.slice(0, 6).map((p) => p.metadata!.name!);
+    const breakPod = (name: string) => t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+
+    // Two failures handled by the first leader, then it dies without releasing the lease,
+    // then four more failures while nobody leads.
+    await breakPod(broken[0]!);
+    await breakPod(broken[1]!);
+    await waitFor('the first two handled', async () => {
+      const ps = await podsOf(t.core, ns, '');
+      return broken.slice(0, 2).every((n) => !ps.some((p) => p.metadata!.name === n) || ps.some((p) => p.metadata!.name === n && p.metadata?.labels?.['sickbay.io/status']));
+    });
+    const killedAt = Date.now();
+    replicas[leaderKey]!.kill('SIGKILL');
+    await replicas[leaderKey]!.exited;
+    for (const n of broken.slice(2)) await breakPod(n);
+
+    await waitFor('the follower to take the lease', async () => (await holder()) === follower, { timeoutMs: 25_000, intervalMs: 200 });
+    const takeover = Date.now() - killedAt;
+    assert.ok(takeover <= 20_000, `took over in ${takeover} ms`);
+
+    await waitFor(
+      'every broken pod quarantined or deleted',
+      async () => {
+        const ps = await podsOf(t.core, ns, '');
+        return broken.every((n) => {
+          const p = ps.find((x) => x.metadata!.name === n);
+          return !p || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
+        });
+      },
+      { timeoutMs: 30_000 },
+    ).catch(async (err) => {
+      const ps = await podsOf(t.core, ns, '');
+      const state = broken.map((n) => {
+        const p = ps.find((x) => x.metadata!.name === n);
+        return p ? `${n}: ready=${isReady(p)} labels=${JSON.stringify(p.metadata!.labels)} ann=${JSON.stringify(p.metadata!.annotations)} conds=${JSON.stringify(p.status?.conditions)}` : `${n}: gone`;
+      });
+      throw new Error(`${(err as Error).message}\n${state.join('\n')}`);
+    });
+    const quarantined = (await podsOf(t.core, ns, 'sickbay.io/status=quarantined')).map((p) => p.metadata!.name!);
+    assert.equal(quarantined.length, 3, 'max-quarantined=3 kept');
+    assert.ok(quarantined.every((n) => broken.includes(n)));
+
+    // Exactly once: each broken pod has exactly one Quarantined or FailingPodDeleted Event.
+    const events = (await t.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.source?.component === 'sickbay' && e.involvedObject.kind === 'Pod');
+    for (const n of broken) {
+      const actions = events.filter((e) => e.involvedObject.name === n && (e.reason === 'Quarantined' || e.reason === 'FailingPodDeleted'));
+      assert.equal(actions.length, 1, `${n}: ${actions.map((e) => e.reason).join(', ')}`);
+    }
+    await waitFor('the Deployment back to 10 ready', async () => ((await t.apps.readNamespacedDeployment({ name: 'burst', namespace: ns })).status?.readyReplicas ?? 0) === 10, {
+      timeoutMs: 30_000,
+    });
+  });
+
+  it('a clean shutdown releases the lease at once', async () => {
+    const leaderKey = (await holder()) === 'replica-a' ? 'a' : 'b';
+    replicas.c = await spawnSickbay(t, 'replica-c', { SICKBAY_CONTROLLERS: 'true', SICKBAY_LEADER_ELECTION: 'true' });
+    await new Promise((r) => setTimeout(r, 2000));
+    const stoppedAt = Date.now();
+    replicas[leaderKey]!.kill('SIGTERM');
+    assert.equal(await replicas[leaderKey]!.exited, 0, 'exits cleanly');
+    await waitFor('replica-c to lead', async () => (await holder()) === 'replica-c', { timeoutMs: 15_000, intervalMs: 200 });
+    assert.ok(Date.now() - stoppedAt < 8_000, `took over ${Date.now() - stoppedAt} ms after a clean stop (no lease-duration wait)`);
+  });
+});

@@ -1,0 +1,74 @@
+// `npm start` from the outside: it reaches "ready", following its printed steps shows a
+// quarantine, and Ctrl-C leaves nothing running.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { waitFor } from '../../src/util/wait.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(text)) found.push(`${pid}: ${cmd.slice(0, 120)}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+describe('npm start (the playground)', { timeout: 300_000 }, () => {
+  const devDir = mkdtempSync(path.join(tmpdir(), 'sickbay-playground-'));
+  after(() => rmSync(devDir, { recursive: true, force: true }));
+
+  it('reaches ready, quarantines a pod made to fail, and leaves nothing behind on Ctrl-C', async () => {
+    const child = spawn('npm', ['start', '--silent'], { cwd: root, env: { ...process.env, SICKBAY_DEV_DIR: devDir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('sickbay playground ready', () => out.includes('sickbay playground ready'), { timeoutMs: 180_000, intervalMs: 250 });
+      assert.match(out, /Three things to try/);
+      assert.match(out, new RegExp(`export KUBECONFIG=${devDir}/kubeconfig`));
+
+      // Step 1, as printed: annotate one hello pod sickbay.dev/simulate-ready=false.
+      const kc = new KubeConfig();
+      kc.loadFromFile(path.join(devDir, 'kubeconfig'));
+      const core = kc.makeApiClient(CoreV1Api);
+      const [pod] = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
+      const name = pod!.metadata!.name!;
+      assert.equal(pod!.spec!.containers[0]!.command?.[0], '/sickbay/bin/supervise', 'the sample pods are injected');
+      await core.patchNamespacedPod(
+        { name, namespace: 'demo', body: { metadata: { annotations: { 'sickbay.dev/simulate-ready': 'false' } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      // Step 2: quarantined after the default 10 s grace period.
+      await waitFor(
+        'the pod quarantined',
+        async () => (await core.readNamespacedPod({ name, namespace: 'demo' })).metadata?.labels?.['sickbay.io/status'] === 'quarantined',
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+      // Step 3: a replacement; the Deployment back to 3 ready.
+      await waitFor('3 ready hello pods again', async () => {
+        const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
+        return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      });
+    } finally {
+      process.kill(-child.pid!, 'SIGINT'); // Ctrl-C reaches the whole process group
+    }
+    // npm itself exits on the signal; the playground finishes its cleanup and says so.
+    await exited;
+    await waitFor('the playground to finish stopping', () => out.includes('nothing left running'), { timeoutMs: 30_000 }).catch(() => assert.fail(out.slice(-3000)));
+    await waitFor('no process mentioning the playground folder', () => processesMentioning(devDir).length === 0, { timeoutMs: 10_000 }).catch(() => {
+      assert.deepEqual(processesMentioning(devDir), []);
+    });
+  });
+});

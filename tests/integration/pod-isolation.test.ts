@@ -1,0 +1,221 @@
+// Issue 4 on the real control plane: quarantine, keep-a-few, guards, triggers, expiry,
+// release and status.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { Metrics } from '../../src/metrics.js';
+import { waitFor } from '../../src/util/wait.js';
+import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
+import { request } from '../support/https.js';
+import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const run = promisify(execFile);
+const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+const ns = 'shop';
+const TOKEN = 'test-alert-token';
+
+describe('pod isolation controller', { timeout: 600_000 }, () => {
+  let t: TestCluster;
+  let sickbay: RunningSickbay;
+  const metrics = new Metrics();
+
+  const breakPod = (name: string) =>
+    t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+  const readyPods = async (app: string, n: number) =>
+    waitFor(`${n} ready pods of ${app}`, async () => {
+      const ps = (await podsOf(t.core, ns, `app=${app}`)).filter((p) => !p.metadata?.deletionTimestamp);
+      return ps.length === n && ps.every(isReady) ? ps : undefined;
+    });
+  const quarantinedPods = async () => podsOf(t.core, ns, 'sickbay.io/status=quarantined');
+  const eventsFor = async (name: string) => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
+
+  before(async () => {
+    t = await startCluster({ nodes: 3 });
+    sickbay = await startSickbay(
+      t,
+      { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_ALERTS_TOKEN: TOKEN, SICKBAY_RESYNC: '30s' },
+      { metrics },
+    );
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+  });
+  after(async () => {
+    await sickbay?.stop();
+    await t?.stop();
+  });
+
+  it('quarantines a pod that turns NotReady: marks it, strips its selector labels, keeps it, replaces it', async () => {
+    await createWebApp(t, ns, 'web', 3);
+    const pods = await readyPods('web', 3);
+    await waitFor('3 endpoints', async () => (await readyEndpoints(t.discovery, ns, 'web')).length === 3);
+    const victim = pods[0]!;
+    const name = victim.metadata!.name!;
+    const started = Date.now();
+    await breakPod(name);
+    const q = await waitFor(
+      'the pod quarantined',
+      async () => {
+        const p = await t.core.readNamespacedPod({ name, namespace: ns });
+        return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    const took = Date.now() - started;
+    assert.ok(took < 2000 + 500, `quarantined ${took} ms after NotReady (grace 500 ms)`);
+    const labels = q.metadata!.labels!;
+    assert.equal(labels.app, undefined, 'the Service/ReplicaSet selector label is gone');
+    assert.equal(labels['pod-template-hash'], undefined);
+    assert.equal(labels.tier, 'web', 'labels no selector uses are kept');
+    const ann = q.metadata!.annotations!;
+    assert.deepEqual(JSON.parse(ann['sickbay.io/original-labels']!), { app: 'web', 'pod-template-hash': victim.metadata!.labels!['pod-template-hash'] });
+    assert.equal(ann['sickbay.io/owner'], 'Deployment/web');
+    assert.match(ann['sickbay.io/reason']!, /NotReady/);
+    assert.ok(Date.parse(ann['sickbay.io/expires-at']!) - Date.parse(ann['sickbay.io/quarantined-at']!) === 24 * 3600 * 1000);
+    assert.equal(q.status!.phase, 'Running', 'the pod keeps running');
+
+    await waitFor('the old address gone from the EndpointSlice', async () => !(await readyEndpoints(t.discovery, ns, 'web')).includes(victim.status!.podIP!));
+    const replacements = await readyPods('web', 3);
+    assert.ok(!replacements.some((p) => p.metadata!.name === name));
+    const d = await t.apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+    await waitFor('the Deployment back to 3 ready', async () => ((await t.apps.readNamespacedDeployment({ name: 'web', namespace: ns })).status?.readyReplicas ?? 0) === 3);
+    assert.equal(d.spec!.replicas, 3);
+    await waitFor('Events on the pod and the Deployment', async () => {
+      const onPod = (await eventsFor(name)).some((e) => e.reason === 'Quarantined');
+      const onDeploy = (await eventsFor('web')).some((e) => e.reason === 'PodQuarantined');
+      return onPod && onDeploy;
+    });
+  });
+
+  it('deletes a second failing pod of the same Deployment (keeps 1), keeps it when the annotation says 2', async () => {
+    const pods = await readyPods('web', 3);
+    const second = pods[0]!.metadata!.name!;
+    await breakPod(second);
+    await waitFor('the second failing pod deleted', async () => !(await podsOf(t.core, ns, '')).some((p) => p.metadata!.name === second), { timeoutMs: 10_000 });
+    assert.equal((await quarantinedPods()).length, 1, 'still one quarantined');
+    await waitFor('an Event saying why', async () => (await eventsFor('web')).some((e) => e.reason === 'FailingPodDeleted'));
+
+    await t.apps.patchNamespacedDeployment({ name: 'web', namespace: ns, body: { metadata: { annotations: { 'sickbay.io/max-quarantined': '2' } } } }, mergePatch);
+    // The controller reads the annotation from its informer cache; give the watch a moment.
+    await new Promise((r) => setTimeout(r, 500));
+    const third = (await readyPods('web', 3))[0]!.metadata!.name!;
+    await breakPod(third);
+    await waitFor('the third failing pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === third), { timeoutMs: 10_000 });
+    assert.equal((await quarantinedPods()).length, 2);
+  });
+
+  it('quarantines and deletes nothing when most of a Deployment fails together, and says why', async () => {
+    await createWebApp(t, ns, 'api', 4);
+    const pods = await readyPods('api', 4);
+    await Promise.all(pods.slice(0, 3).map((p) => breakPod(p.metadata!.name!)));
+    await waitFor('a SystemicFailure Event on the Deployment', async () => (await eventsFor('api')).some((e) => e.reason === 'SystemicFailure' && /3 of 4/.test(e.message ?? '')), {
+      timeoutMs: 10_000,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await podsOf(t.core, ns, 'app=api');
+    assert.equal(after.length, 4, 'nothing deleted');
+    assert.ok(!after.some((p) => p.metadata?.labels?.['sickbay.io/status']), 'nothing quarantined');
+    assert.ok(!(await quarantinedPods()).some((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/api'));
+    const text = await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total');
+    assert.match(text, /reason="systemic"\} [1-9]/);
+  });
+
+  it('quarantines a Ready pod on the sickbay.io/isolate annotation', async () => {
+    await createWebApp(t, ns, 'cart', 2);
+    const [pod] = await readyPods('cart', 2);
+    const name = pod!.metadata!.name!;
+    await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { 'sickbay.io/isolate': 'memory leak, keep for a heap dump' } } } }, mergePatch);
+    const q = await waitFor('quarantined', async () => {
+      const p = await t.core.readNamespacedPod({ name, namespace: ns });
+      return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined;
+    });
+    assert.equal(q.metadata!.annotations!['sickbay.io/reason'], 'memory leak, keep for a heap dump');
+    await readyPods('cart', 2);
+  });
+
+  it('quarantines a pod named by an Alertmanager webhook; refuses a wrong token and a malformed payload; reports an unknown pod', async () => {
+    await createWebApp(t, ns, 'search', 2);
+    const [pod] = await readyPods('search', 2);
+    const name = pod!.metadata!.name!;
+    const caPem = readFileSync(`${sickbay.certDir}/ca.crt`, 'utf8');
+    const payload = {
+      version: '4',
+      status: 'firing',
+      receiver: 'sickbay',
+      groupKey: '{}:{alertname="HighErrorRate"}',
+      alerts: [
+        { status: 'firing', labels: { alertname: 'HighErrorRate', namespace: ns, pod: name }, annotations: { summary: '50% 5xx' }, startsAt: new Date().toISOString() },
+        { status: 'firing', labels: { alertname: 'HighErrorRate', namespace: ns, pod: 'no-such-pod' }, annotations: {} },
+      ],
+    };
+    const post = (body: string, token = TOKEN) => request(sickbay.handle.port, caPem, '/alerts', { body, headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await post(JSON.stringify(payload), 'wrong')).status, 401);
+    const bad = await post(JSON.stringify({ alerts: 'nope' }));
+    assert.equal(bad.status, 400);
+    assert.match(bad.json().error, /not an Alertmanager webhook payload: alerts/);
+    assert.equal((await post('{not json')).status, 400);
+    const res = await post(JSON.stringify(payload));
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      res.json().results.map((r: { pod: string; result: string }) => [r.pod, r.result]),
+      [
+        [name, 'requested'],
+        ['no-such-pod', 'not-found'],
+      ],
+    );
+    const q = await waitFor('quarantined', async () => {
+      const p = await t.core.readNamespacedPod({ name, namespace: ns });
+      return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined;
+    });
+    assert.match(q.metadata!.annotations!['sickbay.io/reason']!, /^alert HighErrorRate: 50% 5xx/);
+  });
+
+  it('deletes a quarantined pod once its expiry passes', async () => {
+    const [q] = (await quarantinedPods()).filter((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/cart');
+    const name = q!.metadata!.name!;
+    // Only sickbay may write its marks (the relabel guard): act as sickbay.
+    await sickbay.kc
+      .makeApiClient(CoreV1Api)
+      .patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { 'sickbay.io/expires-at': new Date(Date.now() - 1000).toISOString() } } } }, mergePatch);
+    await waitFor('the expired pod deleted', async () => !(await podsOf(t.core, ns, '')).some((p) => p.metadata!.name === name), { timeoutMs: 10_000 });
+    await waitFor('an Event', async () => (await eventsFor(name)).some((e) => e.reason === 'QuarantineExpired'));
+  });
+
+  it('`sickbay status` lists quarantined pods; `sickbay release` ends a quarantine', async () => {
+    const kubeconfig = `${t.cp.dir}/kubeconfig`;
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', cli, 'status', '--kubeconfig', kubeconfig]);
+    const quarantined = await quarantinedPods();
+    assert.match(stdout, new RegExp(`Quarantined pods \\(${quarantined.length}\\)`));
+    for (const p of quarantined) assert.ok(stdout.includes(`${ns}/${p.metadata!.name}`), `status lists ${p.metadata!.name}`);
+    assert.match(stdout, /Deployment\/web/);
+
+    const target = quarantined.find((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/search')!;
+    const rel = await run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${target.metadata!.name}`, '--kubeconfig', kubeconfig]);
+    assert.match(rel.stdout, /released/);
+    await waitFor('the released pod gone', async () => !(await podsOf(t.core, ns, '')).some((p) => p.metadata!.name === target.metadata!.name));
+    const notQ = (await readyPods('search', 2))[0]!.metadata!.name!;
+    await assert.rejects(run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${notQ}`, '--kubeconfig', kubeconfig]), /not quarantined/);
+  });
+
+  it('in dry-run mode writes nothing and reports what it would do', async () => {
+    await sickbay.stop();
+    const dry = new Metrics();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_DRY_RUN: 'true' }, { metrics: dry });
+    await createWebApp(t, ns, 'dry', 3);
+    const pods = await readyPods('dry', 3);
+    const name = pods[0]!.metadata!.name!;
+    const before: V1Pod = await t.core.readNamespacedPod({ name, namespace: ns });
+    await breakPod(name);
+    await waitFor('a dry-run skip recorded', async () => /reason="dry-run"\} [1-9]/.test(await dry.registry.getSingleMetricAsString('sickbay_quarantine_skips_total')), {
+      timeoutMs: 10_000,
+    });
+    const after = await t.core.readNamespacedPod({ name, namespace: ns });
+    assert.deepEqual(after.metadata!.labels, before.metadata!.labels, 'labels untouched');
+    assert.equal(after.metadata!.annotations!['sickbay.io/quarantined-at'], undefined, 'no quarantine annotations');
+    assert.ok(!(await eventsFor(name)).some((e) => e.source?.component === 'sickbay'), 'no Event written');
+  });
+});
+
