@@ -58,7 +58,20 @@ export const configSchema = z.object({
   SICKBAY_QUARANTINE_TTL: duration.prefault('24h'),
   SICKBAY_RESYNC: duration.prefault('5m'),
   SICKBAY_ALERTS_TOKEN: z.string().default(''),
+  SICKBAY_REGISTRIES: z.string().default('[]'),
+  SICKBAY_DIAGNOSTICS: bool.default(true),
+  SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
 });
+
+const registriesSchema = z.array(
+  z.object({
+    name: z.string().min(1),
+    connect: z.string().min(1),
+    digest: z.string().optional(),
+    interfaceRoots: z.array(z.string().startsWith('/')).optional(),
+    servicesRoot: z.string().optional(),
+  }).strict(),
+);
 
 export type RawConfig = z.infer<typeof configSchema>;
 
@@ -87,6 +100,8 @@ export interface Config {
   quarantineTtlMs: number;
   resyncMs: number;
   alertsToken: string;
+  registries: z.infer<typeof registriesSchema>;
+  diagnostics: { enabled: boolean; timeoutMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -101,6 +116,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = parsed.data;
   if (c.SICKBAY_RENEW_DEADLINE >= c.SICKBAY_LEASE_DURATION) {
     throw new ConfigError('invalid configuration: SICKBAY_RENEW_DEADLINE must be shorter than SICKBAY_LEASE_DURATION');
+  }
+  let registries: z.infer<typeof registriesSchema>;
+  try {
+    registries = registriesSchema.parse(JSON.parse(c.SICKBAY_REGISTRIES));
+  } catch (err) {
+    const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (err as Error).message;
+    throw new ConfigError(`invalid configuration:\n  SICKBAY_REGISTRIES: ${why} (expected a JSON array of {name, connect, digest?, interfaceRoots?, servicesRoot?})`);
   }
   return {
     port: c.SICKBAY_PORT,
@@ -132,5 +154,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     quarantineTtlMs: c.SICKBAY_QUARANTINE_TTL * 1000,
     resyncMs: c.SICKBAY_RESYNC * 1000,
     alertsToken: c.SICKBAY_ALERTS_TOKEN,
+    registries,
+    diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT * 1000 },
   };
 }

@@ -62,6 +62,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly registryRemovals = new Counter({
+    name: 'sickbay_registry_removals_total',
+    help: 'Registry entries of quarantined pods removed, initial or re-registration.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly registryErrors = new Counter({ name: 'sickbay_registry_errors_total', help: 'Failed attempts to reach a service registry.', registers: [this.registry] });
+  readonly diagnostics = new Counter({
+    name: 'sickbay_diagnostics_total',
+    help: 'Diagnostics runs in quarantined pods by result (ok, skipped, failed, timeout).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor({ defaults = false }: { defaults?: boolean } = {}) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }

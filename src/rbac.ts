@@ -7,7 +7,8 @@ import type { V1PolicyRule } from '@kubernetes/client-node';
 export const SERVE_CLUSTER_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
   // Diagnostics run the shim's script inside quarantined containers.
-  { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+  // An exec over websocket is a GET upgrade; the API server checks get and create.
+  { apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] },
   { apiGroups: [''], resources: ['namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },

@@ -8,6 +8,8 @@ import { alertsHandler } from '../controllers/alerts.js';
 import { ClusterCache } from '../controllers/cluster-cache.js';
 import { PodIsolationController, type PostQuarantineStep } from '../controllers/pod-isolation-controller.js';
 import { LeaseElector } from '../kube/lease-elector.js';
+import { DiagnosticsStep, RegistryStep } from '../controllers/post-quarantine.js';
+import { ZooKeeperRegistry } from '../registry/zookeeper-registry.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Components, Runnable } from './serve.js';
@@ -25,10 +27,18 @@ export function buildComponents(config: Config, kc: KubeConfig, ctx: { metrics: 
   const { metrics, log } = ctx;
   const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, log: log.child({ component: 'informer' }), metrics });
   const controllers: Controller[] = [];
-  const isolation = new PodIsolationController(kc, cache, config, log.child({ component: 'pod-isolation' }), metrics, overrides.steps ?? []);
+  const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
+  const steps: PostQuarantineStep[] = overrides.steps ?? [
+    ...(registries.length ? [new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics)] : []),
+    ...(config.diagnostics.enabled ? [new DiagnosticsStep(kc, { timeoutMs: config.diagnostics.timeoutMs }, log.child({ component: 'diagnostics' }), metrics)] : []),
+  ];
+  const isolation = new PodIsolationController(kc, cache, config, log.child({ component: 'pod-isolation' }), metrics, steps);
   controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
 
   const runControllers = (signal: AbortSignal) => {
+    signal.addEventListener('abort', () => {
+      for (const r of registries) r.close();
+    });
     for (const c of controllers) {
       c.run(signal).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }));
     }

@@ -1,0 +1,215 @@
+// Removes a quarantined pod from ZooKeeper service registries, and keeps removing it:
+// the app inside may still hold its session and register again (Dubbo re-registers on
+// a new session, Curator on reconnect). Only nodes whose address is the pod's are ever
+// deleted; nothing is written or recreated.
+//
+// Layouts:
+// - Dubbo interface level: /<root>/<URL-encoded interface>/providers/<URL-encoded provider URL>
+// - Dubbo 3 application level (Curator service discovery): /<servicesRoot>/<app>/<id>,
+//   whose JSON payload holds "address".
+import zookeeper from 'node-zookeeper-client';
+
+export interface RegistryEntry {
+  registry: string;
+  path: string;
+}
+
+export interface ServiceRegistry {
+  readonly name: string;
+  /** Removes every entry of `address` now; afterwards removes re-registrations until stop. */
+  deregister(address: string, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]>;
+  stop(address: string): void;
+  close(): void;
+}
+
+export interface ZooKeeperRegistryOptions {
+  name: string;
+  /** host:port[,host:port...][/chroot] */
+  connect: string;
+  /** user:password for digest auth. */
+  digest?: string;
+  /** Interface-level roots (default ["/dubbo"]). Empty: that layout is off. */
+  interfaceRoots?: string[];
+  /** Application-level root (default "/services"); empty string: that layout is off. */
+  servicesRoot?: string;
+  sessionTimeoutMs?: number;
+  /** How long one operation may take before it counts as failed (ZooKeeper down). */
+  operationTimeoutMs?: number;
+}
+
+type Client = ReturnType<typeof zookeeper.createClient>;
+
+function hostOf(entryName: string): string | undefined {
+  try {
+    const url = new URL(decodeURIComponent(entryName));
+    return url.hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
+}
+
+const join = (...parts: string[]) => `/${parts.map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`;
+
+export class ZooKeeperRegistry implements ServiceRegistry {
+  readonly name: string;
+  private client?: Client;
+  private connecting?: Promise<Client>;
+  private readonly addresses = new Set<string>();
+  private readonly listeners = new Map<string, (entries: RegistryEntry[]) => void>();
+  private readonly watched = new Set<string>();
+
+  constructor(private readonly o: ZooKeeperRegistryOptions) {
+    this.name = o.name;
+  }
+
+  private get opTimeout() {
+    return this.o.operationTimeoutMs ?? 5_000;
+  }
+
+  private connection(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= new Promise<Client>((resolve, reject) => {
+      const client = zookeeper.createClient(this.o.connect, { sessionTimeout: this.o.sessionTimeoutMs ?? 10_000, spinDelay: 500, retries: 0 });
+      const timer = setTimeout(() => {
+        client.close();
+        this.connecting = undefined;
+        reject(new Error(`ZooKeeper ${this.o.connect}: no connection within ${this.opTimeout} ms`));
+      }, this.opTimeout);
+      client.once('connected', () => {
+        clearTimeout(timer);
+        if (this.o.digest) client.addAuthInfo('digest', Buffer.from(this.o.digest));
+        this.client = client;
+        this.connecting = undefined;
+        this.watched.clear(); // watches belong to the session
+        resolve(client);
+      });
+      // A lost session loses its watches: drop the client; the next call reconnects and re-arms.
+      client.on('state', (state: { name?: string }) => {
+        if (state?.name === 'EXPIRED' || state?.name === 'AUTH_FAILED') {
+          if (this.client === client) this.client = undefined;
+          client.close();
+        }
+      });
+      client.on('disconnected', () => {
+        if (this.client === client) this.client = undefined;
+        client.close();
+      });
+      client.connect();
+    });
+    return this.connecting;
+  }
+
+  private call<T>(what: string, fn: (c: Client, cb: (err: unknown, v?: T) => void) => void): Promise<T> {
+    return this.connection().then(
+      (c) =>
+        new Promise<T>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`ZooKeeper ${what}: no answer within ${this.opTimeout} ms`)), this.opTimeout);
+          fn(c, (err, v) => {
+            clearTimeout(timer);
+            if (err) reject(err instanceof Error ? err : new Error(`ZooKeeper ${what}: ${String(err)}`));
+            else resolve(v as T);
+          });
+        }),
+    );
+  }
+
+  private children(path: string, watch: boolean): Promise<string[]> {
+    return this.call<string[]>(`list ${path}`, (c, cb) => {
+      const done = (err: unknown, children?: string[]) => (isNoNode(err) ? cb(null, []) : cb(err, children));
+      if (watch && !this.watched.has(path)) {
+        this.watched.add(path);
+        c.getChildren(
+          path,
+          () => {
+            // One-shot watch: re-arm it by rescanning this path for every watched address.
+            this.watched.delete(path);
+            void this.rescan(path).catch(() => undefined);
+          },
+          done,
+        );
+      } else c.getChildren(path, done);
+    });
+  }
+
+  private data(path: string): Promise<Buffer | undefined> {
+    return this.call<Buffer | undefined>(`read ${path}`, (c, cb) => c.getData(path, (err: unknown, d?: Buffer) => (isNoNode(err) ? cb(null, undefined) : cb(err, d ?? undefined))));
+  }
+
+  private remove(path: string): Promise<boolean> {
+    return this.call<boolean>(`delete ${path}`, (c, cb) => c.remove(path, -1, (err: unknown) => (isNoNode(err) ? cb(null, false) : err ? cb(err) : cb(null, true))));
+  }
+
+  private interfaceRoots() {
+    return this.o.interfaceRoots ?? ['/dubbo'];
+  }
+
+  private servicesRoot() {
+    return this.o.servicesRoot ?? '/services';
+  }
+
+  /** Scans one registry path (or everything) and deletes the entries of watched addresses. */
+  private async rescan(path?: string): Promise<RegistryEntry[]> {
+    const removed: RegistryEntry[] = [];
+    const targets = [...this.addresses];
+    if (targets.length === 0) return removed;
+    const del = async (p: string) => {
+      if (await this.remove(p)) removed.push({ registry: this.name, path: p });
+    };
+    const scanProviders = async (providersPath: string) => {
+      for (const child of await this.children(providersPath, true)) {
+        const host = hostOf(child);
+        if (host && targets.includes(host)) await del(join(providersPath, child));
+      }
+    };
+    const scanApp = async (appPath: string) => {
+      for (const id of await this.children(appPath, true)) {
+        const raw = await this.data(join(appPath, id));
+        if (!raw) continue;
+        try {
+          const payload = JSON.parse(raw.toString('utf8')) as { address?: string };
+          if (payload.address && targets.includes(payload.address.replace(/^\[|\]$/g, ''))) await del(join(appPath, id));
+        } catch {
+          // not a Curator ServiceInstance: not ours to judge
+        }
+      }
+    };
+    for (const root of this.interfaceRoots()) {
+      if (path && !path.startsWith(root)) continue;
+      if (path?.endsWith('/providers')) {
+        await scanProviders(path);
+        continue;
+      }
+      for (const iface of await this.children(root, true)) await scanProviders(join(root, iface, 'providers'));
+    }
+    const services = this.servicesRoot();
+    if (services && (!path || path.startsWith(services))) {
+      if (path && path !== services) await scanApp(path);
+      else for (const app of await this.children(services, true)) await scanApp(join(services, app));
+    }
+    if (removed.length > 0 && path) {
+      for (const listener of this.listeners.values()) listener(removed);
+    }
+    return removed;
+  }
+
+  async deregister(address: string, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]> {
+    this.addresses.add(address);
+    this.listeners.set(address, onRemoved);
+    return this.rescan();
+  }
+
+  stop(address: string) {
+    this.addresses.delete(address);
+    this.listeners.delete(address);
+  }
+
+  close() {
+    this.addresses.clear();
+    this.client?.close();
+    this.client = undefined;
+  }
+}
+
+function isNoNode(err: unknown): boolean {
+  return !!err && (err as { getCode?: () => number }).getCode?.() === zookeeper.Exception.NO_NODE;
+}

@@ -1,0 +1,160 @@
+// Issue 5 end to end: ZooKeeper deregistration (a real server) and JVM diagnostics run by
+// exec through the API server into kwok pods (the command runs on this machine).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { waitFor } from '../../src/util/wait.js';
+import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { startStuckJvm } from '../support/jvm.js';
+import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
+import { exists, registerAppInstance, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const ns = 'shop';
+const hangScript = fileURLToPath(new URL('../fixtures/hang.sh', import.meta.url));
+
+describe('after quarantine: registry deregistration and diagnostics', { timeout: 600_000 }, () => {
+  let t: TestCluster;
+  let sickbay: RunningSickbay;
+  let zk: ZooKeeperServer;
+  let jvm: Awaited<ReturnType<typeof startStuckJvm>>;
+  const shimDir = mkdtempSync(path.join(tmpdir(), 'sickbay-shimdir-'));
+  const sessions: Array<{ close(): void }> = [];
+
+  before(async () => {
+    // What the init container does in a real pod: the shim into the pod's /sickbay.
+    execFileSync('sh', [fileURLToPath(new URL('../../shim/install', import.meta.url)), shimDir]);
+    zk = await ZooKeeperServer.start();
+    jvm = await startStuckJvm();
+    t = await startCluster({ nodes: 2, simulation: { exec: { workDir: shimDir, env: { SICKBAY_DIR: shimDir, SICKBAY_DIAG_MATCH: 'StuckApp' } } } });
+    sickbay = await startSickbay(t, {
+      SICKBAY_CONTROLLERS: 'true',
+      SICKBAY_NOT_READY_GRACE: '500ms',
+      SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]),
+      SICKBAY_DIAGNOSTICS_TIMEOUT: '3s',
+    });
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+  });
+  after(async () => {
+    for (const s of sessions) s.close();
+    await sickbay?.stop();
+    await t?.stop();
+    await zk?.stop();
+    jvm?.stop();
+    rmSync(shimDir, { recursive: true, force: true });
+  });
+
+  const readyPods = (app: string, n: number) =>
+    waitFor(`${n} ready ${app} pods`, async () => {
+      const ps = await podsOf(t.core, ns, `app=${app}`);
+      return ps.length === n && ps.every(isReady) ? ps : undefined;
+    });
+  const isolate = (name: string) => t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { 'sickbay.io/isolate': 'test' } } } }, mergePatch);
+  const annotation = async (name: string, key: string) => {
+    const raw = (await t.core.readNamespacedPod({ name, namespace: ns })).metadata?.annotations?.[key];
+    return raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined;
+  };
+  const session = async () => {
+    const s = await zkSession(zk.connect);
+    sessions.push(s);
+    return s;
+  };
+
+  it('removes exactly the quarantined pod entries, within 1 s, and removes a re-registration again', async () => {
+    await createWebApp(t, ns, 'orders', 2);
+    const [victim, other] = (await readyPods('orders', 2)) as [V1Pod, V1Pod];
+    const ip = victim.status!.podIP!;
+    const otherIp = other.status!.podIP!;
+    // Separate sessions, as separate provider processes would have.
+    const a = await registerDubboProvider(await session(), 'com.shop.OrderService', ip, 20880);
+    const b = await registerDubboProvider(await session(), 'com.shop.PaymentService', ip, 20881);
+    const c = await registerDubboProvider(await session(), 'com.shop.OrderService', otherIp, 20880);
+    const appMine = await registerAppInstance(await session(), 'orders', 'i-1', ip);
+    const appOther = await registerAppInstance(await session(), 'orders', 'i-2', otherIp);
+    const probe = await session();
+
+    await isolate(victim.metadata!.name!);
+    const quarantinedAt = await waitFor('quarantined', async () => {
+      const p = await t.core.readNamespacedPod({ name: victim.metadata!.name!, namespace: ns });
+      return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? Date.parse(p.metadata.annotations!['sickbay.io/quarantined-at']!) : undefined;
+    }, { intervalMs: 20 });
+    await waitFor('the 3 entries of the pod removed', async () => !(await exists(probe, a)) && !(await exists(probe, b)) && !(await exists(probe, appMine)), {
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    });
+    const took = Date.now() - quarantinedAt;
+    assert.ok(took <= 1_000, `removed ${took} ms after the quarantine`);
+    assert.ok(await exists(probe, c), "another pod's provider stays");
+    assert.ok(await exists(probe, appOther), "another pod's instance stays");
+
+    const record = await waitFor('the registry annotation', () => annotation(victim.metadata!.name!, 'sickbay.io/registry'));
+    assert.equal(record.address, ip);
+    assert.deepEqual((record.removed as string[]).map((e) => e.replace(/^zk:/, '')).sort(), [a, b, appMine].sort());
+
+    // The app still holds a session and registers again: removed again.
+    const again = await registerDubboProvider(await session(), 'com.shop.OrderService', ip, 20880);
+    await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 5_000, intervalMs: 20 });
+    assert.ok(await exists(probe, c));
+  });
+
+  it('keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story', async () => {
+    await createWebApp(t, ns, 'payments', 2);
+    const [victim] = (await readyPods('payments', 2)) as [V1Pod];
+    const name = victim.metadata!.name!;
+    const entry = await registerDubboProvider(await session(), 'com.shop.LedgerService', victim.status!.podIP!, 20880);
+    await zk.pause();
+    await isolate(name);
+    await waitFor('quarantined although ZooKeeper is down', async () => (await t.core.readNamespacedPod({ name, namespace: ns })).metadata?.labels?.['sickbay.io/status'] === 'quarantined');
+    const retrying = await waitFor('the annotation to say retrying', async () => {
+      const r = await annotation(name, 'sickbay.io/registry');
+      return r?.status === 'retrying' ? r : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.match(String(retrying.error), /ZooKeeper/);
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
+    assert.ok(events.some((e) => e.reason === 'DeregistrationFailed'));
+
+    await zk.resume();
+    const probe = await session();
+    await waitFor('the entry removed after ZooKeeper came back', async () => !(await exists(probe, entry)), { timeoutMs: 40_000, intervalMs: 200 });
+    const done = await waitFor('the annotation to say watching', async () => {
+      const r = await annotation(name, 'sickbay.io/registry');
+      return r?.status === 'watching' ? r : undefined;
+    });
+    assert.ok((done.removed as string[]).some((e) => e.endsWith(entry)));
+    assert.ok(Number(done.attempts) >= 2);
+  });
+
+  it('captures diagnostics of a real JVM through exec into the kwok pod and reports success on the pod', async () => {
+    await createWebApp(t, ns, 'jvm', 2);
+    const [victim] = (await readyPods('jvm', 2)) as [V1Pod];
+    const name = victim.metadata!.name!;
+    await isolate(name);
+    const diag = await waitFor('the diagnostics annotation', () => annotation(name, 'sickbay.io/diagnostics'), { timeoutMs: 30_000 });
+    assert.equal(diag.status, 'ok', JSON.stringify(diag));
+    assert.equal(diag.pid, jvm.pid);
+    assert.equal(diag.threadDump, 'jcmd');
+    assert.match(readFileSync(path.join(String(diag.dir), 'threads.txt'), 'utf8'), /sickbay-stuck-worker/);
+    assert.ok(String(diag.dir).startsWith(`${shimDir}/diag/`), 'under the pod\'s /sickbay/diag');
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
+    assert.ok(events.some((e) => e.reason === 'DiagnosticsCaptured'));
+  });
+
+  it('cuts off a script that hangs, reports it, and still processes the next pod', async () => {
+    await createWebApp(t, ns, 'stuck-script', 2, { podAnnotations: { 'sickbay.io/diagnostics-script': hangScript } });
+    await createWebApp(t, ns, 'next', 2);
+    const [hanging] = (await readyPods('stuck-script', 2)) as [V1Pod];
+    const [next] = (await readyPods('next', 2)) as [V1Pod];
+    await isolate(hanging.metadata!.name!);
+    await isolate(next.metadata!.name!);
+    const cut = await waitFor('the hang reported', () => annotation(hanging.metadata!.name!, 'sickbay.io/diagnostics'), { timeoutMs: 30_000 });
+    assert.equal(cut.status, 'timeout');
+    assert.equal(cut.script, hangScript);
+    const ok = await waitFor('the next pod diagnosed', () => annotation(next.metadata!.name!, 'sickbay.io/diagnostics'), { timeoutMs: 30_000 });
+    assert.equal(ok.status, 'ok');
+  });
+});
