@@ -59,6 +59,8 @@ export const configSchema = z.object({
   SICKBAY_RESYNC: duration.prefault('5m'),
   SICKBAY_ALERTS_TOKEN: z.string().default(''),
   SICKBAY_REGISTRIES: z.string().default('[]'),
+  SICKBAY_NEVER_READY_AFTER: duration.prefault('3m'),
+  SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
   SICKBAY_DIAGNOSTICS: bool.default(true),
   SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
 });
@@ -101,6 +103,8 @@ export interface Config {
   resyncMs: number;
   alertsToken: string;
   registries: z.infer<typeof registriesSchema>;
+  neverReadyAfterMs: number;
+  avoidNodesTtlMs: number;
   diagnostics: { enabled: boolean; timeoutMs: number };
 }
 
@@ -155,6 +159,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resyncMs: c.SICKBAY_RESYNC * 1000,
     alertsToken: c.SICKBAY_ALERTS_TOKEN,
     registries,
+    neverReadyAfterMs: c.SICKBAY_NEVER_READY_AFTER * 1000,
+    avoidNodesTtlMs: c.SICKBAY_AVOID_NODES_TTL * 1000,
     diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT * 1000 },
   };
 }

@@ -32,7 +32,7 @@ export class Metrics {
   });
   readonly podDeletions = new Counter({
     name: 'sickbay_pod_deletions_total',
-    help: 'Pods deleted by sickbay, by reason (over-quota, expired, released).',
+    help: 'Pods deleted by sickbay, by reason (over-quota, expired, never-ready).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -73,6 +73,13 @@ export class Metrics {
     name: 'sickbay_diagnostics_total',
     help: 'Diagnostics runs in quarantined pods by result (ok, skipped, failed, timeout).',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly avoidRecords = new Counter({
+    name: 'sickbay_avoid_nodes_total',
+    help: 'Changes to Deployments\' avoid-node records (recorded, expired, cleared).',
+    labelNames: ['action'] as const,
     registers: [this.registry],
   });
 

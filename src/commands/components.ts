@@ -8,6 +8,8 @@ import { alertsHandler } from '../controllers/alerts.js';
 import { ClusterCache } from '../controllers/cluster-cache.js';
 import { PodIsolationController, type PostQuarantineStep } from '../controllers/pod-isolation-controller.js';
 import { LeaseElector } from '../kube/lease-elector.js';
+import { NeverReadyController } from '../controllers/never-ready-controller.js';
+import { avoidNodesDecorator } from '../webhook/avoid-nodes-decorator.js';
 import { DiagnosticsStep, RegistryStep } from '../controllers/post-quarantine.js';
 import { ZooKeeperRegistry } from '../registry/zookeeper-registry.js';
 import type { Logger } from '../log.js';
@@ -34,6 +36,8 @@ export function buildComponents(config: Config, kc: KubeConfig, ctx: { metrics: 
   ];
   const isolation = new PodIsolationController(kc, cache, config, log.child({ component: 'pod-isolation' }), metrics, steps);
   controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
+  const neverReady = new NeverReadyController(kc, cache, config, log.child({ component: 'never-ready' }), metrics);
+  controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
 
   const runControllers = (signal: AbortSignal) => {
     signal.addEventListener('abort', () => {
@@ -64,5 +68,5 @@ export function buildComponents(config: Config, kc: KubeConfig, ctx: { metrics: 
     metrics.isLeader.set(1);
     runnables.push({ name: 'controllers', needsLeadership: true, start: async (s) => runControllers(s) });
   }
-  return { runnables, alerts: alertsHandler(kc, cache, { token: config.alertsToken, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
+  return { runnables, decoratePod: avoidNodesDecorator(cache, config.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { token: config.alertsToken, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
 }

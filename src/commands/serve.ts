@@ -7,7 +7,7 @@ import type { AdmissionDeps } from '../webhook/admission.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
-import { buildApp } from '../server/app.js';
+import { buildHandler } from '../server/app.js';
 import { HttpsServer } from '../server/https-server.js';
 import { sleep } from '../util/wait.js';
 
@@ -50,7 +50,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   const components = (await opts.components?.({ metrics, log })) ?? { runnables: [] };
   const { runnables } = components;
 
-  const app = buildApp({
+  const app = buildHandler({
     metrics,
     admission: {
       injection: { shimImage: config.shimImage, shimSource: config.shimSource },

@@ -1,7 +1,7 @@
 // The informer caches sickbay reads from. They run on every replica (the webhook reads
 // them on the admission path, and a replica that becomes leader starts warm); the
 // controllers only run on the leader.
-import type { KubeConfig, V1Deployment, V1Namespace, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, V1Deployment, V1Namespace, V1Node, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
 import { Informer, keyOf } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -14,6 +14,7 @@ export class ClusterCache {
   readonly replicaSets: Informer<V1ReplicaSet>;
   readonly deployments: Informer<V1Deployment>;
   readonly services: Informer<V1Service>;
+  readonly nodes: Informer<V1Node>;
   /** Pod UIDs this replica has seen Ready: part of how "has ever been Ready" is known. */
   private readonly seenReady = new Set<string>();
   private readonly firstNotReady = new Map<string, number>();
@@ -26,6 +27,7 @@ export class ClusterCache {
     this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
     this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
     this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
+    this.nodes = new Informer(kc, { ...common, resource: 'nodes', path: '/api/v1/nodes' });
     this.pods.on({
       add: (p) => this.track(p),
       update: (p) => this.track(p),
@@ -51,7 +53,7 @@ export class ClusterCache {
   }
 
   all() {
-    return [this.namespaces, this.pods, this.replicaSets, this.deployments, this.services];
+    return [this.namespaces, this.pods, this.replicaSets, this.deployments, this.services, this.nodes];
   }
 
   run(signal: AbortSignal) {
@@ -104,6 +106,15 @@ export class ClusterCache {
       if (dep) return { kind: 'Deployment', name: dep.name };
     }
     return { kind: ref.kind, name: ref.name };
+  }
+
+  /** The Deployment a pod belongs to, from the caches (the admission path makes no API call). */
+  deploymentOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): V1Deployment | undefined {
+    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
+    if (!ref) return undefined;
+    const rs = this.replicaSets.get(`${namespace}/${ref.name}`);
+    const dep = rs?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
+    return dep ? this.deployments.get(`${namespace}/${dep.name}`) : undefined;
   }
 
   replicaSetOf(pod: V1Pod): V1ReplicaSet | undefined {

@@ -64,7 +64,7 @@ export class PodIsolationController {
     this.core = kc.makeApiClient(CoreV1Api);
     this.events = new EventRecorder(this.core, 'sickbay', log);
     this.rate = new TokenBucket(config.quarantineRatePerMinute);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 8, log, metrics });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 16, log, metrics });
     const enqueue = (p: V1Pod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
     };
@@ -117,10 +117,15 @@ export class PodIsolationController {
     const owner = this.cache.ownerOf(pod);
     // Decisions about one workload are made one at a time: each reads how many of its
     // pods are quarantined and failing, so two at once could both see room for one more.
-    return this.ownerLocks.run(`${namespace}/${owner.kind}/${owner.name}`, () => this.act(key, owner, trigger, now, log));
+    // Events inform no decision: they are written after the lock is released, but
+    // before this reconcile finishes.
+    const events: Array<Promise<void>> = [];
+    const res = await this.ownerLocks.run(`${namespace}/${owner.kind}/${owner.name}`, () => this.act(key, owner, trigger, now, log, events));
+    await Promise.all(events);
+    return res;
   }
 
-  private async act(key: string, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
+  private async act(key: string, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
     const pod = this.cache.pods.get(key);
     if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod)) return;
     const namespace = pod.metadata!.namespace!;
@@ -158,8 +163,8 @@ export class PodIsolationController {
     }
 
     if (decision.action === 'delete') {
-      await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
-      if (owner.kind !== 'Pod') await this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`);
+      await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log, events);
+      if (owner.kind !== 'Pod') events.push(this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`));
       return;
     }
 
@@ -167,9 +172,9 @@ export class PodIsolationController {
     if (!quarantined) return;
     this.metrics.quarantines.inc({ trigger: trigger.kind });
     this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
-    await this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`);
+    events.push(this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`));
     if (owner.kind !== 'Pod') {
-      await this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
+      events.push(this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`));
     }
     this.startPipeline(quarantined);
     return { requeueAfterMs: this.config.quarantineTtlMs };
@@ -233,7 +238,7 @@ export class PodIsolationController {
     }
   }
 
-  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger) {
+  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger, events?: Array<Promise<void>>) {
     try {
       const deleted = await withDeadline(
         this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
@@ -247,7 +252,9 @@ export class PodIsolationController {
     }
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
-    await this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
+    const event = this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
+    if (events) events.push(event);
+    else await event;
   }
 
   private startPipeline(pod: V1Pod) {

@@ -90,10 +90,9 @@ export class ZooKeeperRegistry implements ServiceRegistry {
           client.close();
         }
       });
-      client.on('disconnected', () => {
-        if (this.client === client) this.client = undefined;
-        client.close();
-      });
+      // A disconnect is left to the client: it reconnects by itself and keeps the session
+      // (and its watches) if the server comes back in time; meanwhile calls time out.
+      // Closing it here would not stop it: the library has already decided to retry.
       client.connect();
     });
     return this.connecting;

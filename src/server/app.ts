@@ -17,6 +17,23 @@ export interface AppOptions {
   alerts?: RequestListener;
 }
 
+/**
+ * The request listener of the HTTPS port. POST /mutate and /validate are the hot path
+ * (every pod creation waits on them): they go straight to their handlers; express
+ * serves the rest. The handlers answer any method or transport problem themselves.
+ */
+export function buildHandler(opts: AppOptions): RequestListener {
+  const mutate = admissionHandler('mutate', opts.admission);
+  const validate = admissionHandler('validate', opts.admission);
+  const app = buildApp(opts);
+  return (req, res) => {
+    const path = req.url?.split('?', 1)[0];
+    if (req.method === 'POST' && path === '/mutate') return void mutate(req, res);
+    if (req.method === 'POST' && path === '/validate') return void validate(req, res);
+    app(req, res);
+  };
+}
+
 export function buildApp(opts: AppOptions) {
   const app = express();
   app.disable('x-powered-by');

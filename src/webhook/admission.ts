@@ -5,6 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
 import { createPatch } from 'rfc6902';
+import { diffAny } from 'rfc6902/diff.js';
+import type { Operation } from 'rfc6902/diff.js';
+import type { Pointer } from 'rfc6902/pointer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { type InjectionSettings, injectPod } from './mutate-pod.js';
@@ -39,8 +42,8 @@ export interface AdmissionDeps {
   injection: InjectionSettings;
   /** The username of sickbay's ServiceAccount, the one identity the relabel guard lets through. */
   sickbayUsername: string;
-  /** Extra, read-only changes to an injected pod (node avoidance); must be pure and idempotent. */
-  decoratePod?: (pod: V1Pod, req: AdmissionRequest, warnings: string[]) => void;
+  /** Further changes to an injected pod (node avoidance): copy-on-write, idempotent, no API calls. */
+  decoratePod?: (pod: V1Pod, req: AdmissionRequest, warnings: string[]) => V1Pod;
   maxBodyBytes: number;
   metrics?: Metrics;
   log?: Logger;
@@ -65,14 +68,27 @@ function asPod(v: unknown): V1Pod | undefined {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as V1Pod) : undefined;
 }
 
+// The diff, tuned to how injectPod builds its result. Subtrees the copy-on-write
+// mutation did not touch are the original's own objects: equal by identity. Arrays of
+// equal length are diffed index by index (the mutation never reorders or removes);
+// rfc6902's default, an edit distance over deep-compared elements, costs far more.
+function diffMutation(input: unknown, output: unknown, ptr: Pointer): Operation[] {
+  if (input === output) return [];
+  if (Array.isArray(input) && Array.isArray(output) && input.length === output.length) {
+    return input.flatMap((x, i) => diffMutation(x, output[i], ptr.add(String(i))));
+  }
+  return diffAny(input, output, ptr, diffMutation);
+}
+
 export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): AdmissionResponse {
   const allow: AdmissionResponse = { uid: req.uid, allowed: true };
   if (!isPod(req) || req.operation !== 'CREATE') return allow;
   const original = asPod(req.object);
   if (!original) return { ...allow, warnings: ['sickbay: the request carried no pod object; nothing injected'] };
-  const { pod, warnings, skipped } = injectPod(original, deps.injection);
-  if (!skipped) deps.decoratePod?.(pod, req, warnings);
-  const ops = skipped ? [] : createPatch(original, pod);
+  const injected = injectPod(original, deps.injection);
+  const { warnings, skipped } = injected;
+  const pod = !skipped && deps.decoratePod ? deps.decoratePod(injected.pod, req, warnings) : injected.pod;
+  const ops = skipped ? [] : createPatch(original, pod, diffMutation);
   const res: AdmissionResponse = { ...allow };
   if (ops.length > 0) {
     res.patchType = 'JSONPatch';

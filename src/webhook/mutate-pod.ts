@@ -1,5 +1,8 @@
 // Injection policy: a pure function from a pod to the pod sickbay wants. The admission
-// handler diffs the two once to get the JSON Patch (mutate a clone, then diff once).
+// handler diffs the two once to get the JSON Patch. The new pod is built copy-on-write:
+// every object on a changed path is a fresh copy, every untouched subtree (env lists,
+// volumes' contents) is the original's own object, so the diff can skip it by identity
+// (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import { ANN_INJECTED, ANN_PROBE_HTTP, annEntrypoint, LABEL_INJECT, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_VOLUME } from '../names.js';
 
@@ -20,25 +23,24 @@ const SUPERVISOR = `${SHIM_MOUNT}/bin/supervise`;
 const PROBE = `${SHIM_MOUNT}/bin/probe`;
 
 export function injectPod(original: V1Pod, settings: InjectionSettings): InjectionResult {
-  const pod = structuredClone(original);
-  const labels = pod.metadata?.labels ?? {};
-  const annotations = pod.metadata?.annotations ?? {};
-  if (labels[LABEL_INJECT] === 'false') return { pod, warnings: [], skipped: 'opted-out' };
-  if (annotations[ANN_INJECTED] !== undefined) return { pod, warnings: [], skipped: 'already-injected' };
+  const labels = original.metadata?.labels ?? {};
+  const annotations = original.metadata?.annotations ?? {};
+  if (labels[LABEL_INJECT] === 'false') return { pod: original, warnings: [], skipped: 'opted-out' };
+  if (annotations[ANN_INJECTED] !== undefined) return { pod: original, warnings: [], skipped: 'already-injected' };
 
   const warnings: string[] = [];
-  const spec = pod.spec ?? (pod.spec = { containers: [] });
-
-  spec.volumes = spec.volumes ?? [];
+  const spec = { ...(original.spec ?? { containers: [] }) };
+  const pod: V1Pod = { ...original, spec };
+  spec.containers = (spec.containers ?? []).map((c) => ({ ...c, volumeMounts: [...(c.volumeMounts ?? [])] }));
+  spec.initContainers = [...(spec.initContainers ?? [])];
+  spec.volumes = [...(spec.volumes ?? [])];
   if (!spec.volumes.some((v) => v.name === SHIM_VOLUME)) spec.volumes.push({ name: SHIM_VOLUME, emptyDir: { sizeLimit: '256Mi' } });
 
-  spec.initContainers = spec.initContainers ?? [];
   if (!spec.initContainers.some((c) => c.name === SHIM_INIT_CONTAINER)) spec.initContainers.unshift(shimInstaller(settings));
 
   const httpProbe = parseProbeAnnotation(annotations[ANN_PROBE_HTTP], warnings);
   for (const container of spec.containers) {
-    container.volumeMounts = container.volumeMounts ?? [];
-    if (!container.volumeMounts.some((m) => m.mountPath === SHIM_MOUNT)) container.volumeMounts.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT });
+    if (!container.volumeMounts!.some((m) => m.mountPath === SHIM_MOUNT)) container.volumeMounts!.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT });
     const wrapped = wrapCommand(container, annotations, warnings);
     if (!container.readinessProbe) {
       if (httpProbe) container.readinessProbe = httpReadiness(httpProbe);

@@ -51,9 +51,11 @@ describe('leader election with two replicas', { timeout: 300_000 }, () => {
     // then four more failures while nobody leads.
     await breakPod(broken[0]!);
     await breakPod(broken[1]!);
+    // "Handled" includes the Event each action leaves (a kill between the patch and the
+    // Event would lose the Event, not the action).
     await waitFor('the first two handled', async () => {
-      const ps = await podsOf(t.core, ns, '');
-      return broken.slice(0, 2).every((n) => !ps.some((p) => p.metadata!.name === n) || ps.some((p) => p.metadata!.name === n && p.metadata?.labels?.['sickbay.io/status']));
+      const evs = (await t.core.listNamespacedEvent({ namespace: ns })).items;
+      return broken.slice(0, 2).every((n) => evs.some((e) => e.involvedObject.name === n && (e.reason === 'Quarantined' || e.reason === 'FailingPodDeleted')));
     });
     const killedAt = Date.now();
     replicas[leaderKey]!.kill('SIGKILL');

@@ -85,6 +85,7 @@ export async function waitForInjection(core: CoreV1Api, namespace: string) {
 
 export interface SickbayProcess {
   port: number;
+  caPem: string;
   pid: number;
   exited: Promise<number | null>;
   output(): string;
@@ -119,5 +120,5 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  return { port, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
+  return { port, caPem: local.certs.caPem, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
 }

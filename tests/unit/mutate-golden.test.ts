@@ -44,7 +44,9 @@ describe('mutation golden files', () => {
   for (const name of cases) {
     it(name, () => {
       const input = JSON.parse(readFileSync(path.join(dir, `${name}.pod.json`), 'utf8')) as V1Pod;
+      const before = structuredClone(input);
       const res = reviewMutation(podCreateRequest(input), goldenDeps);
+      assert.deepEqual(input, before, 'the mutation never changes its input');
       assert.equal(res.allowed, true, 'the mutating webhook never denies');
       const actual = { pod: scrub(patched(input, res)), warnings: res.warnings ?? [], patched: !!res.patch };
       const goldenFile = path.join(dir, `${name}.golden.json`);

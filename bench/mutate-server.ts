@@ -1,0 +1,24 @@
+// One server for the /mutate benchmark, in its own process: `sickbay` (the real serve()
+// with express) or `bare` (node:https calling the same admission handler). Prints the port.
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { serve } from '../src/commands/serve.js';
+import { readConfig } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics.js';
+import { admissionHandler } from '../src/webhook/admission.js';
+
+const [kind, certFile, keyFile] = process.argv.slice(2) as [string, string, string];
+const injection = { shimImage: 'registry.example/sickbay:bench', shimSource: '/opt/sickbay/shim' };
+
+if (kind === 'sickbay') {
+  const config = readConfig({ SICKBAY_PORT: '0', SICKBAY_BIND_ADDRESS: '127.0.0.1', SICKBAY_TLS_CERT: certFile, SICKBAY_TLS_KEY: keyFile, SICKBAY_CONTROLLERS: 'false', SICKBAY_DRAIN: '0s' });
+  const h = await serve(config, silentLogger(), { metrics: new Metrics() });
+  process.stdout.write(`port ${h.port}\n`);
+} else {
+  const handler = admissionHandler('mutate', { injection, sickbayUsername: 'x', maxBodyBytes: 3 << 20, metrics: new Metrics() });
+  const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' }, (req, res) => void handler(req, res));
+  server.keepAliveTimeout = 120_000;
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`port ${(server.address() as AddressInfo).port}\n`));
+}

@@ -1,0 +1,186 @@
+// Pods that never become Ready are often the node's fault (a broken runtime, a bad
+// mount, a full disk). A pod in an opted-in namespace that has never been Ready and is
+// older than SICKBAY_NEVER_READY_AFTER is deleted (not quarantined: there is no app
+// state worth keeping), and its node is recorded in its Deployment's
+// `sickbay.io/avoid-nodes`, so the webhook keeps the replacement off that node.
+// Records expire after SICKBAY_AVOID_NODES_TTL; a record that would leave no node able
+// to take the Deployment's pods is cleared.
+import { randomUUID } from 'node:crypto';
+import { AppsV1Api, CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import type { Config } from '../config.js';
+import { EventRecorder } from '../kube/events.js';
+import { keyOf } from '../kube/informer.js';
+import { codeOf, errorText } from '../kube/lease-elector.js';
+import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { ANN_AVOID_NODES } from '../names.js';
+import { TokenBucket } from '../util/rate-limiter.js';
+import { withDeadline } from '../util/wait.js';
+import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
+import type { ClusterCache } from './cluster-cache.js';
+import { podRef } from './pod-isolation-controller.js';
+import { isPodReady, isQuarantined, wasEverReady } from './quarantine-policy.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export class NeverReadyController {
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly events: EventRecorder;
+  private readonly queue: WorkQueue;
+  private readonly rate: TokenBucket;
+  private readonly warned = new Map<string, string>();
+
+  constructor(
+    kc: KubeConfig,
+    private readonly cache: ClusterCache,
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.events = new EventRecorder(this.core, 'sickbay', log);
+    this.rate = new TokenBucket(config.quarantineRatePerMinute);
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'never-ready', concurrency: 4, log, metrics });
+    const enqueuePod = (p: V1Pod) => {
+      if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(`pod:${keyOf(p)}`);
+    };
+    cache.pods.on({ add: enqueuePod, update: enqueuePod });
+    const enqueueDeployment = (d: V1Deployment) => {
+      if (d.metadata?.annotations?.[ANN_AVOID_NODES] !== undefined) this.queue.add(`deployment:${keyOf(d)}`);
+    };
+    cache.deployments.on({ add: enqueueDeployment, update: enqueueDeployment });
+    // A node turning unready or tainted may make a record infeasible.
+    cache.nodes.on({ update: () => this.enqueueAllRecords(), delete: () => this.enqueueAllRecords() });
+  }
+
+  private enqueueAllRecords() {
+    for (const d of this.cache.deployments.list()) if (d.metadata?.annotations?.[ANN_AVOID_NODES] !== undefined) this.queue.add(`deployment:${keyOf(d)}`);
+  }
+
+  async run(signal: AbortSignal) {
+    await this.cache.waitForSync(signal);
+    for (const p of this.cache.pods.list()) if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(`pod:${keyOf(p)}`);
+    this.enqueueAllRecords();
+    await this.queue.run(signal);
+  }
+
+  private reconcile(key: string): Promise<ReconcileResult> {
+    const log = this.log.child({ key, reconcileId: randomUUID().slice(0, 8) });
+    if (key.startsWith('pod:')) return this.reconcilePod(key.slice(4), log);
+    return this.reconcileDeployment(key.slice('deployment:'.length), log);
+  }
+
+  private async reconcilePod(key: string, log: Logger): Promise<ReconcileResult> {
+    const pod = this.cache.pods.get(key);
+    if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod) || !pod.spec?.nodeName) return;
+    if (!this.cache.isOptedIn(pod.metadata!.namespace!) || isPodReady(pod) || wasEverReady(pod, this.cache.hasBeenSeenReady(pod))) return;
+    const age = Date.now() - new Date(pod.metadata!.creationTimestamp!).getTime();
+    const left = this.config.neverReadyAfterMs - age;
+    if (left > 0) return { requeueAfterMs: left + 10 };
+    const owner = this.cache.ownerOf(pod);
+    if (owner.kind !== 'Deployment') return; // the record lives on a Deployment
+    const namespace = pod.metadata!.namespace!;
+    const deployment = this.cache.deployments.get(`${namespace}/${owner.name}`);
+    if (!deployment) return;
+    const node = pod.spec.nodeName;
+
+    // Most of a Deployment never starting is the app's fault (a bad image, a bad config),
+    // not the nodes': deleting and blacklisting would only churn.
+    const siblings = this.cache.podsIn(namespace).filter((p) => !isQuarantined(p) && !p.metadata?.deletionTimestamp && this.cache.ownerOf(p).name === owner.name && this.cache.ownerOf(p).kind === 'Deployment');
+    const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - new Date(p.metadata!.creationTimestamp!).getTime() >= this.config.neverReadyAfterMs).length;
+    if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
+      this.metrics.skips.inc({ reason: 'systemic' });
+      await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', deployment, 'SystemicFailure', `${stuck} of ${siblings.length} pods of Deployment ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
+      return { requeueAfterMs: 30_000 };
+    }
+    if (!this.config.dryRun && !this.rate.tryTake()) return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
+    if (this.config.dryRun) {
+      this.metrics.skips.inc({ reason: 'dry-run' });
+      log.info('dry run: would delete a pod that never became Ready and avoid its node', { pod: key, node });
+      return;
+    }
+
+    // Record first, so the replacement the deletion causes already avoids the node.
+    await this.updateRecord(deployment, (record) => ({ ...record, [node]: new Date().toISOString() }));
+    this.metrics.avoidRecords.inc({ action: 'recorded' });
+    try {
+      await withDeadline(this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, body: { preconditions: { uid: pod.metadata!.uid } } }), 10_000, 'pod delete');
+    } catch (err) {
+      if (codeOf(err) === 404 || codeOf(err) === 409) return;
+      throw new Error(`delete failed: ${errorText(err)}`);
+    }
+    this.metrics.podDeletions.inc({ reason: 'never-ready' });
+    const ageS = Math.round(age / 1000);
+    log.info('deleted a pod that never became Ready; its Deployment now avoids the node', { pod: key, node, ageSeconds: ageS });
+    await this.events.record(podRef(pod), 'Warning', 'NeverReadyDeleted', `never became Ready in ${ageS}s on node ${node}; deleted so a replacement starts elsewhere`);
+    await this.events.record({ apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name, namespace }, 'Warning', 'NodeAvoided', `new pods avoid node ${node}: pod ${pod.metadata!.name} never became Ready there`);
+  }
+
+  private async reconcileDeployment(key: string, log: Logger): Promise<ReconcileResult> {
+    const d = this.cache.deployments.get(key);
+    if (!d) return;
+    const raw = d.metadata?.annotations?.[ANN_AVOID_NODES];
+    if (raw === undefined) return;
+    const { record, error } = parseAvoidRecord(raw);
+    if (error) {
+      await this.warnOnce(key, raw, d, 'BadAvoidNodes', error);
+      return;
+    }
+    const now = Date.now();
+    const live = liveEntries(record, now, this.config.avoidNodesTtlMs);
+    const template: V1Pod = { metadata: d.spec?.template.metadata, spec: d.spec?.template.spec };
+    const feasible = feasibleNodes(template, [...this.cache.nodes.list()]);
+    const remaining = feasible.filter((n) => !live.includes(n));
+    if (live.length > 0 && remaining.length === 0) {
+      if (this.config.dryRun) return void log.info('dry run: would clear an avoid-list that leaves no feasible node', { deployment: key });
+      await this.updateRecord(d, () => undefined);
+      this.metrics.avoidRecords.inc({ action: 'cleared' });
+      log.info('cleared the avoid-list: it left no node that could take the pods', { deployment: key, avoided: live });
+      await this.events.record(
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace },
+        'Warning',
+        'AvoidListCleared',
+        `avoiding ${live.join(', ')} would leave no node that can take the pods; the record is cleared and scheduling uses all nodes`,
+      );
+      return;
+    }
+    if (live.length < Object.keys(record).length) {
+      if (this.config.dryRun) return;
+      await this.updateRecord(d, (r) => Object.fromEntries(Object.entries(r).filter(([n]) => live.includes(n))));
+      this.metrics.avoidRecords.inc({ action: 'expired' });
+      return;
+    }
+    const next = Math.min(...live.map((n) => Date.parse(record[n]!) + this.config.avoidNodesTtlMs));
+    return Number.isFinite(next) ? { requeueAfterMs: Math.max(next - now, 100) } : undefined;
+  }
+
+  /** Read-modify-write of the record, preconditioned on the Deployment's resourceVersion. */
+  private async updateRecord(d: V1Deployment, change: (r: AvoidRecord) => AvoidRecord | undefined) {
+    const current = parseAvoidRecord(d.metadata?.annotations?.[ANN_AVOID_NODES]).record;
+    const next = change(current);
+    const value = next && Object.keys(next).length > 0 ? JSON.stringify(next) : null;
+    try {
+      const patched = await withDeadline(
+        this.apps.patchNamespacedDeployment(
+          { name: d.metadata!.name!, namespace: d.metadata!.namespace!, body: { metadata: { resourceVersion: d.metadata!.resourceVersion, annotations: { [ANN_AVOID_NODES]: value } } } },
+          mergePatch,
+        ),
+        10_000,
+        'deployment patch',
+      );
+      this.cache.deployments.writeThrough(patched);
+    } catch (err) {
+      throw new Error(`updating ${ANN_AVOID_NODES} failed (retrying): ${errorText(err)}`);
+    }
+  }
+
+  private async warnOnce(key: string, what: string, d: V1Deployment, reason: string, message: string) {
+    if (this.warned.get(`${key}/${reason}`) === what) return;
+    this.warned.set(`${key}/${reason}`, what);
+    this.log.warn(message, { deployment: key });
+    await this.events.record({ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace }, 'Warning', reason, message);
+  }
+}

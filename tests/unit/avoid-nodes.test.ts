@@ -1,0 +1,83 @@
+// Golden files for the affinity merge (tests/golden/avoid-nodes/), and the pure parts of
+// node avoidance: the record, feasibility.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/controllers/avoid-nodes.js';
+
+const dir = fileURLToPath(new URL('../golden/avoid-nodes/', import.meta.url));
+const update = process.env.SICKBAY_UPDATE_GOLDEN === '1';
+const AVOID = ['kwok-node-2', 'kwok-node-0'];
+
+describe('affinity merge golden files', () => {
+  const files = readdirSync(dir);
+  const cases = files.filter((f) => f.endsWith('.pod.json')).map((f) => f.slice(0, -'.pod.json'.length));
+  it('no stale golden files; the cases are found', () => {
+    assert.deepEqual(files.filter((f) => f.endsWith('.golden.json') && !cases.includes(f.slice(0, -'.golden.json'.length))), []);
+    assert.ok(cases.length >= 5);
+  });
+  for (const name of cases) {
+    it(name, () => {
+      const input = JSON.parse(readFileSync(path.join(dir, `${name}.pod.json`), 'utf8')) as V1Pod;
+      const before = structuredClone(input);
+      const out = excludeNodes(input, AVOID);
+      assert.deepEqual(input, before, 'the input is not changed');
+      const golden = path.join(dir, `${name}.golden.json`);
+      if (update) writeFileSync(golden, `${JSON.stringify(out, null, 2)}\n`);
+      assert.ok(existsSync(golden), `missing ${golden}; run with SICKBAY_UPDATE_GOLDEN=1`);
+      assert.deepEqual(out, JSON.parse(readFileSync(golden, 'utf8')));
+      assert.deepEqual(excludeNodes(out, AVOID), out, 'applying it again changes nothing');
+    });
+  }
+});
+
+const node = (name: string, o: { labels?: Record<string, string>; ready?: boolean; taints?: V1Node['spec'] extends infer S ? (S extends { taints?: infer T } ? T : never) : never; unschedulable?: boolean } = {}): V1Node => ({
+  metadata: { name, labels: { 'kubernetes.io/hostname': name, ...o.labels } },
+  spec: { taints: o.taints, unschedulable: o.unschedulable },
+  status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
+});
+
+describe('feasibleNodes', () => {
+  const nodes = [
+    node('a', { labels: { pool: 'general' } }),
+    node('b', { labels: { pool: 'spot' } }),
+    node('c', { ready: false }),
+    node('d', { unschedulable: true }),
+    node('e', { taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] }),
+    node('f', { taints: [{ key: 'sickbay.io/isolated', effect: 'NoExecute' }] }),
+    node('g', { taints: [{ key: 'soft', effect: 'PreferNoSchedule' }] }),
+  ];
+  const cases: Array<[string, V1Pod['spec'], string[]]> = [
+    ['ready, schedulable, untainted (PreferNoSchedule is fine)', { containers: [] }, ['a', 'b', 'g']],
+    ['a toleration admits the tainted node', { containers: [], tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] }, ['a', 'b', 'e', 'g']],
+    ['Exists with no key tolerates everything', { containers: [], tolerations: [{ operator: 'Exists' }] }, ['a', 'b', 'e', 'f', 'g']],
+    ['node selector', { containers: [], nodeSelector: { pool: 'spot' } }, ['b']],
+    [
+      'required affinity: terms are ORed',
+      {
+        containers: [],
+        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['general'] }] }, { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['g'] }] }] } } },
+      },
+      ['a', 'g'],
+    ],
+  ];
+  for (const [name, spec, want] of cases) it(name, () => assert.deepEqual(feasibleNodes({ spec }, nodes), want));
+});
+
+describe('the avoid-nodes record', () => {
+  it('parses, and reports garbage instead of throwing', () => {
+    assert.deepEqual(parseAvoidRecord('{"a":"2026-11-22T10:00:00Z"}'), { record: { a: '2026-11-22T10:00:00Z' } });
+    for (const bad of ['nope', '[]', '{"a":3}', '{"a":"yesterday"}']) {
+      const r = parseAvoidRecord(bad);
+      assert.deepEqual(r.record, {});
+      assert.match(r.error!, /must be a JSON object of node -> RFC 3339 time/);
+    }
+  });
+  it('expires entries after the TTL', () => {
+    const now = Date.parse('2026-11-22T10:00:00Z');
+    assert.deepEqual(liveEntries({ old: '2026-11-22T08:59:00Z', fresh: '2026-11-22T09:30:00Z' }, now, 3600_000), ['fresh']);
+  });
+});
