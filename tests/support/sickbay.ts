@@ -100,7 +100,9 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   writeFileSync(kubeconfig, kc.exportConfig());
   const [port] = (await freePorts(1)) as [number];
   const local = localServe({ certDir: dir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA, podName: name });
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, 'serve', '--kubeconfig', kubeconfig], {
+  // SICKBAY_NODE_ARGS adds Node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof for a profile).
+  const nodeArgs = (process.env.SICKBAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', cliPath, 'serve', '--kubeconfig', kubeconfig], {
     env: {
       ...process.env,
       ...local.env,
