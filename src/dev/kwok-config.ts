@@ -76,6 +76,17 @@ nodeInfo:
   bootID: ""
 phase: Running`;
 
+// Running containers, each `ready` or not, started at the template expression `startedAt`.
+const containerStatuses = (ready: boolean, startedAt: string) => `containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: ${ready}
+  started: true
+  restartCount: 0
+  state: {running: {startedAt: {{ ${startedAt} | Quote }}}}
+{{ end }}`;
+
 // A pod whose containers run; `ready` says whether it passes its readiness checks.
 const podRunning = (ready: boolean) => `
 {{ $now := Now }}
@@ -84,15 +95,7 @@ conditions:
 - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
 - {type: Ready, status: "${ready ? 'True' : 'False'}", lastTransitionTime: {{ $now | Quote }}${ready ? '' : ', reason: ContainersNotReady'}}
 - {type: ContainersReady, status: "${ready ? 'True' : 'False'}", lastTransitionTime: {{ $now | Quote }}${ready ? '' : ', reason: ContainersNotReady'}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: ${ready}
-  started: true
-  restartCount: 0
-  state: {running: {startedAt: {{ $now | Quote }}}}
-{{ end }}
+${containerStatuses(ready, '$now')}
 initContainerStatuses:
 {{ range .spec.initContainers }}
 - name: {{ .name | Quote }}
@@ -124,15 +127,7 @@ const podReadiness = (ready: boolean) => `
 conditions:
 - {type: Ready, status: "${ready ? 'True' : 'False'}", lastTransitionTime: {{ $now | Quote }}${ready ? '' : ', reason: ContainersNotReady'}}
 - {type: ContainersReady, status: "${ready ? 'True' : 'False'}", lastTransitionTime: {{ $now | Quote }}${ready ? '' : ', reason: ContainersNotReady'}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: ${ready}
-  started: true
-  restartCount: 0
-  state: {running: {startedAt: {{ or $.status.startTime $now | Quote }}}}
-{{ end }}`;
+${containerStatuses(ready, 'or $.status.startTime $now')}`;
 
 export function kwokConfigDocuments(sim: KwokSimulation = {}): object[] {
   const broken = sim.neverReadyNodes?.length ? sim.neverReadyNodes : [NO_NODE];

@@ -43,14 +43,20 @@ function subject(commonName: string, organizations: string[] = []): forge.pki.Ce
   return [{ name: 'commonName', value: commonName }, ...organizations.map((value) => ({ name: 'organizationName', value }))];
 }
 
-export function createCA(commonName: string, validityDays = 3650): IssuedCertificate {
+/** A new key pair and an unsigned certificate for it: random serial, backdated start, `notAfter` capped. */
+function newCertificate(validityDays: number, notAfterCap = Infinity) {
   const keys = generateKeyPair();
   const cert = pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
   const now = Date.now();
   cert.validity.notBefore = new Date(now - BACKDATE_MS);
-  cert.validity.notAfter = new Date(now + validityDays * DAY_MS);
+  cert.validity.notAfter = new Date(Math.min(now + validityDays * DAY_MS, notAfterCap));
+  return { keys, cert };
+}
+
+export function createCA(commonName: string, validityDays = 3650): IssuedCertificate {
+  const { keys, cert } = newCertificate(validityDays);
   cert.setSubject(subject(commonName));
   cert.setIssuer(subject(commonName));
   cert.setExtensions([
@@ -66,14 +72,8 @@ export function issueCertificate(ca: IssuedCertificate, req: CertificateRequest)
   if (req.usages.length === 0) throw new Error('a certificate needs at least one usage');
   const caCert = pki.certificateFromPem(ca.certPem);
   const caKey = pki.privateKeyFromPem(ca.keyPem);
-  const keys = generateKeyPair();
-  const cert = pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = randomSerial();
-  const now = Date.now();
-  cert.validity.notBefore = new Date(now - BACKDATE_MS);
-  const wanted = now + req.validityDays * DAY_MS;
-  cert.validity.notAfter = new Date(Math.min(wanted, caCert.validity.notAfter.getTime()));
+  // The leaf never outlives its CA.
+  const { keys, cert } = newCertificate(req.validityDays, caCert.validity.notAfter.getTime());
   cert.setSubject(subject(req.commonName, req.organizations));
   cert.setIssuer(caCert.subject.attributes);
   const altNames = [
