@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { alertsHandler } from '../controllers/alerts.js';
 import { ClusterCache } from '../controllers/cluster-cache.js';
 import { PodIsolationController, type PostQuarantineStep } from '../controllers/pod-isolation-controller.js';
+import { withConnectionReuse } from '../kube/connection-reuse.js';
 import { LeaseElector } from '../kube/lease-elector.js';
 import { NeverReadyController } from '../controllers/never-ready-controller.js';
 import { avoidNodesDecorator } from '../webhook/avoid-nodes-decorator.js';
@@ -25,8 +26,9 @@ export interface ComponentOverrides {
   steps?: PostQuarantineStep[];
 }
 
-export function buildComponents(config: Config, kc: KubeConfig, ctx: { metrics: Metrics; log: Logger }, overrides: ComponentOverrides = {}): Components {
+export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { metrics: Metrics; log: Logger }, overrides: ComponentOverrides = {}): Components {
   const { metrics, log } = ctx;
+  const kc = withConnectionReuse(kubeConfig);
   const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, log: log.child({ component: 'informer' }), metrics });
   const controllers: Controller[] = [];
   const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
