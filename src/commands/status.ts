@@ -1,7 +1,7 @@
 // `sickbay status` and `sickbay release`: what sickbay holds, at a glance, and the way
 // to end a quarantine.
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { errorText } from '../kube/lease-elector.js';
+import { errorText } from '../kube/api.js';
 import { ANN_AVOID_NODES, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_NODE_STATUS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
 
 function age(iso: string | undefined, now = Date.now()): string {

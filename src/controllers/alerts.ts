@@ -4,14 +4,13 @@
 // cluster, survives a leader change, and shows who asked.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { codeOf, errorText } from '../kube/lease-elector.js';
+import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import type { Logger } from '../log.js';
 import { ANN_ISOLATE } from '../names.js';
 import type { ClusterCache } from './cluster-cache.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 // The parts of Alertmanager's webhook payload (version 4) sickbay reads.
 const payloadSchema = z.object({

@@ -6,7 +6,7 @@ import { Informer, keyOf } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LABEL_INJECTION } from '../names.js';
-import { isPodReady, type OwnerInfo } from './quarantine-policy.js';
+import { isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
 
 export class ClusterCache {
   readonly namespaces: Informer<V1Namespace>;
@@ -95,13 +95,15 @@ export class ClusterCache {
     return out;
   }
 
-  /** The workload a pod belongs to: its Deployment through its ReplicaSet, else its controller, else itself. */
-  ownerOf(pod: V1Pod): OwnerInfo {
-    const ns = pod.metadata?.namespace ?? '';
+  /**
+   * The workload a pod belongs to: its Deployment through its ReplicaSet, else its
+   * controller, else itself. `namespace` for a pod being created, which may not carry one yet.
+   */
+  ownerOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): OwnerInfo {
     const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
     if (!ref) return { kind: 'Pod', name: pod.metadata?.name ?? '' };
     if (ref.kind === 'ReplicaSet') {
-      const rs = this.replicaSets.get(`${ns}/${ref.name}`);
+      const rs = this.replicaSets.get(`${namespace}/${ref.name}`);
       const dep = rs?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
       if (dep) return { kind: 'Deployment', name: dep.name };
     }
@@ -110,11 +112,17 @@ export class ClusterCache {
 
   /** The Deployment a pod belongs to, from the caches (the admission path makes no API call). */
   deploymentOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): V1Deployment | undefined {
-    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
-    if (!ref) return undefined;
-    const rs = this.replicaSets.get(`${namespace}/${ref.name}`);
-    const dep = rs?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
-    return dep ? this.deployments.get(`${namespace}/${dep.name}`) : undefined;
+    const owner = this.ownerOf(pod, namespace);
+    return owner.kind === 'Deployment' ? this.deployments.get(`${namespace}/${owner.name}`) : undefined;
+  }
+
+  /** A workload's pods still in service: not quarantined, not being deleted. */
+  inServicePodsOf(namespace: string, owner: OwnerInfo): V1Pod[] {
+    return this.podsIn(namespace).filter((p) => {
+      if (isQuarantined(p) || p.metadata?.deletionTimestamp) return false;
+      const o = this.ownerOf(p, namespace);
+      return o.kind === owner.kind && o.name === owner.name;
+    });
   }
 
   replicaSetOf(pod: V1Pod): V1ReplicaSet | undefined {

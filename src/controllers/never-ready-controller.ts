@@ -6,11 +6,11 @@
 // Records expire after SICKBAY_AVOID_NODES_TTL; a record that would leave no node able
 // to take the Deployment's pods is cleared.
 import { randomUUID } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
 import { EventRecorder } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText } from '../kube/lease-elector.js';
+import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -22,7 +22,12 @@ import type { ClusterCache } from './cluster-cache.js';
 import { podRef } from './pod-isolation-controller.js';
 import { isPodReady, isQuarantined, wasEverReady } from './quarantine-policy.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** What of a node decides whether a pod can be placed on it. */
+function schedulingView(n: V1Node): string {
+  const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  return JSON.stringify([ready, n.spec?.unschedulable ?? false, n.spec?.taints ?? [], n.metadata?.labels ?? {}]);
+}
 
 export class NeverReadyController {
   private readonly core: CoreV1Api;
@@ -52,8 +57,14 @@ export class NeverReadyController {
       if (d.metadata?.annotations?.[ANN_AVOID_NODES] !== undefined) this.queue.add(`deployment:${keyOf(d)}`);
     };
     cache.deployments.on({ add: enqueueDeployment, update: enqueueDeployment });
-    // A node turning unready or tainted may make a record infeasible.
-    cache.nodes.on({ update: () => this.enqueueAllRecords(), delete: () => this.enqueueAllRecords() });
+    // A node turning unready, tainted, cordoned or relabelled may make a record infeasible;
+    // heartbeats (most node updates) change none of that.
+    cache.nodes.on({
+      update: (n, old) => {
+        if (schedulingView(n) !== schedulingView(old)) this.enqueueAllRecords();
+      },
+      delete: () => this.enqueueAllRecords(),
+    });
   }
 
   private enqueueAllRecords() {
@@ -89,7 +100,7 @@ export class NeverReadyController {
 
     // Most of a Deployment never starting is the app's fault (a bad image, a bad config),
     // not the nodes': deleting and blacklisting would only churn.
-    const siblings = this.cache.podsIn(namespace).filter((p) => !isQuarantined(p) && !p.metadata?.deletionTimestamp && this.cache.ownerOf(p).name === owner.name && this.cache.ownerOf(p).kind === 'Deployment');
+    const siblings = this.cache.inServicePodsOf(namespace, owner);
     const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - new Date(p.metadata!.creationTimestamp!).getTime() >= this.config.neverReadyAfterMs).length;
     if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
       this.metrics.skips.inc({ reason: 'systemic' });

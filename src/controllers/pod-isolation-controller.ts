@@ -4,11 +4,11 @@
 // pod as it is now, and the quarantine itself is one patch guarded by resourceVersion,
 // so a restart or a failover at any point neither repeats nor loses an action.
 import { randomUUID } from 'node:crypto';
-import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
 import { EventRecorder, type ObjectRef } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText } from '../kube/lease-elector.js';
+import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -28,7 +28,6 @@ import type { ClusterCache } from './cluster-cache.js';
 import { decide, isPodReady, isQuarantined, labelsToStrip, type OwnerInfo, parseMaxQuarantined, quarantineTrigger, type Trigger, wasEverReady } from './quarantine-policy.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 // Writes are idempotent under their preconditions, so a retry after a timeout is safe.
 const API_DEADLINE_MS = 10_000;
 
@@ -131,7 +130,7 @@ export class PodIsolationController {
     const namespace = pod.metadata!.namespace!;
     const ownerRef = `${owner.kind}/${owner.name}`;
     const siblings = this.cache.podsIn(namespace);
-    const inService = siblings.filter((p) => !isQuarantined(p) && !p.metadata?.deletionTimestamp && sameOwner(this.cache.ownerOf(p), owner));
+    const inService = this.cache.inServicePodsOf(namespace, owner);
     const failing = inService.filter((p) => !isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))).length;
     const quarantinedForOwner = siblings.filter((p) => isQuarantined(p) && p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
     const max = this.maxQuarantined(namespace, owner, log);
@@ -273,10 +272,6 @@ export class PodIsolationController {
     this.eventSent.set(k, Date.now());
     await this.events.record(ref, type, reason, message);
   }
-}
-
-function sameOwner(a: OwnerInfo, b: OwnerInfo) {
-  return a.kind === b.kind && a.name === b.name;
 }
 
 export function podRef(pod: V1Pod): ObjectRef {

@@ -1,11 +1,11 @@
 // The steps after a quarantine. Each runs on its own, records what it did on the pod
 // (an annotation a person reads), in an Event and in a metric, and never undoes or
 // blocks the quarantine: failures retry or are reported, that is all.
-import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { EventRecorder } from '../kube/events.js';
 import { execInPod } from '../kube/exec.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText } from '../kube/lease-elector.js';
+import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ANN_DIAGNOSTICS, ANN_REGISTRY, PREFIX, SHIM_MOUNT } from '../names.js';
@@ -13,7 +13,6 @@ import type { RegistryEntry, ServiceRegistry } from '../registry/zookeeper-regis
 import { sleep, withDeadline } from '../util/wait.js';
 import { podRef, type PostQuarantineStep } from './pod-isolation-controller.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** Pod annotations (usually set in the Deployment's pod template) that tune diagnostics. */
 export const ANN_HEAP_DUMP = `${PREFIX}/heap-dump`;

@@ -274,7 +274,7 @@ export class LocalControlPlane {
     this.saveState();
     await waitFor('kwok to serve again', () => httpGet(`https://127.0.0.1:${this.ports.kwok}/healthz`, { ca: this.ca.certPem }).then(() => true), {
       timeoutMs: 15_000,
-    }).catch(() => sleep(1000));
+    });
   }
 
   kubeConfig(): KubeConfig {

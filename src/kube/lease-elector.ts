@@ -6,6 +6,7 @@
 // once; a clean shutdown releases the lease so another replica takes over immediately.
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
+import { codeOf, errorText } from './api.js';
 import { sleep } from '../util/wait.js';
 
 export interface LeaseElectorOptions {
@@ -146,20 +147,4 @@ export class LeaseElector {
     });
     this.o.log?.info('released the lease', { lease: this.o.name });
   }
-}
-
-export function codeOf(err: unknown): number | undefined {
-  return err && typeof err === 'object' && 'code' in err && typeof err.code === 'number' ? err.code : undefined;
-}
-
-export function errorText(err: unknown): string {
-  if (err && typeof err === 'object' && 'body' in err && typeof err.body === 'string') {
-    try {
-      const status = JSON.parse(err.body) as { message?: string };
-      if (status.message) return `${codeOf(err) ?? ''} ${status.message}`.trim();
-    } catch {
-      // not a Status
-    }
-  }
-  return err instanceof Error ? err.message : String(err);
 }

@@ -106,6 +106,21 @@ describe('local control plane', { timeout: 300_000 }, () => {
     assert.match(missing.error ?? '', /not found|404/i);
   });
 
+  it('simulate() changes pod behaviour on a running cluster: pods on a never-Ready node run but never become Ready', async () => {
+    await t.cp.simulate({ neverReadyNodes: ['kwok-node-1'] });
+    const make = (name: string, nodeName: string) =>
+      t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name }, spec: { nodeName, containers: [{ name: 'c', image: 'x', command: ['/run'] }] } } });
+    await make('on-broken-node', 'kwok-node-1');
+    await make('on-good-node', 'kwok-node-2');
+    await waitFor('the pod on the good node Ready', async () => isReady(await t.core.readNamespacedPod({ name: 'on-good-node', namespace: ns })));
+    const broken = await waitFor('the pod on the broken node Running', async () => {
+      const p = await t.core.readNamespacedPod({ name: 'on-broken-node', namespace: ns });
+      return p.status?.phase === 'Running' ? p : undefined;
+    });
+    assert.equal(isReady(broken), false);
+    await t.cp.simulate({ neverReadyNodes: [] });
+  });
+
   it('an identity without rights gets 403 from the real authorizer', async () => {
     const stranger = t.cp.clientCertKubeConfig('mallory', ['example:nobody']);
     const { CoreV1Api } = await import('@kubernetes/client-node');
