@@ -1,6 +1,7 @@
 // `sickbay serve`: the webhook on every replica, the controllers on the leader.
 // Start order: health endpoints and webhook first, then (when controllers run) caches
 // synced, then leader-only work.
+import { setMaxListeners } from 'node:events';
 import type { RequestListener } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionDeps } from '../webhook/admission.js';
@@ -46,6 +47,8 @@ export interface ServeOptions {
 export async function serve(config: Config, log: Logger, opts: ServeOptions = {}): Promise<ServeHandle> {
   const metrics = opts.metrics ?? new Metrics({ defaults: true });
   const abort = new AbortController();
+  // Every informer's list and watch request listens on this one signal: more than 10 is by design.
+  setMaxListeners(100, abort.signal);
   let shuttingDown = false;
   const components = (await opts.components?.({ metrics, log })) ?? { runnables: [] };
   const { runnables } = components;

@@ -65,8 +65,17 @@ export class ClusterCache {
     return waiting.length ? 'informer caches not synced yet' : undefined;
   }
 
-  waitForSync(signal: AbortSignal) {
-    return Promise.all(this.all().map((i) => i.waitForSync(signal)));
+  /** Resolves once every informer has synced, or when `signal` aborts (one listener on it). */
+  waitForSync(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void Promise.all(this.all().map((i) => i.waitForSync())).then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   /** Fresh lists of everything: what a new leader does before it acts. */

@@ -108,8 +108,13 @@ export class Informer<T extends KubeObject> {
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.synced || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      this.syncWaiters.push(resolve);
-      signal?.addEventListener('abort', () => resolve(), { once: true });
+      const onAbort = () => resolve();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // Synced: drop the abort listener, so a long-lived signal does not collect them.
+      this.syncWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
     });
   }
 

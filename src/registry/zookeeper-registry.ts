@@ -102,7 +102,17 @@ export class ZooKeeperRegistry implements ServiceRegistry {
     return this.connection().then(
       (c) =>
         new Promise<T>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`ZooKeeper ${what}: no answer within ${this.opTimeout} ms`)), this.opTimeout);
+          const timer = setTimeout(() => {
+            // No answer: the connection is as good as dead (the server went away, or came
+            // back and the library is still waiting out its reconnect). Start over with a
+            // fresh session on the next call instead of waiting on this one.
+            if (this.client === c) {
+              this.client = undefined;
+              this.watched.clear();
+              c.close();
+            }
+            reject(new Error(`ZooKeeper ${what}: no answer within ${this.opTimeout} ms`));
+          }, this.opTimeout);
           fn(c, (err, v) => {
             clearTimeout(timer);
             if (err) reject(err instanceof Error ? err : new Error(`ZooKeeper ${what}: ${String(err)}`));
