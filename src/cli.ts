@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { writeCerts } from './commands/certs.js';
 import { serve } from './commands/serve.js';
-import { ConfigError, readConfig } from './config.js';
+import { ConfigError, parseDuration, readConfig } from './config.js';
 import { createLogger } from './log.js';
 
 const USAGE = `sickbay: keep the crash scene, restore the service.
@@ -14,6 +14,9 @@ Usage:
   sickbay certs [options]                CA + serving certificate into certs/, webhook configurations rendered
   sickbay status                         quarantined pods, isolated nodes, avoid-lists
   sickbay release <namespace>/<pod>      end a quarantine now (deletes the pod)
+  sickbay agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
+  sickbay node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
+  sickbay node restore <node>            lift an isolation (taint and label removed)
   sickbay --help | <command> --help
 
 Global options:
@@ -21,8 +24,23 @@ Global options:
 `;
 
 const HELP: Record<string, string> = {
-  status: 'Usage: sickbay status [--kubeconfig <file>]\n\nLists quarantined pods (age, owner, reason), isolated nodes and the nodes Deployments avoid.\n',
+  status: 'Usage: sickbay status [--namespace sickbay-system] [--kubeconfig <file>]\n\nLists quarantined pods (age, owner, reason), isolated and protected nodes, unhealthy NodeHealths and the nodes Deployments avoid.\n',
   release: 'Usage: sickbay release <namespace>/<pod> [--kubeconfig <file>]\n\nEnds a quarantine now by deleting the quarantined pod.\n',
+  agent: `Usage: sickbay agent --node-name <node> [--kubeconfig <file>]
+
+Checks the node every second (kubelet health, pressure conditions, network targets,
+runtime and CNI processes under SICKBAY_AGENT_PROC_ROOT) and reports to the NodeHealth
+named after it. --node-name defaults to $SICKBAY_NODE_NAME. Configured by SICKBAY_AGENT_*
+variables (see the README's configuration table).
+`,
+  node: `Usage: sickbay node protect <node> --for <duration> [--namespace sickbay-system] [--kubeconfig <file>]
+       sickbay node restore <node> [--namespace sickbay-system] [--kubeconfig <file>]
+
+protect: sets the node's protection lock (a Lease in sickbay's namespace) for <duration>
+         from now (30m, 2h, 1d; 0 lifts it). A protected node is never isolated.
+restore: removes the sickbay.io/isolated taint and the sickbay.io/node-status label.
+         The lock taken at isolation stays, so the node is not isolated again at once.
+`,
   serve: `Usage: sickbay serve [--kubeconfig <file>]
 
 Serves POST /mutate, /validate, /alerts and GET /healthz, /readyz, /metrics over HTTPS,
@@ -96,9 +114,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } } });
       const { status } = await import('./commands/status.js');
-      process.stdout.write(await status(loadKubeConfig(values.kubeconfig)));
+      process.stdout.write(await status(loadKubeConfig(values.kubeconfig), values.namespace));
       return 0;
     }
     case 'release': {
@@ -109,6 +127,48 @@ async function main(argv: string[]): Promise<number> {
       }
       const { release } = await import('./commands/status.js');
       process.stdout.write(await release(loadKubeConfig(values.kubeconfig), positionals[0]!));
+      return 0;
+    }
+    case 'agent': {
+      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' }, 'node-name': { type: 'string' } } });
+      const config = readConfig();
+      const nodeName = values['node-name'] || config.agent.nodeName;
+      if (!nodeName) {
+        process.stderr.write('sickbay agent: --node-name (or SICKBAY_NODE_NAME) is required\n');
+        return 2;
+      }
+      const log = createLogger(config.logLevel).child({ component: 'agent' });
+      const { runAgent } = await import('./commands/agent.js');
+      const handle = await runAgent(config, loadKubeConfig(values.kubeconfig), log, { nodeName, version: process.env.npm_package_version });
+      await new Promise<void>((resolve) => {
+        for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.stop().then(resolve));
+      });
+      return 0;
+    }
+    case 'node': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { kubeconfig: { type: 'string' }, for: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } },
+      });
+      const [action, node, ...extra] = positionals;
+      if (!node || extra.length || (action !== 'protect' && action !== 'restore')) {
+        process.stderr.write(HELP.node!);
+        return 2;
+      }
+      const { protect, restore } = await import('./commands/node.js');
+      const kc = loadKubeConfig(values.kubeconfig);
+      if (action === 'restore') {
+        process.stdout.write(await restore(kc, { namespace: values.namespace, node }));
+        return 0;
+      }
+      if (values.for === undefined) {
+        process.stderr.write('sickbay node protect: --for <duration> is required (e.g. 45m, 2h; 0 lifts the lock)\n');
+        return 2;
+      }
+      const seconds = parseDuration(values.for);
+      if (seconds !== 0 && (seconds < 60 || seconds > 7 * 86400)) throw new Error(`--for ${values.for}: choose between 1m and 7d (or 0 to lift the lock)`);
+      process.stdout.write(await protect(kc, { namespace: values.namespace, node, seconds }));
       return 0;
     }
     default:

@@ -1,6 +1,7 @@
 // The one place sickbay reads its configuration. Every setting is an environment
 // variable (the Helm chart sets them); the README's configuration table lists them all.
 import { z } from 'zod';
+import { CHECK_NAMES, type CheckName, parseProcessSpecs, type ProcessSpec } from './node/checks.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -63,6 +64,24 @@ export const configSchema = z.object({
   SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
   SICKBAY_DIAGNOSTICS: bool.default(true),
   SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
+  // Nodes: the controller
+  SICKBAY_NODE_CONTROLLER: bool.default(true),
+  SICKBAY_HEARTBEAT_INTERVAL: duration.prefault('10s'),
+  SICKBAY_NODE_MISSED_HEARTBEATS: num(1, 100).default(3),
+  SICKBAY_NODE_LOCK_DURATION: duration.prefault('45m'),
+  SICKBAY_NODE_ISOLATION_BUDGET: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a count like 2 or a share like 10%').default('10%'),
+  SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('0'),
+  SICKBAY_NODE_DRY_RUN: bool.default(false),
+  // Nodes: the agent
+  SICKBAY_NODE_NAME: z.string().default(''),
+  SICKBAY_AGENT_CHECKS: z.string().default('kubelet,conditions,network,processes'),
+  SICKBAY_AGENT_CHECK_INTERVAL: duration.prefault('1s'),
+  SICKBAY_AGENT_FAILURE_THRESHOLD: num(1, 100).default(3),
+  SICKBAY_AGENT_KUBELET_URL: z.string().url().default('http://127.0.0.1:10248/healthz'),
+  SICKBAY_AGENT_NETWORK_TARGETS: z.string().default(''),
+  SICKBAY_AGENT_PROCESSES: z.string().default('dockerd?,containerd,kubelet,felix?,bird?,confd?'),
+  SICKBAY_AGENT_PROC_ROOT: z.string().default('/proc'),
+  SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
 });
 
 const registriesSchema = z.array(
@@ -106,6 +125,27 @@ export interface Config {
   neverReadyAfterMs: number;
   avoidNodesTtlMs: number;
   diagnostics: { enabled: boolean; timeoutMs: number };
+  node: {
+    controller: boolean;
+    heartbeatIntervalMs: number;
+    missedHeartbeats: number;
+    lockDurationMs: number;
+    isolationBudget: string;
+    recoveryAfterMs: number;
+    dryRun: boolean;
+  };
+  agent: {
+    nodeName: string;
+    checks: CheckName[];
+    checkIntervalMs: number;
+    failureThreshold: number;
+    kubeletUrl: string;
+    /** Empty: the API server the kubeconfig points at. */
+    networkTargets: string[];
+    processes: ProcessSpec[];
+    procRoot: string;
+    port: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -121,6 +161,22 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.SICKBAY_RENEW_DEADLINE >= c.SICKBAY_LEASE_DURATION) {
     throw new ConfigError('invalid configuration: SICKBAY_RENEW_DEADLINE must be shorter than SICKBAY_LEASE_DURATION');
   }
+  const lockMinutes = c.SICKBAY_NODE_LOCK_DURATION / 60;
+  if (lockMinutes < 30 || lockMinutes > 60) {
+    throw new ConfigError(`invalid configuration: SICKBAY_NODE_LOCK_DURATION must be between 30m and 60m (got ${JSON.stringify(env.SICKBAY_NODE_LOCK_DURATION)})`);
+  }
+  const checks = c.SICKBAY_AGENT_CHECKS.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknownCheck = checks.find((x) => !(CHECK_NAMES as readonly string[]).includes(x));
+  if (unknownCheck) throw new ConfigError(`invalid configuration: SICKBAY_AGENT_CHECKS: unknown check ${JSON.stringify(unknownCheck)} (known: ${CHECK_NAMES.join(', ')})`);
+  let processes: ProcessSpec[];
+  try {
+    processes = parseProcessSpecs(c.SICKBAY_AGENT_PROCESSES);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: SICKBAY_AGENT_PROCESSES: ${(err as Error).message}`);
+  }
+  const targets = c.SICKBAY_AGENT_NETWORK_TARGETS.split(',').map((s) => s.trim()).filter(Boolean);
+  const badTarget = targets.find((t) => !/^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/.test(t));
+  if (badTarget) throw new ConfigError(`invalid configuration: SICKBAY_AGENT_NETWORK_TARGETS: ${JSON.stringify(badTarget)} is not host:port`);
   let registries: z.infer<typeof registriesSchema>;
   try {
     registries = registriesSchema.parse(JSON.parse(c.SICKBAY_REGISTRIES));
@@ -162,5 +218,25 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     neverReadyAfterMs: c.SICKBAY_NEVER_READY_AFTER * 1000,
     avoidNodesTtlMs: c.SICKBAY_AVOID_NODES_TTL * 1000,
     diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT * 1000 },
+    node: {
+      controller: c.SICKBAY_NODE_CONTROLLER,
+      heartbeatIntervalMs: c.SICKBAY_HEARTBEAT_INTERVAL * 1000,
+      missedHeartbeats: c.SICKBAY_NODE_MISSED_HEARTBEATS,
+      lockDurationMs: c.SICKBAY_NODE_LOCK_DURATION * 1000,
+      isolationBudget: c.SICKBAY_NODE_ISOLATION_BUDGET.trim(),
+      recoveryAfterMs: c.SICKBAY_NODE_RECOVERY_AFTER * 1000,
+      dryRun: c.SICKBAY_NODE_DRY_RUN || c.SICKBAY_DRY_RUN,
+    },
+    agent: {
+      nodeName: c.SICKBAY_NODE_NAME,
+      checks: checks as CheckName[],
+      checkIntervalMs: c.SICKBAY_AGENT_CHECK_INTERVAL * 1000,
+      failureThreshold: c.SICKBAY_AGENT_FAILURE_THRESHOLD,
+      kubeletUrl: c.SICKBAY_AGENT_KUBELET_URL,
+      networkTargets: targets,
+      processes,
+      procRoot: c.SICKBAY_AGENT_PROC_ROOT,
+      port: c.SICKBAY_AGENT_PORT,
+    },
   };
 }

@@ -83,6 +83,37 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly nodes = new Gauge({
+    name: 'sickbay_nodes',
+    help: 'Nodes by what the node controller sees (reporting, stale, unhealthy, isolated).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly nodeIsolations = new Counter({
+    name: 'sickbay_node_isolations_total',
+    help: 'Nodes isolated, by cause (heartbeat, checks) and result (isolated, dry-run).',
+    labelNames: ['cause', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly nodeIsolationSkips = new Counter({
+    name: 'sickbay_node_isolation_skips_total',
+    help: 'Faulty nodes left alone, by guard (protected, budget, stale-majority).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly nodeRestores = new Counter({
+    name: 'sickbay_node_restores_total',
+    help: 'Isolations the controller lifted itself, by why (recovery). `sickbay node restore` leaves an Event instead.',
+    labelNames: ['by'] as const,
+    registers: [this.registry],
+  });
+  readonly timeToIsolate = new Histogram({
+    name: 'sickbay_node_time_to_isolate_seconds',
+    help: 'From a missed heartbeat deadline, or an unhealthy report seen, to the taint.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+
   constructor({ defaults = false }: { defaults?: boolean } = {}) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }

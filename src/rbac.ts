@@ -21,9 +21,9 @@ export const SERVE_CLUSTER_RULES: V1PolicyRule[] = [
 /** In sickbay's own namespace: the controller Lease and the node protection locks. */
 export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }];
 
-/** `sickbay agent`: reads its node, writes its NodeHealth. */
+/** `sickbay agent`: watches its node (for its pressure conditions), writes its NodeHealth. */
 export const AGENT_CLUSTER_RULES: V1PolicyRule[] = [
-  { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'create', 'update', 'patch'] },
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths/status'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'create'] },
+  { apiGroups: ['sickbay.io'], resources: ['nodehealths/status'], verbs: ['patch'] },
 ];

@@ -2,13 +2,14 @@
 // replica), the leader election (every replica), and the controllers (the leader only).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { type KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
 import { alertsHandler } from '../controllers/alerts.js';
 import { ClusterCache } from '../controllers/cluster-cache.js';
 import { PodIsolationController, type PostQuarantineStep } from '../controllers/pod-isolation-controller.js';
 import { withConnectionReuse } from '../kube/connection-reuse.js';
 import { LeaseElector } from '../kube/lease-elector.js';
+import { NodeController } from '../controllers/node-controller.js';
 import { NeverReadyController } from '../controllers/never-ready-controller.js';
 import { avoidNodesDecorator } from '../webhook/avoid-nodes-decorator.js';
 import { DiagnosticsStep, RegistryStep } from '../controllers/post-quarantine.js';
@@ -36,10 +37,15 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     ...(registries.length ? [new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics)] : []),
     ...(config.diagnostics.enabled ? [new DiagnosticsStep(kc, { timeoutMs: config.diagnostics.timeoutMs }, log.child({ component: 'diagnostics' }), metrics)] : []),
   ];
-  const isolation = new PodIsolationController(kc, cache, config, log.child({ component: 'pod-isolation' }), metrics, steps);
+  const deps = (component: string) => ({ kc, cache, config, log: log.child({ component }), metrics });
+  const isolation = new PodIsolationController(deps('pod-isolation'), steps);
   controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
-  const neverReady = new NeverReadyController(kc, cache, config, log.child({ component: 'never-ready' }), metrics);
+  const neverReady = new NeverReadyController(deps('never-ready'));
   controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
+  if (config.node.controller) {
+    const nodes = new NodeController(deps('node-controller'));
+    controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
+  }
 
   const runControllers = (signal: AbortSignal) => {
     signal.addEventListener('abort', () => {

@@ -1,7 +1,9 @@
 // `sickbay status` and `sickbay release`: what sickbay holds, at a glance, and the way
 // to end a quarantine.
-import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { errorText } from '../kube/api.js';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { codeOf, errorText } from '../kube/api.js';
+import { LABEL_NODE_LOCK } from '../node/node-actions.js';
+import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
 import { ANN_AVOID_NODES, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_NODE_STATUS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
 
 function age(iso: string | undefined, now = Date.now()): string {
@@ -19,13 +21,18 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ')).join('\n');
 }
 
-export async function status(kc: KubeConfig): Promise<string> {
+export async function status(kc: KubeConfig, namespace = 'sickbay-system'): Promise<string> {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
-  const [pods, nodes, deployments] = await Promise.all([
+  const [pods, nodes, deployments, healths, locks] = await Promise.all([
     core.listPodForAllNamespaces({ labelSelector: `${LABEL_STATUS}=${STATUS_QUARANTINED}` }),
     core.listNode({ labelSelector: `${LABEL_NODE_STATUS}=isolated` }),
     apps.listDeploymentForAllNamespaces(),
+    // Without the CRD (no agents installed) or the rights to read it, say so and go on.
+    (kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL }) as Promise<{ items: NodeHealth[] }>).catch(
+      (err) => new Error(codeOf(err) === 404 ? 'the NodeHealth CRD is not installed' : errorText(err)),
+    ),
+    kc.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace, labelSelector: `${LABEL_NODE_LOCK}=true` }).catch((err) => new Error(errorText(err))),
   ]);
   const out: string[] = [];
   out.push(`Quarantined pods (${pods.items.length}):`);
@@ -37,8 +44,32 @@ export async function status(kc: KubeConfig): Promise<string> {
     }
     out.push(table(rows));
   }
+  const lockUntil = new Map<string, number>();
+  if (!(locks instanceof Error)) {
+    for (const l of locks.items) {
+      const node = l.metadata?.annotations?.['sickbay.io/node'];
+      const renew = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;
+      if (node) lockUntil.set(node, renew + (l.spec?.leaseDurationSeconds ?? 0) * 1000);
+    }
+  }
+  const now = Date.now();
   out.push('', `Isolated nodes (${nodes.items.length}):`);
-  for (const n of nodes.items) out.push(`  ${n.metadata?.name}`);
+  for (const n of nodes.items) {
+    const taint = n.spec?.taints?.find((x) => x.key === 'sickbay.io/isolated');
+    const until = lockUntil.get(n.metadata?.name ?? '');
+    out.push(`  ${n.metadata?.name}   ${taint?.value ?? ''}${taint?.timeAdded ? `, ${age(new Date(taint.timeAdded).toISOString())} ago` : ''}${until && until > now ? `, locked until ${new Date(until).toISOString()}` : ''}`);
+  }
+  const protectedNodes = [...lockUntil].filter(([node, until]) => until > now && !nodes.items.some((n) => n.metadata?.name === node));
+  if (protectedNodes.length) {
+    out.push('', `Protected nodes (${protectedNodes.length}):`);
+    for (const [node, until] of protectedNodes) out.push(`  ${node}   until ${new Date(until).toISOString()}`);
+  }
+  if (healths instanceof Error) out.push('', `Node health: unknown (${healths.message})`);
+  else {
+    const unhealthy = healths.items.filter((h) => h.status?.healthy === false);
+    out.push('', `Node health: ${healths.items.length} reporting, ${unhealthy.length} unhealthy`);
+    for (const h of unhealthy) out.push(`  ${h.metadata?.name}   failing: ${h.status?.failing || '?'}, last heartbeat ${age(h.status?.heartbeatTime)} ago`);
+  }
   const avoid = deployments.items.filter((d) => d.metadata?.annotations?.[ANN_AVOID_NODES]);
   out.push('', `Deployments avoiding nodes (${avoid.length}):`);
   for (const d of avoid) out.push(`  ${d.metadata?.namespace}/${d.metadata?.name}: ${d.metadata?.annotations?.[ANN_AVOID_NODES]}`);

@@ -5,20 +5,17 @@
 // `sickbay.io/avoid-nodes`, so the webhook keeps the replacement off that node.
 // Records expire after SICKBAY_AVOID_NODES_TTL; a record that would leave no node able
 // to take the Deployment's pods is cleared.
+import { ControllerBase, type ControllerDeps } from './controller-base.js';
 import { randomUUID } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import type { Config } from '../config.js';
-import { EventRecorder } from '../kube/events.js';
+import { AppsV1Api, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import { ANN_AVOID_NODES } from '../names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
-import type { ClusterCache } from './cluster-cache.js';
 import { podRef } from './pod-isolation-controller.js';
 import { isPodReady, isQuarantined, wasEverReady } from './quarantine-policy.js';
 
@@ -29,24 +26,16 @@ function schedulingView(n: V1Node): string {
   return JSON.stringify([ready, n.spec?.unschedulable ?? false, n.spec?.taints ?? [], n.metadata?.labels ?? {}]);
 }
 
-export class NeverReadyController {
-  private readonly core: CoreV1Api;
+export class NeverReadyController extends ControllerBase {
   private readonly apps: AppsV1Api;
-  private readonly events: EventRecorder;
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
   private readonly warned = new Map<string, string>();
 
-  constructor(
-    kc: KubeConfig,
-    private readonly cache: ClusterCache,
-    private readonly config: Config,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-  ) {
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(deps: ControllerDeps) {
+    super(deps);
+    const { kc, config, log, metrics, cache } = deps;
     this.apps = kc.makeApiClient(AppsV1Api);
-    this.events = new EventRecorder(this.core, 'sickbay', log);
     this.rate = new TokenBucket(config.quarantineRatePerMinute);
     this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'never-ready', concurrency: 4, log, metrics });
     const enqueuePod = (p: V1Pod) => {

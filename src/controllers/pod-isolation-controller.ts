@@ -3,15 +3,14 @@
 // a few per workload; the rest are deleted. Level-triggered: every reconcile reads the
 // pod as it is now, and the quarantine itself is one patch guarded by resourceVersion,
 // so a restart or a failover at any point neither repeats nor loses an action.
+import { ControllerBase, type ControllerDeps } from './controller-base.js';
 import { randomUUID } from 'node:crypto';
-import { CoreV1Api, type KubeConfig, type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
-import type { Config } from '../config.js';
-import { EventRecorder, type ObjectRef } from '../kube/events.js';
+import { type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
+import { type ObjectRef } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import {
   ANN_EXPIRES_AT,
   ANN_MAX_QUARANTINED,
@@ -24,7 +23,6 @@ import {
 } from '../names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
-import type { ClusterCache } from './cluster-cache.js';
 import { decide, isPodReady, isQuarantined, labelsToStrip, type OwnerInfo, parseMaxQuarantined, quarantineTrigger, type Trigger, wasEverReady } from './quarantine-policy.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 
@@ -39,9 +37,7 @@ export interface PostQuarantineStep {
   forget?(pod: V1Pod): void;
 }
 
-export class PodIsolationController {
-  private readonly core: CoreV1Api;
-  private readonly events: EventRecorder;
+export class PodIsolationController extends ControllerBase {
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
   private readonly requestSeen = new Map<string, number>();
@@ -53,15 +49,11 @@ export class PodIsolationController {
   private signal?: AbortSignal;
 
   constructor(
-    kc: KubeConfig,
-    private readonly cache: ClusterCache,
-    private readonly config: Config,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
+    deps: ControllerDeps,
     private readonly steps: PostQuarantineStep[] = [],
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.events = new EventRecorder(this.core, 'sickbay', log);
+    super(deps);
+    const { config, log, metrics, cache } = deps;
     this.rate = new TokenBucket(config.quarantineRatePerMinute);
     this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 16, log, metrics });
     const enqueue = (p: V1Pod) => {

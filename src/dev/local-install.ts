@@ -1,14 +1,25 @@
 // Installs sickbay's identity and webhooks into a local control plane, the way the Helm
 // chart does on a real cluster: its namespace, a ServiceAccount, least-privilege RBAC,
 // and the two webhook configurations (by URL: there is no pod network locally).
-import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import { nodeHealthCrd } from '../node/nodehealth.js';
+import { waitFor } from '../util/wait.js';
 import { writeCerts } from '../commands/certs.js';
-import { SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../rbac.js';
+import { AGENT_CLUSTER_RULES, SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../rbac.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../webhook/webhook-configurations.js';
 
 const ignoreConflict = (e: { code?: number }) => {
   if (e?.code !== 409) throw e;
 };
+
+async function bindClusterRules(rbac: RbacAuthorizationV1Api, name: string, rules: V1PolicyRule[], serviceAccount: string, namespace: string) {
+  await rbac.createClusterRole({ body: { metadata: { name }, rules } }).catch(ignoreConflict);
+  await rbac
+    .createClusterRoleBinding({
+      body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }] },
+    })
+    .catch(ignoreConflict);
+}
 
 export async function installIdentity(admin: KubeConfig, namespace: string, serviceAccount: string) {
   const core = admin.makeApiClient(CoreV1Api);
@@ -16,12 +27,7 @@ export async function installIdentity(admin: KubeConfig, namespace: string, serv
   await core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict);
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } }).catch(ignoreConflict);
   const name = `sickbay:${serviceAccount}`;
-  await rbac.createClusterRole({ body: { metadata: { name }, rules: SERVE_CLUSTER_RULES } }).catch(ignoreConflict);
-  await rbac
-    .createClusterRoleBinding({
-      body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }] },
-    })
-    .catch(ignoreConflict);
+  await bindClusterRules(rbac, name, SERVE_CLUSTER_RULES, serviceAccount, namespace);
   await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: SERVE_NAMESPACE_RULES } }).catch(ignoreConflict);
   await rbac
     .createNamespacedRoleBinding({
@@ -29,6 +35,26 @@ export async function installIdentity(admin: KubeConfig, namespace: string, serv
       body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }] },
     })
     .catch(ignoreConflict);
+}
+
+/** The node agent's ServiceAccount with only the agent's rules. */
+export async function installAgentIdentity(admin: KubeConfig, namespace: string, serviceAccount: string) {
+  const core = admin.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } }).catch(ignoreConflict);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } }).catch(ignoreConflict);
+  await bindClusterRules(admin.makeApiClient(RbacAuthorizationV1Api), `sickbay:${serviceAccount}`, AGENT_CLUSTER_RULES, serviceAccount, namespace);
+}
+
+/** The NodeHealth CRD (the chart ships the same object in crds/); waits until it is served. */
+export async function installNodeHealthCrd(admin: KubeConfig) {
+  const api = admin.makeApiClient(ApiextensionsV1Api);
+  const crd = nodeHealthCrd();
+  await api.createCustomResourceDefinition({ body: crd }).catch(ignoreConflict);
+  await waitFor(
+    'the NodeHealth CRD to be established',
+    async () => (await api.readCustomResourceDefinition({ name: crd.metadata!.name! })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'),
+    { timeoutMs: 30_000 },
+  );
 }
 
 export async function registerWebhooks(admin: KubeConfig, o: { url: string; caPem: string; ownNamespace: string }) {

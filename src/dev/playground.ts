@@ -6,11 +6,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { NodeHealth } from '../node/nodehealth.js';
 import { LABEL_INJECTION } from '../names.js';
 import { waitFor } from '../util/wait.js';
 import { freePorts, LocalControlPlane } from './control-plane.js';
-import { installIdentity, localServe, registerWebhooks } from './local-install.js';
+import { writeFakeProcess } from './fake-proc.js';
+import { installAgentIdentity, installIdentity, installNodeHealthCrd, localServe, registerWebhooks } from './local-install.js';
 
 const devDir = path.resolve(process.env.SICKBAY_DEV_DIR ?? '.sickbay-dev');
 const kubeconfig = path.join(devDir, 'kubeconfig');
@@ -75,6 +77,37 @@ async function main() {
     }
   });
   await waitFor('sickbay serve to be ready', () => fetchReady(port, certs.caPem), { timeoutMs: 60_000, intervalMs: 200 });
+
+  // One `sickbay agent` per simulated node, as the DaemonSet runs them. A kwok node has
+  // no processes: each agent watches a "containerd" in a /proc of its own.
+  await installNodeHealthCrd(admin);
+  await installAgentIdentity(admin, namespace, 'sickbay-agent');
+  const agentKubeconfig = path.join(devDir, 'sickbay-agent.kubeconfig');
+  writeFileSync(agentKubeconfig, (await cp.serviceAccountKubeConfig(namespace, 'sickbay-agent')).exportConfig(), { mode: 0o600 });
+  const nodeNames = (await admin.makeApiClient(CoreV1Api).listNode()).items.map((n) => n.metadata!.name!).sort();
+  for (const node of nodeNames) {
+    const procRoot = path.join(devDir, 'nodes', node, 'proc');
+    rmSync(procRoot, { recursive: true, force: true });
+    writeFakeProcess(procRoot, 100, 'containerd');
+    const agent = spawn(process.execPath, ['--import', 'tsx', cli, 'agent', '--node-name', node, '--kubeconfig', agentKubeconfig], {
+      env: {
+        ...process.env,
+        SICKBAY_AGENT_CHECKS: 'conditions,network,processes',
+        SICKBAY_AGENT_PROCESSES: 'containerd',
+        SICKBAY_AGENT_PROC_ROOT: procRoot,
+        SICKBAY_AGENT_PORT: '0',
+        SICKBAY_LOG_LEVEL: process.env.SICKBAY_LOG_LEVEL ?? 'info',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(agent);
+    agent.on('exit', (code) => {
+      if (!stopping) {
+        say(`sickbay agent for ${node} exited (code ${code}); stopping`);
+        void stop(1);
+      }
+    });
+  }
   await registerWebhooks(admin, { url, caPem: certs.caPem, ownNamespace: namespace });
 
   const core = admin.makeApiClient(CoreV1Api);
@@ -109,6 +142,10 @@ async function main() {
     const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
     return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
   });
+  await waitFor(`a healthy NodeHealth for each of the ${nodeNames.length} nodes`, async () => {
+    const list = (await admin.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
+    return list.items.filter((h) => h.status?.healthy).length === nodeNames.length;
+  });
 
   process.stdout.write(`
 sickbay playground ready
@@ -125,6 +162,13 @@ Three things to try:
   3. See the replacement and the Service endpoints without the quarantined pod:
        kubectl -n demo get deploy hello; kubectl -n demo get endpointslices -l kubernetes.io/service-name=hello
        kubectl -n demo get events --field-selector reason=Quarantined
+And one for nodes, break a node: its agent watches a "containerd" in ${path.join(devDir, 'nodes', '<node>', 'proc')}; remove it
+  and the node is tainted sickbay.io/isolated:NoExecute ~4 s later (3 failed checks, then the controller):
+       rm -r ${path.join(devDir, 'nodes', nodeNames[1] ?? 'kwok-node-1', 'proc', '100')}
+       kubectl get nodehealths; kubectl get nodes -L sickbay.io/node-status
+       kubectl get events --field-selector involvedObject.kind=Node
+  Then lift it (the 45-minute protection lock stays, so it is not isolated again at once):
+       npm run -s sickbay -- node restore ${nodeNames[1] ?? 'kwok-node-1'} --kubeconfig ${kubeconfig}
 
 Ctrl-C stops everything.
 `);

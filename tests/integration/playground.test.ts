@@ -61,6 +61,11 @@ describe('npm start (the playground)', { timeout: 300_000 }, () => {
         const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
         return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       });
+      // The printed node step: the node's "containerd" gone, the node isolated.
+      const rm = /rm -r (\S+\/nodes\/(\S+?)\/proc\/100)/.exec(out);
+      assert.ok(rm, 'step 4 names a fake process to remove');
+      rmSync(rm[1]!, { recursive: true });
+      await waitFor(`${rm[2]} tainted`, async () => !!(await core.readNode({ name: rm[2]! })).spec?.taints?.some((t) => t.key === 'sickbay.io/isolated'), { timeoutMs: 20_000, intervalMs: 250 });
     } finally {
       process.kill(-child.pid!, 'SIGINT'); // Ctrl-C reaches the whole process group
     }

@@ -89,9 +89,9 @@ export async function readyEndpoints(discovery: DiscoveryV1Api, namespace: strin
 }
 
 /** A raw API request as the kubeconfig's user, for what the typed client hides (headers). */
-export async function rawApiRequest(kc: KubeConfig, method: string, path: string, body?: unknown): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+export async function rawApiRequest(kc: KubeConfig, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const https = await import('node:https');
-  const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json' } };
+  const opts: import('node:https').RequestOptions = { method, headers: { 'content-type': 'application/json', ...headers } };
   await kc.applyToHTTPSOptions(opts);
   const url = new URL(path, kc.getCurrentCluster()!.server);
   return new Promise((resolve, reject) => {

@@ -1,0 +1,116 @@
+// BENCH_NODES kwok nodes (default 1000), each with a NodeHealth heartbeating every
+// BENCH_INTERVAL seconds (10), spread evenly, written by this process as the agents would.
+// `sickbay serve` runs as its own process with the node controller. Measured:
+//   - sickbay's CPU (from /proc) over BENCH_WINDOW seconds (60) idle, then over the same
+//     window with the heartbeats flowing, side by side in one run; its resident memory;
+//   - BENCH_STOP (50) nodes stop heartbeating, one every 500 ms: for each, the time from
+//     its deadline (last heartbeat written + 3 intervals) to the taint seen on a watch.
+//   npm run bench:nodes
+import { readFileSync } from 'node:fs';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
+import { installNodeHealthCrd } from '../src/dev/local-install.js';
+import { waitFor } from '../src/util/wait.js';
+import { startCluster } from '../tests/support/cluster.js';
+import { spawnSickbay } from '../tests/support/sickbay.js';
+
+const NODES = Number(process.env.BENCH_NODES ?? 1000);
+const INTERVAL_S = Number(process.env.BENCH_INTERVAL ?? 10);
+const WINDOW_S = Number(process.env.BENCH_WINDOW ?? 60);
+const STOP = Number(process.env.BENCH_STOP ?? 50);
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/** utime + stime of a process, in seconds. */
+const cpuSeconds = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const started = Date.now();
+const t = await startCluster({ nodes: NODES, log: () => undefined });
+console.log(`${NODES} kwok nodes ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+try {
+  await installNodeHealthCrd(t.kc);
+  const custom = t.kc.makeApiClient(CustomObjectsApi);
+  const nodes = (await t.core.listNode()).items.map((n) => n.metadata!.name!);
+  const target = { group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' };
+  const lastWritten = new Map<string, number>();
+  const stopped = new Set<string>();
+  const beat = async (name: string) => {
+    const now = new Date();
+    await custom.patchClusterCustomObjectStatus(
+      { ...target, name, body: { status: { healthy: true, failing: '', heartbeatTime: now.toISOString(), heartbeatIntervalSeconds: INTERVAL_S, since: new Date(started).toISOString(), checks: [] } } },
+      mergePatch,
+    );
+    lastWritten.set(name, Date.now());
+  };
+  for (let i = 0; i < nodes.length; i += 50) {
+    await Promise.all(nodes.slice(i, i + 50).map((name) => custom.createClusterCustomObject({ ...target, body: { apiVersion: 'sickbay.io/v1alpha1', kind: 'NodeHealth', metadata: { name }, spec: { nodeName: name } } }).then(() => beat(name))));
+  }
+
+  const sickbay = await spawnSickbay(t, 'bench-nodes', { SICKBAY_CONTROLLERS: 'true', SICKBAY_DIAGNOSTICS: 'false', SICKBAY_LOG_LEVEL: 'warn' });
+    await sleep(10_000); // caches synced, leader elected
+  const measure = async (what: string) => {
+    const c0 = cpuSeconds(sickbay.pid);
+    const w0 = Date.now();
+    await sleep(WINDOW_S * 1000);
+    const share = (cpuSeconds(sickbay.pid) - c0) / ((Date.now() - w0) / 1000);
+    console.log(`  ${what}: sickbay CPU ${(share * 100).toFixed(1)}% of a core, resident ${rssMiB(sickbay.pid).toFixed(0)} MiB`);
+    return share;
+  };
+  console.log(`sickbay (leader, node controller on) over ${WINDOW_S} s:`);
+  // The idle window: NodeHealths exist but none changes (and the controller's deadlines
+  // are pushed out by a 1-hour interval so nothing goes stale).
+  await Promise.all(nodes.map((n) => custom.patchClusterCustomObjectStatus({ ...target, name: n, body: { status: { heartbeatIntervalSeconds: 3600 } } }, mergePatch)));
+  const idle = await measure('no heartbeats');
+
+  // Heartbeats: every node every INTERVAL_S, evenly spread, as many in flight as needed.
+  let running = true;
+  let writes = 0;
+  let errors = 0;
+  const spreadMs = (INTERVAL_S * 1000) / nodes.length;
+  const beating = (async () => {
+    const t0 = Date.now();
+    for (let k = 0; running; k++) {
+      const name = nodes[k % nodes.length]!;
+      const due = t0 + k * spreadMs;
+      if (due > Date.now()) await sleep(due - Date.now());
+      if (stopped.has(name)) continue;
+      void beat(name).then(
+        () => writes++,
+        () => errors++,
+      );
+    }
+  })();
+  await sleep(INTERVAL_S * 1000); // every node has beaten once at the new interval
+  const busy = await measure(`${nodes.length} heartbeats every ${INTERVAL_S} s (${(nodes.length / INTERVAL_S).toFixed(0)}/s)`);
+  console.log(`  CPU ratio heartbeats/idle: ${(busy / idle).toFixed(1)}; writes ${writes}, failed ${errors}`);
+
+  // Stop some nodes' heartbeats, one every 500 ms; time deadline -> taint.
+  const tainted = new Map<string, number>();
+  const watch = await new Watch(t.kc).watch('/api/v1/nodes', {}, (_type: string, n: { metadata?: { name?: string }; spec?: { taints?: Array<{ key: string }> } }) => {
+    const name = n.metadata?.name ?? '';
+    if (!tainted.has(name) && n.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated')) tainted.set(name, Date.now());
+  }, () => undefined);
+  const victims = nodes.filter((_, i) => i % Math.floor(nodes.length / STOP) === 0).slice(0, STOP);
+  for (const v of victims) {
+    stopped.add(v);
+    await sleep(500);
+  }
+  await waitFor('every stopped node tainted', () => victims.every((v) => tainted.has(v)), { timeoutMs: 5 * INTERVAL_S * 1000 + 60_000, intervalMs: 200 });
+  running = false;
+  await beating;
+  watch.abort();
+  const late = victims.map((v) => tainted.get(v)! - (lastWritten.get(v)! + 3 * INTERVAL_S * 1000));
+  console.log(`${STOP} nodes stopped heartbeating (one every 500 ms); deadline (last heartbeat written + 3 intervals) -> taint seen:`);
+  console.log(`  p50 ${pct(late, 50)} ms, p99 ${pct(late, 99)} ms, max ${Math.max(...late)} ms, min ${Math.min(...late)} ms`);
+  const others = [...tainted.keys()].filter((n) => !victims.includes(n));
+  console.log(`  nodes tainted that kept heartbeating: ${others.length}`);
+  console.log(`  sickbay resident memory at the end: ${rssMiB(sickbay.pid).toFixed(0)} MiB`);
+  sickbay.kill('SIGTERM');
+  await sickbay.exited;
+} finally {
+  await t.stop();
+}

@@ -1,0 +1,320 @@
+// The node controller (leader only): isolates a node whose agent reports it unhealthy or
+// whose heartbeat is older than N intervals, with the NoExecute taint that makes
+// kube-controller-manager evict its pods, under three guards: the per-node protection
+// lock, a cluster-wide budget, and "more than half of the heartbeats stale at once means
+// the fault is on our side".
+//
+// Staleness is judged by when this process saw a heartbeat change, not by the time the
+// agent wrote in it (the kube-controller-manager's node lifecycle controller does the
+// same): clocks may differ, and a new leader gives every node a full deadline.
+import { ControllerBase, type ControllerDeps } from './controller-base.js';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { codeOf, errorText } from '../kube/api.js';
+import { sleep, withDeadline } from '../util/wait.js';
+import type { ObjectRef } from '../kube/events.js';
+import { Informer } from '../kube/informer.js';
+import { NODE_TAINT_ISOLATED } from '../names.js';
+import { isIsolated, isolateNode, lockValid, readLock, restoreNode, setLock } from '../node/node-actions.js';
+import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
+import { isolationBudget, type NodeAction, type NodeView, planNodes } from './node-policy.js';
+
+export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
+/** A lock known valid is re-read at most this often (someone may lift it by hand). */
+const LOCK_RECHECK_MS = 30_000;
+/** Evaluations are coalesced to at most one per this many ms. */
+const MIN_SPACING_MS = 50;
+/** And happen at least this often, whatever else. */
+const MAX_SPACING_MS = 1_000;
+
+export class NodeController extends ControllerBase {
+  readonly healths: Informer<NodeHealth>;
+  private readonly coord: CoordinationV1Api;
+  private readonly custom: CustomObjectsApi;
+  /** When this process saw each node's heartbeat change. */
+  private readonly observed = new Map<string, { beat: string; at: number }>();
+  private readonly unhealthySince = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
+  private readonly locks = new Map<string, { until: number; checkedAt: number }>();
+  /** The last Event reason recorded per node in the current episode, so each is said once. */
+  private readonly said = new Map<string, string>();
+  private suppressed = false;
+  private active = false;
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  private lastEval = 0;
+
+  constructor(deps: ControllerDeps) {
+    super(deps);
+    const { kc, config, log, metrics } = deps;
+    this.coord = kc.makeApiClient(CoordinationV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.healths = new Informer<NodeHealth>(kc, { resource: 'nodehealths', path: NODEHEALTH_PATH, resyncMs: config.resyncMs, log, metrics });
+    const observe = (h: NodeHealth) => {
+      this.observe(h);
+      this.schedule(0);
+    };
+    this.healths.on({
+      add: observe,
+      update: observe,
+      delete: (h) => {
+        this.observed.delete(h.metadata?.name ?? '');
+        this.unhealthySince.delete(h.metadata?.name ?? '');
+      },
+    });
+    this.cache.nodes.on({ update: (n, old) => isIsolated(n) !== isIsolated(old) && this.schedule(0), delete: (n) => this.forget(n.metadata?.name ?? '') });
+  }
+
+  private observe(h: NodeHealth, now = Date.now()) {
+    const name = h.metadata?.name ?? '';
+    const beat = h.status?.heartbeatTime ?? '';
+    const prev = this.observed.get(name);
+    if (!prev || prev.beat !== beat) this.observed.set(name, { beat, at: now });
+    if (h.status?.healthy === false) {
+      if (!this.unhealthySince.has(name)) this.unhealthySince.set(name, now);
+    } else this.unhealthySince.delete(name);
+  }
+
+  private forget(name: string) {
+    this.observed.delete(name);
+    this.unhealthySince.delete(name);
+    this.locks.delete(name);
+    this.said.delete(name);
+  }
+
+  /** Waits until NodeHealths can be listed: the CRD may be installed after sickbay. */
+  private async waitForCrd(signal: AbortSignal) {
+    let said = false;
+    while (!signal.aborted) {
+      try {
+        await withDeadline(this.custom.listClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, limit: 1 }), 10_000, 'NodeHealth list');
+        if (said) this.log.info('the NodeHealth CRD is there now; node isolation starts');
+        return;
+      } catch (err) {
+        if (!said) {
+          said = true;
+          const why = codeOf(err) === 404 ? 'the NodeHealth CRD is not installed' : errorText(err);
+          this.log.warn(`cannot list NodeHealths (${why}); node isolation is off until it can, checked every 30 s`);
+        }
+        await sleep(30_000, signal);
+      }
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.waitForCrd(signal);
+    if (signal.aborted) return;
+    void this.healths.run(signal);
+    await Promise.all([this.cache.waitForSync(signal), this.healths.waitForSync(signal)]);
+    if (signal.aborted) return;
+    // A new leader: every heartbeat counts as seen now, so each node gets a full deadline.
+    const now = Date.now();
+    this.observed.clear();
+    this.unhealthySince.clear();
+    for (const h of this.healths.list()) this.observe(h, now);
+    this.active = true;
+    this.log.info('node controller running', { nodes: this.cache.nodes.size, reporting: this.healths.size });
+    this.schedule(0);
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    this.active = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private schedule(delayMs: number) {
+    if (!this.active) return;
+    const at = Math.max(Date.now() + delayMs, this.lastEval + MIN_SPACING_MS);
+    if (this.timer && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      try {
+        this.evaluate();
+      } catch (err) {
+        this.log.error('node evaluation failed', { error: err instanceof Error ? err.stack : String(err) });
+        this.schedule(MAX_SPACING_MS);
+      }
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private intervalMsOf(h: NodeHealth) {
+    const s = Number(h.status?.heartbeatIntervalSeconds);
+    return Number.isFinite(s) && s > 0 ? s * 1000 : this.config.node.heartbeatIntervalMs;
+  }
+
+  /** Builds the view, plans, acts, and schedules the next evaluation at the next deadline. */
+  evaluate() {
+    if (!this.active) return;
+    const now = Date.now();
+    this.lastEval = now;
+    let nextDeadline = now + MAX_SPACING_MS;
+    const views: NodeView[] = [];
+    for (const node of this.cache.nodes.list()) {
+      const name = node.metadata?.name ?? '';
+      const h = this.healths.get(name);
+      const seen = this.observed.get(name);
+      const lock = this.locks.get(name);
+      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now };
+      if (h && seen) {
+        const interval = this.intervalMsOf(h);
+        const deadline = seen.at + this.config.node.missedHeartbeats * interval;
+        const stale = now > deadline;
+        if (!stale) nextDeadline = Math.min(nextDeadline, deadline + 1);
+        view.health = {
+          healthy: h.status?.healthy !== false,
+          failing: h.status?.failing ?? '',
+          stale,
+          late: now > seen.at + 1.5 * interval,
+          faultySince: stale ? deadline : this.unhealthySince.get(name),
+          since: h.status?.since ? Date.parse(h.status.since) : undefined,
+        };
+      }
+      views.push(view);
+    }
+    const plan = planNodes({
+      nodes: views,
+      budget: isolationBudget(this.config.node.isolationBudget, views.length),
+      inFlight: this.inFlight,
+      now,
+      recoveryAfterMs: this.config.node.recoveryAfterMs,
+    });
+    this.metrics.nodes.set({ state: 'reporting' }, plan.counts.reporting);
+    this.metrics.nodes.set({ state: 'late' }, plan.counts.late);
+    this.metrics.nodes.set({ state: 'stale' }, plan.counts.stale);
+    this.metrics.nodes.set({ state: 'unhealthy' }, plan.counts.unhealthy);
+    this.metrics.nodes.set({ state: 'isolated' }, plan.counts.isolated);
+
+    // An episode ends when the node is fine again (or isolated): its Events may be said again.
+    const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
+    for (const name of this.said.keys()) if (!faultyNow.has(name)) this.said.delete(name);
+
+    if (plan.suppressed) {
+      if (!this.suppressed) {
+        this.suppressed = true;
+        const { late, reporting } = plan.suppressed;
+        this.metrics.nodeIsolationSkips.inc({ reason: 'stale-majority' });
+        this.log.warn('more than half of the heartbeats are missing at once: isolating no node (the fault is likely on this side)', { late, reporting });
+        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `${late} of ${reporting} node heartbeats are missing at once; sickbay isolates no node until most report again`);
+      }
+    } else if (this.suppressed) {
+      this.suppressed = false;
+      this.log.info('heartbeats are back; node isolation resumes');
+      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'most node heartbeats are fresh again; node isolation resumes');
+    }
+
+    for (const a of plan.deferred) {
+      this.sayOnce(a.name, 'IsolationDeferred', () => {
+        this.metrics.nodeIsolationSkips.inc({ reason: 'budget' });
+        return { type: 'Warning', message: `node is faulty (${a.detail}) but ${plan.counts.isolated} node(s) are isolated already, the budget (${this.config.node.isolationBudget}, at least 1) allows no more` };
+      });
+    }
+    for (const a of plan.protected) {
+      const lock = this.locks.get(a.name)!;
+      if (now - lock.checkedAt > LOCK_RECHECK_MS) this.startIsolation(a); // re-reads the lock first
+      else this.sayProtected(a, new Date(lock.until));
+    }
+    for (const a of plan.isolate) this.startIsolation(a);
+    for (const name of plan.restore) this.startRestore(name);
+    this.schedule(Math.max(0, nextDeadline - Date.now()));
+  }
+
+  private selfRef(): ObjectRef {
+    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: this.config.leaderElection.leaseName, namespace: this.config.namespace };
+  }
+
+  private nodeRef(name: string): ObjectRef {
+    return { apiVersion: 'v1', kind: 'Node', name, uid: this.cache.nodes.get(name)?.metadata?.uid };
+  }
+
+  private sayOnce(name: string, reason: string, what: () => { type: 'Normal' | 'Warning'; message: string }) {
+    if (this.said.get(name) === reason) return;
+    this.said.set(name, reason);
+    const { type, message } = what();
+    this.log.info(message, { node: name, reason });
+    void this.events.record(this.nodeRef(name), type, reason, message);
+  }
+
+  private sayProtected(a: NodeAction, until: Date) {
+    this.sayOnce(a.name, 'IsolationSkipped', () => {
+      this.metrics.nodeIsolationSkips.inc({ reason: 'protected' });
+      return { type: 'Warning', message: `node is faulty (${a.detail}) but protected until ${until.toISOString()}; not isolated` };
+    });
+  }
+
+  private startIsolation(a: NodeAction) {
+    if (this.inFlight.has(a.name)) return;
+    this.inFlight.add(a.name);
+    void this.isolate(a)
+      .catch((err) => {
+        this.metrics.reconcileErrors.inc({ controller: 'node' });
+        this.log.warn('node isolation failed; will try again', { node: a.name, error: errorText(err) });
+      })
+      .finally(() => {
+        this.inFlight.delete(a.name);
+        this.schedule(200);
+      });
+  }
+
+  private async isolate(a: NodeAction) {
+    const ns = this.config.namespace;
+    const lock = await readLock(this.coord, ns, a.name);
+    if (lockValid(lock)) {
+      this.locks.set(a.name, { until: lock!.until.getTime(), checkedAt: Date.now() });
+      this.sayProtected(a, lock!.until);
+      return;
+    }
+    this.locks.delete(a.name);
+    const dryRun = this.config.node.dryRun;
+    if (dryRun) {
+      this.sayOnce(a.name, 'WouldIsolate', () => {
+        this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'dry-run' });
+        return { type: 'Normal', message: `dry run: would isolate the node (${a.detail})` };
+      });
+      return;
+    }
+    const node = this.cache.nodes.get(a.name);
+    if (!node || isIsolated(node)) return;
+    const taken = await setLock(this.coord, ns, a.name, {
+      durationMs: this.config.node.lockDurationMs,
+      holder: NODE_CONTROLLER_IDENTITY,
+      reason: `isolated: ${a.detail}`,
+      ifFree: true,
+    });
+    this.locks.set(a.name, { until: taken.lock.until.getTime(), checkedAt: Date.now() });
+    if (taken.result === 'held') {
+      this.sayProtected(a, taken.lock.until);
+      return;
+    }
+    const updated = await isolateNode(this.core, node, a.cause === 'heartbeat' ? 'heartbeat-stale' : 'checks-failing');
+    this.cache.nodes.writeThrough(updated);
+    const took = Math.max(0, Date.now() - a.faultySince);
+    this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'isolated' });
+    this.metrics.timeToIsolate.observe(took / 1000);
+    const message = `isolated (${a.detail}): tainted ${NODE_TAINT_ISOLATED}:NoExecute, its pods are evicted; protected from another isolation until ${taken.lock.until.toISOString()}`;
+    this.log.warn('node isolated', { node: a.name, cause: a.cause, detail: a.detail, msAfterDeadline: took });
+    await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
+  }
+
+  private startRestore(name: string) {
+    if (this.inFlight.has(name)) return;
+    this.inFlight.add(name);
+    void (async () => {
+      if (this.config.node.dryRun) {
+        this.sayOnce(name, 'WouldRestore', () => ({ type: 'Normal', message: 'dry run: would restore the node (healthy again)' }));
+        return;
+      }
+      if (await restoreNode(this.core, name)) {
+        this.metrics.nodeRestores.inc({ by: 'recovery' });
+        this.log.info('node restored: healthy again', { node: name });
+        await this.events.record(this.nodeRef(name), 'Normal', 'NodeRestored', `healthy for ${Math.round(this.config.node.recoveryAfterMs / 1000)} s: taint and label removed`);
+      }
+    })()
+      .catch((err) => this.log.warn('node restore failed; will try again', { node: name, error: errorText(err) }))
+      .finally(() => {
+        this.inFlight.delete(name);
+        this.schedule(200);
+      });
+  }
+}

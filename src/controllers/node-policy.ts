@@ -1,0 +1,110 @@
+// Which nodes the node controller isolates, defers or restores: a pure function of what
+// it knows, so every guard is tested without a cluster.
+
+export interface NodeView {
+  name: string;
+  /** Carries the sickbay.io/isolated NoExecute taint. */
+  isolated: boolean;
+  /** Its protection lock is known to be valid: not isolated, and no budget spent on it. */
+  protected?: boolean;
+  /** Its NodeHealth, when there is one (a node without an agent is not judged). */
+  health?: {
+    healthy: boolean;
+    failing: string;
+    /** The heartbeat is older than the allowed number of intervals. */
+    stale: boolean;
+    /**
+     * At least one heartbeat missed (older than 1.5 intervals; stale implies late). Agents
+     * cut off together go stale one by one over an interval, but are all late by the time
+     * the first is stale: the majority guard counts late ones.
+     */
+    late?: boolean;
+    /** Since when (ms) the node counts as faulty: the missed deadline, or the unhealthy report seen. */
+    faultySince?: number;
+    /** When the agent's verdict last changed (ms), for recovery. */
+    since?: number;
+  };
+}
+
+export interface NodePlanInput {
+  nodes: NodeView[];
+  /** How many nodes may be isolated at once, those isolated already included. */
+  budget: number;
+  /** Nodes with an isolation in flight: they count against the budget. */
+  inFlight: ReadonlySet<string>;
+  now: number;
+  /** 0: never restore by itself. */
+  recoveryAfterMs: number;
+}
+
+export interface NodeAction {
+  name: string;
+  /** "heartbeat" or "checks" */
+  cause: 'heartbeat' | 'checks';
+  detail: string;
+  faultySince: number;
+}
+
+export interface NodePlan {
+  /** More than half of all heartbeats are late: the fault is more likely ours; nothing is isolated. */
+  suppressed?: { late: number; reporting: number };
+  isolate: NodeAction[];
+  /** Faulty but over the budget. */
+  deferred: NodeAction[];
+  /** Faulty but protected by a valid lock. */
+  protected: NodeAction[];
+  restore: string[];
+  counts: { reporting: number; late: number; stale: number; unhealthy: number; isolated: number };
+}
+
+/** "10%" of the nodes (rounded down) or a count; never less than 1. */
+export function isolationBudget(spec: string, nodeCount: number): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(spec);
+  if (!m) throw new Error(`not a budget: ${JSON.stringify(spec)} (use a count like 2 or a share like 10%)`);
+  const n = Number(m[1]);
+  return Math.max(1, m[2] ? Math.floor((n / 100) * nodeCount) : Math.floor(n));
+}
+
+export function planNodes(input: NodePlanInput): NodePlan {
+  const reporting = input.nodes.filter((n) => n.health);
+  const stale = reporting.filter((n) => n.health!.stale);
+  const late = reporting.filter((n) => n.health!.stale || n.health!.late);
+  const unhealthy = reporting.filter((n) => !n.health!.stale && !n.health!.healthy);
+  const isolatedNow = input.nodes.filter((n) => n.isolated);
+  const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length };
+  const plan: NodePlan = { isolate: [], deferred: [], protected: [], restore: [], counts };
+
+  if (input.recoveryAfterMs > 0) {
+    for (const n of isolatedNow) {
+      const h = n.health;
+      if (h && !h.stale && h.healthy && h.since !== undefined && input.now - h.since >= input.recoveryAfterMs) plan.restore.push(n.name);
+    }
+  }
+
+  if (late.length * 2 > reporting.length) {
+    plan.suppressed = { late: late.length, reporting: reporting.length };
+    return plan;
+  }
+
+  const faulty: NodeAction[] = [...stale, ...unhealthy]
+    .filter((n) => !n.isolated)
+    .map((n) => ({
+      name: n.name,
+      cause: n.health!.stale ? ('heartbeat' as const) : ('checks' as const),
+      detail: n.health!.stale ? 'no heartbeat' : `failing: ${n.health!.failing || 'unhealthy'}`,
+      faultySince: n.health!.faultySince ?? input.now,
+    }))
+    .sort((a, b) => a.faultySince - b.faultySince || a.name.localeCompare(b.name));
+
+  let room = input.budget - isolatedNow.filter((n) => !input.inFlight.has(n.name)).length - input.inFlight.size;
+  const isProtected = new Set(input.nodes.filter((n) => n.protected).map((n) => n.name));
+  for (const action of faulty) {
+    if (input.inFlight.has(action.name)) continue;
+    if (isProtected.has(action.name)) plan.protected.push(action);
+    else if (room > 0) {
+      plan.isolate.push(action);
+      room--;
+    } else plan.deferred.push(action);
+  }
+  return plan;
+}

@@ -1,0 +1,130 @@
+// What is done to a node, by the controller and by `sickbay node protect|restore`:
+// - the protection lock: a Lease in sickbay's namespace, one per node, valid until
+//   renewTime + leaseDurationSeconds. While it is valid the node is not isolated.
+//   Isolation takes it, so a node is isolated at most once per window; it survives
+//   restarts because it lives in the cluster (`kubectl get leases -l sickbay.io/node-lock`).
+// - isolation: the NoExecute taint and the node-status label in one write, guarded by
+//   the Node's resourceVersion so a concurrent change of its taints is never lost;
+// - restore: both removed, the same way.
+import { createHash } from 'node:crypto';
+import { type CoordinationV1Api, type CoreV1Api, type V1Lease, V1MicroTime, type V1Node, type V1Taint } from '@kubernetes/client-node';
+import { codeOf, mergePatch } from '../kube/api.js';
+import { LABEL_NODE_STATUS, NODE_TAINT_ISOLATED, PREFIX } from '../names.js';
+import { withDeadline } from '../util/wait.js';
+
+export const LABEL_NODE_LOCK = `${PREFIX}/node-lock`;
+const ANN_LOCK_NODE = `${PREFIX}/node`;
+const ANN_LOCK_REASON = `${PREFIX}/reason`;
+const CALL_MS = 10_000;
+
+/** Lease names are DNS subdomains of at most 253 characters; long node names are hashed. */
+export function lockName(node: string): string {
+  const name = `sickbay-node-lock.${node}`;
+  return name.length <= 253 ? name : `sickbay-node-lock.${createHash('sha256').update(node).digest('hex').slice(0, 32)}`;
+}
+
+export interface ProtectionLock {
+  node: string;
+  holder: string;
+  reason: string;
+  until: Date;
+  lease: V1Lease;
+}
+
+function toLock(node: string, lease: V1Lease): ProtectionLock {
+  const renew = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+  return {
+    node,
+    holder: lease.spec?.holderIdentity ?? '',
+    reason: lease.metadata?.annotations?.[ANN_LOCK_REASON] ?? '',
+    until: new Date(renew + (lease.spec?.leaseDurationSeconds ?? 0) * 1000),
+    lease,
+  };
+}
+
+export async function readLock(coord: CoordinationV1Api, namespace: string, node: string): Promise<ProtectionLock | undefined> {
+  try {
+    return toLock(node, await withDeadline(coord.readNamespacedLease({ namespace, name: lockName(node) }), CALL_MS, 'lock read'));
+  } catch (err) {
+    if (codeOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+export const lockValid = (lock: ProtectionLock | undefined, now = Date.now()) => !!lock && lock.until.getTime() > now;
+
+/**
+ * Sets the lock for `durationMs` from now. With `ifFree`, only when no valid lock is
+ * there: returns the valid lock found instead ("held"). A concurrent writer makes this
+ * throw a 409, which callers treat as "try again later".
+ */
+export async function setLock(
+  coord: CoordinationV1Api,
+  namespace: string,
+  node: string,
+  o: { durationMs: number; holder: string; reason: string; ifFree: boolean },
+): Promise<{ result: 'taken' | 'held'; lock: ProtectionLock }> {
+  const now = new V1MicroTime(Date.now());
+  const existing = await readLock(coord, namespace, node);
+  if (o.ifFree && existing && lockValid(existing)) return { result: 'held', lock: existing };
+  const body: V1Lease = {
+    metadata: {
+      name: lockName(node),
+      namespace,
+      labels: { [LABEL_NODE_LOCK]: 'true', 'app.kubernetes.io/managed-by': 'sickbay' },
+      annotations: { [ANN_LOCK_NODE]: node, [ANN_LOCK_REASON]: o.reason },
+      ...(existing ? { resourceVersion: existing.lease.metadata?.resourceVersion } : {}),
+    },
+    spec: { holderIdentity: o.holder, leaseDurationSeconds: Math.max(1, Math.round(o.durationMs / 1000)), acquireTime: now, renewTime: now },
+  };
+  const lease = existing
+    ? await withDeadline(coord.replaceNamespacedLease({ namespace, name: lockName(node), body }), CALL_MS, 'lock update')
+    : await withDeadline(coord.createNamespacedLease({ namespace, body }), CALL_MS, 'lock create');
+  return { result: 'taken', lock: toLock(node, lease) };
+}
+
+export const isIsolated = (node: V1Node | undefined) => !!node?.spec?.taints?.some((t) => t.key === NODE_TAINT_ISOLATED && t.effect === 'NoExecute');
+
+/** Taint + label, guarded by `node`'s resourceVersion (409 when it changed since). */
+export async function isolateNode(core: CoreV1Api, node: V1Node, reason: string): Promise<V1Node> {
+  const taints: V1Taint[] = (node.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
+  taints.push({ key: NODE_TAINT_ISOLATED, value: reason.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, ''), effect: 'NoExecute', timeAdded: new Date() });
+  return withDeadline(
+    core.patchNode(
+      {
+        name: node.metadata!.name!,
+        body: { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: 'isolated' } }, spec: { taints } },
+      },
+      mergePatch,
+    ),
+    CALL_MS,
+    'node taint',
+  );
+}
+
+/** Removes the taint and the label; reads the Node afresh and retries on conflicts. False if there was nothing to remove. */
+export async function restoreNode(core: CoreV1Api, name: string): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    const node = await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
+    const hasLabel = node.metadata?.labels?.[LABEL_NODE_STATUS] !== undefined;
+    if (!isIsolated(node) && !hasLabel) return false;
+    const taints = (node.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
+    try {
+      await withDeadline(
+        core.patchNode(
+          {
+            name,
+            // null deletes in a merge patch; an empty list clears spec.taints.
+            body: { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: null } }, spec: { taints } },
+          },
+          mergePatch,
+        ),
+        CALL_MS,
+        'node restore',
+      );
+      return true;
+    } catch (err) {
+      if (codeOf(err) !== 409 || attempt >= 4) throw err;
+    }
+  }
+}

@@ -1,0 +1,104 @@
+// The NodeHealth resource (sickbay.io/v1alpha1, cluster-scoped, named after its node):
+// the node agent writes it, the node controller reads it, `kubectl get nodehealths`
+// shows it. The CRD is defined here once; the playground, the tests and the Helm chart
+// (crds/, generated from this) install the same object.
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+
+export const NODEHEALTH_GROUP = 'sickbay.io';
+export const NODEHEALTH_VERSION = 'v1alpha1';
+export const NODEHEALTH_PLURAL = 'nodehealths';
+export const NODEHEALTH_KIND = 'NodeHealth';
+export const NODEHEALTH_PATH = `/apis/${NODEHEALTH_GROUP}/${NODEHEALTH_VERSION}/${NODEHEALTH_PLURAL}`;
+
+export interface CheckStatus {
+  /** kubelet, conditions, network, processes */
+  name: string;
+  ok: boolean;
+  message: string;
+  /** Failures in a row; the check fails at the agent's threshold (3 by default). */
+  consecutiveFailures: number;
+  lastTransitionTime: string;
+}
+
+export interface NodeHealthStatus {
+  healthy: boolean;
+  /** Failing checks, comma-separated ("" when healthy): one printer column. */
+  failing: string;
+  heartbeatTime: string;
+  heartbeatIntervalSeconds: number;
+  /** When `healthy` last changed. */
+  since: string;
+  checks: CheckStatus[];
+  agentVersion?: string;
+}
+
+export interface NodeHealth {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; resourceVersion?: string; uid?: string; creationTimestamp?: Date | string; ownerReferences?: unknown[] };
+  spec?: { nodeName?: string };
+  status?: Partial<NodeHealthStatus>;
+}
+
+export function nodeHealthCrd(): V1CustomResourceDefinition {
+  const check = {
+    type: 'object',
+    required: ['name', 'ok'],
+    properties: {
+      name: { type: 'string' },
+      ok: { type: 'boolean' },
+      message: { type: 'string' },
+      consecutiveFailures: { type: 'integer', minimum: 0 },
+      lastTransitionTime: { type: 'string', format: 'date-time' },
+    },
+  };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${NODEHEALTH_PLURAL}.${NODEHEALTH_GROUP}` },
+    spec: {
+      group: NODEHEALTH_GROUP,
+      scope: 'Cluster',
+      names: { plural: NODEHEALTH_PLURAL, singular: 'nodehealth', kind: NODEHEALTH_KIND, listKind: `${NODEHEALTH_KIND}List`, shortNames: ['nh'], categories: ['sickbay'] },
+      versions: [
+        {
+          name: NODEHEALTH_VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
+            { name: 'Healthy', type: 'boolean', jsonPath: '.status.healthy' },
+            { name: 'Failing', type: 'string', jsonPath: '.status.failing' },
+            { name: 'Last Heartbeat', type: 'date', jsonPath: '.status.heartbeatTime' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: "A node agent's heartbeat and check results. Named after the node.",
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: { type: 'object', properties: { nodeName: { type: 'string' } } },
+                status: {
+                  type: 'object',
+                  properties: {
+                    healthy: { type: 'boolean' },
+                    failing: { type: 'string' },
+                    heartbeatTime: { type: 'string', format: 'date-time' },
+                    heartbeatIntervalSeconds: { type: 'number', minimum: 0 },
+                    since: { type: 'string', format: 'date-time' },
+                    agentVersion: { type: 'string' },
+                    checks: { type: 'array', maxItems: 32, items: check },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

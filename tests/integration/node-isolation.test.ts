@@ -1,0 +1,291 @@
+// Node agents and the node controller on the real control plane: 10 kwok nodes, one
+// agent per node (each with a prepared /proc holding its "containerd"), sickbay's
+// controllers under their least-privilege identity, and kube-controller-manager doing
+// the evictions. One agent watches real processes of this machine.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { protect, restore } from '../../src/commands/node.js';
+import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { NodeAgent } from '../../src/node/agent.js';
+import { parseProcessSpecs } from '../../src/node/checks.js';
+import { lockName } from '../../src/node/node-actions.js';
+import type { NodeHealth } from '../../src/node/nodehealth.js';
+import { waitFor } from '../../src/util/wait.js';
+import { createNamespace, createWebApp, startCluster, type TestCluster } from '../support/cluster.js';
+import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
+
+const NODES = 10;
+const HEARTBEAT_MS = 1000;
+
+interface SimAgent {
+  node: string;
+  proc: ProcRoot;
+  agent: NodeAgent;
+  abort: AbortController;
+  running: Promise<void>;
+}
+
+describe('node agents and the node controller', () => {
+  let t: TestCluster;
+  let sickbay: RunningSickbay;
+  let agentKc: KubeConfig;
+  let custom: CustomObjectsApi;
+  const metrics = new Metrics();
+  const agents = new Map<string, SimAgent>();
+  const log = createLogger((process.env.SICKBAY_TEST_LOG_LEVEL as 'warn') ?? 'warn');
+
+  const startAgent = (node: string, o: { procRoot?: string; processes?: string } = {}) => {
+    const proc = procRoot();
+    proc.add(100, 'containerd');
+    const agent = new NodeAgent(
+      agentKc,
+      {
+        nodeName: node,
+        checks: ['conditions', 'processes'],
+        checkIntervalMs: 1000,
+        heartbeatIntervalMs: HEARTBEAT_MS,
+        failureThreshold: 3,
+        kubeletUrl: 'http://127.0.0.1:1/healthz',
+        networkTargets: [],
+        processes: parseProcessSpecs(o.processes ?? 'containerd'),
+        procRoot: o.procRoot ?? proc.root,
+      },
+      log.child({ component: 'agent', node }),
+    );
+    const abort = new AbortController();
+    const a: SimAgent = { node, proc, agent, abort, running: agent.run(abort.signal) };
+    agents.set(node, a);
+    return a;
+  };
+  const stopAgent = async (node: string) => {
+    const a = agents.get(node)!;
+    a.abort.abort();
+    await a.running;
+  };
+  const health = (node: string) => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: node }) as Promise<NodeHealth>;
+  const readNode = (name: string) => t.core.readNode({ name });
+  const tainted = (n: V1Node) => !!n.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated' && x.effect === 'NoExecute');
+  const isolatedNodes = async () => (await t.core.listNode()).items.filter(tainted).map((n) => n.metadata!.name!).sort();
+  const nodeEvents = async (node: string, reason: string) =>
+    (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${node},reason=${reason}` })).items;
+  /** Polls the node every 20 ms; resolves with the time the taint was first seen. */
+  const taintSeen = (node: string, timeoutMs = 15_000) => waitFor(`${node} tainted`, async () => (tainted(await readNode(node)) ? Date.now() : undefined), { timeoutMs, intervalMs: 20 });
+  const breakContainerd = (node: string) => agents.get(node)!.proc.remove(100);
+  const fixContainerd = (node: string) => agents.get(node)!.proc.add(100, 'containerd');
+  const processesCheck = async (node: string) => (await health(node)).status?.checks?.find((c) => c.name === 'processes');
+
+  before(async () => {
+    t = await startCluster({ nodes: NODES });
+    custom = t.kc.makeApiClient(CustomObjectsApi);
+    await installNodeHealthCrd(t.kc);
+    await installAgentIdentity(t.kc, SICKBAY_NS, 'sickbay-agent');
+    agentKc = await t.cp.serviceAccountKubeConfig(SICKBAY_NS, 'sickbay-agent');
+    for (let i = 0; i < NODES; i++) startAgent(`kwok-node-${i}`);
+    await waitFor('every agent heartbeating', async () => {
+      const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
+      return list.items.filter((h) => h.status?.healthy === true).length === NODES;
+    });
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%' }, { metrics });
+  });
+
+  after(async () => {
+    await Promise.all([...agents.keys()].map(stopAgent));
+    for (const a of agents.values()) a.proc.dispose();
+    await sickbay?.stop();
+    await t?.stop();
+  });
+
+  it('kubectl get nodehealths shows node, healthy, failing checks and last heartbeat', async () => {
+    const { rawApiRequest } = await import('../support/cluster.js');
+    const res = await rawApiRequest(t.kc, 'GET', '/apis/sickbay.io/v1alpha1/nodehealths/kwok-node-0', undefined, { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' });
+    const table = JSON.parse(res.body) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
+    assert.deepEqual(table.columnDefinitions.map((c) => c.name), ['Name', 'Node', 'Healthy', 'Failing', 'Last Heartbeat', 'Age']);
+    const [name, node, healthy, failing] = table.rows[0]!.cells;
+    assert.deepEqual([name, node, healthy, failing], ['kwok-node-0', 'kwok-node-0', true, '']);
+    const h = await health('kwok-node-0');
+    assert.deepEqual(h.status?.checks?.map((c) => [c.name, c.ok]), [['conditions', true], ['processes', true]]);
+    assert.equal(h.status?.heartbeatIntervalSeconds, 1);
+  });
+
+  it('an agent reporting a failing check: tainted within 2 s, labelled, locked, with an Event; restore lifts it and the lock stops a second isolation', async (ctx) => {
+    const node = 'kwok-node-1';
+    breakContainerd(node);
+    const failedAt = await waitFor('the processes check failing', async () => {
+      const c = await processesCheck(node);
+      return c && !c.ok ? Date.parse(c.lastTransitionTime) : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 50 });
+    const seen = await taintSeen(node);
+    ctx.diagnostic(`tainted ${seen - failedAt} ms after the agent's check turned failing`);
+    assert.ok(seen - failedAt <= 2_000, `tainted ${seen - failedAt} ms after the agent reported the failure`);
+    const n = await readNode(node);
+    assert.equal(n.metadata?.labels?.['sickbay.io/node-status'], 'isolated');
+    assert.match((await nodeEvents(node, 'NodeIsolated'))[0]?.message ?? '', /failing: processes/);
+    const lease = await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: SICKBAY_NS, name: lockName(node) });
+    assert.equal(lease.spec?.leaseDurationSeconds, 45 * 60);
+    assert.equal(lease.spec?.holderIdentity, 'sickbay-node-controller');
+
+    assert.match(await restore(t.kc, { namespace: SICKBAY_NS, node }), /restored: taint and label removed; its protection lock holds until/);
+    const restored = await readNode(node);
+    assert.equal(tainted(restored), false);
+    assert.equal(restored.metadata?.labels?.['sickbay.io/node-status'], undefined);
+    // Still failing, but inside the lock window: not isolated again, and it says why.
+    await waitFor('the IsolationSkipped Event', async () => (await nodeEvents(node, 'IsolationSkipped')).length > 0);
+    assert.equal(tainted(await readNode(node)), false);
+    fixContainerd(node);
+    await waitFor('the node healthy again', async () => (await health(node)).status?.healthy === true);
+  });
+
+  it('protect keeps a faulty node in service, with an Event saying until when', async () => {
+    const node = 'kwok-node-2';
+    assert.match(await protect(t.kc, { namespace: SICKBAY_NS, node, seconds: 2 * 3600 }), /protected from isolation until/);
+    breakContainerd(node);
+    await waitFor('the IsolationSkipped Event', async () => (await nodeEvents(node, 'IsolationSkipped')).some((e) => /protected until/.test(e.message ?? '')), { timeoutMs: 15_000 });
+    assert.equal(tainted(await readNode(node)), false);
+    assert.ok((await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: SICKBAY_NS, name: lockName(node) })).spec?.leaseDurationSeconds === 7200);
+    fixContainerd(node);
+    await waitFor('the node healthy again', async () => (await health(node)).status?.healthy === true);
+  });
+
+  it('heartbeats stop: tainted within 1 s after the 3-interval deadline; its pods are evicted and replaced on other nodes', async (ctx) => {
+    await createNamespace(t.core, 'shop');
+    await createWebApp(t, 'shop', 'cart', 10);
+    const running = await waitFor('10 cart pods running', async () => {
+      const pods = (await t.core.listNamespacedPod({ namespace: 'shop', labelSelector: 'app=cart' })).items.filter((p) => p.status?.phase === 'Running');
+      return pods.length === 10 ? pods : undefined;
+    });
+    // Not kwok-node-1 or -2: their protection locks (earlier tests) keep them in service.
+    const node = running.map((p) => p.spec!.nodeName!).find((n) => !['kwok-node-1', 'kwok-node-2'].includes(n))!;
+    const victims = running.filter((p) => p.spec?.nodeName === node).map((p) => p.metadata!.name!);
+    await stopAgent(node);
+    const last = Date.parse((await health(node)).status!.heartbeatTime!);
+    const seen = await taintSeen(node);
+    const late = seen - (last + 3 * HEARTBEAT_MS);
+    ctx.diagnostic(`tainted ${late} ms after the 3-interval deadline`);
+    assert.ok(late <= 1_000, `tainted ${late} ms after the deadline`);
+    assert.ok(late > -200, `tainted ${-late} ms before the deadline`);
+    assert.match((await nodeEvents(node, 'NodeIsolated'))[0]?.message ?? '', /no heartbeat/);
+    await waitFor('the evicted pods gone and 10 replacements running elsewhere', async () => {
+      const pods = (await t.core.listNamespacedPod({ namespace: 'shop', labelSelector: 'app=cart' })).items;
+      const live = pods.filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running');
+      return !pods.some((p) => victims.includes(p.metadata!.name!)) && live.length === 10 && live.every((p) => p.spec?.nodeName !== node);
+    }, { timeoutMs: 30_000 });
+    assert.equal((await metrics.registry.getSingleMetricAsString('sickbay_node_isolations_total')).match(/cause="heartbeat",result="isolated"} 1/)?.length, 1);
+  });
+
+  it('budget: 3 of 10 faulty with a budget of 1 — one isolated, Events for the other two', async () => {
+    const isolated = await isolatedNodes();
+    assert.equal(isolated.length, 1, `one node isolated from the previous test: ${isolated}`);
+    const more = ['kwok-node-3', 'kwok-node-4'].filter((n) => !isolated.includes(n));
+    for (const n of more) breakContainerd(n);
+    for (const n of more) await waitFor(`IsolationDeferred on ${n}`, async () => (await nodeEvents(n, 'IsolationDeferred')).length > 0, { timeoutMs: 15_000 });
+    assert.deepEqual(await isolatedNodes(), isolated);
+    assert.match((await nodeEvents(more[0]!, 'IsolationDeferred'))[0]!.message!, /budget/);
+    for (const n of more) fixContainerd(n);
+    for (const n of more) await waitFor(`${n} healthy`, async () => (await health(n)).status?.healthy === true);
+  });
+
+  it('6 of 10 heartbeats stale together: nothing isolated, an Event and a metric say why', async () => {
+    const [down] = await isolatedNodes();
+    await restore(t.kc, { namespace: SICKBAY_NS, node: down! }); // its agent is still stopped: 1 stale
+    const healthy = [...agents.values()].filter((a) => !a.abort.signal.aborted).map((a) => a.node);
+    const stopping = healthy.slice(0, 5);
+    await Promise.all(stopping.map(stopAgent)); // 6 of 10 stale at once
+    await waitFor('the NodeIsolationSuspended Event', async () =>
+      (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationSuspended' })).items.some((e) => /6 of 10/.test(e.message ?? '')),
+      { timeoutMs: 15_000 },
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.deepEqual(await isolatedNodes(), []);
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_node_isolation_skips_total'), /reason="stale-majority"} 1/);
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_nodes'), /state="stale"} 6/);
+  });
+});
+
+describe('the node agent against real processes', () => {
+  let t: TestCluster;
+  let dir: string;
+  const children: ChildProcess[] = [];
+
+  before(async () => {
+    t = await startCluster({ nodes: 1 });
+    await installNodeHealthCrd(t.kc);
+    dir = mkdtempSync(path.join(tmpdir(), 'sickbay-procs-'));
+    for (const name of ['sbt-runtime', 'sbt-cni']) symlinkSync('/bin/sleep', path.join(dir, name));
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    await t?.stop();
+  });
+
+  const run = (cmd: string, args: string[]) => {
+    const c = spawn(cmd, args, { stdio: 'ignore' });
+    children.push(c);
+    return c;
+  };
+
+  it('a killed process and a zombie fail the processes check after 3 seconds; both recover', async () => {
+    let runtime = run(path.join(dir, 'sbt-runtime'), ['600']);
+    const cni = run(path.join(dir, 'sbt-cni'), ['600']);
+    const agent = new NodeAgent(
+      t.kc,
+      {
+        nodeName: 'kwok-node-0',
+        checks: ['processes'],
+        checkIntervalMs: 1000,
+        heartbeatIntervalMs: 10_000,
+        failureThreshold: 3,
+        kubeletUrl: 'http://127.0.0.1:1/healthz',
+        networkTargets: [],
+        processes: parseProcessSpecs('sbt-runtime,sbt-cni'),
+        procRoot: '/proc',
+      },
+      createLogger('warn'),
+    );
+    const abort = new AbortController();
+    const running = agent.run(abort.signal);
+    const custom = t.kc.makeApiClient(CustomObjectsApi);
+    const check = async () => {
+      const h = (await custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: 'kwok-node-0' })) as NodeHealth;
+      return { healthy: h.status?.healthy, check: h.status?.checks?.[0] };
+    };
+    try {
+      await waitFor('healthy with both processes running', async () => (await check()).check?.message === 'running: sbt-runtime, sbt-cni');
+
+      const killedAt = Date.now();
+      runtime.kill('SIGKILL');
+      const failed = await waitFor('the check failing', async () => {
+        const c = await check();
+        return c.healthy === false ? c : undefined;
+      }, { timeoutMs: 10_000, intervalMs: 50 });
+      assert.equal(failed.check?.message, 'sbt-runtime is not running');
+      const after = Date.parse(failed.check!.lastTransitionTime) - killedAt;
+      assert.ok(after >= 1_900 && after <= 3_500, `failed ${after} ms after the kill (3 checks 1 s apart)`);
+      runtime = run(path.join(dir, 'sbt-runtime'), ['600']);
+      await waitFor('recovered after one good check', async () => (await check()).healthy === true, { timeoutMs: 3_000, intervalMs: 50 });
+
+      // A zombie: the child exits, its parent (exec'd into sleep) never reaps it.
+      cni.kill('SIGKILL');
+      const parent = run('/bin/sh', ['-c', `"${path.join(dir, 'sbt-cni')}" 0 & exec sleep 600`]);
+      const zombie = await waitFor('the zombie failing the check', async () => {
+        const c = await check();
+        return c.healthy === false ? c : undefined;
+      }, { timeoutMs: 10_000, intervalMs: 50 });
+      assert.match(zombie.check!.message, /^sbt-cni is a zombie \(pid \d+\)$/);
+      parent.kill('SIGKILL'); // init reaps the zombie
+      run(path.join(dir, 'sbt-cni'), ['600']);
+      await waitFor('recovered', async () => (await check()).healthy === true, { timeoutMs: 5_000, intervalMs: 50 });
+    } finally {
+      abort.abort();
+      await running;
+    }
+  });
+});

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { CheckTracker, conditionsCheck, parseProcessSpecs, parseStat, ProcessWatch, readProcessTable } from '../../src/node/checks.js';
+import { ConfigError, readConfig } from '../../src/config.js';
+import { type ProcRoot, procRoot } from '../support/proc-root.js';
+
+const roots: ProcRoot[] = [];
+after(() => roots.forEach((r) => r.dispose()));
+const newRoot = () => {
+  const p = procRoot();
+  roots.push(p);
+  return p;
+};
+
+describe('the process table', () => {
+  it('reads names with spaces and parentheses, and the state after the last parenthesis', () => {
+    assert.deepEqual(parseStat('42 (my (odd) name) Z 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0'), { pid: 42, comm: 'my (odd) name', state: 'Z', startTime: '777' });
+    assert.equal(parseStat('garbage'), undefined);
+    assert.equal(parseStat('(x) S'), undefined);
+    assert.equal(parseStat('12 (x) '), undefined);
+  });
+
+  it('skips entries that vanished, cannot be read or are not processes, and ignores non-pid names', () => {
+    const p = newRoot();
+    p.add(10, 'containerd');
+    p.raw('11', undefined); // exited between readdir and read: no stat
+    p.raw('12', 'half a line (');
+    mkdirSync(path.join(p.root, '13', 'stat'), { recursive: true }); // stat is a directory: EISDIR
+    p.raw('self', '1 (init) S');
+    p.raw('sys', undefined);
+    const table = readProcessTable(p.root);
+    assert.deepEqual(table.processes.map((x) => x.comm), ['containerd']);
+    assert.equal(table.skipped, 3);
+  });
+
+  it('fails with the reason when the root itself cannot be read', () => {
+    const watch = new ProcessWatch('/nonexistent/proc', parseProcessSpecs('kubelet'));
+    const r = watch.check();
+    assert.equal(r.ok, false);
+    assert.match(r.message, /cannot read \/nonexistent\/proc/);
+  });
+});
+
+describe('watched processes', () => {
+  it('names the missing and the zombie ones, and recovers when they run again', () => {
+    const p = newRoot();
+    p.add(1, 'systemd');
+    p.add(100, 'containerd');
+    p.add(101, 'kubelet');
+    const watch = new ProcessWatch(p.root, parseProcessSpecs('containerd,kubelet'));
+    assert.deepEqual(watch.check(), { ok: true, message: 'running: containerd, kubelet' });
+    p.remove(100);
+    p.add(102, 'kubelet', { state: 'Z' }); // a zombie next to the live one does not matter
+    assert.deepEqual(watch.check(), { ok: false, message: 'containerd is not running' });
+    p.remove(101);
+    assert.deepEqual(watch.check(), { ok: false, message: 'containerd is not running; kubelet is a zombie (pid 102)' });
+    p.add(103, 'containerd');
+    p.add(104, 'kubelet');
+    assert.equal(watch.check().ok, true);
+  });
+
+  it('an optional process is checked once it has been seen', () => {
+    const p = newRoot();
+    p.add(100, 'containerd');
+    const watch = new ProcessWatch(p.root, parseProcessSpecs('dockerd?,containerd'));
+    assert.deepEqual(watch.check(), { ok: true, message: 'running: containerd' });
+    p.add(200, 'dockerd');
+    assert.equal(watch.check().ok, true);
+    p.remove(200);
+    assert.deepEqual(watch.check(), { ok: false, message: 'dockerd is not running' });
+  });
+
+  it('matches by argv[0] for names longer than the kernel keeps, and calico-node style -felix', () => {
+    const p = newRoot();
+    p.add(300, 'container-runti', { argv: ['/usr/bin/container-runtime-daemon', '--flag'] });
+    p.add(301, 'calico-node', { argv: ['calico-node', '-felix'] });
+    const watch = new ProcessWatch(p.root, parseProcessSpecs('container-runtime-daemon,felix'));
+    assert.deepEqual(watch.check(), { ok: true, message: 'running: container-runtime-daemon, felix' });
+    p.remove(301);
+    p.add(301, 'calico-node', { argv: ['calico-node', '-confd'], start: 2000 }); // same pid, another process
+    assert.deepEqual(watch.check(), { ok: false, message: 'felix is not running' });
+  });
+
+  it('rejects process names that are not names', () => {
+    assert.throws(() => parseProcessSpecs('kubelet,rm -rf'), /not a process name/);
+    assert.deepEqual(parseProcessSpecs(' a , b? ,'), [
+      { name: 'a', optional: false },
+      { name: 'b', optional: true },
+    ]);
+  });
+});
+
+describe('a check over time', () => {
+  it('fails after 3 failures in a row and recovers after one success', () => {
+    const t = new CheckTracker('processes', 3, new Date(0));
+    assert.equal(t.record({ ok: false, message: 'x' }, new Date(1000)), false);
+    assert.equal(t.record({ ok: false, message: 'x' }, new Date(2000)), false);
+    assert.equal(t.state.ok, true);
+    assert.match(t.state.message, /2 of 3 failures/);
+    assert.equal(t.record({ ok: true, message: 'fine' }, new Date(3000)), false);
+    assert.equal(t.state.consecutiveFailures, 0);
+    for (const s of [4, 5]) t.record({ ok: false, message: 'x' }, new Date(s * 1000));
+    assert.equal(t.record({ ok: false, message: 'kubelet is not running' }, new Date(6000)), true);
+    assert.deepEqual({ ok: t.state.ok, message: t.state.message, at: t.state.lastTransitionTime.getTime() }, { ok: false, message: 'kubelet is not running', at: 6000 });
+    assert.equal(t.record({ ok: true, message: 'fine' }, new Date(7000)), true);
+    assert.equal(t.state.ok, true);
+  });
+});
+
+describe('node conditions', () => {
+  it('fails on memory, disk or PID pressure and names them', () => {
+    const node = (conds: Record<string, string>) => ({ status: { conditions: Object.entries(conds).map(([type, status]) => ({ type, status })) } });
+    assert.equal(conditionsCheck(node({ Ready: 'True', MemoryPressure: 'False', DiskPressure: 'False' })).ok, true);
+    assert.deepEqual(conditionsCheck(node({ Ready: 'True', DiskPressure: 'True', PIDPressure: 'True' })), { ok: false, message: 'DiskPressure; PIDPressure' });
+    assert.equal(conditionsCheck(undefined).ok, false);
+  });
+});
+
+describe('node configuration', () => {
+  it('has the documented defaults', () => {
+    const c = readConfig({});
+    assert.equal(c.node.lockDurationMs, 45 * 60_000);
+    assert.equal(c.node.heartbeatIntervalMs, 10_000);
+    assert.equal(c.node.missedHeartbeats, 3);
+    assert.equal(c.node.isolationBudget, '10%');
+    assert.equal(c.node.recoveryAfterMs, 0);
+    assert.equal(c.agent.checkIntervalMs, 1000);
+    assert.equal(c.agent.failureThreshold, 3);
+    assert.deepEqual(c.agent.checks, ['kubelet', 'conditions', 'network', 'processes']);
+    assert.deepEqual(c.agent.processes.map((p) => p.name), ['dockerd', 'containerd', 'kubelet', 'felix', 'bird', 'confd']);
+  });
+
+  it('refuses a lock outside 30-60 minutes, unknown checks, bad targets and budgets, naming the variable', () => {
+    assert.throws(() => readConfig({ SICKBAY_NODE_LOCK_DURATION: '10m' }), (e: Error) => e instanceof ConfigError && /SICKBAY_NODE_LOCK_DURATION must be between 30m and 60m/.test(e.message));
+    assert.equal(readConfig({ SICKBAY_NODE_LOCK_DURATION: '1h' }).node.lockDurationMs, 3_600_000);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_CHECKS: 'kubelet,disk' }), /unknown check "disk"/);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_NETWORK_TARGETS: '10.0.0.1' }), /SICKBAY_AGENT_NETWORK_TARGETS: "10.0.0.1" is not host:port/);
+    assert.throws(() => readConfig({ SICKBAY_NODE_ISOLATION_BUDGET: 'ten' }), /SICKBAY_NODE_ISOLATION_BUDGET/);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_PROCESSES: 'a b' }), /SICKBAY_AGENT_PROCESSES/);
+    assert.equal(readConfig({ SICKBAY_DRY_RUN: 'true' }).node.dryRun, true);
+  });
+});

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isolationBudget, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
+
+const now = 1_000_000;
+const fresh = (name: string, extra: Partial<NodeView> = {}): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, since: now - 3_600_000 }, ...extra });
+const stale = (name: string, since = now - 1000): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: true, late: true, faultySince: since } });
+const late = (name: string): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, late: true } });
+const failing = (name: string, checks = 'processes', since = now - 500): NodeView => ({ name, isolated: false, health: { healthy: false, failing: checks, stale: false, faultySince: since } });
+const plan = (nodes: NodeView[], o: { budget?: number; inFlight?: string[]; recoveryAfterMs?: number } = {}) =>
+  planNodes({ nodes, budget: o.budget ?? 1, inFlight: new Set(o.inFlight ?? []), now, recoveryAfterMs: o.recoveryAfterMs ?? 0 });
+
+describe('node isolation budget', () => {
+  it('is 10% of the nodes rounded down, never less than 1, or a count', () => {
+    assert.equal(isolationBudget('10%', 10), 1);
+    assert.equal(isolationBudget('10%', 5), 1);
+    assert.equal(isolationBudget('10%', 39), 3);
+    assert.equal(isolationBudget('10%', 0), 1);
+    assert.equal(isolationBudget('3', 10), 3);
+    assert.equal(isolationBudget('0', 10), 1);
+    assert.throws(() => isolationBudget('lots', 10), /not a budget/);
+  });
+});
+
+describe('planning node isolation', () => {
+  it('3 of 10 faulty with a budget of 1: the longest-faulty is isolated, the others deferred', () => {
+    const nodes = [...Array.from({ length: 7 }, (_, i) => fresh(`ok-${i}`)), failing('b', 'network', now - 200), stale('a', now - 900), failing('c')];
+    const p = plan(nodes);
+    assert.deepEqual(p.isolate.map((a) => [a.name, a.cause]), [['a', 'heartbeat']]);
+    assert.deepEqual(p.deferred.map((a) => a.name), ['c', 'b']);
+    assert.equal(p.deferred[1]!.detail, 'failing: network');
+  });
+
+  it('counts nodes already isolated and isolations in flight against the budget', () => {
+    const isolated = { ...stale('old'), isolated: true };
+    assert.deepEqual(plan([isolated, stale('new'), ...Array.from({ length: 8 }, (_, i) => fresh(`n${i}`))]).isolate, []);
+    assert.deepEqual(plan([stale('x'), stale('y'), ...Array.from({ length: 8 }, (_, i) => fresh(`n${i}`))], { budget: 2, inFlight: ['x'] }).isolate.map((a) => a.name), ['y']);
+  });
+
+  it('6 of 10 heartbeats stale together: nothing is isolated, not even a node reporting failures', () => {
+    const nodes = [...Array.from({ length: 6 }, (_, i) => stale(`s${i}`)), failing('f'), ...Array.from({ length: 3 }, (_, i) => fresh(`n${i}`))];
+    const p = plan(nodes, { budget: 10 });
+    assert.deepEqual(p.suppressed, { late: 6, reporting: 10 });
+    assert.deepEqual(p.isolate, []);
+    // Cut off together, they go stale one by one; the first stale one finds the others late.
+    const cut = [stale('first'), ...Array.from({ length: 5 }, (_, i) => late(`l${i}`)), ...Array.from({ length: 4 }, (_, i) => fresh(`n${i}`))];
+    assert.deepEqual(plan(cut, { budget: 10 }).suppressed, { late: 6, reporting: 10 });
+    assert.deepEqual(plan(cut, { budget: 10 }).isolate, []);
+    // Most heartbeats late, none stale yet: a failing report waits too.
+    assert.deepEqual(plan([failing('f'), ...Array.from({ length: 6 }, (_, i) => late(`l${i}`))], { budget: 10 }).isolate, []);
+    // Exactly half is not more than half.
+    const half = [...Array.from({ length: 5 }, (_, i) => stale(`s${i}`)), ...Array.from({ length: 5 }, (_, i) => fresh(`n${i}`))];
+    assert.equal(plan(half, { budget: 10 }).suppressed, undefined);
+    assert.equal(plan(half, { budget: 10 }).isolate.length, 5);
+  });
+
+  it('does not judge nodes without an agent, and spends no budget on protected nodes', () => {
+    const p = plan([{ name: 'no-agent', isolated: false }, { ...stale('locked', now - 5000), protected: true }, stale('free'), fresh('n1'), fresh('n2'), fresh('n3')]);
+    assert.deepEqual(p.isolate.map((a) => a.name), ['free']);
+    assert.deepEqual(p.protected.map((a) => a.name), ['locked']);
+    assert.equal(p.counts.reporting, 5);
+  });
+
+  it('restores an isolated node healthy for the recovery time, only when recovery is on', () => {
+    const back = { ...fresh('back'), isolated: true, health: { healthy: true, failing: '', stale: false, since: now - 120_000 } };
+    const recent = { ...fresh('recent'), isolated: true, health: { healthy: true, failing: '', stale: false, since: now - 10_000 } };
+    const silent = { ...stale('silent'), isolated: true };
+    assert.deepEqual(plan([back, recent, silent, fresh('n1'), fresh('n2'), fresh('n3')], { recoveryAfterMs: 60_000 }).restore, ['back']);
+    assert.deepEqual(plan([back, fresh('n1')], { recoveryAfterMs: 0 }).restore, []);
+  });
+});
