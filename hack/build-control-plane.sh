@@ -4,6 +4,8 @@
 #   $SICKBAY_CACHE_DIR/k8s-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler}
 #   $SICKBAY_CACHE_DIR/etcd-v3.6.16/etcd
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
+#   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
+#   $SICKBAY_CACHE_DIR/crds-cert-manager-.../*.yaml (third-party CRDs for the chart's dry-run)
 # A component whose binaries are already there is not rebuilt. k8s.io/kubernetes cannot
 # be `go install`ed (its go.mod replaces ~33 staging modules with local paths), so each
 # component is built from a throwaway wrapper module; the replace list is generated from
@@ -13,6 +15,9 @@ set -euo pipefail
 K8S_VERSION=${SICKBAY_K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${SICKBAY_ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${SICKBAY_KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${SICKBAY_HELM_VERSION:-v3.22.0}
+CERT_MANAGER_VERSION=${SICKBAY_CERT_MANAGER_VERSION:-v1.21.2}
+PROMETHEUS_OPERATOR_VERSION=${SICKBAY_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 CACHE=${SICKBAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sickbay}
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -36,6 +41,43 @@ build_kwok() {
   GOBIN=$tmp go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || die "go install kwok@$KWOK_VERSION"
   publish "$tmp" "$out"
   say "kwok done"
+}
+
+# helm, for the chart's tests (lint, template, install into the local control plane).
+build_helm() {
+  local out="$CACHE/helm-$HELM_VERSION"
+  [[ -x $out/helm ]] && { say "helm $HELM_VERSION cached"; return; }
+  say "building helm $HELM_VERSION (go install)"
+  local tmp; tmp=$(mktemp -d "$CACHE/.helm.XXXX")
+  # As helm's Makefile does: the Kubernetes version it assumes without a cluster (for
+  # `helm template` and lint) is the one of its k8s.io modules, read from its go.mod.
+  local gomod minor
+  gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p') || die "go mod download helm"
+  minor=$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -1)
+  [[ -n $minor ]] || die "cannot read the k8s.io/client-go version from helm's go.mod"
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"; done
+  GOBIN=$tmp go install -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || die "go install helm@$HELM_VERSION"
+  publish "$tmp" "$out"
+  say "helm done"
+}
+
+# The CRDs the chart's optional objects need (cert-manager's Issuer and Certificate,
+# prometheus-operator's ServiceMonitor and PrometheusRule), from those projects' Go
+# modules, so the chart's server-side dry-run runs against their real schemas.
+fetch_crds() {
+  local out="$CACHE/crds-cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
+  [[ -f $out/monitoring.coreos.com_prometheusrules.yaml ]] && { say "third-party CRDs cached"; return; }
+  say "fetching cert-manager $CERT_MANAGER_VERSION and prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs (go mod download)"
+  local tmp; tmp=$(mktemp -d "$CACHE/.crds.XXXX")
+  local cm po
+  cm=$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || die "go mod download cert-manager"
+  po=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || die "go mod download prometheus-operator"
+  cp "$cm/deploy/crds/cert-manager.io_issuers.yaml" "$cm/deploy/crds/cert-manager.io_certificates.yaml" "$tmp/" || die "cert-manager CRDs not in the module"
+  cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$po/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$tmp/" || die "prometheus-operator CRDs not in the module"
+  chmod 0644 "$tmp"/*.yaml
+  publish "$tmp" "$out"
+  say "third-party CRDs done"
 }
 
 build_etcd() {
@@ -114,8 +156,8 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 || die "cannot lock $CACHE/.build.lock"
 case "${1:-all}" in
-  all) build_kwok; build_etcd; build_k8s ;;
-  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;;
-  *) die "usage: $0 [all|kwok|etcd|k8s]" ;;
+  all) build_kwok; build_etcd; build_k8s; build_helm; fetch_crds ;;
+  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; helm) build_helm ;; crds) fetch_crds ;;
+  *) die "usage: $0 [all|kwok|etcd|k8s|helm|crds]" ;;
 esac
 say "binaries in $CACHE"

@@ -34,6 +34,9 @@ export const configSchema = z.object({
   SICKBAY_BIND_ADDRESS: z.string().default('0.0.0.0'),
   SICKBAY_TLS_CERT: z.string().default('certs/tls.crt'),
   SICKBAY_TLS_KEY: z.string().default('certs/tls.key'),
+  SICKBAY_TLS_CA: z.string().default('certs/ca.crt'),
+  SICKBAY_CA_BUNDLE_SYNC: bool.default(false),
+  SICKBAY_WEBHOOK_CONFIGURATION: z.string().default('sickbay'),
   SICKBAY_DRAIN: duration.prefault('5s'),
   SICKBAY_MAX_BODY_BYTES: num(1024, 64 * 1024 * 1024).default(3 * 1024 * 1024),
   SICKBAY_LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -64,6 +67,7 @@ export const configSchema = z.object({
   SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
   SICKBAY_DIAGNOSTICS: bool.default(true),
   SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
+  SICKBAY_REPAIR_RESTART: bool.default(false),
   // Nodes: the controller
   SICKBAY_NODE_CONTROLLER: bool.default(true),
   SICKBAY_HEARTBEAT_INTERVAL: duration.prefault('10s'),
@@ -101,6 +105,8 @@ export interface Config {
   bindAddress: string;
   tlsCertFile: string;
   tlsKeyFile: string;
+  /** Self-managed certificates: keep the webhook configurations' CA bundle equal to this file. */
+  caBundleSync: { enabled: boolean; caFile: string; configurationName: string };
   drainMs: number;
   maxBodyBytes: number;
   logLevel: RawConfig['SICKBAY_LOG_LEVEL'];
@@ -125,6 +131,8 @@ export interface Config {
   neverReadyAfterMs: number;
   avoidNodesTtlMs: number;
   diagnostics: { enabled: boolean; timeoutMs: number };
+  /** Restart Deployments whose pods escaped injection (they are reported either way). */
+  repairRestart: boolean;
   node: {
     controller: boolean;
     heartbeatIntervalMs: number;
@@ -189,6 +197,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bindAddress: c.SICKBAY_BIND_ADDRESS,
     tlsCertFile: c.SICKBAY_TLS_CERT,
     tlsKeyFile: c.SICKBAY_TLS_KEY,
+    caBundleSync: { enabled: c.SICKBAY_CA_BUNDLE_SYNC, caFile: c.SICKBAY_TLS_CA, configurationName: c.SICKBAY_WEBHOOK_CONFIGURATION },
     drainMs: c.SICKBAY_DRAIN * 1000,
     maxBodyBytes: c.SICKBAY_MAX_BODY_BYTES,
     logLevel: c.SICKBAY_LOG_LEVEL,
@@ -218,6 +227,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     neverReadyAfterMs: c.SICKBAY_NEVER_READY_AFTER * 1000,
     avoidNodesTtlMs: c.SICKBAY_AVOID_NODES_TTL * 1000,
     diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT * 1000 },
+    repairRestart: c.SICKBAY_REPAIR_RESTART,
     node: {
       controller: c.SICKBAY_NODE_CONTROLLER,
       heartbeatIntervalMs: c.SICKBAY_HEARTBEAT_INTERVAL * 1000,

@@ -114,6 +114,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caBundleSyncs = new Counter({
+    name: 'sickbay_ca_bundle_syncs_total',
+    help: "Webhook configurations whose CA bundle was brought in line with the serving Secret's CA.",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly uninjectedPods = new Gauge({ name: 'sickbay_uninjected_pods', help: 'Pods in opted-in namespaces that escaped injection.', registers: [this.registry] });
+  readonly repairRestarts = new Counter({
+    name: 'sickbay_repair_restarts_total',
+    help: 'Deployments restarted so their escaped pods are replaced by injected ones, by result (restarted, dry-run).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   constructor({ defaults = false }: { defaults?: boolean } = {}) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }

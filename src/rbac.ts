@@ -3,12 +3,17 @@
 // verbs each part uses.
 import type { V1PolicyRule } from '@kubernetes/client-node';
 
+/** Diagnostics run the shim's script inside quarantined containers: only granted when they are on. An exec over websocket is a GET upgrade; the API server checks get and create. */
+export const DIAGNOSTICS_RULES: V1PolicyRule[] = [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] }];
+
+/** Self-managed certificates: sickbay keeps its own webhook configurations' CA bundle in sync, and no others. */
+export const caBundleSyncRules = (configurationName: string): V1PolicyRule[] => [
+  { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'], resourceNames: [configurationName], verbs: ['get', 'patch'] },
+];
+
 /** `sickbay serve`: webhook caches, pod isolation, node isolation, leader election. */
-export const SERVE_CLUSTER_RULES: V1PolicyRule[] = [
+const SERVE_BASE_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
-  // Diagnostics run the shim's script inside quarantined containers.
-  // An exec over websocket is a GET upgrade; the API server checks get and create.
-  { apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] },
   { apiGroups: [''], resources: ['namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
@@ -17,6 +22,13 @@ export const SERVE_CLUSTER_RULES: V1PolicyRule[] = [
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch'] },
 ];
+
+export function serveClusterRules(o: { diagnostics: boolean; caBundleSyncFor?: string }): V1PolicyRule[] {
+  return [...SERVE_BASE_RULES, ...(o.diagnostics ? DIAGNOSTICS_RULES : []), ...(o.caBundleSyncFor ? caBundleSyncRules(o.caBundleSyncFor) : [])];
+}
+
+/** What a local install (tests, playground) grants: diagnostics on, certificates handed in. */
+export const SERVE_CLUSTER_RULES = serveClusterRules({ diagnostics: true });
 
 /** In sickbay's own namespace: the controller Lease and the node protection locks. */
 export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }];

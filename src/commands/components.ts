@@ -10,6 +10,8 @@ import { PodIsolationController, type PostQuarantineStep } from '../controllers/
 import { withConnectionReuse } from '../kube/connection-reuse.js';
 import { LeaseElector } from '../kube/lease-elector.js';
 import { NodeController } from '../controllers/node-controller.js';
+import { UninjectedPodsController } from '../controllers/uninjected-pods.js';
+import { CaBundleSync } from '../webhook/ca-bundle-sync.js';
 import { NeverReadyController } from '../controllers/never-ready-controller.js';
 import { avoidNodesDecorator } from '../webhook/avoid-nodes-decorator.js';
 import { DiagnosticsStep, RegistryStep } from '../controllers/post-quarantine.js';
@@ -42,6 +44,8 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
   const neverReady = new NeverReadyController(deps('never-ready'));
   controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
+  const uninjected = new UninjectedPodsController(deps('repair'));
+  controllers.push({ name: 'uninjected-pods', run: (s) => uninjected.run(s) });
   if (config.node.controller) {
     const nodes = new NodeController(deps('node-controller'));
     controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
@@ -59,6 +63,10 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   const runnables: Runnable[] = [
     { name: 'informers', needsLeadership: false, start: (s) => cache.run(s).then(() => undefined), notReadyReason: () => cache.notSynced() },
   ];
+  if (config.caBundleSync.enabled) {
+    const sync = new CaBundleSync(kc, { name: config.caBundleSync.configurationName, caFile: config.caBundleSync.caFile }, log.child({ component: 'ca-bundle' }), metrics);
+    runnables.push({ name: 'ca-bundle-sync', needsLeadership: false, start: (s) => sync.run(s) });
+  }
   if (config.leaderElection.enabled) {
     const identity = config.podName || `${hostname()}-${randomBytes(4).toString('hex')}`;
     const elector = new LeaseElector(kc, {

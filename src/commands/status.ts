@@ -2,9 +2,10 @@
 // to end a quarantine.
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
+import { escapedInjection } from '../controllers/uninjected-pods.js';
 import { LABEL_NODE_LOCK } from '../node/node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
-import { ANN_AVOID_NODES, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_NODE_STATUS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+import { LABEL_INJECTION, ANN_AVOID_NODES, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_NODE_STATUS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
 
 function age(iso: string | undefined, now = Date.now()): string {
   const t = Date.parse(iso ?? '');
@@ -70,6 +71,10 @@ export async function status(kc: KubeConfig, namespace = 'sickbay-system'): Prom
     out.push('', `Node health: ${healths.items.length} reporting, ${unhealthy.length} unhealthy`);
     for (const h of unhealthy) out.push(`  ${h.metadata?.name}   failing: ${h.status?.failing || '?'}, last heartbeat ${age(h.status?.heartbeatTime)} ago`);
   }
+  const optedIn = await core.listNamespace({ labelSelector: `${LABEL_INJECTION}=enabled` });
+  const escaped = (await Promise.all(optedIn.items.map((n) => core.listNamespacedPod({ namespace: n.metadata!.name! })))).flatMap((l) => l.items).filter((p) => escapedInjection(p, namespace));
+  out.push('', `Pods that escaped injection (${escaped.length}):`);
+  for (const p of escaped) out.push(`  ${p.metadata?.namespace}/${p.metadata?.name}   created ${age(p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : undefined)} ago`);
   const avoid = deployments.items.filter((d) => d.metadata?.annotations?.[ANN_AVOID_NODES]);
   out.push('', `Deployments avoiding nodes (${avoid.length}):`);
   for (const d of avoid) out.push(`  ${d.metadata?.namespace}/${d.metadata?.name}: ${d.metadata?.annotations?.[ANN_AVOID_NODES]}`);

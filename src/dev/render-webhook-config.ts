@@ -1,10 +1,18 @@
-// `npm run webhook-config`: rewrites webhook-config/ from the generator.
+// `npm run webhook-config`: rewrites webhook-config/ and chart/crds/ from their generators.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { committedChartCrds } from '../node/nodehealth.js';
 import { committedWebhookManifests } from '../webhook/webhook-manifests.js';
 
 for (const [file, text] of Object.entries(committedWebhookManifests())) {
   const out = path.join('webhook-config', file);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, text);
+  console.log(`wrote ${out}`);
+}
+
+for (const [file, text] of Object.entries(committedChartCrds())) {
+  const out = path.join('chart', 'crds', file);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, text);
   console.log(`wrote ${out}`);

@@ -4,6 +4,7 @@
 // skew between replicas does not matter); renew every retry period; a 409 means another
 // replica won. A leader that cannot renew within the renew deadline stops leading at
 // once; a clean shutdown releases the lease so another replica takes over immediately.
+import { setMaxListeners } from 'node:events';
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { codeOf, errorText } from './api.js';
@@ -55,6 +56,7 @@ export class LeaseElector {
         if (!this.leading) {
           this.setLeading(true);
           this.leaderAbort = new AbortController();
+          setMaxListeners(100, this.leaderAbort.signal); // every controller's informers and waits listen on it
           lead(this.leaderAbort.signal);
         }
       } else if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {

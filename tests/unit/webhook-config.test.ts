@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadYaml } from '@kubernetes/client-node';
+import { committedChartCrds } from '../../src/node/nodehealth.js';
 import { committedWebhookManifests } from '../../src/webhook/webhook-manifests.js';
 
 const root = new URL('../../webhook-config/', import.meta.url);
@@ -30,5 +31,12 @@ describe('webhook-config/', () => {
     }
     const cm = loadYaml<any>(expected['cert-manager/mutating.yaml']!);
     assert.equal(cm.metadata.annotations['cert-manager.io/inject-ca-from'], 'sickbay-system/sickbay-serving');
+  });
+
+  it('chart/crds/ holds exactly the generated CRDs (run `npm run webhook-config` after changing them)', () => {
+    const dir = new URL('../../chart/crds/', import.meta.url);
+    const expectedCrds = committedChartCrds();
+    assert.deepEqual(readdirSync(dir).sort(), Object.keys(expectedCrds).sort());
+    for (const [file, text] of Object.entries(expectedCrds)) assert.equal(readFileSync(new URL(file, dir), 'utf8'), text, `chart/crds/${file} is stale`);
   });
 });

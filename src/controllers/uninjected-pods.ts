@@ -1,0 +1,149 @@
+// Repair what slipped through (leader only). The mutating webhook fails open, so pods
+// created while it was unreachable, or before their namespace opted in, run without the
+// shim. They are reported: an Event on each (once), the gauge sickbay_uninjected_pods,
+// and `sickbay status`. With SICKBAY_REPAIR_RESTART their Deployment is restarted (the
+// same change as `kubectl rollout restart`) so its next pods are injected, under guards:
+// only when the webhook has injected a pod created after the escaped one (it works
+// again, so the restart cannot produce more escaped pods), at most once per Deployment
+// per cooldown, and at a bounded rate cluster-wide.
+import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { errorText, mergePatch } from '../kube/api.js';
+import { keyOf } from '../kube/informer.js';
+import { ANN_INJECTED, LABEL_INJECT } from '../names.js';
+import { TokenBucket } from '../util/rate-limiter.js';
+import { withDeadline } from '../util/wait.js';
+import { ControllerBase, type ControllerDeps } from './controller-base.js';
+
+const RESTART_COOLDOWN_MS = 10 * 60_000;
+const RESTARTS_PER_MINUTE = 5;
+const SCAN_MS = 30_000;
+
+export function escapedInjection(pod: V1Pod, ownNamespace: string): boolean {
+  return (
+    pod.metadata?.namespace !== ownNamespace &&
+    pod.metadata?.annotations?.[ANN_INJECTED] === undefined &&
+    pod.metadata?.labels?.[LABEL_INJECT] !== 'false' &&
+    !pod.metadata?.deletionTimestamp &&
+    pod.status?.phase !== 'Succeeded' &&
+    pod.status?.phase !== 'Failed'
+  );
+}
+
+export class UninjectedPodsController extends ControllerBase {
+  private readonly apps: AppsV1Api;
+  private readonly reported = new Set<string>();
+  private readonly restartedAt = new Map<string, number>();
+  private readonly rate = new TokenBucket(RESTARTS_PER_MINUTE);
+  /** The newest creation time of a pod the webhook injected: proof it works since. */
+  private lastInjected = 0;
+
+  private wake?: () => void;
+
+  constructor(deps: ControllerDeps) {
+    super(deps);
+    this.apps = deps.kc.makeApiClient(AppsV1Api);
+    // Seen as they come (an injected probe pod may be gone by the next scan); a new
+    // escaped pod brings the next scan forward.
+    // Wake the scan for a new escaped pod, for the proof the webhook works again (while
+    // escaped pods wait for it), and when an escaped pod is gone.
+    const seen = (pod: V1Pod) => {
+      if (pod.metadata?.annotations?.[ANN_INJECTED] !== undefined) {
+        const t = created(pod);
+        if (t > this.lastInjected && this.reported.size > 0) this.wake?.();
+        this.lastInjected = Math.max(this.lastInjected, t);
+      } else if (this.cache.isOptedIn(pod.metadata?.namespace ?? '') && !this.reported.has(keyOf(pod))) this.wake?.();
+    };
+    this.cache.pods.on({ add: seen, update: seen, delete: (pod) => this.reported.has(keyOf(pod)) && this.wake?.() });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.cache.waitForSync(signal);
+    while (!signal.aborted) {
+      await this.scan().catch((err) => this.log.warn('scan for escaped pods failed', { error: errorText(err) }));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.wake = undefined;
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, SCAN_MS);
+        // Coalesce a burst of new pods into one scan a second later.
+        this.wake = () => {
+          this.wake = undefined;
+          clearTimeout(t);
+          setTimeout(done, 1_000);
+        };
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  async scan(): Promise<string[]> {
+    const escaped: V1Pod[] = [];
+    for (const pod of this.cache.pods.list()) {
+      if (!this.cache.isOptedIn(pod.metadata?.namespace ?? '')) continue;
+      if (pod.metadata?.annotations?.[ANN_INJECTED] !== undefined) {
+        this.lastInjected = Math.max(this.lastInjected, created(pod));
+        continue;
+      }
+      if (escapedInjection(pod, this.config.namespace)) escaped.push(pod);
+    }
+    this.metrics.uninjectedPods.set(escaped.length);
+    const keys = new Set(escaped.map(keyOf));
+    for (const k of this.reported) if (!keys.has(k)) this.reported.delete(k);
+    for (const pod of escaped) {
+      const key = keyOf(pod);
+      if (!this.reported.has(key)) {
+        this.reported.add(key);
+        this.log.warn('pod escaped injection', { pod: key });
+        void this.events.record(
+          { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid: pod.metadata?.uid },
+          'Warning',
+          'NotInjected',
+          `created without sickbay's supervisor and probe (the webhook was unreachable, or the namespace opted in later); ${this.config.repairRestart ? 'its Deployment is restarted once the webhook works' : 'restart its workload to inject it'}`,
+        );
+      }
+      if (this.config.repairRestart) await this.maybeRestart(pod);
+    }
+    return [...keys];
+  }
+
+  private async maybeRestart(pod: V1Pod) {
+    const deployment = this.cache.deploymentOf(pod);
+    if (!deployment?.metadata?.name) return;
+    const key = keyOf(deployment);
+    const now = Date.now();
+    if (now - (this.restartedAt.get(key) ?? 0) < RESTART_COOLDOWN_MS) return;
+    if (this.lastInjected <= created(pod)) return; // no sign the webhook works since this pod was made
+    if (!this.rate.tryTake()) return;
+    this.restartedAt.set(key, now);
+    const ref = { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name, namespace: deployment.metadata.namespace, uid: deployment.metadata.uid };
+    if (this.config.dryRun) {
+      this.metrics.repairRestarts.inc({ result: 'dry-run' });
+      this.log.info('dry run: would restart a Deployment whose pods escaped injection', { deployment: key });
+      return;
+    }
+    try {
+      await withDeadline(
+        this.apps.patchNamespacedDeployment(
+          { name: deployment.metadata.name, namespace: deployment.metadata.namespace!, body: { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date(now).toISOString() } } } } } },
+          mergePatch,
+        ),
+        10_000,
+        'deployment restart',
+      );
+      this.metrics.repairRestarts.inc({ result: 'restarted' });
+      this.log.warn('restarted a Deployment whose pods escaped injection', { deployment: key, pod: keyOf(pod) });
+      await this.events.record(ref, 'Normal', 'RestartedForInjection', `pod ${pod.metadata?.name} runs without sickbay's shim; restarted so new pods are injected`);
+    } catch (err) {
+      this.restartedAt.delete(key);
+      this.log.warn('could not restart a Deployment whose pods escaped injection', { deployment: key, error: errorText(err) });
+    }
+  }
+}
+
+function created(pod: V1Pod): number {
+  const t = pod.metadata?.creationTimestamp;
+  return t ? new Date(t).getTime() : 0;
+}

@@ -1,0 +1,228 @@
+// The Helm chart: lint, schema, consistency with the code (RBAC, webhooks, CRD), every
+// rendered object accepted by the real API server (server-side dry-run) in both
+// certificate modes, and an install whose webhooks reach a locally running serve.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AdmissionregistrationV1Api, KubernetesObjectApi, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
+import { type ServeHandle, serve } from '../../src/commands/serve.js';
+import { buildComponents } from '../../src/commands/components.js';
+import { readConfig } from '../../src/config.js';
+import { freePorts } from '../../src/dev/control-plane.js';
+import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { nodeHealthCrd } from '../../src/node/nodehealth.js';
+import { AGENT_CLUSTER_RULES, SERVE_NAMESPACE_RULES, serveClusterRules } from '../../src/rbac.js';
+import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/webhook/webhook-configurations.js';
+import { waitFor } from '../../src/util/wait.js';
+import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
+import { chartDir, helm, template } from '../support/helm.js';
+import { installThirdPartyCrds } from '../support/third-party-crds.js';
+
+type Obj = KubernetesObject & Record<string, any>;
+// Plain objects (loadAllYaml returns typed model instances).
+const docs = (yaml: string) => JSON.parse(JSON.stringify((loadAllYaml(yaml) as Obj[]).filter(Boolean))) as Obj[];
+const find = (all: Obj[], kind: string, name?: string) => all.find((o) => o.kind === kind && (!name || o.metadata?.name === name));
+/** Rules as comparable strings: order of rules, verbs and resources does not matter. */
+const canon = (rules: V1PolicyRule[]) =>
+  rules
+    .map((r) => JSON.stringify([[...(r.apiGroups ?? [])].sort(), [...(r.resources ?? [])].sort(), [...(r.verbs ?? [])].sort(), [...(r.resourceNames ?? [])].sort()]))
+    .sort();
+const NS = 'sickbay-system';
+
+describe('the Helm chart', () => {
+  let t: TestCluster;
+  before(async () => {
+    t = await startCluster({ nodes: 2 });
+    await installThirdPartyCrds(t.kc);
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('helm lint --strict is clean in both certificate modes, with monitoring on', async () => {
+    for (const mode of ['cert-manager', 'self-managed']) {
+      const r = await helm(['lint', chartDir, '--strict', '--namespace', NS, '--set', `certificates.mode=${mode}`, '--set', 'monitoring.serviceMonitor.enabled=true', '--set', 'monitoring.prometheusRule.enabled=true']);
+      assert.equal(r.code, 0, `${mode}:\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      assert.doesNotMatch(r.stdout, /\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  it('bad values fail at install time with the schema message', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['certificates.mode=vault', /at '\/certificates\/mode': value must be one of 'cert-manager', 'self-managed'/],
+      ['replicas=two', /at '\/replicas': got string, want integer/],
+      ['nodes.lockDuration=10m', /at '\/nodes\/lockDuration'/],
+      ['agent.checks={kubelet,disk}', /at '\/agent\/checks\/1'/],
+      ['unknownTopLevel=1', /additional properties 'unknownTopLevel' not allowed/],
+    ];
+    for (const [set, message] of cases) {
+      const r = await helm(['template', 'sickbay', chartDir, '--set', set]);
+      assert.notEqual(r.code, 0, `--set ${set} was accepted`);
+      assert.match(r.stderr, /values don't meet the specifications of the schema/);
+      assert.match(r.stderr, message, `--set ${set}: ${r.stderr}`);
+    }
+  });
+
+  it('grants exactly the rules of src/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
+    const cm = docs(await template());
+    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: true })));
+    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(AGENT_CLUSTER_RULES));
+    assert.deepEqual(canon(find(cm, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
+    const sm = docs(await template({ 'certificates.mode': 'self-managed', 'controllers.diagnostics.enabled': 'false' }));
+    assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: false, caBundleSyncFor: 'sickbay' })));
+    for (const all of [cm, sm]) {
+      for (const role of all.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
+        assert.ok(!JSON.stringify(role.rules).includes('*'), `${role.metadata?.name} has a wildcard`);
+      }
+    }
+  });
+
+  it('renders the webhook configurations src/webhook builds, and ships the CRD src/node builds', async () => {
+    const strip = (o: Obj) => o.webhooks.map((w: any) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: undefined } }));
+    const cm = docs(await template({}, {}));
+    const expectedOpts = { target: { service: { name: 'sickbay', namespace: NS } }, ownNamespace: NS, certManagerCertificate: `${NS}/sickbay-serving` };
+    assert.deepEqual(JSON.parse(JSON.stringify(strip(find(cm, 'MutatingWebhookConfiguration')!))), JSON.parse(JSON.stringify(strip(mutatingWebhookConfiguration(expectedOpts) as Obj))));
+    assert.deepEqual(JSON.parse(JSON.stringify(strip(find(cm, 'ValidatingWebhookConfiguration')!))), JSON.parse(JSON.stringify(strip(validatingWebhookConfiguration(expectedOpts) as Obj))));
+    assert.equal(find(cm, 'MutatingWebhookConfiguration')!.metadata?.annotations?.['cert-manager.io/inject-ca-from'], `${NS}/sickbay-serving`);
+    const withCrds = await helm(['template', 'sickbay', chartDir, '--namespace', NS, '--include-crds']);
+    assert.deepEqual(find(docs(withCrds.stdout), 'CustomResourceDefinition'), JSON.parse(JSON.stringify(nodeHealthCrd())));
+    // Self-managed: the CA bundle is the CA that signed the generated serving certificate.
+    const sm = docs(await template({ 'certificates.mode': 'self-managed' }));
+    const secret = find(sm, 'Secret', 'sickbay-tls')!;
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) assert.equal(find(sm, kind)!.webhooks[0].clientConfig.caBundle, secret.data['ca.crt']);
+  });
+
+  it('the serve Deployment and the agent DaemonSet are shaped for production', async () => {
+    const all = docs(await template());
+    const d = find(all, 'Deployment')!;
+    assert.equal(d.spec.replicas, 2);
+    assert.ok(d.spec.template.spec.affinity.podAntiAffinity, 'replicas spread over nodes');
+    assert.equal(find(all, 'PodDisruptionBudget')!.spec.minAvailable, 1);
+    const c = d.spec.template.spec.containers[0];
+    assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit');
+    assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.ok(c.env.some((e: any) => e.name === 'SICKBAY_LEADER_ELECTION' && e.value === 'true'));
+    const ds = find(all, 'DaemonSet')!;
+    const pod = ds.spec.template.spec;
+    assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }], 'runs on faulty (tainted) nodes too');
+    assert.deepEqual(pod.volumes, [{ name: 'host-proc', hostPath: { path: '/proc', type: 'Directory' } }]);
+    assert.deepEqual(pod.containers[0].volumeMounts, [{ name: 'host-proc', mountPath: '/host/proc', readOnly: true }]);
+    assert.deepEqual(pod.containers[0].args, ['agent', '--node-name', '$(SICKBAY_NODE_NAME)']);
+  });
+
+  it('every rendered object is accepted by the API server (server-side dry-run), in both certificate modes', async () => {
+    await createNamespace(t.core, NS);
+    const api = KubernetesObjectApi.makeApiClient(t.kc);
+    for (const mode of ['cert-manager', 'self-managed']) {
+      const all = docs(await template({ 'certificates.mode': mode, 'monitoring.serviceMonitor.enabled': 'true', 'monitoring.prometheusRule.enabled': 'true' }));
+      assert.ok(all.length >= 15, `${mode}: ${all.length} objects`);
+      for (const obj of all) {
+        await api.create(obj, undefined, 'All').catch((err) => assert.fail(`${mode}: ${obj.kind}/${obj.metadata?.name} refused: ${err?.body ?? err}`));
+      }
+    }
+  });
+
+  describe('installed into the local control plane (self-managed certificates)', () => {
+    let dir: string;
+    let port: number;
+    let running: ServeHandle | undefined;
+    const admission = () => t.kc.makeApiClient(AdmissionregistrationV1Api);
+
+    const startServe = async () => {
+      const sa = await t.cp.serviceAccountKubeConfig(NS, 'sickbay'); // the chart's ServiceAccount and RBAC
+      const secret = await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS });
+      for (const f of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(path.join(dir, f), Buffer.from(secret.data![f]!, 'base64'));
+      const config = readConfig({
+        SICKBAY_PORT: String(port),
+        SICKBAY_BIND_ADDRESS: '127.0.0.1',
+        SICKBAY_TLS_CERT: path.join(dir, 'tls.crt'),
+        SICKBAY_TLS_KEY: path.join(dir, 'tls.key'),
+        SICKBAY_TLS_CA: path.join(dir, 'ca.crt'),
+        SICKBAY_CA_BUNDLE_SYNC: 'true',
+        SICKBAY_WEBHOOK_CONFIGURATION: 'sickbay',
+        SICKBAY_NAMESPACE: NS,
+        SICKBAY_SERVICE_ACCOUNT: 'sickbay',
+        SICKBAY_LEASE_NAME: 'sickbay-controller',
+        SICKBAY_DRAIN: '0s',
+        SICKBAY_LOG_LEVEL: process.env.SICKBAY_TEST_LOG_LEVEL ?? 'warn',
+      });
+      running = await serve(config, createLogger(config.logLevel), { kubeConfig: sa, components: (ctx) => buildComponents(config, sa, ctx) });
+    };
+
+    before(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), 'sickbay-chart-'));
+      [port] = (await freePorts(1)) as [number];
+      const r = await helm(
+        [
+          'install', 'sickbay', chartDir, '--namespace', NS, '--create-namespace', '--wait=false',
+          '--set', 'certificates.mode=self-managed',
+          '--set', `webhook.url=https://127.0.0.1:${port}`,
+          '--set', 'certificates.selfManaged.ipAddresses={127.0.0.1}',
+          '--set', 'controllers.diagnostics.enabled=false',
+        ],
+        { KUBECONFIG: t.cp.kubeconfigPath },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Emergency exit/);
+    });
+    after(async () => {
+      await running?.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('the webhooks reach a local sickbay serve, which puts back a CA bundle that went wrong', async () => {
+      const m = await admission().readMutatingWebhookConfiguration({ name: 'sickbay' });
+      const wrong = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
+      await admission().patchMutatingWebhookConfiguration(
+        { name: 'sickbay', body: [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: wrong }] },
+      );
+      assert.notEqual(m.webhooks![0]!.clientConfig.caBundle, wrong);
+      await startServe();
+      await waitFor('the CA bundle restored', async () => (await admission().readMutatingWebhookConfiguration({ name: 'sickbay' })).webhooks![0]!.clientConfig.caBundle === m.webhooks![0]!.clientConfig.caBundle, { timeoutMs: 20_000 });
+      await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
+      const pod = await waitFor('a pod injected through the chart\'s webhook', async () => {
+        const p = await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { generateName: 'web-' }, spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] } } });
+        return p.metadata?.annotations?.['sickbay.io/injected'] === 'true' ? p : undefined;
+      }, { timeoutMs: 20_000, intervalMs: 500 });
+      assert.equal(pod.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
+    });
+
+    it('the ValidatingAdmissionPolicy refuses an unsafe relabel with sickbay stopped and its webhooks deleted', async () => {
+      await running?.shutdown();
+      running = undefined;
+      // The emergency exit: both webhook configurations gone. The policy stays.
+      await admission().deleteMutatingWebhookConfiguration({ name: 'sickbay' });
+      await admission().deleteValidatingWebhookConfiguration({ name: 'sickbay' });
+      await t.core.createNamespacedPod({
+        namespace: 'shop',
+        body: {
+          metadata: { name: 'broken', labels: { 'sickbay.io/status': 'quarantined', tier: 'web' }, annotations: { 'sickbay.io/original-labels': '{"app":"web","pod-template-hash":"abc"}' } },
+          spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] },
+        },
+      });
+      const { rawApiRequest } = await import('../support/cluster.js');
+      const patch = (labels: Record<string, string | null>) =>
+        rawApiRequest(t.kc, 'PATCH', '/api/v1/namespaces/shop/pods/broken', { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
+      let last = '';
+      await waitFor('the policy in force', async () => {
+        const r = await patch({ app: 'web' });
+        last = `${r.status} ${r.body}`;
+        return r.status === 403;
+      }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
+      const back = await patch({ app: 'web' });
+      assert.match(back.body, /ValidatingAdmissionPolicy 'sickbay-relabel-guard'.*adding back the labels/);
+      const status = await patch({ 'sickbay.io/status': null });
+      assert.equal(status.status, 403);
+      assert.match(status.body, /only sickbay may change label sickbay.io\/status/);
+      // A label it never had, or one with another value, is fine.
+      assert.equal((await patch({ note: 'looked-at' })).status, 200);
+      assert.equal((await patch({ app: 'other' })).status, 200);
+    });
+  });
+});
