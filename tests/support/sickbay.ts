@@ -17,6 +17,7 @@ import { waitFor } from '../../src/util/wait.js';
 import type { TestCluster } from './cluster.js';
 
 const cliPath = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const distCliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 export const SICKBAY_NS = 'sickbay-system';
 export const SICKBAY_SA = 'sickbay';
@@ -102,7 +103,9 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   const local = localServe({ certDir: dir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA, podName: name });
   // SICKBAY_NODE_ARGS adds Node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof for a profile).
   const nodeArgs = (process.env.SICKBAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', cliPath, 'serve', '--kubeconfig', kubeconfig], {
+  // SICKBAY_USE_DIST=1 runs the compiled dist/cli.js (`npm run build` first), as the image does.
+  const entry = process.env.SICKBAY_USE_DIST === '1' ? [distCliPath] : ['--import', 'tsx', cliPath];
+  const child = spawn(process.execPath, [...nodeArgs, ...entry, 'serve', '--kubeconfig', kubeconfig], {
     env: {
       ...process.env,
       ...local.env,
