@@ -70,6 +70,9 @@ try {
   let running = true;
   let writes = 0;
   let errors = 0;
+  let skipped = 0;
+  const inFlight = new Set<string>();
+  const beatsFrom = Date.now();
   // Every 100 ms, the nodes whose turn has come (node i beats at i * interval/N within each interval).
   const spreadMs = (INTERVAL_S * 1000) / nodes.length;
   const beating = (async () => {
@@ -79,18 +82,26 @@ try {
       const dueUpTo = Math.floor((Date.now() - t0) / spreadMs);
       for (; k <= dueUpTo; k++) {
         const name = nodes[k % nodes.length]!;
+        // Like an agent: no second write for a node while its last one is in flight.
         if (stopped.has(name)) continue;
-        void beat(name).then(
-          () => writes++,
-          () => errors++,
-        );
+        if (inFlight.has(name)) {
+          skipped++;
+          continue;
+        }
+        inFlight.add(name);
+        void beat(name)
+          .then(
+            () => writes++,
+            () => errors++,
+          )
+          .finally(() => inFlight.delete(name));
       }
       await sleep(100);
     }
   })();
   await sleep(INTERVAL_S * 1000); // every node has beaten once at the new interval
   const busy = await measure(`${nodes.length} heartbeats every ${INTERVAL_S} s (${(nodes.length / INTERVAL_S).toFixed(0)}/s)`);
-  console.log(`  CPU ratio heartbeats/idle: ${(busy / idle).toFixed(1)}; writes ${writes}, failed ${errors}`);
+  console.log(`  CPU ratio heartbeats/idle: ${(busy / idle).toFixed(1)}; heartbeats written ${writes} (${(writes / ((Date.now() - beatsFrom) / 1000)).toFixed(0)}/s), failed ${errors}, skipped while the node's last write was in flight ${skipped}`);
 
   // Stop some nodes' heartbeats, one every 500 ms; time deadline -> taint.
   const tainted = new Map<string, number>();
