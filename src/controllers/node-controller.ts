@@ -14,7 +14,7 @@ import { sleep, withDeadline } from '../util/wait.js';
 import type { ObjectRef } from '../kube/events.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../names.js';
-import { isIsolated, isolateNode, lockValid, readLock, restoreNode, setLock } from '../node/node-actions.js';
+import { isIsolated, isolateNode, lockValid, readLock, releaseLock, restoreNode, setLock } from '../node/node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
 import { isolationBudget, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 
@@ -287,7 +287,16 @@ export class NodeController extends ControllerBase {
       this.sayProtected(a, taken.lock.until);
       return;
     }
-    const updated = await isolateNode(this.core, node, a.cause === 'heartbeat' ? 'heartbeat-stale' : 'checks-failing');
+    let updated;
+    try {
+      updated = await isolateNode(this.core, node, a.cause === 'heartbeat' ? 'heartbeat-stale' : 'checks-failing');
+    } catch (err) {
+      // Not isolated: the lock was taken for nothing and would keep the node from being
+      // isolated for the whole window. Give it back; the next evaluation tries again.
+      this.locks.delete(a.name);
+      await releaseLock(this.coord, ns, taken.lock).catch((e) => this.log.warn('could not release the lock of a failed isolation', { node: a.name, error: errorText(e) }));
+      throw err;
+    }
     this.cache.nodes.writeThrough(updated);
     const took = Math.max(0, Date.now() - a.faultySince);
     this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'isolated' });

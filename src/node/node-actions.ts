@@ -85,21 +85,38 @@ export async function setLock(
 
 export const isIsolated = (node: V1Node | undefined) => !!node?.spec?.taints?.some((t) => t.key === NODE_TAINT_ISOLATED && t.effect === 'NoExecute');
 
-/** Taint + label, guarded by `node`'s resourceVersion (409 when it changed since). */
+/**
+ * Taint + label in one write guarded by the Node's resourceVersion, so a concurrent
+ * change of its taints is never lost; on a conflict (the node lifecycle controller and
+ * kubelets update Nodes all the time) it reads the Node afresh and tries again.
+ */
 export async function isolateNode(core: CoreV1Api, node: V1Node, reason: string): Promise<V1Node> {
-  const taints: V1Taint[] = (node.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
-  taints.push({ key: NODE_TAINT_ISOLATED, value: reason.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, ''), effect: 'NoExecute', timeAdded: new Date() });
-  return withDeadline(
-    core.patchNode(
-      {
-        name: node.metadata!.name!,
-        body: { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: 'isolated' } }, spec: { taints } },
-      },
-      mergePatch,
-    ),
-    CALL_MS,
-    'node taint',
-  );
+  const name = node.metadata!.name!;
+  const value = reason.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  let current = node;
+  for (let attempt = 0; ; attempt++) {
+    const taints: V1Taint[] = (current.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
+    taints.push({ key: NODE_TAINT_ISOLATED, value, effect: 'NoExecute', timeAdded: new Date() });
+    try {
+      return await withDeadline(
+        core.patchNode({ name, body: { metadata: { resourceVersion: current.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: 'isolated' } }, spec: { taints } } }, mergePatch),
+        CALL_MS,
+        'node taint',
+      );
+    } catch (err) {
+      if (codeOf(err) !== 409 || attempt >= 4) throw err;
+      current = await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
+      if (isIsolated(current)) return current;
+    }
+  }
+}
+
+/** Gives back a lock this process just took, when the isolation it was taken for failed. */
+export async function releaseLock(coord: CoordinationV1Api, namespace: string, lock: ProtectionLock): Promise<void> {
+  const { uid, resourceVersion } = lock.lease.metadata ?? {};
+  await withDeadline(coord.deleteNamespacedLease({ namespace, name: lockName(lock.node), body: { preconditions: { uid, resourceVersion } } }), CALL_MS, 'lock release').catch((err) => {
+    if (codeOf(err) !== 404 && codeOf(err) !== 409) throw err;
+  });
 }
 
 /** Removes the taint and the label; reads the Node afresh and retries on conflicts. False if there was nothing to remove. */
