@@ -134,6 +134,24 @@ export class Informer<T extends KubeObject> {
     }
   }
 
+  private resyncing = false;
+
+  /** Replays the cache to the handlers, 500 objects per turn of the event loop. */
+  private async resync() {
+    if (this.resyncing) return;
+    this.resyncing = true;
+    try {
+      let n = 0;
+      for (const key of [...this.cache.keys()]) {
+        const obj = this.cache.get(key); // the current version: the watch may have moved on between turns
+        if (obj) this.dispatch('update', obj, obj);
+        if (++n % 500 === 0) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.resyncing = false;
+    }
+  }
+
   private strip(obj: T): T {
     if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
     return obj;
@@ -141,11 +159,7 @@ export class Informer<T extends KubeObject> {
 
   async run(signal: AbortSignal): Promise<void> {
     let backoff = 500;
-    const resync = this.o.resyncMs
-      ? setInterval(() => {
-          for (const obj of this.cache.values()) this.dispatch('update', obj, obj);
-        }, this.o.resyncMs)
-      : undefined;
+    const resync = this.o.resyncMs ? setInterval(() => void this.resync(), this.o.resyncMs) : undefined;
     try {
       while (!signal.aborted) {
         try {

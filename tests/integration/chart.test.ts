@@ -207,11 +207,13 @@ describe('the Helm chart', () => {
         },
       });
       const { rawApiRequest } = await import('../support/cluster.js');
-      const patch = (labels: Record<string, string | null>) =>
-        rawApiRequest(t.kc, 'PATCH', '/api/v1/namespaces/shop/pods/broken', { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
+      const patch = (labels: Record<string, string | null>, dryRun = false) =>
+        rawApiRequest(t.kc, 'PATCH', `/api/v1/namespaces/shop/pods/broken${dryRun ? '?dryRun=All' : ''}`, { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
       let last = '';
+      // The API server loads a new policy within moments; probe with dry runs (admission
+      // runs, nothing is stored), so a probe that gets through before it does changes nothing.
       await waitFor('the policy in force', async () => {
-        const r = await patch({ app: 'web' });
+        const r = await patch({ app: 'web' }, true);
         last = `${r.status} ${r.body}`;
         return r.status === 403;
       }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
