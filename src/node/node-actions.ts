@@ -86,29 +86,43 @@ export async function setLock(
 export const isIsolated = (node: V1Node | undefined) => !!node?.spec?.taints?.some((t) => t.key === NODE_TAINT_ISOLATED && t.effect === 'NoExecute');
 
 /**
- * Taint + label in one write guarded by the Node's resourceVersion, so a concurrent
- * change of its taints is never lost; on a conflict (the node lifecycle controller and
- * kubelets update Nodes all the time) it reads the Node afresh and tries again.
+ * One write of a Node's labels and taints, guarded by its resourceVersion so a
+ * concurrent change of its taints is never lost. On a conflict (the node lifecycle
+ * controller and kubelets update Nodes all the time) it reads the Node afresh and asks
+ * `change` again; `change` returning undefined means there is nothing (left) to do.
  */
-export async function isolateNode(core: CoreV1Api, node: V1Node, reason: string): Promise<V1Node> {
-  const name = node.metadata!.name!;
-  const value = reason.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-  let current = node;
+async function patchNodeGuarded(
+  core: CoreV1Api,
+  name: string,
+  start: V1Node | undefined,
+  what: string,
+  change: (node: V1Node) => { labels: Record<string, string | null>; taints: V1Taint[] } | undefined,
+): Promise<{ node: V1Node; patched: boolean }> {
+  let node = start;
   for (let attempt = 0; ; attempt++) {
-    const taints: V1Taint[] = (current.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
-    taints.push({ key: NODE_TAINT_ISOLATED, value, effect: 'NoExecute', timeAdded: new Date() });
+    node ??= await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
+    const c = change(node);
+    if (!c) return { node, patched: false };
     try {
-      return await withDeadline(
-        core.patchNode({ name, body: { metadata: { resourceVersion: current.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: 'isolated' } }, spec: { taints } } }, mergePatch),
-        CALL_MS,
-        'node taint',
-      );
+      // null deletes a label in a merge patch; the taints list is replaced whole.
+      const body = { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: c.labels }, spec: { taints: c.taints } };
+      return { node: await withDeadline(core.patchNode({ name, body }, mergePatch), CALL_MS, what), patched: true };
     } catch (err) {
       if (codeOf(err) !== 409 || attempt >= 4) throw err;
-      current = await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
-      if (isIsolated(current)) return current;
+      node = undefined;
     }
   }
+}
+
+const withoutOurTaint = (node: V1Node) => (node.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
+
+/** Taint + label in one guarded write (see patchNodeGuarded). */
+export async function isolateNode(core: CoreV1Api, node: V1Node, reason: string): Promise<V1Node> {
+  const value = reason.slice(0, 63).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  const res = await patchNodeGuarded(core, node.metadata!.name!, node, 'node taint', (n) =>
+    isIsolated(n) ? undefined : { labels: { [LABEL_NODE_STATUS]: 'isolated' }, taints: [...withoutOurTaint(n), { key: NODE_TAINT_ISOLATED, value, effect: 'NoExecute', timeAdded: new Date() }] },
+  );
+  return res.node;
 }
 
 /** Gives back a lock this process just took, when the isolation it was taken for failed. */
@@ -119,29 +133,10 @@ export async function releaseLock(coord: CoordinationV1Api, namespace: string, l
   });
 }
 
-/** Removes the taint and the label; reads the Node afresh and retries on conflicts. False if there was nothing to remove. */
+/** Removes the taint and the label in one guarded write. False if there was nothing to remove. */
 export async function restoreNode(core: CoreV1Api, name: string): Promise<boolean> {
-  for (let attempt = 0; ; attempt++) {
-    const node = await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
-    const hasLabel = node.metadata?.labels?.[LABEL_NODE_STATUS] !== undefined;
-    if (!isIsolated(node) && !hasLabel) return false;
-    const taints = (node.spec?.taints ?? []).filter((t) => t.key !== NODE_TAINT_ISOLATED);
-    try {
-      await withDeadline(
-        core.patchNode(
-          {
-            name,
-            // null deletes in a merge patch; an empty list clears spec.taints.
-            body: { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [LABEL_NODE_STATUS]: null } }, spec: { taints } },
-          },
-          mergePatch,
-        ),
-        CALL_MS,
-        'node restore',
-      );
-      return true;
-    } catch (err) {
-      if (codeOf(err) !== 409 || attempt >= 4) throw err;
-    }
-  }
+  const res = await patchNodeGuarded(core, name, undefined, 'node restore', (n) =>
+    !isIsolated(n) && n.metadata?.labels?.[LABEL_NODE_STATUS] === undefined ? undefined : { labels: { [LABEL_NODE_STATUS]: null }, taints: withoutOurTaint(n) },
+  );
+  return res.patched;
 }
