@@ -6,12 +6,13 @@
 // lag come from /proc and its own /metrics.
 //   npm run bench:quarantine
 import { readFileSync } from 'node:fs';
-import { PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
+import { DiscoveryV1Api, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../src/dev/kwok-config.js';
 import { waitFor } from '../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, startCluster } from '../tests/support/cluster.js';
 import { request } from '../tests/support/https.js';
-import { spawnSickbay } from '../tests/support/sickbay.js';
+import { SICKBAY_NS, spawnSickbay, waitForInjection } from '../tests/support/sickbay.js';
+import { registerWebhooks } from '../src/dev/local-install.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const NODES = Number(process.env.BENCH_NODES ?? 50);
@@ -35,31 +36,42 @@ try {
     SICKBAY_LOG_LEVEL: 'warn',
   });
   await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+  // The webhooks as installed: every pod is created through sickbay's mutation.
+  await registerWebhooks(t.kc, { url: `https://127.0.0.1:${sickbay.port}`, caPem: sickbay.caPem, ownNamespace: SICKBAY_NS });
+  await waitForInjection(t.core, ns);
   const perDeployment = Math.ceil(PODS / DEPLOYMENTS);
   const started = Date.now();
+  let lastProgress = started;
   for (let d = 0; d < DEPLOYMENTS; d++) {
     await createWebApp(t, ns, `app-${d}`, perDeployment, { annotations: { 'sickbay.io/max-quarantined': String(FAIL) } });
   }
+  // Deployment status, not a pod list: listing 10,000 pods every 2 s is load of its own.
   await waitFor(
     `${PODS} ready pods`,
     async () => {
-      let ready = 0;
-      let cont: string | undefined;
-      do {
-        const page = await t.core.listNamespacedPod({ namespace: ns, limit: 500, _continue: cont });
-        ready += page.items.filter(isReady).length;
-        cont = page.metadata?._continue;
-      } while (cont);
+      const deployments = (await t.apps.listNamespacedDeployment({ namespace: ns })).items;
+      const ready = deployments.reduce((n, d) => n + (d.status?.readyReplicas ?? 0), 0);
+      if (Date.now() - lastProgress > 30_000) {
+        lastProgress = Date.now();
+        console.log(`  ${ready} ready after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      }
       return ready >= perDeployment * DEPLOYMENTS;
     },
     { timeoutMs: 900_000, intervalMs: 2000 },
   );
   console.log(`${perDeployment * DEPLOYMENTS} pods ready on ${NODES} nodes in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   await new Promise((r) => setTimeout(r, 5000)); // let sickbay's caches settle
+  const admission = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body
+    .split('\n')
+    .filter((l) => /^sickbay_(admission_requests_total|uninjected_pods)/.test(l));
+  console.log(admission.map((l) => `  ${l}`).join('\n'));
+  const mutate = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body;
+  console.log(`  sickbay's mutate answer time: p50 ≤ ${histogramQuantile(mutate, 'mutate', 0.5)} s, p99 ≤ ${histogramQuantile(mutate, 'mutate', 0.99)} s (histogram bucket bounds)`);
   const rssBefore = rssMiB(sickbay.pid);
 
   // Victims spread over the Deployments.
-  const all = (await t.core.listNamespacedPod({ namespace: ns })).items.filter(isReady);
+  const podList = await t.core.listNamespacedPod({ namespace: ns });
+  const all = podList.items.filter(isReady);
   const victims = all.filter((_, i) => i % Math.floor(all.length / FAIL) === 0).slice(0, FAIL);
   const ipOf = new Map(victims.map((p) => [p.metadata!.name!, p.status!.podIP!]));
   const requested = new Map<string, number>();
@@ -68,22 +80,30 @@ try {
   const unendpointed = new Map<string, number>();
 
   const watch = new Watch(t.kc);
-  const podWatch = await watch.watch(`/api/v1/namespaces/${ns}/pods`, {}, (_phase: string, pod: { metadata?: { name?: string; labels?: Record<string, string> }; status?: { conditions?: Array<{ type: string; status: string }> } }) => {
+  // From the list's version: no replay of 10,000 ADDED events. A watch that ends is a
+  // failed measurement, so it says so.
+  const watchEnded = (what: string) => (err: unknown) => {
+    if (err) console.log(`the ${what} watch ended: ${String((err as Error)?.message ?? err)}`);
+  };
+  const podWatch = await watch.watch(`/api/v1/namespaces/${ns}/pods`, { resourceVersion: podList.metadata?.resourceVersion }, (_phase: string, pod: { metadata?: { name?: string; labels?: Record<string, string> }; status?: { conditions?: Array<{ type: string; status: string }> } }) => {
     const name = pod.metadata?.name ?? '';
     const notReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False');
     if (ipOf.has(name) && requested.has(name) && notReady && !t0.has(name)) t0.set(name, performance.now());
     if (ipOf.has(name) && pod.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && !quarantined.has(name)) quarantined.set(name, performance.now());
-  }, () => undefined);
+  }, watchEnded('pod'));
+  const slices = await t.kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: ns });
   const readyIps = new Map<string, Set<string>>(); // slice name -> ready addresses
-  const epWatch = await watch.watch(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {}, (phase: string, slice: { metadata?: { name?: string }; endpoints?: Array<{ addresses: string[]; conditions?: { ready?: boolean } }> }) => {
-    const ips = new Set((slice.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses));
-    readyIps.set(slice.metadata?.name ?? '', phase === 'DELETED' ? new Set() : ips);
+  const readyOf = (slice: { endpoints?: Array<{ addresses: string[]; conditions?: { ready?: boolean } }> }) =>
+    new Set((slice.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses));
+  for (const s of slices.items) readyIps.set(s.metadata?.name ?? '', readyOf(s));
+  const epWatch = await watch.watch(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, { resourceVersion: slices.metadata?.resourceVersion }, (phase: string, slice: { metadata?: { name?: string }; endpoints?: Array<{ addresses: string[]; conditions?: { ready?: boolean } }> }) => {
+    readyIps.set(slice.metadata?.name ?? '', phase === 'DELETED' ? new Set() : readyOf(slice));
     const now = performance.now();
     for (const [name, ip] of ipOf) {
       if (!t0.has(name) || unendpointed.has(name)) continue;
       if (![...readyIps.values()].some((s) => s.has(ip))) unendpointed.set(name, now);
     }
-  }, () => undefined);
+  }, watchEnded('EndpointSlice'));
   await new Promise((r) => setTimeout(r, 2000));
   await maxEventLoopLag(sickbay.port, sickbay.caPem); // prom-client resets the maximum at each scrape
 
@@ -98,7 +118,7 @@ try {
     intervalMs: 50,
   }).catch(async (err) => {
     const res = await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' });
-    const m = res.body.split('\n').filter((l) => /^sickbay_(quarantine|pod_deletions|reconcile_errors|workqueue|informer_restarts)/.test(l));
+    const m = res.body.split('\n').filter((l) => /^sickbay_(quarantine|pod_deletions|reconcile_errors|workqueue|informer_restarts|uninjected|leader|skips)/.test(l));
     console.log(`${(err as Error).message}: of ${victims.length}, NotReady seen ${t0.size}, quarantined ${quarantined.size}, out of the endpoints ${unendpointed.size}`);
     console.log(m.join('\n'));
     console.log(sickbay.output().split('\n').slice(-15).join('\n'));
@@ -125,4 +145,11 @@ try {
 async function maxEventLoopLag(port: number, ca: string): Promise<number> {
   const res = await request(port, ca, '/metrics', { method: 'GET' });
   return Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(res.body)?.[1] ?? NaN);
+}
+
+/** The upper bound of the histogram bucket that holds quantile q of sickbay_admission_duration_seconds. */
+function histogramQuantile(metrics: string, webhook: string, q: number): string {
+  const buckets = [...metrics.matchAll(new RegExp(`^sickbay_admission_duration_seconds_bucket\\{le="([^"]+)",webhook="${webhook}"\\} (\\d+)$`, 'gm'))].map((m) => [m[1]!, Number(m[2])] as const);
+  const total = buckets.at(-1)?.[1] ?? 0;
+  return buckets.find(([, n]) => n >= q * total)?.[0] ?? '?';
 }

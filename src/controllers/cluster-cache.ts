@@ -8,6 +8,38 @@ import type { Metrics } from '../metrics.js';
 import { LABEL_INJECTION } from '../names.js';
 import { isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
 
+/**
+ * What sickbay keeps of a pod: all of its metadata, and of spec and status only what
+ * its decisions read (node, container names, phase, conditions, addresses, start and
+ * restart facts). Containers' commands, env, probes, volumes and images are dropped:
+ * they are most of an injected pod's size. Writes never start from a cached pod's spec
+ * (quarantine and release patch metadata only).
+ */
+export function podForCache(pod: V1Pod): V1Pod {
+  const { spec, status } = pod;
+  const slim: V1Pod = { apiVersion: pod.apiVersion, kind: pod.kind, metadata: pod.metadata };
+  if (spec) {
+    slim.spec = {
+      nodeName: spec.nodeName,
+      containers: (spec.containers ?? []).map((c) => ({ name: c.name })),
+      ...(spec.initContainers ? { initContainers: spec.initContainers.map((c) => ({ name: c.name })) } : {}),
+    };
+  }
+  if (status) {
+    slim.status = {
+      phase: status.phase,
+      reason: status.reason,
+      conditions: status.conditions?.map((c) => ({ type: c.type, status: c.status, lastTransitionTime: c.lastTransitionTime, reason: c.reason })),
+      podIP: status.podIP,
+      podIPs: status.podIPs,
+      hostIP: status.hostIP,
+      startTime: status.startTime,
+      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, started: c.started, image: '', imageID: '' })),
+    };
+  }
+  return slim;
+}
+
 export class ClusterCache {
   readonly namespaces: Informer<V1Namespace>;
   readonly pods: Informer<V1Pod>;
@@ -23,7 +55,7 @@ export class ClusterCache {
   constructor(kc: KubeConfig, o: { resyncMs: number; log?: Logger; metrics?: Metrics }) {
     const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
     this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
-    this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods' });
+    this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
     this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
     this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
     this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });

@@ -9,13 +9,18 @@
 import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { errorText, mergePatch } from '../kube/api.js';
 import { keyOf } from '../kube/informer.js';
-import { ANN_INJECTED, LABEL_INJECT } from '../names.js';
+import { ANN_INJECTED, LABEL_INJECT, LABEL_INJECTION } from '../names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { ControllerBase, type ControllerDeps } from './controller-base.js';
 
 const RESTART_COOLDOWN_MS = 10 * 60_000;
 const RESTARTS_PER_MINUTE = 5;
+// A namespace of 10,000 pods that opts in, or a webhook down during a large rollout,
+// makes that many escaped pods at once: an Event each, all at once, would be a load on
+// the API server of sickbay's own making. The gauge counts them all at once; the
+// Events follow at this pace, and the log says it in one line per scan.
+const EVENTS_PER_MINUTE = 30;
 const SCAN_MS = 30_000;
 
 export function escapedInjection(pod: V1Pod, ownNamespace: string): boolean {
@@ -34,6 +39,11 @@ export class UninjectedPodsController extends ControllerBase {
   private readonly reported = new Set<string>();
   private readonly restartedAt = new Map<string, number>();
   private readonly rate = new TokenBucket(RESTARTS_PER_MINUTE);
+  private readonly eventRate = new TokenBucket(EVENTS_PER_MINUTE);
+  /** The escaped pods of the last scan (logged once). */
+  private known = new Set<string>();
+  /** Escaped pods whose Event the rate limit has held back. */
+  private owed = 0;
   /** The newest creation time of a pod the webhook injected: proof it works since. */
   private lastInjected = 0;
 
@@ -54,6 +64,10 @@ export class UninjectedPodsController extends ControllerBase {
       } else if (this.cache.isOptedIn(pod.metadata?.namespace ?? '') && !this.reported.has(keyOf(pod))) this.wake?.();
     };
     this.cache.pods.on({ add: seen, update: seen, delete: (pod) => this.reported.has(keyOf(pod)) && this.wake?.() });
+    // A namespace that opts in with pods already running: they are all escaped now.
+    this.cache.namespaces.on({
+      update: (ns, old) => ns.metadata?.labels?.[LABEL_INJECTION] !== old.metadata?.labels?.[LABEL_INJECTION] && this.wake?.(),
+    });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -67,7 +81,8 @@ export class UninjectedPodsController extends ControllerBase {
           signal.removeEventListener('abort', done);
           resolve();
         };
-        const t = setTimeout(done, SCAN_MS);
+        // Events still owed come as the rate allows, not a whole scan period later.
+        const t = setTimeout(done, this.owed ? Math.min(SCAN_MS, Math.max(5_000, this.eventRate.waitMs())) : SCAN_MS);
         // Coalesce a burst of new pods into one scan a second later.
         this.wake = () => {
           this.wake = undefined;
@@ -92,20 +107,23 @@ export class UninjectedPodsController extends ControllerBase {
     this.metrics.uninjectedPods.set(escaped.length);
     const keys = new Set(escaped.map(keyOf));
     for (const k of this.reported) if (!keys.has(k)) this.reported.delete(k);
-    for (const pod of escaped) {
-      const key = keyOf(pod);
-      if (!this.reported.has(key)) {
-        this.reported.add(key);
-        this.log.warn('pod escaped injection', { pod: key });
-        void this.events.record(
-          { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid: pod.metadata?.uid },
-          'Warning',
-          'NotInjected',
-          `created without sickbay's supervisor and probe (the webhook was unreachable, or the namespace opted in later); ${this.config.repairRestart ? 'its Deployment is restarted once the webhook works' : 'restart its workload to inject it'}`,
-        );
-      }
-      if (this.config.repairRestart) await this.maybeRestart(pod);
+    const fresh = escaped.filter((p) => !this.known.has(keyOf(p)));
+    this.known = keys;
+    if (fresh.length) this.log.warn(`${fresh.length} more pod(s) escaped injection`, { pods: fresh.slice(0, 5).map(keyOf), total: escaped.length });
+    const unreported = escaped.filter((p) => !this.reported.has(keyOf(p)));
+    this.owed = unreported.length;
+    for (const pod of unreported) {
+      if (!this.eventRate.tryTake()) break; // the rest get theirs in a later scan
+      this.owed--;
+      this.reported.add(keyOf(pod));
+      await this.events.record(
+        { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid: pod.metadata?.uid },
+        'Warning',
+        'NotInjected',
+        `created without sickbay's supervisor and probe (the webhook was unreachable, or the namespace opted in later); ${this.config.repairRestart ? 'its Deployment is restarted once the webhook works' : 'restart its workload to inject it'}`,
+      );
     }
+    if (this.config.repairRestart) for (const pod of escaped) await this.maybeRestart(pod);
     return [...keys];
   }
 

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '../../src/commands/status.js';
+import { mergePatch as mergePatchOptions } from '../../src/kube/api.js';
 import { Metrics } from '../../src/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
@@ -60,5 +61,29 @@ describe('pods that escaped injection', () => {
     assert.equal(events.length, 1, 'restarted once');
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_repair_restarts_total'), /result="restarted"} 1/);
     await waitFor('the gauge back to 0', async () => /sickbay_uninjected_pods 0/.test(await metrics.registry.getSingleMetricAsString('sickbay_uninjected_pods')), { timeoutMs: 40_000 });
+    await sickbay.stop();
+    sickbay = undefined;
+  });
+
+  it('a namespace of running pods that opts in: all counted at once, their Events paced (30 a minute)', async () => {
+    const late = 'late';
+    await createNamespace(t.core, late);
+    await createWebApp(t, late, 'big', 45);
+    await waitFor('45 ready pods', async () => (await podsOf(t.core, late, 'app=big')).filter(isReady).length === 45, { timeoutMs: 60_000 });
+    const metrics = new Metrics();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true' }, { metrics });
+    await t.core.patchNamespace({ name: late, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatchOptions);
+    const notInjected = async () => (await t.core.listNamespacedEvent({ namespace: late, fieldSelector: 'reason=NotInjected' })).items;
+    // At least: when this test runs alone, the other namespace's two escaped pods count too.
+    const gauge = async () => Number(/sickbay_uninjected_pods (\d+)/.exec(await metrics.registry.getSingleMetricAsString('sickbay_uninjected_pods'))?.[1]);
+    await waitFor('the gauge to count the 45', async () => (await gauge()) >= 45, { timeoutMs: 10_000 });
+    const first = Date.now();
+    await waitFor('the first Events', async () => (await notInjected()).length >= 25, { timeoutMs: 10_000 });
+    // A full bucket (30), then one every 2 s: never the 45 at once.
+    const early = (await notInjected()).length;
+    assert.ok(early < 30 + (Date.now() - first) / 2000 + 2, `${early} NotInjected Events ${Date.now() - first} ms after the scan`);
+    assert.ok(early < 45, 'all 45 Events at once');
+    await waitFor('an Event for every pod, later', async () => new Set((await notInjected()).map((e) => e.involvedObject.name)).size === 45, { timeoutMs: 60_000 });
+    assert.equal((await notInjected()).length, 45, 'one Event per pod');
   });
 });

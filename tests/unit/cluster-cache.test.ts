@@ -1,0 +1,85 @@
+// What the pod cache keeps: every decision made on a cached pod comes out the same as on
+// the full pod, and the heavy parts of an injected pod are gone.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { V1Pod } from '@kubernetes/client-node';
+import { podForCache } from '../../src/controllers/cluster-cache.js';
+import { isPodReady, isQuarantined, quarantineTrigger, wasEverReady } from '../../src/controllers/quarantine-policy.js';
+import { escapedInjection } from '../../src/controllers/uninjected-pods.js';
+
+// The webhook's output for a two-container pod, as the API server stores it once it runs.
+function injectedRunningPod(ready: boolean): V1Pod {
+  const { pod } = JSON.parse(readFileSync(new URL('../golden/mutate/several-containers.golden.json', import.meta.url), 'utf8')) as { pod: V1Pod };
+  const t = '2026-11-22T07:00:00Z';
+  pod.metadata = {
+    ...pod.metadata,
+    name: 'web-abc12',
+    uid: 'u-1',
+    resourceVersion: '42',
+    creationTimestamp: new Date(t),
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs-1', controller: true }],
+    managedFields: [{ manager: 'kube-controller-manager', operation: 'Update', fieldsV1: { 'f:metadata': {} } }],
+  };
+  pod.spec = { ...pod.spec!, nodeName: 'node-7', tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }] };
+  pod.status = {
+    phase: 'Running',
+    podIP: '10.244.0.9',
+    podIPs: [{ ip: '10.244.0.9' }],
+    hostIP: '192.168.0.7',
+    startTime: new Date(t),
+    conditions: [
+      { type: 'Initialized', status: 'True', lastTransitionTime: new Date(t) },
+      { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date(t), reason: ready ? undefined : 'ContainersNotReady', message: 'containers with unready status: [web]' },
+    ],
+    containerStatuses: pod.spec.containers.map((c) => ({
+      name: c.name,
+      ready,
+      restartCount: 2,
+      started: true,
+      image: c.image!,
+      imageID: `docker.io/${c.image}@sha256:${'0'.repeat(64)}`,
+      containerID: `containerd://${'f'.repeat(64)}`,
+      state: { running: { startedAt: new Date(t) } },
+    })),
+  };
+  return pod;
+}
+
+describe('podForCache', () => {
+  it('makes the same decisions as the full pod', () => {
+    const now = Date.parse('2026-11-22T07:05:00Z');
+    for (const ready of [true, false]) {
+      for (const annotate of [false, true]) {
+        const full = injectedRunningPod(ready);
+        if (annotate) full.metadata!.annotations = { ...full.metadata!.annotations, 'sickbay.io/isolate': 'oom' };
+        const slim = podForCache(structuredClone(full));
+        assert.equal(isPodReady(slim), isPodReady(full));
+        assert.equal(isQuarantined(slim), isQuarantined(full));
+        assert.equal(wasEverReady(slim, false), wasEverReady(full, false));
+        assert.equal(escapedInjection(slim, 'sickbay-system'), escapedInjection(full, 'sickbay-system'));
+        const ctx = { seenReady: true, firstSeenNotReady: now - 20_000, requestSeenAt: annotate ? now - 1000 : undefined };
+        assert.deepEqual(quarantineTrigger(slim, now, 10_000, ctx), quarantineTrigger(full, now, 10_000, ctx));
+      }
+    }
+  });
+
+  it('keeps what the pipeline and the controllers read, and all metadata', () => {
+    const full = injectedRunningPod(true);
+    const slim = podForCache(structuredClone(full));
+    assert.deepEqual(slim.metadata, full.metadata);
+    assert.equal(slim.spec?.nodeName, 'node-7');
+    assert.deepEqual(slim.spec?.containers.map((c) => c.name), full.spec!.containers.map((c) => c.name)); // the diagnostics container
+    assert.equal(slim.status?.podIP, '10.244.0.9'); // registry deregistration
+    assert.deepEqual(slim.status?.containerStatuses?.map((c) => c.restartCount), [2, 2]);
+  });
+
+  it('drops commands, env, probes, volumes and image details: most of an injected pod', () => {
+    const full = injectedRunningPod(true);
+    delete full.metadata!.managedFields; // the informer drops these for every resource
+    const slim = podForCache(structuredClone(full));
+    const text = JSON.stringify(slim);
+    for (const gone of ['supervise', 'volumeMounts', 'readinessProbe', 'sha256', 'containerd://', 'tolerations']) assert.ok(!text.includes(gone), `${gone} is still cached`);
+    assert.ok(text.length < JSON.stringify(full).length / 2, `cached ${text.length} bytes of ${JSON.stringify(full).length}`);
+  });
+});
