@@ -133,10 +133,13 @@ try {
   const lag = await maxEventLoopLag(sickbay.port, sickbay.caPem);
   console.log(`${FAIL} of ${PODS} pods made NotReady at once (grace 0 s); times from the moment the watch sees Ready=False:`);
   console.log(`  (kwok writing NotReady after the request: p50 ${pct(k, 50).toFixed(0)} ms, p99 ${pct(k, 99).toFixed(0)} ms; not sickbay's)`);
-  console.log(`  NotReady requested -> quarantined:            p50 ${pct(q, 50).toFixed(0)} ms, p99 ${pct(q, 99).toFixed(0)} ms, max ${Math.max(...q).toFixed(0)} ms`);
-  console.log(`  NotReady requested -> gone from EndpointSlice: p50 ${pct(e, 50).toFixed(0)} ms, p99 ${pct(e, 99).toFixed(0)} ms, max ${Math.max(...e).toFixed(0)} ms`);
+  console.log(`  NotReady seen -> quarantined:            p50 ${pct(q, 50).toFixed(0)} ms, p99 ${pct(q, 99).toFixed(0)} ms, max ${Math.max(...q).toFixed(0)} ms`);
+  console.log(`  NotReady seen -> gone from EndpointSlice: p50 ${pct(e, 50).toFixed(0)} ms, p99 ${pct(e, 99).toFixed(0)} ms, max ${Math.max(...e).toFixed(0)} ms`);
   console.log(`  sickbay event loop: worst lag ${(lag * 1000).toFixed(0)} ms during the burst (nodejs_eventloop_lag_max_seconds)`);
   console.log(`  sickbay resident memory: ${rssBefore.toFixed(0)} MiB before, ${rssMiB(sickbay.pid).toFixed(0)} MiB after`);
+  const end = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body;
+  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(end)?.[1] ?? NaN) / 2 ** 20;
+  console.log(`  of which V8 heap used ${gauge('nodejs_heap_size_used_bytes').toFixed(0)} MiB (total ${gauge('nodejs_heap_size_total_bytes').toFixed(0)} MiB), external ${gauge('nodejs_external_memory_bytes').toFixed(0)} MiB`);
   sickbay.kill('SIGTERM');
   await sickbay.exited;
 } finally {

@@ -24,7 +24,6 @@ import {
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { decide, isPodReady, isQuarantined, labelsToStrip, type OwnerInfo, parseMaxQuarantined, quarantineTrigger, type Trigger, wasEverReady } from './quarantine-policy.js';
-import { KeyedMutex } from '../util/keyed-mutex.js';
 
 // Writes are idempotent under their preconditions, so a retry after a timeout is safe.
 const API_DEADLINE_MS = 10_000;
@@ -45,7 +44,8 @@ export class PodIsolationController extends ControllerBase {
   private readonly pipelined = new Set<string>();
   /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
   private readonly eventSent = new Map<string, number>();
-  private readonly ownerLocks = new KeyedMutex();
+  /** Pods with a quarantine or delete on its way to the API server, and their workload. */
+  private readonly inFlight = new Map<string, { action: 'quarantine' | 'delete'; owner: string }>();
   private signal?: AbortSignal;
 
   constructor(
@@ -106,25 +106,26 @@ export class PodIsolationController extends ControllerBase {
     if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
 
     const owner = this.cache.ownerOf(pod);
-    // Decisions about one workload are made one at a time: each reads how many of its
-    // pods are quarantined and failing, so two at once could both see room for one more.
-    // Events inform no decision: they are written after the lock is released, but
-    // before this reconcile finishes.
+    // Events inform no decision: they are written after the decision, but before this
+    // reconcile finishes.
     const events: Array<Promise<void>> = [];
-    const res = await this.ownerLocks.run(`${namespace}/${owner.kind}/${owner.name}`, () => this.act(key, owner, trigger, now, log, events));
+    const res = await this.act(pod, owner, trigger, now, log, events);
     await Promise.all(events);
     return res;
   }
 
-  private async act(key: string, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
-    const pod = this.cache.pods.get(key);
-    if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod)) return;
+  private async act(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
+    const key = keyOf(pod);
     const namespace = pod.metadata!.namespace!;
     const ownerRef = `${owner.kind}/${owner.name}`;
-    const siblings = this.cache.podsIn(namespace);
-    const inService = this.cache.inServicePodsOf(namespace, owner);
+    // The decision reads how many of the workload's pods are quarantined and failing.
+    // From here to the reservation below nothing awaits, so two decisions about one
+    // workload cannot interleave; the writes they lead to then run side by side, and a
+    // pod with a write in flight counts as already done (quarantined, or going).
+    const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)));
     const failing = inService.filter((p) => !isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))).length;
-    const quarantinedForOwner = siblings.filter((p) => isQuarantined(p) && p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
+    let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
+    for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.owner === `${namespace}/${ownerRef}`) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
     const decision = decide({
       owner,
@@ -153,12 +154,22 @@ export class PodIsolationController extends ControllerBase {
       return;
     }
 
-    if (decision.action === 'delete') {
-      await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log, events);
-      if (owner.kind !== 'Pod') events.push(this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`));
-      return;
+    this.inFlight.set(key, { action: decision.action, owner: `${namespace}/${ownerRef}` });
+    try {
+      if (decision.action === 'delete') {
+        await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log, events);
+        if (owner.kind !== 'Pod') events.push(this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`));
+        return;
+      }
+      return await this.quarantineAndReport(pod, owner, trigger, now, log, events);
+    } finally {
+      // The write is in the cache now (writeThrough), or it failed and the pod decides again.
+      this.inFlight.delete(key);
     }
+  }
 
+  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
+    const namespace = pod.metadata!.namespace!;
     const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
     if (!quarantined) return;
     this.metrics.quarantines.inc({ trigger: trigger.kind });

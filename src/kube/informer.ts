@@ -47,10 +47,39 @@ function newerOrSame(a: string | undefined, b: string | undefined): boolean {
   return BigInt(a) >= BigInt(b);
 }
 
+/** key -> one value, and value -> its keys. */
+export class Index {
+  private readonly keysOf = new Map<string, Set<string>>();
+  private readonly valueOf = new Map<string, string>();
+
+  set(key: string, value: string | undefined) {
+    const old = this.valueOf.get(key);
+    if (old === value) return;
+    if (old !== undefined) {
+      const keys = this.keysOf.get(old)!;
+      keys.delete(key);
+      if (!keys.size) this.keysOf.delete(old);
+      this.valueOf.delete(key);
+    }
+    if (value !== undefined) {
+      let keys = this.keysOf.get(value);
+      if (!keys) this.keysOf.set(value, (keys = new Set()));
+      keys.add(key);
+      this.valueOf.set(key, value);
+    }
+  }
+
+  keys(value: string): ReadonlySet<string> {
+    return this.keysOf.get(value) ?? EMPTY;
+  }
+}
+const EMPTY: ReadonlySet<string> = new Set();
+
 export const keyOf = (o: KubeObject) => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  private readonly indexes = new Map<string, { fn: (obj: T) => string | undefined; index: Index }>();
   private readonly handlers: Handlers<T>[] = [];
   private synced = false;
   private syncWaiters: Array<() => void> = [];
@@ -72,6 +101,38 @@ export class Informer<T extends KubeObject> {
     return this.cache.get(key);
   }
 
+  /**
+   * Keeps the cache indexed by `fn` (undefined: not in the index), through every change
+   * including writeThrough, so lookups by namespace or owner need no scan of the cache.
+   */
+  addIndex(name: string, fn: (obj: T) => string | undefined) {
+    const index = new Index();
+    for (const [key, obj] of this.cache) index.set(key, fn(obj));
+    this.indexes.set(name, { fn, index });
+  }
+
+  /** The cached objects whose index `name` is `value`. */
+  byIndex(name: string, value: string): T[] {
+    const idx = this.indexes.get(name);
+    if (!idx) throw new Error(`${this.o.resource}: no index ${name}`);
+    const out: T[] = [];
+    for (const key of idx.index.keys(value)) {
+      const obj = this.cache.get(key);
+      if (obj) out.push(obj);
+    }
+    return out;
+  }
+
+  private put(key: string, obj: T) {
+    this.cache.set(key, obj);
+    for (const { fn, index } of this.indexes.values()) index.set(key, fn(obj));
+  }
+
+  private remove(key: string) {
+    this.cache.delete(key);
+    for (const { index } of this.indexes.values()) index.set(key, undefined);
+  }
+
   list(): IterableIterator<T> {
     return this.cache.values();
   }
@@ -89,7 +150,7 @@ export class Informer<T extends KubeObject> {
     const key = keyOf(obj);
     const old = this.cache.get(key);
     if (old && newerOrSame(old.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
-    this.cache.set(key, this.strip(obj));
+    this.put(key, this.strip(obj));
   }
 
   /**
@@ -205,7 +266,7 @@ export class Informer<T extends KubeObject> {
         const key = keyOf(obj);
         seen.add(key);
         const old = this.cache.get(key);
-        this.cache.set(key, obj);
+        this.put(key, obj);
         if (!old) this.dispatch('add', obj);
         else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.dispatch('update', obj, old);
       }
@@ -215,7 +276,7 @@ export class Informer<T extends KubeObject> {
     } while (cont && !signal.aborted);
     for (const [key, obj] of this.cache) {
       if (!seen.has(key)) {
-        this.cache.delete(key);
+        this.remove(key);
         this.dispatch('delete', obj);
       }
     }
@@ -273,10 +334,10 @@ export class Informer<T extends KubeObject> {
             const key = keyOf(o);
             const old = this.cache.get(key);
             if (phase === 'DELETED') {
-              this.cache.delete(key);
+              this.remove(key);
               this.dispatch('delete', o);
             } else {
-              this.cache.set(key, o);
+              this.put(key, o);
               this.dispatch(old ? 'update' : 'add', o, old);
             }
           },

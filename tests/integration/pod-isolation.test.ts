@@ -107,6 +107,34 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     assert.equal((await quarantinedPods()).length, 2);
   });
 
+  it('two pods of one Deployment failing at the same moment: one quarantined, one deleted, never two kept', async () => {
+    // Broken before the namespace opts in, so both are decided at once (see below).
+    const pair = 'pair';
+    await createNamespace(t.core, pair);
+    await createWebApp(t, pair, 'duo', 6);
+    const pods = await waitFor('6 ready duo pods', async () => {
+      const ps = await podsOf(t.core, pair, 'app=duo');
+      return ps.length === 6 && ps.every(isReady) ? ps : undefined;
+    });
+    const broken = pods.slice(0, 2).map((p) => p.metadata!.name!);
+    for (const name of broken) {
+      await t.core.patchNamespacedPod({ name, namespace: pair, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    }
+    await waitFor('2 pods NotReady', async () => (await podsOf(t.core, pair, 'app=duo')).filter((p) => !isReady(p)).length === 2);
+    await t.core.patchNamespace({ name: pair, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatch);
+    await waitFor('one kept, one deleted', async () => {
+      const names = (await podsOf(t.core, pair, '')).filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.name!);
+      return broken.filter((n) => names.includes(n)).length === 1;
+    }, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const kept = (await podsOf(t.core, pair, 'sickbay.io/status=quarantined')).map((p) => p.metadata!.name);
+    assert.equal(kept.length, 1, `quarantined: ${kept.join(', ')}`);
+    assert.ok(broken.includes(kept[0]!));
+    // The status test below counts every quarantined pod in the cluster.
+    await t.core.deleteNamespacedPod({ name: kept[0]!, namespace: pair, gracePeriodSeconds: 0 });
+    await waitFor('the kept pod gone', async () => !(await podsOf(t.core, pair, '')).some((p) => p.metadata!.name === kept[0]));
+  });
+
   it('quarantines and deletes nothing when most of a Deployment fails together, and says why', async () => {
     // kwok applies "NotReady" to several pods up to seconds apart under load; to present
     // sickbay one simultaneous failure, break them before the namespace is opted in.
