@@ -2,8 +2,8 @@
 // BENCH_FAIL (50) of them NotReady at once and time, per pod, from the moment the
 // NotReady request is written to (a) quarantined (label seen on a watch) and (b) its
 // address gone from the Service's ready endpoints. sickbay runs as its own process
-// (`sickbay serve`, grace 0 s, rate limit off); its resident memory and worst event-loop
-// lag come from /proc and its own /metrics.
+// (`sickbay serve`, grace 0 s, rate limit off) with its webhooks registered; its resident
+// memory and worst event-loop lag come from /proc and its own /metrics.
 //   npm run bench:quarantine
 import { readFileSync } from 'node:fs';
 import { DiscoveryV1Api, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
@@ -23,7 +23,8 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
-const t = await startCluster({ nodes: NODES, log: () => undefined });
+// BENCH_CLUSTER_DIR keeps the control plane's directory (its logs) after the run.
+const t = await startCluster({ nodes: NODES, log: () => undefined, dir: process.env.BENCH_CLUSTER_DIR });
 try {
   const sickbay = await spawnSickbay(t, 'bench', {
     SICKBAY_CONTROLLERS: 'true',

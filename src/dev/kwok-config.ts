@@ -138,8 +138,21 @@ export function kwokConfigDocuments(sim: KwokSimulation = {}): object[] {
   ];
   const docs: object[] = [
     // kwok plays 4 pod stages at a time by default; thousands of pods starting together
-    // (the benchmarks) wait minutes for that queue, not for the API server.
-    { apiVersion: 'config.kwok.x-k8s.io/v1alpha1', kind: 'KwokConfiguration', options: { podPlayStageParallelism: 32, nodePlayStageParallelism: 8 } },
+    // (the benchmarks) wait minutes for that queue, not for the API server. With a
+    // KwokConfiguration given, kwok does not fill in its documented defaults (exec then
+    // answered "Debug endpoints are disabled"), so the ones we rely on are spelled out.
+    {
+      apiVersion: 'config.kwok.x-k8s.io/v1alpha1',
+      kind: 'KwokConfiguration',
+      options: {
+        podPlayStageParallelism: 32,
+        nodePlayStageParallelism: 8,
+        enableDebuggingHandlers: true,
+        nodeLeaseParallelism: 4,
+        podsOnNodeSyncParallelism: 1,
+        enablePodsOnNodeSyncListPager: true,
+      },
+    },
     stage('node-initialize', 'Node', [{ key: readyStatus, operator: 'NotIn', values: ['True'] }], { statusTemplate: nodeInitialize }),
     stage(
       'node-heartbeat',

@@ -107,21 +107,30 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     assert.equal((await quarantinedPods()).length, 2);
   });
 
-  it('two pods of one Deployment failing at the same moment: one quarantined, one deleted, never two kept', async () => {
-    // Broken before the namespace opts in, so both are decided at once (see below).
-    const pair = 'pair';
-    await createNamespace(t.core, pair);
-    await createWebApp(t, pair, 'duo', 6);
-    const pods = await waitFor('6 ready duo pods', async () => {
-      const ps = await podsOf(t.core, pair, 'app=duo');
-      return ps.length === 6 && ps.every(isReady) ? ps : undefined;
+  /**
+   * `broken` of a new Deployment's `replicas` pods NotReady, presented to sickbay as one
+   * simultaneous failure: kwok applies NotReady to several pods up to seconds apart under
+   * load, so they are broken before their namespace opts in. Returns their names.
+   */
+  async function failTogether(namespace: string, app: string, replicas: number, broken: number): Promise<string[]> {
+    await createNamespace(t.core, namespace);
+    await createWebApp(t, namespace, app, replicas);
+    const pods = await waitFor(`${replicas} ready ${app} pods`, async () => {
+      const ps = await podsOf(t.core, namespace, `app=${app}`);
+      return ps.length === replicas && ps.every(isReady) ? ps : undefined;
     });
-    const broken = pods.slice(0, 2).map((p) => p.metadata!.name!);
-    for (const name of broken) {
-      await t.core.patchNamespacedPod({ name, namespace: pair, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    const names = pods.slice(0, broken).map((p) => p.metadata!.name!);
+    for (const name of names) {
+      await t.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
     }
-    await waitFor('2 pods NotReady', async () => (await podsOf(t.core, pair, 'app=duo')).filter((p) => !isReady(p)).length === 2);
-    await t.core.patchNamespace({ name: pair, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatch);
+    await waitFor(`${broken} pods NotReady`, async () => (await podsOf(t.core, namespace, `app=${app}`)).filter((p) => !isReady(p)).length === broken);
+    await t.core.patchNamespace({ name: namespace, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatch);
+    return names;
+  }
+
+  it('two pods of one Deployment failing at the same moment: one quarantined, one deleted, never two kept', async () => {
+    const pair = 'pair';
+    const broken = await failTogether(pair, 'duo', 6, 2);
     await waitFor('one kept, one deleted', async () => {
       const names = (await podsOf(t.core, pair, '')).filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.name!);
       return broken.filter((n) => names.includes(n)).length === 1;
@@ -136,20 +145,8 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   });
 
   it('quarantines and deletes nothing when most of a Deployment fails together, and says why', async () => {
-    // kwok applies "NotReady" to several pods up to seconds apart under load; to present
-    // sickbay one simultaneous failure, break them before the namespace is opted in.
     const batch = 'batch';
-    await createNamespace(t.core, batch);
-    await createWebApp(t, batch, 'api', 4);
-    const pods = await waitFor('4 ready api pods', async () => {
-      const ps = await podsOf(t.core, batch, 'app=api');
-      return ps.length === 4 && ps.every(isReady) ? ps : undefined;
-    });
-    for (const p of pods.slice(0, 3)) {
-      await t.core.patchNamespacedPod({ name: p.metadata!.name!, namespace: batch, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
-    }
-    await waitFor('3 pods NotReady', async () => (await podsOf(t.core, batch, 'app=api')).filter((p) => !isReady(p)).length === 3);
-    await t.core.patchNamespace({ name: batch, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatch);
+    await failTogether(batch, 'api', 4, 3);
     const batchEvents = async () => (await t.core.listNamespacedEvent({ namespace: batch, fieldSelector: 'involvedObject.name=api' })).items;
     await waitFor('a SystemicFailure Event on the Deployment', async () => (await batchEvents()).some((e) => e.reason === 'SystemicFailure' && /3 of 4/.test(e.message ?? '')), {
       timeoutMs: 10_000,
