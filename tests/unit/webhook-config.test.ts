@@ -20,6 +20,8 @@ describe('webhook-config/', () => {
     assert.equal(v.failurePolicy, 'Fail');
     assert.deepEqual(v.rules.map((r: any) => [r.operations, r.resources]), [[['UPDATE'], ['pods']]]);
     assert.deepEqual(v.objectSelector.matchLabels, { 'sickbay.io/status': 'quarantined' });
+    // sickbay's own quarantine patches are not sent to it (the handler would allow them).
+    assert.deepEqual(JSON.parse(JSON.stringify(v.matchConditions)), [{ name: 'not-sickbay-itself', expression: "request.userInfo.username != 'system:serviceaccount:sickbay-system:sickbay'" }]);
     const m = loadYaml<any>(expected['plain/mutating.yaml']!).webhooks[0];
     assert.equal(m.failurePolicy, 'Ignore');
     assert.equal(m.sideEffects, 'None');
