@@ -36,6 +36,7 @@ try {
     SICKBAY_NEVER_READY_AFTER: '1h',
     SICKBAY_LOG_LEVEL: 'warn',
   });
+  const scrape = async () => (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body;
   await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
   // The webhooks as installed: every pod is created through sickbay's mutation.
   await registerWebhooks(t.kc, { url: `https://127.0.0.1:${sickbay.port}`, caPem: sickbay.caPem, ownNamespace: SICKBAY_NS });
@@ -62,12 +63,9 @@ try {
   );
   console.log(`${perDeployment * DEPLOYMENTS} pods ready on ${NODES} nodes in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   await new Promise((r) => setTimeout(r, 5000)); // let sickbay's caches settle
-  const admission = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body
-    .split('\n')
-    .filter((l) => /^sickbay_(admission_requests_total|uninjected_pods)/.test(l));
-  console.log(admission.map((l) => `  ${l}`).join('\n'));
-  const mutate = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body;
-  console.log(`  sickbay's mutate answer time: p50 ≤ ${histogramQuantile(mutate, 'mutate', 0.5)} s, p99 ≤ ${histogramQuantile(mutate, 'mutate', 0.99)} s (histogram bucket bounds)`);
+  const afterCreate = await scrape();
+  console.log(afterCreate.split('\n').filter((l) => /^sickbay_(admission_requests_total|uninjected_pods)/.test(l)).map((l) => `  ${l}`).join('\n'));
+  console.log(`  sickbay's mutate answer time: p50 ≤ ${histogramQuantile(afterCreate, 'mutate', 0.5)} s, p99 ≤ ${histogramQuantile(afterCreate, 'mutate', 0.99)} s (histogram bucket bounds)`);
   const rssBefore = rssMiB(sickbay.pid);
 
   // Victims spread over the Deployments.
@@ -83,8 +81,9 @@ try {
   const watch = new Watch(t.kc);
   // From the list's version: no replay of 10,000 ADDED events. A watch that ends is a
   // failed measurement, so it says so.
+  let measuring = true;
   const watchEnded = (what: string) => (err: unknown) => {
-    if (err) console.log(`the ${what} watch ended: ${String((err as Error)?.message ?? err)}`);
+    if (err && measuring) console.log(`the ${what} watch ended: ${String((err as Error)?.message ?? err)}`);
   };
   const podWatch = await watch.watch(`/api/v1/namespaces/${ns}/pods`, { resourceVersion: podList.metadata?.resourceVersion }, (_phase: string, pod: { metadata?: { name?: string; labels?: Record<string, string> }; status?: { conditions?: Array<{ type: string; status: string }> } }) => {
     const name = pod.metadata?.name ?? '';
@@ -106,7 +105,7 @@ try {
     }
   }, watchEnded('EndpointSlice'));
   await new Promise((r) => setTimeout(r, 2000));
-  await maxEventLoopLag(sickbay.port, sickbay.caPem); // prom-client resets the maximum at each scrape
+  await scrape(); // prom-client resets the event-loop lag maximum at each scrape
 
   await Promise.all(
     victims.map(async (p) => {
@@ -118,37 +117,33 @@ try {
     timeoutMs: 120_000,
     intervalMs: 50,
   }).catch(async (err) => {
-    const res = await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' });
-    const m = res.body.split('\n').filter((l) => /^sickbay_(quarantine|pod_deletions|reconcile_errors|workqueue|informer_restarts|uninjected|leader|skips)/.test(l));
+    const m = (await scrape()).split('\n').filter((l) => /^sickbay_(quarantine|pod_deletions|reconcile_errors|workqueue|informer_restarts|uninjected|leader|skips)/.test(l));
     console.log(`${(err as Error).message}: of ${victims.length}, NotReady seen ${t0.size}, quarantined ${quarantined.size}, out of the endpoints ${unendpointed.size}`);
     console.log(m.join('\n'));
     console.log(sickbay.output().split('\n').slice(-15).join('\n'));
     throw err;
   });
+  measuring = false;
   podWatch.abort();
   epWatch.abort();
 
   const q = victims.map((p) => quarantined.get(p.metadata!.name!)! - t0.get(p.metadata!.name!)!);
   const e = victims.map((p) => unendpointed.get(p.metadata!.name!)! - t0.get(p.metadata!.name!)!);
   const k = victims.map((p) => t0.get(p.metadata!.name!)! - requested.get(p.metadata!.name!)!);
-  const lag = await maxEventLoopLag(sickbay.port, sickbay.caPem);
+  const end = await scrape();
+  const lag = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(end)?.[1] ?? NaN);
   console.log(`${FAIL} of ${PODS} pods made NotReady at once (grace 0 s); times from the moment the watch sees Ready=False:`);
   console.log(`  (kwok writing NotReady after the request: p50 ${pct(k, 50).toFixed(0)} ms, p99 ${pct(k, 99).toFixed(0)} ms; not sickbay's)`);
   console.log(`  NotReady seen -> quarantined:            p50 ${pct(q, 50).toFixed(0)} ms, p99 ${pct(q, 99).toFixed(0)} ms, max ${Math.max(...q).toFixed(0)} ms`);
   console.log(`  NotReady seen -> gone from EndpointSlice: p50 ${pct(e, 50).toFixed(0)} ms, p99 ${pct(e, 99).toFixed(0)} ms, max ${Math.max(...e).toFixed(0)} ms`);
   console.log(`  sickbay event loop: worst lag ${(lag * 1000).toFixed(0)} ms during the burst (nodejs_eventloop_lag_max_seconds)`);
   console.log(`  sickbay resident memory: ${rssBefore.toFixed(0)} MiB before, ${rssMiB(sickbay.pid).toFixed(0)} MiB after`);
-  const end = (await request(sickbay.port, sickbay.caPem, '/metrics', { method: 'GET' })).body;
   const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(end)?.[1] ?? NaN) / 2 ** 20;
   console.log(`  of which V8 heap used ${gauge('nodejs_heap_size_used_bytes').toFixed(0)} MiB (total ${gauge('nodejs_heap_size_total_bytes').toFixed(0)} MiB), external ${gauge('nodejs_external_memory_bytes').toFixed(0)} MiB`);
   sickbay.kill('SIGTERM');
   await sickbay.exited;
 } finally {
   await t.stop();
-}
-async function maxEventLoopLag(port: number, ca: string): Promise<number> {
-  const res = await request(port, ca, '/metrics', { method: 'GET' });
-  return Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(res.body)?.[1] ?? NaN);
 }
 
 /** The upper bound of the histogram bucket that holds quantile q of sickbay_admission_duration_seconds. */

@@ -79,12 +79,13 @@ export class ClusterCache {
         this.firstNotReady.delete(uid);
       },
     });
-    // Decisions look at one namespace's quarantined pods, or one workload's pods: with
+    // Decisions look at one namespace's quarantined pods and Services, or one workload's pods: with
     // indexes that is a lookup, where a scan of 10,000 cached pods for each of 50 failing
     // pods blocked the event loop for 0.8 s (bench/README.md).
     this.pods.addIndex(BY_NAMESPACE, (p) => p.metadata?.namespace);
     this.pods.addIndex(BY_CONTROLLER, (p) => controllerKey(p));
     this.pods.addIndex(QUARANTINED_IN, (p) => (isQuarantined(p) ? p.metadata?.namespace : undefined));
+    this.services.addIndex(BY_NAMESPACE, (svc) => svc.metadata?.namespace);
     this.replicaSets.addIndex(BY_DEPLOYMENT, (rs) => {
       const dep = rs.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
       return dep ? `${rs.metadata?.namespace}/Deployment/${dep.name}` : undefined;
@@ -190,8 +191,6 @@ export class ClusterCache {
   }
 
   servicesIn(namespace: string): V1Service[] {
-    const out: V1Service[] = [];
-    for (const s of this.services.list()) if (s.metadata?.namespace === namespace) out.push(s);
-    return out;
+    return this.services.byIndex(BY_NAMESPACE, namespace);
   }
 }

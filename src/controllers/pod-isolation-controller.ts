@@ -45,7 +45,7 @@ export class PodIsolationController extends ControllerBase {
   /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
   private readonly eventSent = new Map<string, number>();
   /** Pods with a quarantine or delete on its way to the API server, and their workload. */
-  private readonly inFlight = new Map<string, { action: 'quarantine' | 'delete'; owner: string }>();
+  private readonly inFlight = new Map<string, { action: 'quarantine' | 'delete'; workload: string }>();
   private signal?: AbortSignal;
 
   constructor(
@@ -118,6 +118,7 @@ export class PodIsolationController extends ControllerBase {
     const key = keyOf(pod);
     const namespace = pod.metadata!.namespace!;
     const ownerRef = `${owner.kind}/${owner.name}`;
+    const workload = `${namespace}/${ownerRef}`;
     // The decision reads how many of the workload's pods are quarantined and failing.
     // From here to the reservation below nothing awaits, so two decisions about one
     // workload cannot interleave; the writes they lead to then run side by side, and a
@@ -125,7 +126,7 @@ export class PodIsolationController extends ControllerBase {
     const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)));
     const failing = inService.filter((p) => !isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))).length;
     let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
-    for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.owner === `${namespace}/${ownerRef}`) quarantinedForOwner++;
+    for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.workload === workload) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
     const decision = decide({
       owner,
@@ -154,7 +155,7 @@ export class PodIsolationController extends ControllerBase {
       return;
     }
 
-    this.inFlight.set(key, { action: decision.action, owner: `${namespace}/${ownerRef}` });
+    this.inFlight.set(key, { action: decision.action, workload });
     try {
       if (decision.action === 'delete') {
         await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log, events);
