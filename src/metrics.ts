@@ -44,7 +44,7 @@ export class Metrics {
   });
   readonly timeToQuarantine = new Histogram({
     name: 'sickbay_time_to_quarantine_seconds',
-    help: 'From the moment a pod was seen NotReady (after its grace period) or asked for, to quarantined.',
+    help: 'From the moment sickbay could act on a failing pod (its watch saw it NotReady and the grace period was over) or saw the request, to quarantined.',
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
     registers: [this.registry],
   });

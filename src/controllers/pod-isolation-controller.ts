@@ -105,16 +105,12 @@ export class PodIsolationController extends ControllerBase {
     if (trigger.kind === 'none') return;
     if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
 
-    const owner = this.cache.ownerOf(pod);
-    // Events inform no decision: they are written after the decision, but before this
-    // reconcile finishes.
-    const events: Array<Promise<void>> = [];
-    const res = await this.act(pod, owner, trigger, now, log, events);
-    await Promise.all(events);
-    return res;
+    // Events inform no decision, and the reconcile does not wait for them: a worker is
+    // free for the next failing pod as soon as its own write is done.
+    return this.act(pod, this.cache.ownerOf(pod), trigger, now, log);
   }
 
-  private async act(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
+  private async act(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
     const key = keyOf(pod);
     const namespace = pod.metadata!.namespace!;
     const ownerRef = `${owner.kind}/${owner.name}`;
@@ -144,7 +140,7 @@ export class PodIsolationController extends ControllerBase {
       log.info('not quarantining', { reason: decision.reason, message: decision.message });
       if (decision.reason === 'rate-limited') return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
       const target = owner.kind === 'Pod' ? podRef(pod) : ownerObjectRef(namespace, owner);
-      await this.eventOnce(target, 'Warning', decision.reason === 'systemic' ? 'SystemicFailure' : 'QuarantineSkipped', decision.message);
+      this.eventOnce(target, 'Warning', decision.reason === 'systemic' ? 'SystemicFailure' : 'QuarantineSkipped', decision.message);
       // Re-check later: the failure may stop being systemic.
       return { requeueAfterMs: 10_000 };
     }
@@ -158,26 +154,26 @@ export class PodIsolationController extends ControllerBase {
     this.inFlight.set(key, { action: decision.action, workload });
     try {
       if (decision.action === 'delete') {
-        await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log, events);
-        if (owner.kind !== 'Pod') events.push(this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`));
+        await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
+        if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`);
         return;
       }
-      return await this.quarantineAndReport(pod, owner, trigger, now, log, events);
+      return await this.quarantineAndReport(pod, owner, trigger, now, log);
     } finally {
       // The write is in the cache now (writeThrough), or it failed and the pod decides again.
       this.inFlight.delete(key);
     }
   }
 
-  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger, events: Array<Promise<void>>): Promise<ReconcileResult> {
+  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
     const namespace = pod.metadata!.namespace!;
     const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
     if (!quarantined) return;
     this.metrics.quarantines.inc({ trigger: trigger.kind });
     this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
-    events.push(this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`));
+    void this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`);
     if (owner.kind !== 'Pod') {
-      events.push(this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`));
+      void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
     }
     this.startPipeline(quarantined);
     return { requeueAfterMs: this.config.quarantineTtlMs };
@@ -241,7 +237,7 @@ export class PodIsolationController extends ControllerBase {
     }
   }
 
-  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger, events?: Array<Promise<void>>) {
+  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger) {
     try {
       const deleted = await withDeadline(
         this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
@@ -255,9 +251,7 @@ export class PodIsolationController extends ControllerBase {
     }
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
-    const event = this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
-    if (events) events.push(event);
-    else await event;
+    void this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
   }
 
   private startPipeline(pod: V1Pod) {
@@ -269,12 +263,12 @@ export class PodIsolationController extends ControllerBase {
     }
   }
 
-  private async eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string) {
+  private eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string) {
     const k = `${ref.kind}/${ref.namespace}/${ref.name}/${reason}`;
     const last = this.eventSent.get(k) ?? 0;
     if (Date.now() - last < 60_000) return;
     this.eventSent.set(k, Date.now());
-    await this.events.record(ref, type, reason, message);
+    void this.events.record(ref, type, reason, message);
   }
 }
 

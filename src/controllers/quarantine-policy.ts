@@ -63,7 +63,12 @@ export function quarantineTrigger(pod: V1Pod, now: number, graceMs: number, o: {
   if (since === undefined) return { kind: 'none' };
   const left = since + graceMs - now;
   if (left > 0) return { kind: 'wait', afterMs: left };
-  return { kind: 'not-ready', reason: `NotReady for ${Math.round((now - since) / 1000)}s (grace ${Math.round(graceMs / 1000)}s)`, since: since + graceMs };
+  // Time-to-quarantine counts from when sickbay could first act: the end of the grace
+  // period, or, if later, when its watch first saw the pod NotReady. The condition's time
+  // alone has one-second resolution (it would add up to a second) and includes the
+  // kubelet's and the watch's delays, which are not sickbay's.
+  const due = Math.max(since + graceMs, o.firstSeenNotReady ?? -Infinity);
+  return { kind: 'not-ready', reason: `NotReady for ${Math.round((now - since) / 1000)}s (grace ${Math.round(graceMs / 1000)}s)`, since: due };
 }
 
 export function selectorMatches(labels: Record<string, string>, selector: V1LabelSelector | undefined): boolean {

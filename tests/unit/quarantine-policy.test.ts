@@ -40,6 +40,16 @@ describe('quarantineTrigger', () => {
     assert.equal(t.kind, 'not-ready');
     assert.equal((t as { since: number }).since, T0 + 70_000, 'time-to-quarantine counts from the end of the grace period');
   });
+  it('counts time-to-quarantine from when its watch saw NotReady, if that is later', () => {
+    // With no grace, the condition's time (whole seconds) is earlier than the watch event.
+    const p = pod(false, 60_000);
+    const seen = T0 + 60_700;
+    const t = quarantineTrigger(p, T0 + 60_900, 0, { seenReady: true, firstSeenNotReady: seen });
+    assert.equal((t as { since: number }).since, seen);
+    // A replica that started long after the pod failed counts from when it saw it.
+    const late = quarantineTrigger(p, T0 + 500_000, grace, { seenReady: true, firstSeenNotReady: T0 + 499_000 });
+    assert.equal((late as { since: number }).since, T0 + 499_000);
+  });
   it('ignores Ready pods and pods that never were Ready (another controller handles those)', () => {
     assert.deepEqual(quarantineTrigger(pod(true, 0), T0 + 100_000, grace, { seenReady: true }), { kind: 'none' });
     assert.deepEqual(quarantineTrigger(pod(false, 0), T0 + 100_000, grace, { seenReady: false }), { kind: 'none' });

@@ -9,6 +9,7 @@ import { ClusterCache } from '../../src/controllers/cluster-cache.js';
 import { Index, Informer, type KubeObject } from '../../src/kube/informer.js';
 import { WorkQueue } from '../../src/kube/workqueue.js';
 import { createLogger } from '../../src/log.js';
+import { EventGate } from '../../src/kube/events.js';
 import { TokenBucket } from '../../src/util/rate-limiter.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 
@@ -61,6 +62,38 @@ describe('WorkQueue', () => {
     assert.ok(at[3]! - at[2]! >= 45, 'requeue-after waited');
     ac.abort();
     await done;
+  });
+});
+
+describe('EventGate', () => {
+  it('keeps at most `limit` writes in flight, in order, and drops beyond the queue bound', async () => {
+    const gate = new EventGate(2, 3);
+    let running = 0;
+    let maxRunning = 0;
+    const order: number[] = [];
+    const write = (i: number) => async () => {
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      await sleep(10);
+      order.push(i);
+      running--;
+    };
+    // 2 run, 3 wait, the 6th and 7th are dropped at once.
+    const results = await Promise.all([1, 2, 3, 4, 5, 6, 7].map((i) => gate.run(write(i))));
+    assert.deepEqual(results, [true, true, true, true, true, false, false]);
+    assert.equal(maxRunning, 2);
+    assert.deepEqual(order, [1, 2, 3, 4, 5]);
+    assert.equal(gate.dropped, 2);
+    // Drained: the gate takes writes again.
+    assert.equal(await gate.run(write(8)), true);
+  });
+
+  it('frees the slot when a write throws', async () => {
+    const gate = new EventGate(1, 10);
+    await assert.rejects(gate.run(async () => { throw new Error('boom'); }), /boom/);
+    let ran = false;
+    assert.equal(await gate.run(async () => { ran = true; }), true);
+    assert.equal(ran, true);
   });
 });
 
