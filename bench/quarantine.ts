@@ -125,7 +125,7 @@ try {
     }
   }, watchEnded('EndpointSlice'));
   await new Promise((r) => setTimeout(r, 2000));
-  await scrape(); // prom-client resets the event-loop lag maximum at each scrape
+  const before = await scrape(); // prom-client resets the event-loop lag maximum at each scrape
 
   await Promise.all(
     victims.map(async (p) => {
@@ -157,6 +157,9 @@ try {
   console.log(`  NotReady seen -> quarantined:            p50 ${pct(q, 50).toFixed(0)} ms, p99 ${pct(q, 99).toFixed(0)} ms, max ${Math.max(...q).toFixed(0)} ms`);
   console.log(`  NotReady seen -> gone from EndpointSlice: p50 ${pct(e, 50).toFixed(0)} ms, p99 ${pct(e, 99).toFixed(0)} ms, max ${Math.max(...e).toFixed(0)} ms`);
   console.log(`  sickbay's own view (sickbay_time_to_quarantine_seconds, from its watch seeing NotReady): ${quantilesOf(end, 'sickbay_time_to_quarantine_seconds')}`);
+  const isolation = (name: string, label: string) => quantilesOf(end, name, `${label}="pod-isolation"`, before, ['0.01', '0.1', '0.5', '1', '2']);
+  console.log(`  during the burst, pod-isolation keys waited for a worker: ${isolation('sickbay_workqueue_wait_seconds', 'queue')}`);
+  console.log(`  and its reconciles took (API calls included): ${isolation('sickbay_reconcile_duration_seconds', 'controller')}`);
   console.log(`  sickbay event loop: worst lag ${(lag * 1000).toFixed(0)} ms during the burst (nodejs_eventloop_lag_max_seconds)`);
   console.log(`  sickbay resident memory: ${rssBefore.toFixed(0)} MiB before, ${rssMiB(sickbay.pid).toFixed(0)} MiB after`);
   const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(end)?.[1] ?? NaN) / 2 ** 20;
@@ -174,9 +177,18 @@ function histogramQuantile(metrics: string, webhook: string, q: number): string 
   return buckets.find(([, n]) => n >= q * total)?.[0] ?? '?';
 }
 
-/** How many observations of histogram `name` fell at or under each bucket bound, as "≤0.5 s 40/50". */
-function quantilesOf(metrics: string, name: string): string {
-  const buckets = [...metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))].map((m) => [m[1]!, Number(m[2])] as const);
+/**
+ * How many observations of histogram `name` (the series with label `label`, if given)
+ * fell at or under each of `bounds`, as "≤0.5 s 40/50"; with `since`, only those made
+ * after that scrape.
+ */
+function quantilesOf(metrics: string, name: string, label?: string, since?: string, bounds = ['0.25', '0.5', '1', '2']): string {
+  const read = (text: string) =>
+    [...text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, 'gm'))]
+      .filter((m) => !label || m[1]!.split(',').includes(label))
+      .map((m) => [/le="([^"]+)"/.exec(m[1]!)![1]!, Number(m[2])] as const);
+  const base = new Map(since ? read(since) : []);
+  const buckets = read(metrics).map(([le, n]) => [le, n - (base.get(le) ?? 0)] as const);
   const total = buckets.at(-1)?.[1] ?? 0;
-  return buckets.filter(([le]) => ['0.25', '0.5', '1', '2'].includes(le)).map(([le, n]) => `≤${le} s ${n}/${total}`).join(', ');
+  return buckets.filter(([le]) => bounds.includes(le)).map(([le, n]) => `≤${le} s ${n}/${total}`).join(', ');
 }

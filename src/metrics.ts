@@ -49,6 +49,20 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly queueDepth = new Gauge({ name: 'sickbay_workqueue_depth', help: 'Keys waiting in a controller queue.', labelNames: ['queue'] as const, registers: [this.registry] });
+  readonly queueWait = new Histogram({
+    name: 'sickbay_workqueue_wait_seconds',
+    help: 'How long a key waited in a controller queue for a free worker.',
+    labelNames: ['queue'] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: 'sickbay_reconcile_duration_seconds',
+    help: 'How long one reconcile took, its API calls included.',
+    labelNames: ['controller'] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
   readonly reconcileErrors = new Counter({
     name: 'sickbay_reconcile_errors_total',
     help: 'Reconciles that failed and were retried.',

@@ -55,7 +55,10 @@ export class PodIsolationController extends ControllerBase {
     super(deps);
     const { config, log, metrics, cache } = deps;
     this.rate = new TokenBucket(config.quarantineRatePerMinute);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 16, log, metrics });
+    // Workers mostly wait on one API round trip each. 64 lets a burst of 50 failing pods
+    // go out at once: with 16, a fifth of a 50-pod burst waited 0.1-1 s for a worker at
+    // 10,000 pods (bench/README.md). The rate limit and the guards, not this, bound it.
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 64, log, metrics });
     const enqueue = (p: V1Pod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
     };

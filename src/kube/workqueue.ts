@@ -22,6 +22,7 @@ export class WorkQueue {
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
+  private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly idle: Array<(key: string | undefined) => void> = [];
@@ -47,10 +48,12 @@ export class WorkQueue {
     if (worker) {
       // Marked before the worker wakes, so a second add in between waits its turn.
       this.processing.add(key);
+      this.o.metrics?.queueWait.observe({ queue: this.o.name }, 0);
       return worker(key);
     }
     this.queued.add(key);
     this.queue.push(key);
+    this.addedAt.set(key, performance.now());
     this.o.metrics?.queueDepth.set({ queue: this.o.name }, this.queue.length);
   }
 
@@ -88,6 +91,9 @@ export class WorkQueue {
     const key = this.queue.shift();
     if (key === undefined) return new Promise((resolve) => this.idle.push(resolve));
     this.queued.delete(key);
+    const added = this.addedAt.get(key);
+    this.addedAt.delete(key);
+    if (added !== undefined) this.o.metrics?.queueWait.observe({ queue: this.o.name }, (performance.now() - added) / 1000);
     this.o.metrics?.queueDepth.set({ queue: this.o.name }, this.queue.length);
     return Promise.resolve(key);
   }
@@ -97,6 +103,7 @@ export class WorkQueue {
       const key = await this.next();
       if (key === undefined) return;
       this.processing.add(key);
+      const started = performance.now();
       try {
         const res = await this.reconcile(key);
         this.failures.delete(key);
@@ -109,6 +116,7 @@ export class WorkQueue {
         this.o.log?.warn('reconcile failed; retrying', { key, attempt: n, retryInMs: delay, error: err instanceof Error ? err.message : String(err) });
         this.addAfter(key, delay);
       } finally {
+        this.o.metrics?.reconcileDuration.observe({ controller: this.o.name }, (performance.now() - started) / 1000);
         this.processing.delete(key);
         if (this.dirty.delete(key)) this.add(key);
       }

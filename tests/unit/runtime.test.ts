@@ -9,6 +9,7 @@ import { ClusterCache } from '../../src/controllers/cluster-cache.js';
 import { Index, Informer, type KubeObject } from '../../src/kube/informer.js';
 import { WorkQueue } from '../../src/kube/workqueue.js';
 import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
 import { EventGate } from '../../src/kube/events.js';
 import { TokenBucket } from '../../src/util/rate-limiter.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
@@ -60,6 +61,25 @@ describe('WorkQueue', () => {
     await waitFor('4 runs', () => at.length === 4, { timeoutMs: 2000 });
     assert.ok(at[2]! - at[1]! >= at[1]! - at[0]!, 'the backoff grows');
     assert.ok(at[3]! - at[2]! >= 45, 'requeue-after waited');
+    ac.abort();
+    await done;
+  });
+
+  it('measures how long keys waited for a worker and how long reconciles took', async () => {
+    const metrics = new Metrics();
+    const q = new WorkQueue(() => sleep(60), { name: 'timed', concurrency: 1, metrics });
+    const ac = new AbortController();
+    const done = q.run(ac.signal);
+    q.add('first'); // a worker is idle: no wait
+    q.add('second'); // waits for 'first' to finish
+    await waitFor('both reconciled', async () => (await metrics.reconcileDuration.get()).values.some((v) => v.metricName?.endsWith('_count') && v.value === 2), { timeoutMs: 2000 });
+    type Sample = { metricName?: string; labels: Record<string, unknown>; value: number };
+    const count = async (h: { get(): Promise<{ values: Sample[] }> }, le: number) => (await h.get()).values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)!.value;
+    assert.equal(await count(metrics.queueWait, 0.001), 1, "'first' went straight to a worker");
+    assert.equal(await count(metrics.queueWait, 0.05), 1, "'second' waited longer than 50 ms");
+    assert.equal(await count(metrics.queueWait, 5), 2);
+    assert.equal(await count(metrics.reconcileDuration, 0.05), 0, 'each reconcile took 60 ms');
+    assert.equal(await count(metrics.reconcileDuration, 0.1), 2);
     ac.abort();
     await done;
   });
