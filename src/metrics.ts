@@ -1,5 +1,6 @@
 // Prometheus metrics. One Metrics per process (tests make their own), on its own registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { eventCounts } from './kube/events.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -140,6 +141,17 @@ export class Metrics {
     help: 'Deployments restarted so their escaped pods are replaced by injected ones, by result (restarted, dry-run).',
     labelNames: ['result'] as const,
     registers: [this.registry],
+  });
+
+  readonly events = new Counter({
+    name: 'sickbay_events_total',
+    help: 'Kubernetes Events this process recorded, by result (written, failed, dropped: too many were waiting).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect() {
+      this.reset();
+      for (const [result, n] of Object.entries(eventCounts)) this.inc({ result }, n);
+    },
   });
 
   constructor({ defaults = false }: { defaults?: boolean } = {}) {

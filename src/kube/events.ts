@@ -48,6 +48,9 @@ export class EventGate {
   }
 }
 
+/** Events this process wrote, failed to write, or dropped (`sickbay_events_total`). */
+export const eventCounts = { written: 0, failed: 0, dropped: 0 };
+
 /** The gate every recorder in this process shares unless it is given its own. */
 export const processEventGate = new EventGate();
 
@@ -67,6 +70,7 @@ export class EventRecorder {
   async record(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date(); // when it happened, not when its turn came
     const written = await this.gate.run(() => this.write(ref, type, reason, message, now));
+    if (!written) eventCounts.dropped++;
     if (!written && this.gate.dropped % 100 === 1) {
       this.log?.warn('too many Events waiting to be written; dropping', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, droppedSoFar: this.gate.dropped });
     }
@@ -91,7 +95,9 @@ export class EventRecorder {
           count: 1,
         },
       }), 10_000, 'event create');
+      eventCounts.written++;
     } catch (err) {
+      eventCounts.failed++;
       this.log?.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: String((err as Error)?.message ?? err) });
     }
   }

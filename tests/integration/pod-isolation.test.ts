@@ -88,6 +88,8 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       const onDeploy = (await eventsFor('web')).some((e) => e.reason === 'PodQuarantined');
       return onPod && onDeploy;
     });
+    const events = await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_events_total');
+    assert.ok(Number(/result="written"\} (\d+)/.exec(events)?.[1]) >= 2, events);
   });
 
   it('deletes a second failing pod of the same Deployment (keeps 1), keeps it when the annotation says 2', async () => {
