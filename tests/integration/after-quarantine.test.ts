@@ -115,8 +115,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
       return r?.status === 'retrying' ? r : undefined;
     }, { timeoutMs: 20_000 });
     assert.match(String(retrying.error), /ZooKeeper/);
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
-    assert.ok(events.some((e) => e.reason === 'DeregistrationFailed'));
+    await waitFor('a DeregistrationFailed Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'DeregistrationFailed'));
 
     await zk.resume();
     const probe = await session();
@@ -140,8 +139,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.equal(diag.threadDump, 'jcmd');
     assert.match(readFileSync(path.join(String(diag.dir), 'threads.txt'), 'utf8'), /sickbay-stuck-worker/);
     assert.ok(String(diag.dir).startsWith(`${shimDir}/diag/`), 'under the pod\'s /sickbay/diag');
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
-    assert.ok(events.some((e) => e.reason === 'DiagnosticsCaptured'));
+    await waitFor('a DiagnosticsCaptured Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'DiagnosticsCaptured'));
   });
 
   it('cuts off a script that hangs, reports it, and still processes the next pod', async () => {

@@ -89,7 +89,15 @@ describe('leader election with two replicas', { timeout: 300_000 }, () => {
     assert.ok(quarantined.every((n) => broken.includes(n)));
 
     // Exactly once: each broken pod has exactly one Quarantined or FailingPodDeleted Event.
-    const events = (await t.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.source?.component === 'sickbay' && e.involvedObject.kind === 'Pod');
+    // Events are written after the action, off the reconcile's path: wait for them, then
+    // give a second action's Event time to show before counting.
+    const actionEvents = async () => (await t.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.source?.component === 'sickbay' && e.involvedObject.kind === 'Pod');
+    await waitFor('an Event for every broken pod', async () => {
+      const evs = await actionEvents();
+      return broken.every((n) => evs.some((e) => e.involvedObject.name === n && (e.reason === 'Quarantined' || e.reason === 'FailingPodDeleted')));
+    }, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const events = await actionEvents();
     for (const n of broken) {
       const actions = events.filter((e) => e.involvedObject.name === n && (e.reason === 'Quarantined' || e.reason === 'FailingPodDeleted'));
       assert.equal(actions.length, 1, `${n}: ${actions.map((e) => e.reason).join(', ')}`);

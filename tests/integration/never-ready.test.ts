@@ -60,8 +60,9 @@ describe('pods that never become Ready', { timeout: 300_000 }, () => {
     const replacement = pods.find((p) => exclusion(p));
     assert.ok(replacement, 'the replacement carries the exclusion');
     assert.deepEqual(exclusion(replacement!)!.values, [BROKEN]);
-    assert.ok((await events(stuck.metadata!.name!)).includes('NeverReadyDeleted'));
-    assert.ok((await events('web')).includes('NodeAvoided'));
+    // Events are written after the action, off the reconcile's path.
+    await waitFor('a NeverReadyDeleted Event on the pod', async () => (await events(stuck.metadata!.name!)).includes('NeverReadyDeleted'));
+    await waitFor('a NodeAvoided Event on the Deployment', async () => (await events('web')).includes('NodeAvoided'));
   });
 
   it('clears the record when every feasible node is recorded, and pods schedule again', async () => {

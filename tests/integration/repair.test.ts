@@ -57,8 +57,9 @@ describe('pods that escaped injection', () => {
       const pods = (await podsOf(t.core, ns, 'app=web')).filter((p) => !p.metadata?.deletionTimestamp);
       return pods.length === 2 && pods.every((p) => injected(p) && isReady(p));
     }, { timeoutMs: 60_000 });
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,reason=RestartedForInjection' })).items;
-    assert.equal(events.length, 1, 'restarted once');
+    const restartEvents = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,reason=RestartedForInjection' })).items;
+    await waitFor('a RestartedForInjection Event', async () => (await restartEvents()).length > 0);
+    assert.equal((await restartEvents()).length, 1, 'restarted once');
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_repair_restarts_total'), /result="restarted"} 1/);
     await waitFor('the gauge back to 0', async () => /sickbay_uninjected_pods 0/.test(await metrics.registry.getSingleMetricAsString('sickbay_uninjected_pods')), { timeoutMs: 40_000 });
     await sickbay.stop();
