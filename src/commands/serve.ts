@@ -11,6 +11,7 @@ import { Metrics } from '../metrics.js';
 import { buildHandler } from '../server/app.js';
 import { HttpsServer } from '../server/https-server.js';
 import { sleep } from '../util/wait.js';
+import { processEventGate } from '../kube/events.js';
 
 export interface Runnable {
   name: string;
@@ -103,7 +104,11 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
         log.info('shutting down: readiness fails, draining', { drainMs: config.drainMs });
         // Controllers stop and the lease is released while the webhook drains.
         abort.abort();
-        await Promise.all([Promise.race([Promise.allSettled(running), sleep(5_000)]), server.close()]);
+        // Events queued by the last reconciles are written before the process goes.
+        const eventsWritten = processEventGate.idle(5_000).then((all) => {
+          if (!all) log.warn('stopping with Events still unwritten');
+        });
+        await Promise.all([Promise.race([Promise.allSettled(running), sleep(5_000)]), server.close(), eventsWritten]);
         log.info('stopped');
       })();
       return done;

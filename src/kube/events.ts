@@ -20,6 +20,7 @@ export interface ObjectRef {
 export class EventGate {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
+  private readonly idleWaiters: Array<() => void> = [];
   dropped = 0;
 
   constructor(
@@ -42,9 +43,25 @@ export class EventGate {
       const next = this.waiting.shift();
       // The slot passes straight to the next writer; active only drops when none waits.
       if (next) next();
-      else this.active--;
+      else if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
     return true;
+  }
+
+  /** True once nothing is in flight or waiting; false if that took longer than `timeoutMs`. */
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters.splice(this.idleWaiters.indexOf(done), 1);
+        resolve(false);
+      }, timeoutMs);
+      this.idleWaiters.push(done);
+    });
   }
 }
 

@@ -115,6 +115,16 @@ describe('EventGate', () => {
     assert.equal(await gate.run(async () => { ran = true; }), true);
     assert.equal(ran, true);
   });
+
+  it('says when every queued write is done, or that it gave up waiting', async () => {
+    const gate = new EventGate(1, 10);
+    assert.equal(await gate.idle(10), true, 'nothing queued');
+    const written: number[] = [];
+    for (const i of [1, 2, 3]) void gate.run(async () => { await sleep(20); written.push(i); });
+    assert.equal(await gate.idle(5), false, 'three writes of 20 ms are not done in 5 ms');
+    assert.equal(await gate.idle(1000), true);
+    assert.deepEqual(written, [1, 2, 3], 'idle only once the queue, not just the first write, is done');
+  });
 });
 
 describe('TokenBucket', () => {
