@@ -128,6 +128,20 @@ describe('the Helm chart', () => {
     }
   });
 
+  it("every alert of the PrometheusRule names metrics sickbay exports", async () => {
+    const rule = docs(await template({ 'monitoring.prometheusRule.enabled': 'true' })).find((o) => o.kind === 'PrometheusRule') as KubernetesObject & {
+      spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+    };
+    const exported = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    const rules = rule.spec.groups.flatMap((g) => g.rules);
+    assert.ok(rules.length >= 6, `${rules.length} alerts`);
+    for (const r of rules) {
+      const names = r.expr.match(/sickbay_[a-z_]+/g) ?? [];
+      assert.ok(names.length > 0, `${r.alert}: ${r.expr}`);
+      for (const n of names) assert.ok(exported.has(n), `${r.alert} uses ${n}, which sickbay does not export`);
+    }
+  });
+
   describe('installed into the local control plane (self-managed certificates)', () => {
     let dir: string;
     let port: number;
