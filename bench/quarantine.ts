@@ -184,9 +184,16 @@ try {
   await t.stop();
 }
 
+/** The buckets of histogram `name` in a scrape, as [le, count]; only the series with `label` if given. */
+function bucketsOf(metrics: string, name: string, label?: string): Array<readonly [string, number]> {
+  return [...metrics.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, 'gm'))]
+    .filter((m) => !label || m[1]!.split(',').includes(label))
+    .map((m) => [/le="([^"]+)"/.exec(m[1]!)![1]!, Number(m[2])] as const);
+}
+
 /** The upper bound of the histogram bucket that holds quantile q of sickbay_admission_duration_seconds. */
 function histogramQuantile(metrics: string, webhook: string, q: number): string {
-  const buckets = [...metrics.matchAll(new RegExp(`^sickbay_admission_duration_seconds_bucket\\{le="([^"]+)",webhook="${webhook}"\\} (\\d+)$`, 'gm'))].map((m) => [m[1]!, Number(m[2])] as const);
+  const buckets = bucketsOf(metrics, 'sickbay_admission_duration_seconds', `webhook="${webhook}"`);
   const total = buckets.at(-1)?.[1] ?? 0;
   return buckets.find(([, n]) => n >= q * total)?.[0] ?? '?';
 }
@@ -197,12 +204,8 @@ function histogramQuantile(metrics: string, webhook: string, q: number): string 
  * after that scrape.
  */
 function quantilesOf(metrics: string, name: string, label?: string, since?: string, bounds = ['0.25', '0.5', '1', '2']): string {
-  const read = (text: string) =>
-    [...text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, 'gm'))]
-      .filter((m) => !label || m[1]!.split(',').includes(label))
-      .map((m) => [/le="([^"]+)"/.exec(m[1]!)![1]!, Number(m[2])] as const);
-  const base = new Map(since ? read(since) : []);
-  const buckets = read(metrics).map(([le, n]) => [le, n - (base.get(le) ?? 0)] as const);
+  const base = new Map(since ? bucketsOf(since, name, label) : []);
+  const buckets = bucketsOf(metrics, name, label).map(([le, n]) => [le, n - (base.get(le) ?? 0)] as const);
   const total = buckets.at(-1)?.[1] ?? 0;
   return buckets.filter(([le]) => bounds.includes(le)).map(([le, n]) => `≤${le} s ${n}/${total}`).join(', ');
 }

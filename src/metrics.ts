@@ -1,6 +1,11 @@
 // Prometheus metrics. One Metrics per process (tests make their own), on its own registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { eventCounts } from './kube/events.js';
+import { eventCounts, processEventGate } from './kube/events.js';
+
+/** From a failure seen to sickbay's action on it (pods, nodes). */
+const REACTION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
+/** A controller's key: waiting for a worker, or being reconciled. */
+const RECONCILE_BUCKETS = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -46,7 +51,7 @@ export class Metrics {
   readonly timeToQuarantine = new Histogram({
     name: 'sickbay_time_to_quarantine_seconds',
     help: 'From the moment sickbay could act on a failing pod (its watch saw it NotReady and the grace period was over) or saw the request, to quarantined.',
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    buckets: REACTION_BUCKETS,
     registers: [this.registry],
   });
   readonly queueDepth = new Gauge({ name: 'sickbay_workqueue_depth', help: 'Keys waiting in a controller queue.', labelNames: ['queue'] as const, registers: [this.registry] });
@@ -54,14 +59,14 @@ export class Metrics {
     name: 'sickbay_workqueue_wait_seconds',
     help: 'How long a key waited in a controller queue for a free worker.',
     labelNames: ['queue'] as const,
-    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    buckets: RECONCILE_BUCKETS,
     registers: [this.registry],
   });
   readonly reconcileDuration = new Histogram({
     name: 'sickbay_reconcile_duration_seconds',
     help: 'How long one reconcile took, its API calls included.',
     labelNames: ['controller'] as const,
-    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    buckets: RECONCILE_BUCKETS,
     registers: [this.registry],
   });
   readonly reconcileErrors = new Counter({
@@ -125,7 +130,7 @@ export class Metrics {
   readonly timeToIsolate = new Histogram({
     name: 'sickbay_node_time_to_isolate_seconds',
     help: 'From a missed heartbeat deadline, or an unhealthy report seen, to the taint.',
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    buckets: REACTION_BUCKETS,
     registers: [this.registry],
   });
 
@@ -150,7 +155,9 @@ export class Metrics {
     registers: [this.registry],
     collect() {
       this.reset();
-      for (const [result, n] of Object.entries(eventCounts)) this.inc({ result }, n);
+      this.inc({ result: 'written' }, eventCounts.written);
+      this.inc({ result: 'failed' }, eventCounts.failed);
+      this.inc({ result: 'dropped' }, processEventGate.dropped);
     },
   });
 

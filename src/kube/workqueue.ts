@@ -19,10 +19,10 @@ export interface WorkQueueOptions {
 
 export class WorkQueue {
   private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Keys in `queue`, and when each was added. */
+  private readonly queued = new Map<string, number>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly idle: Array<(key: string | undefined) => void> = [];
@@ -51,9 +51,8 @@ export class WorkQueue {
       this.o.metrics?.queueWait.observe({ queue: this.o.name }, 0);
       return worker(key);
     }
-    this.queued.add(key);
+    this.queued.set(key, performance.now());
     this.queue.push(key);
-    this.addedAt.set(key, performance.now());
     this.o.metrics?.queueDepth.set({ queue: this.o.name }, this.queue.length);
   }
 
@@ -90,10 +89,9 @@ export class WorkQueue {
     if (this.stopped) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key === undefined) return new Promise((resolve) => this.idle.push(resolve));
+    const added = this.queued.get(key)!;
     this.queued.delete(key);
-    const added = this.addedAt.get(key);
-    this.addedAt.delete(key);
-    if (added !== undefined) this.o.metrics?.queueWait.observe({ queue: this.o.name }, (performance.now() - added) / 1000);
+    this.o.metrics?.queueWait.observe({ queue: this.o.name }, (performance.now() - added) / 1000);
     this.o.metrics?.queueDepth.set({ queue: this.o.name }, this.queue.length);
     return Promise.resolve(key);
   }
