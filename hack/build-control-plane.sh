@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane binaries from the Go module proxy and caches them
 # outside the repository, one folder per component and version:
-#   $SICKBAY_CACHE_DIR/k8s-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler}
+#   $SICKBAY_CACHE_DIR/k8s-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy}
 #   $SICKBAY_CACHE_DIR/etcd-v3.6.16/etcd
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
 #   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
@@ -108,10 +108,10 @@ GO
 
 build_k8s() {
   local out="$CACHE/k8s-$K8S_VERSION"
-  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler ]]; then
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubelet && -x $out/kube-proxy ]]; then
     say "kubernetes $K8S_VERSION cached"; return
   fi
-  say "building kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION (the long one: 15-30 min on 2 cores)"
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy $K8S_VERSION (the long one: 15-30 min on 2 cores)"
   local modjson gomod staging_v w
   modjson=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") || die "go mod download k8s.io/kubernetes@$K8S_VERSION"
   gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$modjson")
@@ -137,6 +137,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   (cd "$w" && go mod tidy) || die "go mod tidy for kubernetes $K8S_VERSION"
@@ -145,7 +147,8 @@ GO
   local tmp; tmp=$(mktemp -d "$CACHE/.k8s.XXXX")
   say "compiling (go build -v prints packages as they finish)"
   (cd "$w" && go build -trimpath -ldflags "$ld" -o "$tmp/" -v \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler 2>&1 \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy 2>&1 \
     | awk '{n++} n%200==0 {printf "[control-plane build] %d packages compiled\n", n > "/dev/stderr"}') || die "go build kubernetes"
   [[ -x $tmp/kube-apiserver ]] || die "go build produced no kube-apiserver"
   publish "$tmp" "$out"

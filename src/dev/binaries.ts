@@ -14,9 +14,12 @@ export const VERSIONS = {
   kwok: process.env.SICKBAY_KWOK_VERSION ?? 'v0.8.0',
 };
 
-export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
+export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok' | 'kubelet' | 'kube-proxy';
 export type Binaries = Record<BinaryName, string>;
-const NAMES: BinaryName[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+/** What every control plane needs. */
+export const CONTROL_PLANE_BINARIES: BinaryName[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
+/** What a real node needs besides (built with the control plane, from the same module). */
+export const NODE_BINARIES: BinaryName[] = ['kubelet', 'kube-proxy'];
 
 export function cacheDir(env = process.env): string {
   return env.SICKBAY_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'sickbay');
@@ -42,10 +45,10 @@ function executable(file: string): boolean {
   }
 }
 
-export function findBinaries(env = process.env): { found: Partial<Binaries>; missing: BinaryName[] } {
+export function findBinaries(env = process.env, names = CONTROL_PLANE_BINARIES): { found: Partial<Binaries>; missing: BinaryName[] } {
   const found: Partial<Binaries> = {};
   const missing: BinaryName[] = [];
-  for (const name of NAMES) {
+  for (const name of names) {
     const hit = candidates(name, env).find(executable);
     if (hit) found[name] = hit;
     else missing.push(name);
@@ -55,12 +58,16 @@ export function findBinaries(env = process.env): { found: Partial<Binaries>; mis
 
 const buildScript = fileURLToPath(new URL('../../hack/build-control-plane.sh', import.meta.url));
 
-/** Resolves every binary, building what is missing unless SICKBAY_NO_BUILD=1. */
-export async function ensureBinaries(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`), env = process.env): Promise<Binaries> {
-  let { found, missing } = findBinaries(env);
+/** Resolves every binary of `names`, building what is missing unless SICKBAY_NO_BUILD=1. */
+export async function ensureBinaries(
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  env = process.env,
+  names = CONTROL_PLANE_BINARIES,
+): Promise<Binaries> {
+  let { found, missing } = findBinaries(env, names);
   if (missing.length === 0) return found as Binaries;
   const howToProvide =
-    'Provide them instead: put kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok in a folder and set SICKBAY_BIN_DIR (or KUBEBUILDER_ASSETS) to it.';
+    'Provide them instead: put kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok (and kubelet and kube-proxy for a real node) in a folder and set SICKBAY_BIN_DIR (or KUBEBUILDER_ASSETS) to it.';
   if (env.SICKBAY_NO_BUILD === '1') {
     throw new Error(`control plane binaries missing: ${missing.join(', ')} (SICKBAY_NO_BUILD=1, so not building). ${howToProvide}`);
   }
@@ -81,7 +88,7 @@ export async function ensureBinaries(log: (line: string) => void = (l) => proces
     child.on('error', reject);
     child.on('close', (c) => resolve(c ?? 1));
   });
-  ({ found, missing } = findBinaries(env));
+  ({ found, missing } = findBinaries(env, names));
   if (code !== 0 || missing.length > 0) {
     throw new Error(`building the control plane failed (exit ${code}; still missing: ${missing.join(', ') || 'none'}). See the lines above. ${howToProvide}`);
   }

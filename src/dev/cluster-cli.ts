@@ -1,5 +1,6 @@
 // `npm run cluster:up` / `npm run cluster:down`: the local control plane alone, left
 // running in the background, kubeconfig at $SICKBAY_DEV_DIR/kubeconfig (.sickbay-dev).
+// `npm run cluster:up -- --real-node` (or SICKBAY_REAL_NODE=1) adds the real node.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { LocalControlPlane, stopDetached } from './control-plane.js';
@@ -16,8 +17,9 @@ async function main(cmd: string | undefined) {
     }
     mkdirSync(clusterDir, { recursive: true });
     const nodes = Number(process.env.SICKBAY_NODES ?? 3);
-    const cp = await LocalControlPlane.start({ dir: clusterDir, detached: true, nodes, kubeconfigPath: kubeconfig });
-    console.log(`control plane up: ${cp.server}\n  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\nstop it with: npm run cluster:down`);
+    const realNode = process.argv.includes('--real-node') || process.env.SICKBAY_REAL_NODE === '1';
+    const cp = await LocalControlPlane.start({ dir: clusterDir, detached: true, nodes, kubeconfigPath: kubeconfig, realNode });
+    console.log(`control plane up: ${cp.server} (${nodes} kwok node(s)${realNode ? ' and the real node sickbay-real-node' : ''})\n  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes\nstop it with: npm run cluster:down`);
     process.exit(0);
   } else if (cmd === 'down') {
     const stopped = await stopDetached(clusterDir, (l) => console.log(l));

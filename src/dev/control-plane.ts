@@ -1,17 +1,29 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, and kwok playing the kubelet of simulated
-// nodes. Used by the integration tests, `npm start` and `npm run cluster:up`.
-import { type ChildProcess, spawn } from 'node:child_process';
+// nodes; with `realNode`, also a real node (containerd, kubelet, kube-proxy: ./real-node.ts).
+// Used by the integration tests, `npm start` and `npm run cluster:up`.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { createCA, type IssuedCertificate, issueCertificate } from '../tls/certificates.js';
 import { sleep, waitFor } from '../util/wait.js';
-import { type Binaries, type BinaryName, ensureBinaries } from './binaries.js';
+import { type Binaries, type BinaryName, CONTROL_PLANE_BINARIES, ensureBinaries, NODE_BINARIES } from './binaries.js';
+import { buildImages, IMAGES, importImages } from './images.js';
+import {
+  checkRealNodePrerequisites,
+  cleanupRealNode,
+  kubeletArgs,
+  kubeProxyArgs,
+  REAL_NODE,
+  realNodePaths,
+  setUpNodeNetwork,
+  writeNodeFiles,
+} from './real-node.js';
 import { type KwokSimulation, kwokConfigYaml } from './kwok-config.js';
 
 export interface ControlPlaneOptions {
@@ -30,11 +42,18 @@ export interface ControlPlaneOptions {
   /** Also write the admin kubeconfig here. */
   kubeconfigPath?: string;
   simulation?: KwokSimulation;
+  /**
+   * Add a real node (containerd, a real kubelet and kube-proxy on this machine, images
+   * built here) named `sickbay-real-node` beside the kwok nodes. Needs root.
+   */
+  realNode?: boolean;
   log?: (line: string) => void;
 }
 
+type ProcessName = BinaryName | 'containerd';
+
 interface ProcessRecord {
-  name: BinaryName;
+  name: ProcessName;
   pid: number;
   bin: string;
 }
@@ -45,9 +64,11 @@ export interface ControlPlaneState {
   server: string;
   kubeconfig: string;
   processes: ProcessRecord[];
+  realNode?: boolean;
 }
 
 const STATE_FILE = 'control-plane.json';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const live = new Set<LocalControlPlane>();
 let exitHooksInstalled = false;
 
@@ -93,10 +114,12 @@ export class LocalControlPlane {
   readonly kubeconfigPath: string;
   readonly ca: IssuedCertificate;
   private readonly admin: IssuedCertificate;
-  private readonly children = new Map<BinaryName, ChildProcess>();
+  private readonly children = new Map<ProcessName, ChildProcess>();
   private readonly records: ProcessRecord[] = [];
   private stopped = false;
   private kwokArgs: string[] = [];
+  /** Set once the real node is up: where its kubelet answers health checks. */
+  realNode?: { name: string; kubeletHealthz: string };
 
   private constructor(
     private readonly opts: ControlPlaneOptions,
@@ -106,7 +129,8 @@ export class LocalControlPlane {
     private readonly ports: { etcd: number; etcdPeer: number; apiserver: number; kcm: number; scheduler: number; kwok: number },
   ) {
     this.dir = dir;
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    // With a real node the API server listens on the node's address, where pods reach it.
+    this.server = `https://${opts.realNode ? REAL_NODE.ip : '127.0.0.1'}:${ports.apiserver}`;
     this.kubeconfigPath = path.join(dir, 'kubeconfig');
     this.ca = createCA('sickbay-local-control-plane');
     // One certificate serves the API server, kwok's kubelet API and the admin user, and
@@ -115,7 +139,7 @@ export class LocalControlPlane {
       commonName: 'kube-admin',
       organizations: ['system:masters'],
       dnsNames: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'],
-      ipAddresses: ['127.0.0.1', '10.0.0.1'],
+      ipAddresses: ['127.0.0.1', '10.0.0.1', REAL_NODE.ip, REAL_NODE.apiServiceIp],
       usages: ['server', 'client'],
       validityDays: 30,
     });
@@ -123,7 +147,8 @@ export class LocalControlPlane {
 
   static async start(opts: ControlPlaneOptions = {}): Promise<LocalControlPlane> {
     const log = opts.log ?? ((l: string) => process.stderr.write(`[control-plane] ${l}\n`));
-    const bins = await ensureBinaries(log);
+    if (opts.realNode) checkRealNodePrerequisites();
+    const bins = await ensureBinaries(log, process.env, opts.realNode ? [...CONTROL_PLANE_BINARIES, ...NODE_BINARIES] : CONTROL_PLANE_BINARIES);
     const removeDir = !opts.dir;
     const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'sickbay-cp-'));
     mkdirSync(path.join(dir, 'logs'), { recursive: true });
@@ -159,6 +184,11 @@ export class LocalControlPlane {
       this.writeKubeconfig(this.opts.kubeconfigPath, { 'client-certificate-data': b64(this.admin.certPem), 'client-key-data': b64(this.admin.keyPem) });
     }
     const { ports } = this;
+    const real = !!this.opts.realNode;
+    if (real) {
+      cleanupRealNode(this.dir, this.bins['kube-proxy']);
+      setUpNodeNetwork();
+    }
 
     const etcdUrl = `http://127.0.0.1:${ports.etcd}`;
     const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
@@ -179,8 +209,8 @@ export class LocalControlPlane {
 
     this.launch('kube-apiserver', [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${real ? REAL_NODE.ip : '127.0.0.1'}`,
+      `--advertise-address=${real ? REAL_NODE.ip : '127.0.0.1'}`,
       `--secure-port=${ports.apiserver}`,
       `--tls-cert-file=${this.file('admin.crt')}`,
       `--tls-private-key-file=${this.file('admin.key')}`,
@@ -190,10 +220,14 @@ export class LocalControlPlane {
       `--service-account-key-file=${this.file('admin.key')}`,
       `--service-account-signing-key-file=${this.file('admin.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.0.0.0/24',
+      `--service-cluster-ip-range=${real ? REAL_NODE.serviceCidr : '10.0.0.0/24'}`,
       '--authorization-mode=Node,RBAC',
       '--allow-privileged=true',
-      '--endpoint-reconciler-type=none',
+      // A real node's pods reach the API server through the `kubernetes` Service, whose
+      // endpoint the lease reconciler writes; webhook Services are called at their pods.
+      ...(real
+        ? ['--endpoint-reconciler-type=lease', '--enable-aggregator-routing=true', '--kubelet-preferred-address-types=InternalIP,Hostname']
+        : ['--endpoint-reconciler-type=none']),
       '--enable-priority-and-fairness=false',
       '--profiling=false',
       '--max-requests-inflight=2000',
@@ -218,7 +252,8 @@ export class LocalControlPlane {
     this.kwokArgs = [
       `--kubeconfig=${this.kubeconfigPath}`,
       `--config=${this.file('kwok.yaml')}`,
-      '--manage-all-nodes=true',
+      // kwok must leave the real node to its kubelet.
+      real ? '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake' : '--manage-all-nodes=true',
       '--node-name=localhost',
       '--node-ip=127.0.0.1',
       `--node-port=${ports.kwok}`,
@@ -238,7 +273,79 @@ export class LocalControlPlane {
       timeoutMs: 60_000,
       intervalMs: 200,
     });
-    this.log(`control plane ready with ${this.opts.nodes ?? 1} kwok node(s) in ${((Date.now() - t0) / 1000).toFixed(1)} s (logs in ${this.file('logs')})`);
+    if (real) await this.startRealNode();
+    this.log(
+      `control plane ready with ${this.opts.nodes ?? 1} kwok node(s)${real ? ` and the real node ${REAL_NODE.name}` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s (logs in ${this.file('logs')})`,
+    );
+  }
+
+  /** containerd, the images, the kubelet (waits for its Node to be Ready) and kube-proxy. */
+  private async startRealNode() {
+    const t0 = Date.now();
+    const { containerd, ctr } = checkRealNodePrerequisites();
+    const p = realNodePaths(this.dir);
+    const images = buildImages(['pause', 'sickbay', 'workload'], this.log);
+    const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = (await freePorts(4)) as [number, number, number, number];
+    const serving = issueCertificate(this.ca, { commonName: REAL_NODE.name, dnsNames: [REAL_NODE.name], ipAddresses: [REAL_NODE.ip], usages: ['server'], validityDays: 30 });
+    const nodeClient = issueCertificate(this.ca, { commonName: `system:node:${REAL_NODE.name}`, organizations: ['system:nodes'], usages: ['client'], validityDays: 30 });
+    const proxyClient = issueCertificate(this.ca, { commonName: 'system:kube-proxy', usages: ['client'], validityDays: 30 });
+    mkdirSync(p.root, { recursive: true });
+    writeFileSync(path.join(p.root, 'kubelet.crt'), serving.certPem);
+    writeFileSync(path.join(p.root, 'kubelet.key'), serving.keyPem, { mode: 0o600 });
+    const kubeletKubeconfig = path.join(p.root, 'kubelet.kubeconfig');
+    const proxyKubeconfig = path.join(p.root, 'kube-proxy.kubeconfig');
+    this.writeKubeconfig(kubeletKubeconfig, { 'client-certificate-data': b64(nodeClient.certPem), 'client-key-data': b64(nodeClient.keyPem) });
+    this.writeKubeconfig(proxyKubeconfig, { 'client-certificate-data': b64(proxyClient.certPem), 'client-key-data': b64(proxyClient.keyPem) });
+    writeNodeFiles(p, IMAGES.pause, {
+      port: kubeletPort,
+      healthzPort: kubeletHealthz,
+      caFile: this.file('ca.crt'),
+      certFile: path.join(p.root, 'kubelet.crt'),
+      keyFile: path.join(p.root, 'kubelet.key'),
+    });
+
+    this.launch('containerd', [`--config=${p.containerdConfig}`], containerd);
+    const ctrVersion = () =>
+      new Promise<void>((resolve, reject) => execFile(ctr, ['--address', p.containerdSocket, 'version'], { timeout: 3000 }, (err) => (err ? reject(err) : resolve())));
+    await this.waitHealthy('containerd', ctrVersion, 30_000);
+    const files = await images;
+    await importImages(ctr, p.containerdSocket, Object.values(files));
+    this.log(`containerd ready, images imported (${Object.values(IMAGES).join(', ')}) after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    this.launch('kubelet', kubeletArgs(p, kubeletKubeconfig));
+    const core = this.kubeConfig().makeApiClient(CoreV1Api);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      if (!this.children.has('kubelet')) throw new Error(`the kubelet exited during start-up; last lines of its log:\n${tail(this.file('logs/kubelet.log'), 25)}`);
+      const node = await core.readNode({ name: REAL_NODE.name }).catch(() => undefined);
+      if (node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`the real node did not become Ready within 120 s; last lines of the kubelet's log:\n${tail(this.file('logs/kubelet.log'), 25)}`);
+      await sleep(500);
+    }
+    this.launch('kube-proxy', kubeProxyArgs(proxyKubeconfig, { healthz: proxyHealthz, metrics: proxyMetrics }));
+    await this.waitHealthy('kube-proxy', () => httpGet(`http://127.0.0.1:${proxyHealthz}/healthz`), 60_000);
+    this.realNode = { name: REAL_NODE.name, kubeletHealthz: `http://127.0.0.1:${kubeletHealthz}/healthz` };
+    this.saveState();
+    this.log(`real node ${REAL_NODE.name} Ready at ${REAL_NODE.ip} (containerd, kubelet, kube-proxy) after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  /** Pods off the real node (so the kubelet tears their sandboxes down), then its processes. */
+  private async stopRealNode() {
+    if (this.children.has('kubelet')) {
+      try {
+        const core = this.kubeConfig().makeApiClient(CoreV1Api);
+        await core.patchNode({ name: REAL_NODE.name, body: { spec: { unschedulable: true } } }, mergePatch);
+        const onNode = async () => (await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${REAL_NODE.name}` })).items;
+        for (const pod of await onNode()) {
+          await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined);
+        }
+        await waitFor('the real node emptied', async () => (await onNode()).length === 0, { timeoutMs: 20_000, intervalMs: 250 }).catch(() => undefined);
+      } catch (err) {
+        this.log(`emptying the real node: ${String(err)} (its containers are killed instead)`);
+      }
+    }
+    for (const name of ['kube-proxy', 'kubelet', 'containerd'] as const) await this.terminate(name);
+    cleanupRealNode(this.dir, this.bins['kube-proxy']);
   }
 
   /** Creates `count` more kwok nodes (`kwok-node-<i>`) and waits until they are Ready. */
@@ -320,10 +427,10 @@ export class LocalControlPlane {
     writeFileSync(file, JSON.stringify(doc, null, 2), { mode: 0o600 });
   }
 
-  private launch(name: BinaryName, args: string[]) {
+  private launch(name: ProcessName, args: string[], binary?: string) {
     const logFile = this.file(`logs/${name}.log`);
     const fd = openSync(logFile, 'a');
-    const bin = this.bins[name];
+    const bin = binary ?? this.bins[name as BinaryName];
     const child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: !!this.opts.detached, cwd: this.dir });
     closeSync(fd);
     if (this.opts.detached) child.unref();
@@ -339,13 +446,13 @@ export class LocalControlPlane {
     else this.records.push(rec);
   }
 
-  private async waitHealthy(name: BinaryName, probe: () => Promise<unknown>, timeoutMs: number) {
+  private async waitHealthy(name: ProcessName, probe: () => Promise<unknown>, timeoutMs: number) {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {
       if (!this.children.has(name)) {
         throw new Error(
-          `${name} (${this.bins[name]}) exited during start-up; a port in use or a bad binary? Last lines of its log:\n${tail(this.file(`logs/${name}.log`))}`,
+          `${name} (${this.records.find((r) => r.name === name)?.bin}) exited during start-up; a port in use or a bad binary? Last lines of its log:\n${tail(this.file(`logs/${name}.log`))}`,
         );
       }
       try {
@@ -364,8 +471,20 @@ export class LocalControlPlane {
   }
 
   private saveState() {
-    const state: ControlPlaneState = { dir: this.dir, removeDir: this.removeDir, server: this.server, kubeconfig: this.kubeconfigPath, processes: this.records };
+    const state: ControlPlaneState = {
+      dir: this.dir,
+      removeDir: this.removeDir,
+      server: this.server,
+      kubeconfig: this.kubeconfigPath,
+      processes: this.records,
+      realNode: this.opts.realNode,
+    };
     writeFileSync(this.file(STATE_FILE), JSON.stringify(state, null, 2));
+  }
+
+  /** The pid of a running component (a test stops the kubelet with SIGSTOP). */
+  pidOf(name: ProcessName): number | undefined {
+    return this.children.get(name)?.pid;
   }
 
   /** The pids of the running components (tests assert none is left). */
@@ -373,7 +492,7 @@ export class LocalControlPlane {
     return this.records.map((r) => r.pid);
   }
 
-  private async terminate(name: BinaryName) {
+  private async terminate(name: ProcessName) {
     const child = this.children.get(name);
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
@@ -389,6 +508,7 @@ export class LocalControlPlane {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.opts.realNode) await this.stopRealNode();
     for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'] as const) await this.terminate(name);
     live.delete(this);
     if (this.removeDir) rmSync(this.dir, { recursive: true, force: true });
@@ -399,6 +519,7 @@ export class LocalControlPlane {
     this.stopped = true;
     for (const child of this.children.values()) child.kill('SIGKILL');
     this.children.clear();
+    if (this.opts.realNode) cleanupRealNode(this.dir, this.bins['kube-proxy']);
     live.delete(this);
     if (this.removeDir) rmSync(this.dir, { recursive: true, force: true });
   }
@@ -417,6 +538,7 @@ export async function stopDetached(dir: string, log: (l: string) => void = conso
     });
     log(`stopped ${rec.name} (pid ${rec.pid})`);
   }
+  if (state.realNode) cleanupRealNode(dir, state.processes.find((p) => p.name === 'kube-proxy')?.bin);
   rmSync(stateFile, { force: true });
   return true;
 }
