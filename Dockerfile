@@ -12,6 +12,10 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
+# A static busybox for the shim: liveness checks in app images that have no HTTP client.
+FROM alpine:3.22 AS helper
+RUN apk add --no-cache busybox-static
+
 FROM node:24-alpine AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -25,6 +29,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 # The shim is POSIX sh; the init container runs it with this image's busybox sh and cp.
 COPY shim ./shim
+COPY --from=helper /bin/busybox.static ./shim/busybox
 # Non-root (the chart and the injected init container run as 65532 and ask for it).
 # Nothing is written outside /tmp, so a read-only root filesystem works.
 USER 65532:65532

@@ -34,6 +34,8 @@ export const CONTROLLER_ANNOTATIONS = [
 export const annEntrypoint = (container: string) => `${PREFIX}/entrypoint.${container}`;
 /** "<port>" or "<port>/<path>": an HTTP readiness probe instead of the supervisor's. */
 export const ANN_PROBE_HTTP = `${PREFIX}/probe-http`;
+/** A quantity ("1Gi"): the size limit of the pod's /sickbay volume, which holds diagnostics and heap dumps (default 256Mi). */
+export const ANN_SHIM_VOLUME_SIZE = `${PREFIX}/shim-volume-size`;
 
 export const NODE_TAINT_ISOLATED = `${PREFIX}/isolated`;
 export const LABEL_NODE_STATUS = `${PREFIX}/node-status`;
@@ -41,3 +43,6 @@ export const LABEL_NODE_STATUS = `${PREFIX}/node-status`;
 export const SHIM_MOUNT = '/sickbay';
 export const SHIM_VOLUME = 'sickbay-shim';
 export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';
+/** The pod's labels (downward API), read by the liveness wrapper: `/sickbay/pod/labels`. */
+export const PODINFO_VOLUME = 'sickbay-podinfo';
+export const PODINFO_MOUNT = `${SHIM_MOUNT}/pod`;

@@ -4,7 +4,8 @@
 // volumes' contents) is the original's own object, so the diff can skip it by identity
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
-import { ANN_INJECTED, ANN_PROBE_HTTP, annEntrypoint, LABEL_INJECT, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_VOLUME } from '../names.js';
+import type { IntOrString } from '@kubernetes/client-node';
+import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_VOLUME } from '../names.js';
 
 export interface InjectionSettings {
   /** Image of the init container; it carries the shim at `shimSource`. */
@@ -34,11 +35,13 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
   spec.containers = (spec.containers ?? []).map((c) => ({ ...c, volumeMounts: [...(c.volumeMounts ?? [])] }));
   spec.initContainers = [...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? [])];
-  if (!spec.volumes.some((v) => v.name === SHIM_VOLUME)) spec.volumes.push({ name: SHIM_VOLUME, emptyDir: { sizeLimit: '256Mi' } });
+  const volume = volumeSize(annotations[ANN_SHIM_VOLUME_SIZE], warnings);
+  if (!spec.volumes.some((v) => v.name === SHIM_VOLUME)) spec.volumes.push({ name: SHIM_VOLUME, emptyDir: { sizeLimit: volume.quantity } });
 
-  if (!spec.initContainers.some((c) => c.name === SHIM_INIT_CONTAINER)) spec.initContainers.unshift(shimInstaller(settings));
+  if (!spec.initContainers.some((c) => c.name === SHIM_INIT_CONTAINER)) spec.initContainers.unshift(shimInstaller(settings, volume.kib));
 
   const httpProbe = parseProbeAnnotation(annotations[ANN_PROBE_HTTP], warnings);
+  let podInfo = false;
   for (const container of spec.containers) {
     if (!container.volumeMounts!.some((m) => m.mountPath === SHIM_MOUNT)) container.volumeMounts!.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT });
     const wrapped = wrapCommand(container, annotations, warnings);
@@ -46,18 +49,46 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
       if (httpProbe) container.readinessProbe = httpReadiness(httpProbe);
       else if (wrapped) container.readinessProbe = supervisorReadiness(container.name);
     }
+    if (wrapped && container.livenessProbe && keepSceneLiveness(container, warnings)) podInfo = true;
+  }
+  // The liveness wrapper reads the pod's labels (quarantined or not) from the downward API.
+  if (podInfo) {
+    if (!spec.volumes.some((v) => v.name === PODINFO_VOLUME)) {
+      spec.volumes.push({ name: PODINFO_VOLUME, downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } });
+    }
+    for (const c of spec.containers) {
+      if (!c.volumeMounts!.some((m) => m.mountPath === PODINFO_MOUNT)) c.volumeMounts!.push({ name: PODINFO_VOLUME, mountPath: PODINFO_MOUNT, readOnly: true });
+    }
   }
 
   pod.metadata = { ...pod.metadata, annotations: { ...annotations, [ANN_INJECTED]: 'true' } };
   return { pod, warnings };
 }
 
-function shimInstaller(s: InjectionSettings): V1Container {
+const DEFAULT_VOLUME_SIZE = '256Mi';
+const UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** The /sickbay volume's size limit: the annotation's quantity, or the default; in KiB for the shim. */
+function volumeSize(raw: string | undefined, warnings: string[]): { quantity: string; kib: number } {
+  const parse = (q: string) => {
+    const m = /^(\d{1,15})(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(q);
+    return m ? Math.floor((Number(m[1]) * UNITS[m[2] ?? '']!) / 1024) : undefined;
+  };
+  if (raw !== undefined) {
+    const kib = parse(raw.trim());
+    if (kib !== undefined && kib >= 1024) return { quantity: raw.trim(), kib };
+    warnings.push(`sickbay: annotation ${ANN_SHIM_VOLUME_SIZE} must be a quantity of at least 1Mi such as "1Gi", got ${JSON.stringify(raw)}; using ${DEFAULT_VOLUME_SIZE}`);
+  }
+  return { quantity: DEFAULT_VOLUME_SIZE, kib: parse(DEFAULT_VOLUME_SIZE)! };
+}
+
+/** The init container; it tells the shim the volume's limit (KiB), which the kubelet enforces by eviction. */
+function shimInstaller(s: InjectionSettings, volumeKiB: number): V1Container {
   return {
     name: SHIM_INIT_CONTAINER,
     image: s.shimImage,
     imagePullPolicy: 'IfNotPresent',
-    command: ['/bin/sh', `${s.shimSource}/install`, SHIM_MOUNT],
+    command: ['/bin/sh', `${s.shimSource}/install`, SHIM_MOUNT, String(volumeKiB)],
     volumeMounts: [{ name: SHIM_VOLUME, mountPath: SHIM_MOUNT }],
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } },
     // Pod Security "restricted".
@@ -117,6 +148,54 @@ function parseProbeAnnotation(raw: string | undefined, warnings: string[]): { po
     return undefined;
   }
   return { port, path: m[2] ?? '/' };
+}
+
+/**
+ * Makes a supervised container's liveness probe keep the scene: the same check, run by
+ * the shim's `probe --live`, which passes while the supervisor holds the container or the
+ * pod is quarantined. Timing fields stay as written. Returns false where the probe is left
+ * as it is (gRPC probes, an unknown named port, or one already rewritten).
+ */
+function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
+  const { exec, httpGet, tcpSocket, grpc, ...timing } = c.livenessProbe!;
+  if (exec?.command?.[0] === PROBE) return true;
+  const head = [PROBE, '--live', c.name, '--timeout', String(timing.timeoutSeconds ?? 1)];
+  let check: string[] | undefined;
+  let needsPodIp = false;
+  if (exec?.command?.length) {
+    check = ['exec', '--', ...exec.command];
+  } else if (httpGet) {
+    const port = containerPort(c, httpGet.port);
+    if (port !== undefined) {
+      const headers = (httpGet.httpHeaders ?? []).map((h) => `${h.name}: ${h.value}`);
+      check = ['http', (httpGet.scheme ?? 'HTTP').toLowerCase(), httpGet.host ?? '', String(port), httpGet.path ?? '/', ...headers];
+      needsPodIp = !httpGet.host;
+    }
+  } else if (tcpSocket) {
+    const port = containerPort(c, tcpSocket.port);
+    if (port !== undefined) {
+      check = ['tcp', tcpSocket.host ?? '', String(port)];
+      needsPodIp = !tcpSocket.host;
+    }
+  }
+  if (!check) {
+    const what = grpc ? 'a gRPC liveness probe' : 'a liveness probe on an unknown named port';
+    warnings.push(`sickbay: container "${c.name}" has ${what}; it is left as written and may restart the container while sickbay keeps its scene`);
+    return false;
+  }
+  c.livenessProbe = { ...timing, exec: { command: [...head, ...check] } };
+  if (needsPodIp && !c.env?.some((e) => e.name === POD_IP_ENV)) {
+    c.env = [...(c.env ?? []), { name: POD_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }];
+  }
+  return true;
+}
+
+const POD_IP_ENV = 'SICKBAY_POD_IP';
+
+function containerPort(c: V1Container, port: IntOrString): number | undefined {
+  if (typeof port === 'number') return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  return c.ports?.find((p) => p.name === port)?.containerPort;
 }
 
 function supervisorReadiness(name: string): V1Probe {

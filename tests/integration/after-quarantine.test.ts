@@ -1,7 +1,6 @@
 // Issue 5 end to end: ZooKeeper deregistration (a real server) and JVM diagnostics run by
 // exec through the API server into kwok pods (the command runs on this machine).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
+import { installShim } from '../support/shim.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
 import { exists, registerAppInstance, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 
@@ -28,7 +28,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
 
   before(async () => {
     // What the init container does in a real pod: the shim into the pod's /sickbay.
-    execFileSync('sh', [fileURLToPath(new URL('../../shim/install', import.meta.url)), shimDir]);
+    installShim(shimDir);
     zk = await ZooKeeperServer.start();
     jvm = await startStuckJvm();
     t = await startCluster({ nodes: 2, simulation: { exec: { workDir: shimDir, env: { SICKBAY_DIR: shimDir, SICKBAY_DIAG_MATCH: 'StuckApp' } } } });

@@ -1,7 +1,7 @@
 // shim/diagnose against a real JVM, under dash and busybox ash.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -50,6 +50,23 @@ describe('the diagnostics script against a real JVM', { timeout: 120_000 }, () =
     const without = run(['dash'], ['--pid', String(jvm.pid)], {});
     assert.equal(without.summary.heapDump, 'not requested');
     assert.ok(!existsSync(path.join(String(without.summary.dir), 'heap.hprof')));
+  });
+
+  it("writes no heap dump that would not fit the volume's size limit (the kubelet would evict the pod)", () => {
+    const limit = path.join(dir, 'limit-kib');
+    try {
+      writeFileSync(limit, '2048\n'); // 2 MiB: less than any JVM's resident size
+      const small = run(['dash'], ['--heap', '--pid', String(jvm.pid)], {});
+      assert.equal(small.code, 0);
+      assert.match(String(small.summary.heapDump), /^skipped: -?\d+ KiB left under the volume's 2048 KiB limit, JVM resident \d+ KiB$/);
+      assert.ok(!existsSync(path.join(String(small.summary.dir), 'heap.hprof')));
+      writeFileSync(limit, `${4 * 1024 * 1024}\n`); // 4 GiB
+      const large = run(['busybox', 'ash'], ['--heap', '--pid', String(jvm.pid)], {});
+      assert.equal(large.summary.heapDump, 'jcmd');
+      assert.ok(statSync(path.join(String(large.summary.dir), 'heap.hprof')).size > 100_000);
+    } finally {
+      rmSync(limit, { force: true });
+    }
   });
 
   it('skips cleanly where there is no JVM', () => {

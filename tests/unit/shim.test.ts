@@ -1,10 +1,12 @@
 // The supervisor shim with real processes, under dash and busybox ash.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -110,6 +112,114 @@ for (const [name, shell] of shells) {
       const s = supervise(shell, runDir, ['printf', '[%s]\\n', ...args]);
       assert.equal(await s.exited, 0);
       assert.equal(s.out(), args.map((a) => `[${a}]\n`).join(''));
+    });
+  });
+}
+
+// The installer (the init container, uid 65532) and an app container of another uid:
+// the app's supervisor and its diagnostics must be able to write into what it made.
+describe('shim installed by one uid, used by another', () => {
+  const root = path.join(tmp, 'uids');
+  const vol = path.join(root, 'vol');
+  const as = (uid: number, argv: string[], env: Record<string, string> = {}) =>
+    spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...argv], { env: { PATH: process.env.PATH, SICKBAY_DIR: vol, ...env }, encoding: 'utf8' });
+
+  it('an app running as 1000 or 65532 or root writes its supervisor state and diagnostics output', () => {
+    // What the kubelet gives an emptyDir: a world-writable folder.
+    chmodSync(tmp, 0o755);
+    mkdirSync(vol, { recursive: true });
+    chmodSync(root, 0o755);
+    chmodSync(vol, 0o777);
+    const installerSrc = path.join(root, 'image-shim');
+    cpSync(shim, installerSrc, { recursive: true });
+    copyFileSync('/bin/busybox', path.join(installerSrc, 'busybox'));
+    chmodSync(installerSrc, 0o755);
+    const installed = as(65532, ['sh', path.join(installerSrc, 'install'), vol, '262144']);
+    assert.equal(installed.status, 0, installed.stderr);
+    assert.equal(readFileSync(path.join(vol, 'limit-kib'), 'utf8'), '262144\n', "the volume's limit, for diagnose");
+    for (const uid of [1000, 65532, 0]) {
+      const name = `app${uid}`;
+      const r = as(uid, ['sh', path.join(vol, 'bin/supervise'), '--name', name, '--', 'sh', '-c', 'exit 0']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(readFileSync(path.join(vol, 'run', name, 'state'), 'utf8'), /^state=exited$/m, `uid ${uid} wrote its state`);
+      const mk = as(uid, ['sh', '-c', `mkdir -p "$SICKBAY_DIR/diag/by-${uid}" && echo ok > "$SICKBAY_DIR/diag/by-${uid}/threads.txt"`]);
+      assert.equal(mk.status, 0, `uid ${uid} can write diagnostics: ${mk.stderr}`);
+    }
+    // The sticky bit: one container's user cannot remove another's state.
+    const rm = as(1000, ['rm', '-rf', path.join(vol, 'run', 'app65532')]);
+    assert.notEqual(rm.status, 0);
+  });
+
+  it('the installer fails loudly when the image lacks the static busybox', () => {
+    const bare = path.join(root, 'bare-shim');
+    cpSync(shim, bare, { recursive: true });
+    const r = spawnSync('sh', [path.join(bare, 'install'), path.join(root, 'vol2')], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /busybox is missing/);
+  });
+});
+
+// `probe --live`: the user's liveness check, except while the scene is kept.
+for (const [name, argv] of shells) {
+  describe(`liveness wrapper under ${name}`, () => {
+    const dir = path.join(tmp, `live-${argv[0]}`);
+    let server: http.Server;
+    let port = 0;
+    let closedPort = 0;
+    before(async () => {
+      mkdirSync(path.join(dir, 'bin'), { recursive: true });
+      mkdirSync(path.join(dir, 'run/app'), { recursive: true });
+      mkdirSync(path.join(dir, 'pod'), { recursive: true });
+      copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
+      server = http.createServer((req, res) => {
+        if (req.url === '/hang') return; // never answers
+        res.statusCode = req.url === '/ok' && req.headers['x-probe'] !== 'bad' ? 200 : 500;
+        res.end();
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as AddressInfo).port;
+      const s2 = http.createServer();
+      await new Promise<void>((r) => s2.listen(0, '127.0.0.1', r));
+      closedPort = (s2.address() as AddressInfo).port;
+      await new Promise((r) => s2.close(r));
+    });
+    after(() => server.close());
+
+    // Asynchronous: the HTTP server answering the check runs in this process.
+    const live = (args: string[]) =>
+      new Promise<number | null>((resolve) => {
+        const c = spawn(argv[0]!, [...argv.slice(1), path.join(shim, 'probe'), '--live', 'app', '--timeout', '1', ...args], { env: { PATH: process.env.PATH, SICKBAY_DIR: dir }, stdio: 'ignore' });
+        c.on('exit', (code) => resolve(code));
+      });
+    const setState = (state: string) => writeFileSync(path.join(dir, 'run/app/state'), `state=${state}\n`);
+    const setLabels = (labels: string) => writeFileSync(path.join(dir, 'pod/labels'), labels);
+
+    it('runs the check as written while the app runs', async () => {
+      setState('running');
+      setLabels('app="web"\n');
+      assert.equal(await live(['http', 'http', '127.0.0.1', String(port), '/ok']), 0);
+      assert.notEqual(await live(['http', 'http', '127.0.0.1', String(port), '/fail']), 0, 'HTTP 500 fails');
+      assert.notEqual(await live(['http', 'http', '127.0.0.1', String(port), '/ok', 'X-Probe: bad']), 0, 'headers are sent');
+      assert.notEqual(await live(['http', 'http', '127.0.0.1', String(port), '/hang']), 0, 'a hanging check times out');
+      assert.equal(await live(['tcp', '127.0.0.1', String(port)]), 0);
+      assert.notEqual(await live(['tcp', '127.0.0.1', String(closedPort)]), 0);
+      assert.equal(await live(['exec', '--', 'sh', '-c', 'exit 0']), 0);
+      assert.equal(await live(['exec', '--', 'sh', '-c', 'exit 4']), 4);
+    });
+
+    it('passes whatever the check says once the supervisor has given up', async () => {
+      setState('gave-up');
+      setLabels('app="web"\n');
+      assert.equal(await live(['tcp', '127.0.0.1', String(closedPort)]), 0);
+      assert.equal(await live(['exec', '--', 'sh', '-c', 'exit 4']), 0);
+    });
+
+    it('passes once the pod is quarantined, fails again when it is not', async () => {
+      setState('running');
+      setLabels('app="web"\nsickbay.io/status="quarantined"\n');
+      assert.equal(await live(['http', 'http', '127.0.0.1', String(closedPort), '/ok']), 0);
+      setLabels('sickbay.io/status="released"\n');
+      assert.notEqual(await live(['http', 'http', '127.0.0.1', String(closedPort), '/ok']), 0);
     });
   });
 }
