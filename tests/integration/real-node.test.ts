@@ -1,0 +1,295 @@
+// sickbay on a real node: containerd, a real kubelet and kube-proxy, images built here
+// (src/dev/images.ts). What kwok cannot show: the shim in a real container under a
+// non-root uid, probes run by a kubelet, a quarantined JVM's thread dump taken by exec,
+// registrations made by the app itself, a pod that never opens its port.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
+import { restore } from '../../src/commands/node.js';
+import { IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
+import { REAL_NODE } from '../../src/dev/real-node.js';
+import { execInPod } from '../../src/kube/exec.js';
+import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { createLogger } from '../../src/log.js';
+import { ANN_AVOID_NODES, ANN_DIAGNOSTICS } from '../../src/names.js';
+import { NodeAgent } from '../../src/node/agent.js';
+import { parseProcessSpecs } from '../../src/node/checks.js';
+import type { NodeHealth } from '../../src/node/nodehealth.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import { createNamespace, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { type RunningSickbay, SICKBAY_NS, startSickbay, waitForInjection } from '../support/sickbay.js';
+import { ZooKeeperServer, zkSession } from '../support/zookeeper.js';
+
+const ns = 'real';
+const INTERFACE = 'com.example.sickbay.GreetingService';
+
+/** The JVM workload's container: uid 1000 (not the shim installer's 65532), its own HTTP probes. */
+function workload(env: Record<string, string>, probes: { liveness?: boolean } = {}): V1Container {
+  return {
+    name: 'app',
+    image: IMAGES.workload,
+    imagePullPolicy: 'Never',
+    command: WORKLOAD_COMMAND,
+    ports: [{ name: 'http', containerPort: 8080 }],
+    env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }, { name: 'SICKBAY_START_SECS', value: '5' }, ...Object.entries(env).map(([name, value]) => ({ name, value }))],
+    securityContext: { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false },
+    readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 },
+    ...(probes.liveness === false ? {} : { livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 2 } }),
+    resources: { requests: { cpu: '50m', memory: '128Mi' } },
+  };
+}
+
+const onRealNode = { nodeSelector: { [REAL_NODE.label]: 'real' } };
+const prefersRealNode = {
+  affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: REAL_NODE.label, operator: 'In', values: ['real'] }] } }] } },
+};
+
+describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_000 }, () => {
+  let t: TestCluster;
+  let sickbay: RunningSickbay;
+  let zk: ZooKeeperServer;
+  const agents: Array<{ abort: AbortController; running: Promise<void>; proc?: ProcRoot }> = [];
+  const log = createLogger((process.env.SICKBAY_TEST_LOG_LEVEL as 'warn') ?? 'warn');
+
+  /** A node agent as the DaemonSet runs one; on the real node it reads this machine's /proc and the real kubelet. */
+  const startAgent = (kc: KubeConfig, node: string) => {
+    const real = node === REAL_NODE.name;
+    const proc = real ? undefined : procRoot();
+    proc?.add(100, 'containerd');
+    const agent = new NodeAgent(
+      kc,
+      {
+        nodeName: node,
+        checks: real ? ['kubelet', 'conditions', 'processes'] : ['conditions', 'processes'],
+        checkIntervalMs: 1000,
+        heartbeatIntervalMs: 1000,
+        failureThreshold: 3,
+        kubeletUrl: real ? t.cp.realNode!.kubeletHealthz : 'http://127.0.0.1:1/healthz',
+        networkTargets: [],
+        processes: parseProcessSpecs(real ? 'containerd,kubelet' : 'containerd'),
+        procRoot: proc?.root ?? '/proc',
+      },
+      log.child({ component: 'agent', node }),
+    );
+    const abort = new AbortController();
+    agents.push({ abort, running: agent.run(abort.signal), proc });
+  };
+
+  const exec = async (pod: string, command: string[], timeoutMs = 20_000) => {
+    const r = await execInPod(t.kc, { namespace: ns, pod, container: 'app' }, command, timeoutMs);
+    if (r.error) throw new Error(`exec ${command.join(' ')} in ${pod}: ${r.error}`);
+    return r;
+  };
+  const readPod = (name: string) => t.core.readNamespacedPod({ name, namespace: ns });
+  const appStatus = (p: V1Pod) => p.status?.containerStatuses?.find((c) => c.name === 'app');
+  /** A Deployment of `replicas` pods labelled app=<name>. */
+  const deploy = (name: string, replicas: number, spec: V1PodSpec) =>
+    t.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: { metadata: { name }, spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec } } },
+    });
+  const supervisorState = async (pod: string) => (await exec(pod, ['cat', '/sickbay/run/app/state'])).stdout;
+
+  before(async () => {
+    t = await startCluster({ nodes: 2, realNode: true });
+    zk = await ZooKeeperServer.start(REAL_NODE.ip);
+    sickbay = await startSickbay(t, {
+      SICKBAY_CONTROLLERS: 'true',
+      SICKBAY_NOT_READY_GRACE: '1s',
+      SICKBAY_SHIM_IMAGE: IMAGES.sickbay,
+      SICKBAY_SHIM_SOURCE: '/opt/sickbay/shim',
+      SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]),
+      SICKBAY_DIAGNOSTICS_TIMEOUT: '30s',
+      SICKBAY_NEVER_READY_AFTER: '30s',
+    });
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+    await waitForInjection(t.core, ns);
+    await installNodeHealthCrd(t.kc);
+    await installAgentIdentity(t.kc, SICKBAY_NS, 'sickbay-agent');
+    const agentKc = await t.cp.serviceAccountKubeConfig(SICKBAY_NS, 'sickbay-agent');
+    for (const n of (await t.core.listNode()).items) startAgent(agentKc, n.metadata!.name!);
+  });
+  after(async () => {
+    const kubelet = t?.cp.pidOf('kubelet');
+    if (kubelet) process.kill(kubelet, 'SIGCONT');
+    for (const a of agents) a.abort.abort();
+    await Promise.all(agents.map((a) => a.running));
+    for (const a of agents) a.proc?.dispose();
+    await sickbay?.stop();
+    await t?.stop();
+    await zk?.stop();
+  });
+
+  it('the shim keeps a crashed app in its container: uid 1000, restarts inside, gives up, held against its own liveness probe', async () => {
+    // A bare pod: no owner, so sickbay never quarantines it; only the shim and the kubelet act.
+    await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'crasher' }, spec: { ...onRealNode, containers: [workload({})] } } });
+    const ready = await waitFor('crasher Ready', async () => ((p) => (isReady(p) ? p : undefined))(await readPod('crasher')), { timeoutMs: 120_000 });
+    assert.equal(ready.spec!.nodeName, REAL_NODE.name);
+    assert.equal(ready.spec!.initContainers?.[0]?.image, IMAGES.sickbay, 'the shim came from the locally built sickbay image');
+    assert.equal((await exec('crasher', ['id', '-u'])).stdout.trim(), '1000');
+    assert.match(await supervisorState('crasher'), /^state=running$/m, 'the supervisor (uid 1000) wrote its state into the volume the installer (uid 65532) made');
+
+    // Crash it: it exits 3 now and at every start after, so the supervisor restarts it
+    // SICKBAY_START_RETRIES (3) times inside the container, then gives up.
+    await exec('crasher', ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/crash']).catch(() => undefined);
+    await waitFor('the supervisor to give up', async () => /^state=gave-up$/m.test(await supervisorState('crasher')), { timeoutMs: 90_000, intervalMs: 1000 });
+    const state = await supervisorState('crasher');
+    assert.match(state, /^restarts=3$/m, state);
+    assert.match(state, /^last_exit_code=3$/m, state);
+    await waitFor('crasher NotReady', async () => !isReady(await readPod('crasher')), { timeoutMs: 10_000 });
+
+    // Its liveness probe (GET /live every 2 s, 2 failures) would have restarted it by now.
+    await sleep(15_000);
+    const held = await readPod('crasher');
+    assert.equal(appStatus(held)?.restartCount, 0, 'the kubelet never restarted the container');
+    assert.ok(appStatus(held)?.state?.running, 'the container is still running');
+    assert.equal(held.status?.phase, 'Running');
+    const scene = await exec('crasher', ['cat', '/tmp/workload-crash-on-start']);
+    assert.equal(scene.stdout.trim(), 'crash', "the app's files are still in the container");
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=crasher' })).items;
+    assert.ok(!events.some((e) => e.reason === 'Killing'), `no Killing event: ${events.map((e) => `${e.reason}: ${e.message}`).join('; ')}`);
+    await t.core.deleteNamespacedPod({ name: 'crasher', namespace: ns, gracePeriodSeconds: 0 });
+  });
+
+  it('quarantines a deadlocked JVM: replaced, out of the EndpointSlice and ZooKeeper, its thread dump kept in the container', async () => {
+    await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect })] });
+    await t.core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop' }, ports: [{ port: 80, targetPort: 8080 }] } } });
+    const pods = await waitFor(
+      '3 ready shop pods',
+      async () => {
+        const ps = (await podsOf(t.core, ns, 'app=shop')).filter((p) => !p.metadata?.deletionTimestamp);
+        return ps.length === 3 && ps.every(isReady) ? ps : undefined;
+      },
+      { timeoutMs: 180_000 },
+    );
+    const endpoints = async () =>
+      (await t.discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: 'kubernetes.io/service-name=shop' })).items.flatMap((s) => s.endpoints ?? []).flatMap((e) => e.addresses);
+    await waitFor('3 endpoints', async () => (await endpoints()).length === 3);
+    const client = await zkSession(zk.connect);
+    const children = (p: string) =>
+      new Promise<string[]>((resolve) => client.getChildren(p, (err: unknown, c: string[]) => resolve(err ? [] : c)));
+    const instances = async () => {
+      const out: string[] = [];
+      for (const id of await children('/services/shop')) {
+        const data = await new Promise<Buffer | undefined>((resolve) => client.getData(`/services/shop/${id}`, (err: unknown, d: Buffer) => resolve(err ? undefined : d)));
+        if (data) out.push((JSON.parse(data.toString()) as { address: string }).address);
+      }
+      return out;
+    };
+    const providers = async () => (await children(`/dubbo/${INTERFACE}/providers`)).map((c) => /^dubbo:\/\/([^:]+):/.exec(decodeURIComponent(c))?.[1]);
+    try {
+      await waitFor('the 3 pods registered themselves in ZooKeeper', async () => (await instances()).length === 3 && (await providers()).length === 3, { timeoutMs: 60_000 });
+      const victim = pods[0]!;
+      const name = victim.metadata!.name!;
+      const ip = victim.status!.podIP!;
+      assert.ok((await instances()).includes(ip) && (await providers()).includes(ip));
+
+      await exec(name, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/deadlock']);
+      const q = await waitFor(
+        'the deadlocked pod quarantined',
+        async () => ((p) => (p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined))(await readPod(name)),
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+      assert.equal(q.metadata?.labels?.app, undefined);
+      await waitFor('the replacement Ready', async () => {
+        const ps = (await podsOf(t.core, ns, 'app=shop')).filter((p) => !p.metadata?.deletionTimestamp);
+        return ps.length === 3 && ps.every(isReady) && !ps.some((p) => p.metadata!.name === name);
+      }, { timeoutMs: 120_000 });
+      await waitFor('the quarantined address out of the EndpointSlice', async () => !(await endpoints()).includes(ip));
+      await waitFor('its ZooKeeper registrations gone (the app made them itself)', async () => !(await instances()).includes(ip) && !(await providers()).includes(ip), { timeoutMs: 30_000 });
+      await waitFor('the replacement registered', async () => (await instances()).length === 3, { timeoutMs: 60_000 });
+
+      const diag = await waitFor(
+        'diagnostics recorded',
+        async () => {
+          const raw = (await readPod(name)).metadata?.annotations?.[ANN_DIAGNOSTICS];
+          const d = raw ? (JSON.parse(raw) as { status?: string; dir?: string }) : undefined;
+          return d && d.status !== 'running' ? d : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(diag.status, 'ok', JSON.stringify(diag));
+      const listing = await exec(name, ['sh', '-c', 'ls /sickbay/diag/*/']);
+      assert.match(listing.stdout, /threads\.txt/);
+      const dump = await exec(name, ['sh', '-c', 'cat /sickbay/diag/*/threads.txt']);
+      assert.match(dump.stdout, /Found one Java-level deadlock/, 'jcmd found the deadlock');
+      assert.match(dump.stdout, /sickbay-deadlock-a/);
+
+      // Its /live hangs in the deadlock, so its own liveness probe fails; quarantined, it is held.
+      await sleep(15_000);
+      const held = await readPod(name);
+      assert.equal(appStatus(held)?.restartCount, 0, 'the quarantined container was not restarted');
+      assert.ok(appStatus(held)?.state?.running);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('deletes a pod that never becomes Ready on the real node, and the node is avoided', async () => {
+    // Prefers the real node, can run elsewhere: a pinned Deployment's avoid-list would be
+    // cleared at once (it would leave no node).
+    await deploy('mute', 1, { ...prefersRealNode, terminationGracePeriodSeconds: 1, containers: [workload({ NEVER_LISTEN: '1' }, { liveness: false })] });
+    const first = await waitFor('the mute pod running on the real node, not Ready', async () => {
+      const p = (await podsOf(t.core, ns, 'app=mute'))[0];
+      return p && p.spec?.nodeName === REAL_NODE.name && appStatus(p)?.state?.running && !isReady(p) ? p : undefined;
+    }, { timeoutMs: 120_000 });
+    const avoid = await waitFor(
+      'the real node on the Deployment avoid-list',
+      async () => {
+        const raw = (await t.apps.readNamespacedDeployment({ name: 'mute', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES];
+        return raw && REAL_NODE.name in (JSON.parse(raw) as Record<string, string>) ? raw : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    assert.ok(avoid);
+    await waitFor('the never-Ready pod deleted', async () => !(await podsOf(t.core, ns, 'app=mute')).some((p) => p.metadata!.uid === first.metadata!.uid && !p.metadata?.deletionTimestamp), {
+      timeoutMs: 30_000,
+    });
+    const replacement = await waitFor('its replacement Ready on another node', async () => {
+      const p = (await podsOf(t.core, ns, 'app=mute')).find((x) => x.metadata!.uid !== first.metadata!.uid && !x.metadata?.deletionTimestamp);
+      return p && isReady(p) ? p : undefined;
+    }, { timeoutMs: 60_000 });
+    assert.notEqual(replacement.spec!.nodeName, REAL_NODE.name);
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${first.metadata!.name}` })).items;
+    assert.ok(events.some((e) => e.reason === 'NeverReadyDeleted'), events.map((e) => e.reason).join(', '));
+    await t.apps.deleteNamespacedDeployment({ name: 'mute', namespace: ns });
+  });
+
+  it('isolates the real node when its kubelet stops, evicts its pods to other nodes, and is restored', async () => {
+    const custom = t.kc.makeApiClient(CustomObjectsApi);
+    const health = () => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: REAL_NODE.name }) as Promise<NodeHealth>;
+    await waitFor('the real node healthy by its agent (kubelet, containerd and kubelet processes)', async () => (await health()).status?.healthy === true, { timeoutMs: 30_000 });
+    // A pod that prefers the real node: after the isolation its replacement goes elsewhere.
+    await deploy('mover', 1, { ...prefersRealNode, terminationGracePeriodSeconds: 1, containers: [workload({}, { liveness: false })] });
+    const before = await waitFor('the mover pod Ready on the real node', async () => {
+      const p = (await podsOf(t.core, ns, 'app=mover'))[0];
+      return p && isReady(p) && p.spec?.nodeName === REAL_NODE.name ? p : undefined;
+    }, { timeoutMs: 120_000 });
+
+    const kubelet = t.cp.pidOf('kubelet')!;
+    process.kill(kubelet, 'SIGSTOP');
+    try {
+      const unhealthy = await waitFor('the agent to report the kubelet check failing', async () => ((h) => (h.status?.healthy === false ? h : undefined))(await health()), { timeoutMs: 30_000 });
+      assert.ok(unhealthy.status?.checks?.some((c) => c.name === 'kubelet' && !c.ok), JSON.stringify(unhealthy.status?.checks));
+      const node = await waitFor(
+        'the real node tainted sickbay.io/isolated:NoExecute',
+        async () => ((n) => (n.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated' && x.effect === 'NoExecute') ? n : undefined))(await t.core.readNode({ name: REAL_NODE.name })),
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(node.metadata?.labels?.['sickbay.io/node-status'], 'isolated');
+      await waitFor('its pod evicted and replaced on another node', async () => {
+        const ps = await podsOf(t.core, ns, 'app=mover');
+        const old = ps.find((p) => p.metadata!.uid === before.metadata!.uid);
+        return (!old || !!old.metadata?.deletionTimestamp) && ps.some((p) => p.metadata!.uid !== before.metadata!.uid && p.spec?.nodeName && p.spec.nodeName !== REAL_NODE.name && isReady(p));
+      }, { timeoutMs: 60_000 });
+    } finally {
+      process.kill(kubelet, 'SIGCONT');
+    }
+    await waitFor('the real node healthy again', async () => (await health()).status?.healthy === true, { timeoutMs: 60_000 });
+    await restore(t.kc, { namespace: SICKBAY_NS, node: REAL_NODE.name });
+    const restored = await t.core.readNode({ name: REAL_NODE.name });
+    assert.ok(!restored.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated'), 'the taint is gone');
+    await waitFor('the evicted pod gone from the real node (the kubelet finished it)', async () => !(await podsOf(t.core, ns, 'app=mover')).some((p) => p.metadata!.uid === before.metadata!.uid), { timeoutMs: 60_000 });
+  });
+});
