@@ -2,15 +2,22 @@
 // certificates, the webhooks registered, `sickbay serve` running as its own process
 // under its least-privilege ServiceAccount, and namespace `demo` opted in with a sample
 // Deployment and Service. Ctrl-C stops everything.
-import { type ChildProcess, spawn } from 'node:child_process';
+// With `--real-node` (or SICKBAY_REAL_NODE=1) it adds a real node (containerd and a real
+// kubelet, images built here), a ZooKeeper server, and a JVM Deployment `shop` on that
+// node whose pods run under the shim, register themselves in ZooKeeper and can be broken.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
 import type { NodeHealth } from '../node/nodehealth.js';
 import { LABEL_INJECTION } from '../names.js';
 import { waitFor } from '../util/wait.js';
 import { freePorts, LocalControlPlane } from './control-plane.js';
+import { chartDir, findHelm, HELM_MISSING } from './helm.js';
+import { IMAGES, WORKLOAD_COMMAND } from './images.js';
+import { REAL_NODE } from './real-node.js';
+import { ZooKeeperServer } from './zookeeper-server.js';
 import { writeFakeProcess } from './fake-proc.js';
 import { installAgentIdentity, installIdentity, installNodeHealthCrd, localServe, registerWebhooks } from './local-install.js';
 
@@ -22,6 +29,8 @@ const say = (l: string) => process.stdout.write(`[playground] ${l}\n`);
 
 const children: ChildProcess[] = [];
 let cp: LocalControlPlane | undefined;
+let zk: ZooKeeperServer | undefined;
+const realNode = process.argv.includes('--real-node') || process.env.SICKBAY_REAL_NODE === '1';
 let stopping = false;
 
 async function stop(code: number) {
@@ -40,6 +49,7 @@ async function stop(code: number) {
     ),
   );
   await cp?.stop();
+  await zk?.stop();
   rmSync(kubeconfig, { force: true });
   rmSync(clusterDir, { recursive: true, force: true });
   say('stopped; nothing left running');
@@ -51,41 +61,27 @@ async function main() {
   rmSync(clusterDir, { recursive: true, force: true }); // a crashed run's data
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => void stop(0));
   say('starting the local control plane (the first run builds it: 15-30 minutes)');
-  cp = await LocalControlPlane.start({ nodes: 3, dir: clusterDir, handleSignals: false, kubeconfigPath: kubeconfig, simulation: { exec: { workDir: devDir } }, log: (l) => say(l) });
+  cp = await LocalControlPlane.start({ nodes: 3, dir: clusterDir, handleSignals: false, kubeconfigPath: kubeconfig, simulation: { exec: { workDir: devDir } }, realNode, log: (l) => say(l) });
+  say(`nodes: 3 kwok nodes (simulated: no containers run)${realNode ? `, and ${REAL_NODE.name} (a real kubelet and containerd on this machine)` : ''}`);
+  if (realNode) zk = await ZooKeeperServer.start(REAL_NODE.ip);
   const admin = cp.kubeConfig();
   const namespace = 'sickbay-system';
-  await installIdentity(admin, namespace, 'sickbay');
-  const sa = await cp.serviceAccountKubeConfig(namespace, 'sickbay');
-  const saKubeconfig = path.join(devDir, 'sickbay-serviceaccount.kubeconfig');
-  writeFileSync(saKubeconfig, sa.exportConfig(), { mode: 0o600 });
-
-  const [port] = (await freePorts(1)) as [number];
-  const { url, certs, env } = localServe({ certDir: path.join(devDir, 'certs'), port, namespace, serviceAccount: 'sickbay', podName: 'playground', validityDays: 30 });
-  const serve = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--kubeconfig', saKubeconfig], {
-    env: {
-      ...process.env,
-      ...env,
-      SICKBAY_LOG_LEVEL: process.env.SICKBAY_LOG_LEVEL ?? 'info',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  children.push(serve);
-  serve.on('exit', (code) => {
-    if (!stopping) {
-      say(`sickbay serve exited (code ${code}); stopping`);
-      void stop(1);
-    }
-  });
-  await waitFor('sickbay serve to be ready', () => fetchReady(port, certs.caPem), { timeoutMs: 60_000, intervalMs: 200 });
+  // With the real node, sickbay runs from its image through the chart, as on a real
+  // cluster; without it, `sickbay serve` runs here as a process.
+  if (realNode) await installChart(cp, namespace);
+  else await serveHere(cp, admin, namespace);
 
   // One `sickbay agent` per simulated node, as the DaemonSet runs them. A kwok node has
   // no processes: each agent watches a "containerd" in a /proc of its own.
-  await installNodeHealthCrd(admin);
-  await installAgentIdentity(admin, namespace, 'sickbay-agent');
+  // (On the real node the chart's DaemonSet runs the agent.)
+  if (!realNode) {
+    await installNodeHealthCrd(admin);
+    await installAgentIdentity(admin, namespace, 'sickbay-agent');
+  }
   const agentKubeconfig = path.join(devDir, 'sickbay-agent.kubeconfig');
   writeFileSync(agentKubeconfig, (await cp.serviceAccountKubeConfig(namespace, 'sickbay-agent')).exportConfig(), { mode: 0o600 });
   const nodeNames = (await admin.makeApiClient(CoreV1Api).listNode()).items.map((n) => n.metadata!.name!).sort();
-  for (const node of nodeNames) {
+  for (const node of nodeNames.filter((n) => n !== REAL_NODE.name)) {
     const procRoot = path.join(devDir, 'nodes', node, 'proc');
     rmSync(procRoot, { recursive: true, force: true });
     writeFakeProcess(procRoot, 100, 'containerd');
@@ -108,7 +104,6 @@ async function main() {
       }
     });
   }
-  await registerWebhooks(admin, { url, caPem: certs.caPem, ownNamespace: namespace });
 
   const core = admin.makeApiClient(CoreV1Api);
   const apps = admin.makeApiClient(AppsV1Api);
@@ -125,23 +120,12 @@ async function main() {
     },
     { timeoutMs: 20_000, intervalMs: 300 },
   );
-  const labels = { app: 'hello' };
-  await apps.createNamespacedDeployment({
-    namespace: 'demo',
-    body: {
-      metadata: { name: 'hello' },
-      spec: {
-        replicas: 3,
-        selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { containers: [{ name: 'hello', image: 'registry.example/hello:1', command: ['/hello', '--listen=:8080'] }] } },
-      },
-    },
-  });
-  await core.createNamespacedService({ namespace: 'demo', body: { metadata: { name: 'hello' }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } } });
+  await deployApp(apps, core, 'hello', 3, { containers: [{ name: 'hello', image: 'registry.example/hello:1', command: ['/hello', '--listen=:8080'] }] });
   await waitFor('3 ready hello pods', async () => {
     const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
     return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
   });
+  if (realNode) await startShop(core, apps);
   await waitFor(`a healthy NodeHealth for each of the ${nodeNames.length} nodes`, async () => {
     const list = (await admin.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
     return list.items.filter((h) => h.status?.healthy).length === nodeNames.length;
@@ -170,8 +154,125 @@ And one for nodes, break a node: its agent watches a "containerd" in ${path.join
   Then lift it (the 45-minute protection lock stays, so it is not isolated again at once):
        npm run -s sickbay -- node restore ${nodeNames[1] ?? 'kwok-node-1'} --kubeconfig ${kubeconfig}
 
-Ctrl-C stops everything.
+${realNode ? realNodeHelp() : ''}Ctrl-C stops everything.
 `);
+}
+
+/** The JVM workload on the real node: 2 replicas under the shim, HTTP probes, registered in ZooKeeper. */
+async function startShop(core: CoreV1Api, apps: AppsV1Api) {
+  await deployApp(apps, core, 'shop', 2, {
+    nodeSelector: { [REAL_NODE.label]: 'real' },
+    terminationGracePeriodSeconds: 2,
+    containers: [
+      {
+        name: 'app',
+        image: IMAGES.workload,
+        imagePullPolicy: 'Never',
+        command: WORKLOAD_COMMAND,
+        ports: [{ name: 'http', containerPort: 8080 }],
+        env: [
+          { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+          { name: 'APP_NAME', value: 'shop' },
+          { name: 'ZK_CONNECT', value: zk!.connect },
+        ],
+        securityContext: { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false },
+        readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 1 },
+        livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 5, timeoutSeconds: 1, failureThreshold: 3 },
+      },
+    ],
+  },);
+  await waitFor(
+    '2 ready shop pods on the real node',
+    async () => {
+      const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=shop' })).items;
+      return pods.length === 2 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    },
+    { timeoutMs: 180_000 },
+  );
+}
+
+function realNodeHelp(): string {
+  const pod = `"$(kubectl -n demo get pods -l app=shop -o name | head -1 | cut -d/ -f2)"`;
+  return `On the real node (${REAL_NODE.name}), the JVM Deployment shop runs under the shim as uid 1000:
+  4. Deadlock one (its readiness probe then hangs): it is quarantined, replaced, dropped from ZooKeeper, and its thread dump is kept:
+       P=${pod}; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/deadlock
+       kubectl -n demo get pod $P -L sickbay.io/status; kubectl -n demo get pod $P -o jsonpath='{.metadata.annotations}'
+       kubectl -n demo exec $P -- sh -c 'cat /sickbay/diag/*/threads.txt' | grep -A8 deadlock
+  5. Crash one for good: the supervisor restarts the JVM inside the container (restartCount stays 0), then gives up and holds it:
+       kubectl -n demo exec ${pod} -- wget -q -O - --post-data '' http://127.0.0.1:8080/crash
+       kubectl -n demo exec <pod> -- cat /sickbay/run/app/state
+  ZooKeeper (${zk!.connect}) holds the registrations under /services/shop and /dubbo.
+
+`;
+}
+
+/** `sickbay serve` as a process on this machine, its webhooks registered by URL. */
+async function serveHere(local: LocalControlPlane, admin: KubeConfig, namespace: string) {
+  await installIdentity(admin, namespace, 'sickbay');
+  const sa = await local.serviceAccountKubeConfig(namespace, 'sickbay');
+  const saKubeconfig = path.join(devDir, 'sickbay-serviceaccount.kubeconfig');
+  writeFileSync(saKubeconfig, sa.exportConfig(), { mode: 0o600 });
+
+  const [port] = (await freePorts(1)) as [number];
+  const { url, certs, env } = localServe({ certDir: path.join(devDir, 'certs'), port, namespace, serviceAccount: 'sickbay', podName: 'playground', validityDays: 30 });
+  const serve = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--kubeconfig', saKubeconfig], {
+    env: {
+      ...process.env,
+      ...env,
+      SICKBAY_LOG_LEVEL: process.env.SICKBAY_LOG_LEVEL ?? 'info',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(serve);
+  serve.on('exit', (code) => {
+    if (!stopping) {
+      say(`sickbay serve exited (code ${code}); stopping`);
+      void stop(1);
+    }
+  });
+  await waitFor('sickbay serve to be ready', () => fetchReady(port, certs.caPem), { timeoutMs: 60_000, intervalMs: 200 });
+  await registerWebhooks(admin, { url, caPem: certs.caPem, ownNamespace: namespace });
+}
+
+/**
+ * The chart, as a user installs it, with the image built here: `sickbay serve` on the real
+ * node (webhooks by Service, self-managed certificates), the agent DaemonSet on it too.
+ */
+async function installChart(local: LocalControlPlane, namespace: string) {
+  const helm = findHelm();
+  if (!helm) throw new Error(HELM_MISSING);
+  const [repository, tag] = IMAGES.sickbay.split(':') as [string, string];
+  const node = JSON.stringify({ [REAL_NODE.label]: 'real' });
+  const args = [
+    'install', 'sickbay', chartDir, '--namespace', namespace, '--create-namespace', '--wait=false',
+    '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
+    '--set', 'certificates.mode=self-managed', '--set', 'replicas=1',
+    '--set-json', `nodeSelector=${node}`, '--set-json', `agent.nodeSelector=${node}`,
+    '--set', `agent.kubeletUrl=${local.realNode!.kubeletHealthz}`, '--set', 'agent.processes=containerd\\,kubelet',
+    '--set-json', `controllers.registries=${JSON.stringify([{ name: 'zk', connect: zk!.connect }])}`,
+  ];
+  say('installing the chart (helm install) with the image built here');
+  await new Promise<void>((resolve, reject) =>
+    execFile(helm, args, { env: { ...process.env, KUBECONFIG: local.kubeconfigPath, HELM_CACHE_HOME: path.join(devDir, 'helm/cache'), HELM_CONFIG_HOME: path.join(devDir, 'helm/config'), HELM_DATA_HOME: path.join(devDir, 'helm/data') } }, (err, _out, stderr) =>
+      err ? reject(new Error(`helm install failed: ${stderr}`)) : resolve(),
+    ),
+  );
+  const core = local.kubeConfig().makeApiClient(CoreV1Api);
+  await waitFor(
+    'the sickbay serve pod Ready on the real node',
+    async () => {
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=serve' })).items;
+      return pods.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    },
+    { timeoutMs: 180_000, intervalMs: 1000 },
+  );
+}
+
+/** A Deployment of pods labelled app=<name>, and a Service for them on port 80. */
+async function deployApp(apps: AppsV1Api, core: CoreV1Api, name: string, replicas: number, spec: V1PodSpec) {
+  const labels = { app: name };
+  await apps.createNamespacedDeployment({ namespace: 'demo', body: { metadata: { name }, spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec } } } });
+  await core.createNamespacedService({ namespace: 'demo', body: { metadata: { name }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } } });
 }
 
 async function fetchReady(port: number, ca: string): Promise<boolean> {

@@ -1,12 +1,15 @@
 // `npm start` from the outside: it reaches "ready", following its printed steps shows a
-// quarantine, and Ctrl-C leaves nothing running.
+// quarantine, and Ctrl-C leaves nothing running; with --real-node, sickbay runs from its
+// image through the chart and a real JVM container is quarantined and dumped.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { REAL_NODE } from '../../src/dev/real-node.js';
+import { execInPod } from '../../src/kube/exec.js';
 import { waitFor } from '../../src/util/wait.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -24,20 +27,44 @@ function processesMentioning(text: string): string[] {
   return found;
 }
 
-describe('npm start (the playground)', { timeout: 300_000 }, () => {
+/** `npm start [args]` in a folder of its own, in a process group Ctrl-C reaches whole. */
+function startPlayground(devDir: string, args: string[] = []) {
+  const child = spawn('npm', ['start', '--silent', ...(args.length ? ['--', ...args] : [])], { cwd: root, env: { ...process.env, SICKBAY_DEV_DIR: devDir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    output: () => out,
+    ready: () => waitFor('sickbay playground ready', () => out.includes('sickbay playground ready'), { timeoutMs: 300_000, intervalMs: 250 }),
+    /** Ctrl-C, then: the playground says it stopped, and no process mentions its folder. */
+    async interrupt() {
+      process.kill(-child.pid!, 'SIGINT');
+      // npm itself exits on the signal; the playground finishes its cleanup and says so.
+      await exited;
+      await waitFor('the playground to finish stopping', () => out.includes('nothing left running'), { timeoutMs: 60_000 }).catch(() => assert.fail(out.slice(-3000)));
+      await waitFor('no process mentioning the playground folder', () => processesMentioning(devDir).length === 0, { timeoutMs: 10_000 }).catch(() => {
+        assert.deepEqual(processesMentioning(devDir), []);
+      });
+    },
+  };
+}
+
+describe('npm start (the playground)', { timeout: 600_000 }, () => {
   const devDir = mkdtempSync(path.join(tmpdir(), 'sickbay-playground-'));
-  after(() => rmSync(devDir, { recursive: true, force: true }));
+  const realDir = mkdtempSync(path.join(tmpdir(), 'sickbay-playground-real-'));
+  after(() => {
+    rmSync(devDir, { recursive: true, force: true });
+    rmSync(realDir, { recursive: true, force: true });
+  });
 
   it('reaches ready, quarantines a pod made to fail, and leaves nothing behind on Ctrl-C', async () => {
-    const child = spawn('npm', ['start', '--silent'], { cwd: root, env: { ...process.env, SICKBAY_DEV_DIR: devDir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const playground = startPlayground(devDir);
+    const out = () => playground.output();
     try {
-      await waitFor('sickbay playground ready', () => out.includes('sickbay playground ready'), { timeoutMs: 180_000, intervalMs: 250 });
-      assert.match(out, /Three things to try/);
-      assert.match(out, new RegExp(`export KUBECONFIG=${devDir}/kubeconfig`));
+      await playground.ready();
+      assert.match(out(), /Three things to try/);
+      assert.match(out(), new RegExp(`export KUBECONFIG=${devDir}/kubeconfig`));
 
       // Step 1, as printed: annotate one hello pod sickbay.dev/simulate-ready=false.
       const kc = new KubeConfig();
@@ -62,18 +89,43 @@ describe('npm start (the playground)', { timeout: 300_000 }, () => {
         return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       });
       // The printed node step: the node's "containerd" gone, the node isolated.
-      const rm = /rm -r (\S+\/nodes\/(\S+?)\/proc\/100)/.exec(out);
+      const rm = /rm -r (\S+\/nodes\/(\S+?)\/proc\/100)/.exec(out());
       assert.ok(rm, 'step 4 names a fake process to remove');
       rmSync(rm[1]!, { recursive: true });
       await waitFor(`${rm[2]} tainted`, async () => !!(await core.readNode({ name: rm[2]! })).spec?.taints?.some((t) => t.key === 'sickbay.io/isolated'), { timeoutMs: 20_000, intervalMs: 250 });
     } finally {
-      process.kill(-child.pid!, 'SIGINT'); // Ctrl-C reaches the whole process group
+      await playground.interrupt();
     }
-    // npm itself exits on the signal; the playground finishes its cleanup and says so.
-    await exited;
-    await waitFor('the playground to finish stopping', () => out.includes('nothing left running'), { timeoutMs: 30_000 }).catch(() => assert.fail(out.slice(-3000)));
-    await waitFor('no process mentioning the playground folder', () => processesMentioning(devDir).length === 0, { timeoutMs: 10_000 }).catch(() => {
-      assert.deepEqual(processesMentioning(devDir), []);
-    });
+  });
+
+  it('--real-node: sickbay from its image through the chart, a real JVM quarantined and dumped, nothing left on Ctrl-C', async () => {
+    const playground = startPlayground(realDir, ['--real-node']);
+    try {
+      await playground.ready();
+      assert.match(playground.output(), /and sickbay-real-node \(a real kubelet and containerd on this machine\)/);
+      const kc = new KubeConfig();
+      kc.loadFromFile(path.join(realDir, 'kubeconfig'));
+      const core = kc.makeApiClient(CoreV1Api);
+      const serve = (await core.listNamespacedPod({ namespace: 'sickbay-system', labelSelector: 'app.kubernetes.io/component=serve' })).items;
+      assert.equal(serve[0]?.spec?.nodeName, REAL_NODE.name, 'sickbay serve runs in a pod on the real node');
+      // Step 4, as printed: deadlock a shop pod.
+      const [pod] = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=shop' })).items;
+      const name = pod!.metadata!.name!;
+      const exec = (command: string[]) => execInPod(kc, { namespace: 'demo', pod: name, container: 'app' }, command, 20_000);
+      assert.match((await exec(['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/deadlock'])).stdout, /deadlocked/);
+      await waitFor(
+        'the deadlocked pod quarantined and dumped',
+        async () => {
+          const p = await core.readNamespacedPod({ name, namespace: 'demo' });
+          return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && /"status":"ok"/.test(p.metadata?.annotations?.['sickbay.io/diagnostics'] ?? '');
+        },
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
+      assert.match((await exec(['sh', '-c', 'cat /sickbay/diag/*/threads.txt'])).stdout, /Found one Java-level deadlock/);
+    } finally {
+      await playground.interrupt();
+    }
+    assert.ok(!existsSync(`/sys/class/net/${REAL_NODE.nodeLink}`), 'the real node link is gone');
+    assert.ok(!existsSync('/sys/fs/cgroup/memory/kubepods') && !existsSync('/sys/fs/cgroup/kubepods'), "the kubelet's cgroups are gone");
   });
 });

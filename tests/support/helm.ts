@@ -1,26 +1,12 @@
-// helm, built from the Go module proxy by hack/build-control-plane.sh into the cache
-// (or $SICKBAY_HELM, or helm on PATH). Missing is a failure that says how to get it.
+// helm for the chart's tests (src/dev/helm.ts finds it). Missing is a failure that says how to get it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
-import { cacheDir } from '../../src/dev/binaries.js';
+import { chartDir, findHelm, HELM_MISSING } from '../../src/dev/helm.js';
 
-export const HELM_VERSION = process.env.SICKBAY_HELM_VERSION ?? 'v3.22.0';
-export const chartDir = new URL('../../chart', import.meta.url).pathname;
+export { chartDir, HELM_VERSION } from '../../src/dev/helm.js';
 
 export function helmBinary(): string {
-  const candidates = [process.env.SICKBAY_HELM, path.join(cacheDir(), `helm-${HELM_VERSION}`, 'helm'), ...(process.env.PATH ?? '').split(':').map((d) => path.join(d, 'helm'))];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
-  assert.fail(`helm not found: run \`bash hack/build-control-plane.sh helm\` (builds ${HELM_VERSION} from the Go module proxy into ${cacheDir()}) or set SICKBAY_HELM`);
+  return findHelm() ?? assert.fail(HELM_MISSING);
 }
 
 export interface HelmResult {
