@@ -11,7 +11,7 @@ import type { Pointer } from 'rfc6902/pointer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { type InjectionSettings, injectPod } from './mutate-pod.js';
-import { validateRelabel } from './validate-relabel.js';
+import { validatePod } from './validate-relabel.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
@@ -45,6 +45,8 @@ export interface AdmissionDeps {
   /** Further changes to an injected pod (node avoidance): copy-on-write, idempotent, no API calls. */
   decoratePod?: (pod: V1Pod, req: AdmissionRequest, warnings: string[]) => V1Pod;
   maxBodyBytes: number;
+  /** Dry run: decide the injection, apply none, say in a warning what it would be. */
+  dryRun?: boolean;
   metrics?: Metrics;
   log?: Logger;
 }
@@ -90,7 +92,9 @@ export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): Admi
   const pod = !skipped && deps.decoratePod ? deps.decoratePod(injected.pod, req, warnings) : injected.pod;
   const ops = skipped ? [] : createPatch(original, pod, diffMutation);
   const res: AdmissionResponse = { ...allow };
-  if (ops.length > 0) {
+  if (deps.dryRun) {
+    if (ops.length > 0) warnings.push(`sickbay dry run: would inject this pod (${ops.length} changes: the shim, its supervisor and probes); nothing was changed`);
+  } else if (ops.length > 0) {
     res.patchType = 'JSONPatch';
     res.patch = Buffer.from(JSON.stringify(ops)).toString('base64');
   }
@@ -99,8 +103,11 @@ export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): Admi
 }
 
 export function reviewValidation(req: AdmissionRequest, deps: AdmissionDeps): AdmissionResponse {
-  if (!isPod(req) || req.operation !== 'UPDATE') return { uid: req.uid, allowed: true };
-  const verdict = validateRelabel(asPod(req.oldObject), asPod(req.object), req.userInfo?.username ?? '', deps.sickbayUsername);
+  // Pods and their status subresource (a status update can carry labels and annotations).
+  const pod = (req.kind?.group ?? '') === '' && req.kind?.kind === 'Pod' && ['', 'status'].includes(req.subResource ?? '');
+  if (!pod || (req.operation !== 'UPDATE' && req.operation !== 'CREATE')) return { uid: req.uid, allowed: true };
+  const oldPod = req.operation === 'UPDATE' ? asPod(req.oldObject) : undefined;
+  const verdict = validatePod(oldPod, asPod(req.object), req.userInfo?.username ?? '', deps.sickbayUsername);
   if (verdict.allowed) return { uid: req.uid, allowed: true };
   return { uid: req.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: verdict.message } };
 }

@@ -1,27 +1,42 @@
-// The relabel guard: a pure decision over the old and new pod of an UPDATE.
-// A quarantined pod must not drift back into service: its ReplicaSet would adopt it
-// again (and delete a healthy pod to keep the count), and its Services would send it
-// traffic. Only sickbay's own identity may change the quarantine marks.
+// The validating guards: pure decisions over the old and new pod of a CREATE or UPDATE.
+// - The marks guard: only sickbay's own identity may set, change or remove its marks
+//   (label sickbay.io/status and the controller's annotations) on any pod. A forged
+//   mark would make sickbay deregister a healthy pod and run diagnostics in it.
+// - The relabel guard: a quarantined pod must not drift back into service: its
+//   ReplicaSet would adopt it again (and delete a healthy pod to keep the count), and its
+//   Services would send it traffic.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANN_ORIGINAL_LABELS, CONTROLLER_ANNOTATIONS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+import { ANN_ISOLATE, ANN_ORIGINAL_LABELS, CONTROLLER_ANNOTATIONS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
 
 export type Verdict = { allowed: true } | { allowed: false; message: string };
 
-export function validateRelabel(oldPod: V1Pod | undefined, newPod: V1Pod | undefined, username: string, sickbayUsername: string): Verdict {
-  if (!oldPod || !newPod) return { allowed: true };
-  const wasQuarantined = oldPod.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED;
-  if (!wasQuarantined || username === sickbayUsername) return { allowed: true };
+const ALLOWED: Verdict = { allowed: true };
 
-  const ref = `${oldPod.metadata?.namespace ?? ''}/${oldPod.metadata?.name ?? ''}`;
-  const oldLabels = oldPod.metadata?.labels ?? {};
+/** Both guards, as the validating webhook applies them (oldPod is undefined on CREATE). */
+export function validatePod(oldPod: V1Pod | undefined, newPod: V1Pod | undefined, username: string, sickbayUsername: string): Verdict {
+  const marks = validateMarks(oldPod, newPod, username, sickbayUsername);
+  return marks.allowed ? validateRelabel(oldPod, newPod, username, sickbayUsername) : marks;
+}
+
+/** The marks of sickbay a request sets, changes or removes. */
+export function changedMarks(oldPod: V1Pod | undefined, newPod: V1Pod): string[] {
+  const oldLabels = oldPod?.metadata?.labels ?? {};
   const newLabels = newPod.metadata?.labels ?? {};
-  const oldAnn = oldPod.metadata?.annotations ?? {};
+  const oldAnn = oldPod?.metadata?.annotations ?? {};
   const newAnn = newPod.metadata?.annotations ?? {};
-
   const touched: string[] = [];
   if (newLabels[LABEL_STATUS] !== oldLabels[LABEL_STATUS]) touched.push(`label ${LABEL_STATUS}`);
   for (const key of CONTROLLER_ANNOTATIONS) if (newAnn[key] !== oldAnn[key]) touched.push(`annotation ${key}`);
-  if (touched.length > 0) {
+  return touched;
+}
+
+export function validateMarks(oldPod: V1Pod | undefined, newPod: V1Pod | undefined, username: string, sickbayUsername: string): Verdict {
+  if (!newPod || username === sickbayUsername) return ALLOWED;
+  const touched = changedMarks(oldPod, newPod);
+  if (touched.length === 0) return ALLOWED;
+  const meta = newPod.metadata ?? oldPod?.metadata;
+  const ref = `${meta?.namespace ?? ''}/${meta?.name || meta?.generateName || ''}`;
+  if (oldPod?.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED) {
     return {
       allowed: false,
       message:
@@ -29,6 +44,23 @@ export function validateRelabel(oldPod: V1Pod | undefined, newPod: V1Pod | undef
         `To end the quarantine run \`sickbay release ${ref}\` (it deletes the pod; its workload has already replaced it).`,
     };
   }
+  return {
+    allowed: false,
+    message:
+      `only sickbay may set ${touched.join(', ')} (pod ${ref}): they mark a pod sickbay quarantined, and sickbay acts on them ` +
+      `(it removes the pod from service registries and runs diagnostics in it). To ask for a quarantine, annotate the pod ${ANN_ISOLATE}=<reason>.`,
+  };
+}
+
+export function validateRelabel(oldPod: V1Pod | undefined, newPod: V1Pod | undefined, username: string, sickbayUsername: string): Verdict {
+  if (!oldPod || !newPod) return ALLOWED;
+  const wasQuarantined = oldPod.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED;
+  if (!wasQuarantined || username === sickbayUsername) return ALLOWED;
+
+  const ref = `${oldPod.metadata?.namespace ?? ''}/${oldPod.metadata?.name ?? ''}`;
+  const oldLabels = oldPod.metadata?.labels ?? {};
+  const newLabels = newPod.metadata?.labels ?? {};
+  const oldAnn = oldPod.metadata?.annotations ?? {};
 
   // The labels the controller removed are the ones that made the pod match its
   // ReplicaSet's and Services' selectors; putting any of them back re-matches.
@@ -45,7 +77,7 @@ export function validateRelabel(oldPod: V1Pod | undefined, newPod: V1Pod | undef
         `Inspect it as it is, or run \`sickbay release ${ref}\`.`,
     };
   }
-  return { allowed: true };
+  return ALLOWED;
 }
 
 function parseLabels(raw: string | undefined): Record<string, string> {

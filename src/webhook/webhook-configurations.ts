@@ -2,7 +2,7 @@
 // manifests, `sickbay certs`, the Helm chart's expectations, the tests and the
 // playground all come from here.
 import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
-import { LABEL_INJECT, LABEL_INJECTION, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+import { CONTROLLER_ANNOTATIONS, LABEL_INJECT, LABEL_INJECTION, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
 
 export type WebhookTarget =
   | { service: { name: string; namespace: string; port?: number } }
@@ -22,6 +22,18 @@ export interface WebhookConfigOptions {
 }
 
 const SYSTEM_NAMESPACES = ['kube-system', 'kube-node-lease', 'kube-public'];
+
+/**
+ * CEL, true when a CREATE or UPDATE sets, changes or removes one of sickbay's marks (label
+ * sickbay.io/status, the controller's annotations): the API server calls the marks guard
+ * for those writes only, so the kubelet's status updates and every other pod write cost
+ * nothing. The chart's template carries the same string (its test compares them).
+ */
+export const MARKS_CHANGED_CEL =
+  `object.metadata.?labels[?'${LABEL_STATUS}'] != (request.operation == 'UPDATE' ? oldObject.metadata.?labels[?'${LABEL_STATUS}'] : optional.none()) || ` +
+  `[${CONTROLLER_ANNOTATIONS.map((k) => `'${k}'`).join(', ')}].exists(k, object.metadata.?annotations[?k] != (request.operation == 'UPDATE' ? oldObject.metadata.?annotations[?k] : optional.none()))`;
+
+const notSickbay = (o: WebhookConfigOptions) => ({ name: 'not-sickbay-itself', expression: `request.userInfo.username != 'system:serviceaccount:${o.ownNamespace}:sickbay'` });
 
 function clientConfig(o: WebhookConfigOptions, path: string) {
   const base = 'url' in o.target ? { url: `${o.target.url.replace(/\/$/, '')}${path}` } : { service: { ...o.target.service, port: o.target.service.port ?? 443, path } };
@@ -90,7 +102,21 @@ export function validatingWebhookConfiguration(o: WebhookConfigOptions): V1Valid
         // API server the call, a round trip in every quarantine. The ServiceAccount is
         // `sickbay`, as every caller of this function names it (the chart has its own
         // template); under another SICKBAY_SERVICE_ACCOUNT the call is made and allowed.
-        matchConditions: [{ name: 'not-sickbay-itself', expression: `request.userInfo.username != 'system:serviceaccount:${o.ownNamespace}:sickbay'` }],
+        matchConditions: [notSickbay(o)],
+      },
+      {
+        // Only sickbay may set its marks, on any pod: a forged sickbay.io/status=quarantined
+        // would have it deregister a healthy pod and run diagnostics in it.
+        name: 'marks.validate.sickbay.io',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: o.timeoutSeconds ?? 5,
+        failurePolicy: 'Fail',
+        matchPolicy: 'Equivalent',
+        clientConfig: clientConfig(o, '/validate'),
+        rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/status'], scope: 'Namespaced' }],
+        namespaceSelector: namespaceSelector(o),
+        matchConditions: [notSickbay(o), { name: 'touches-sickbay-marks', expression: MARKS_CHANGED_CEL }],
       },
     ],
   };

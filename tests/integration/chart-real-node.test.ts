@@ -74,13 +74,15 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
     assert.equal(injected.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
     assert.equal(injected.spec!.initContainers![0]!.image, IMAGES.sickbay, "the shim image is the chart's image");
 
+    // A quarantined pod, marked by sickbay's identity as the controller marks it (nobody else may).
     await t.core.createNamespacedPod({
       namespace: 'shop',
-      body: {
-        metadata: { name: 'broken', labels: { 'sickbay.io/status': 'quarantined', tier: 'web' }, annotations: { 'sickbay.io/original-labels': '{"app":"web"}' } },
-        spec: { nodeSelector: { 'kubernetes.io/hostname': 'nowhere' }, containers: [{ name: 'web', image: 'x', command: ['/app'] }] },
-      },
+      body: { metadata: { name: 'broken', labels: { tier: 'web' } }, spec: { nodeSelector: { 'kubernetes.io/hostname': 'nowhere' }, containers: [{ name: 'web', image: 'x', command: ['/app'] }] } },
     });
+    const marked = await rawApiRequest(await t.cp.serviceAccountKubeConfig(NS, 'sickbay'), 'PATCH', '/api/v1/namespaces/shop/pods/broken', {
+      metadata: { labels: { 'sickbay.io/status': 'quarantined' }, annotations: { 'sickbay.io/original-labels': '{"app":"web"}' } },
+    }, { 'content-type': 'application/merge-patch+json' });
+    assert.equal(marked.status, 200, marked.body);
     const patch = (labels: Record<string, string>) =>
       rawApiRequest(t.kc, 'PATCH', '/api/v1/namespaces/shop/pods/broken?dryRun=All', { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
     const webhookCalls = async () => {

@@ -213,14 +213,15 @@ describe('the Helm chart', () => {
       // The emergency exit: both webhook configurations gone. The policy stays.
       await admission().deleteMutatingWebhookConfiguration({ name: 'sickbay' });
       await admission().deleteValidatingWebhookConfiguration({ name: 'sickbay' });
-      await t.core.createNamespacedPod({
-        namespace: 'shop',
-        body: {
-          metadata: { name: 'broken', labels: { 'sickbay.io/status': 'quarantined', tier: 'web' }, annotations: { 'sickbay.io/original-labels': '{"app":"web","pod-template-hash":"abc"}' } },
-          spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] },
-        },
-      });
+      // A pod, quarantined as the controller does it: marked by the chart's identity (the
+      // policies let nobody else set the marks).
+      await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'broken', labels: { tier: 'web' } }, spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] } } });
       const { rawApiRequest } = await import('../support/cluster.js');
+      const asSickbay = await t.cp.serviceAccountKubeConfig(NS, 'sickbay');
+      const marked = await rawApiRequest(asSickbay, 'PATCH', '/api/v1/namespaces/shop/pods/broken', {
+        metadata: { labels: { 'sickbay.io/status': 'quarantined' }, annotations: { 'sickbay.io/original-labels': '{"app":"web","pod-template-hash":"abc"}' } },
+      }, { 'content-type': 'application/merge-patch+json' });
+      assert.equal(marked.status, 200, marked.body);
       const patch = (labels: Record<string, string | null>, dryRun = false) =>
         rawApiRequest(t.kc, 'PATCH', `/api/v1/namespaces/shop/pods/broken${dryRun ? '?dryRun=All' : ''}`, { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
       let last = '';
@@ -235,7 +236,18 @@ describe('the Helm chart', () => {
       assert.match(back.body, /ValidatingAdmissionPolicy 'sickbay-relabel-guard'.*adding back the labels/);
       const status = await patch({ 'sickbay.io/status': null });
       assert.equal(status.status, 403);
-      assert.match(status.body, /only sickbay may change label sickbay.io\/status/);
+      assert.match(status.body, /ValidatingAdmissionPolicy 'sickbay-marks-guard'.*only sickbay may set or change label sickbay.io\/status/);
+      // A forged quarantine of a healthy pod, or one created marked: refused as well.
+      await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'healthy', labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] } } });
+      const forged = await rawApiRequest(t.kc, 'PATCH', '/api/v1/namespaces/shop/pods/healthy', { metadata: { labels: { 'sickbay.io/status': 'quarantined' } } }, { 'content-type': 'application/merge-patch+json' });
+      assert.equal(forged.status, 403, forged.body);
+      assert.match(forged.body, /sickbay-marks-guard/);
+      const created = await rawApiRequest(t.kc, 'POST', '/api/v1/namespaces/shop/pods', {
+        metadata: { name: 'forged', annotations: { 'sickbay.io/registry': '{}' } },
+        spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] },
+      });
+      assert.equal(created.status, 403, created.body);
+      assert.match(created.body, /only sickbay may set or change its sickbay.io annotations/);
       // A label it never had, or one with another value, is fine.
       assert.equal((await patch({ note: 'looked-at' })).status, 200);
       assert.equal((await patch({ app: 'other' })).status, 200);

@@ -79,18 +79,52 @@ describe('admission webhooks on the real API server', { timeout: 300_000 }, () =
       });
       alice = t.cp.clientCertKubeConfig('alice', ['developers']).makeApiClient(CoreV1Api);
       sickbayCore = sickbay.kc.makeApiClient(CoreV1Api);
-      // What the controller leaves behind (the guard covers UPDATEs, so an admin can create it).
+      // What the controller leaves behind: a pod, then sickbay's own identity marks it
+      // (nobody else may set the marks, not even an admin).
       await t.core.createNamespacedPod({
         namespace: ns,
-        body: {
-          metadata: {
-            name: quarantinedPod,
-            labels: { 'sickbay.io/status': 'quarantined', tier: 'web' },
-            annotations: { 'sickbay.io/original-labels': JSON.stringify({ app: 'web', 'pod-template-hash': 'abc' }), 'sickbay.io/reason': 'NotReady' },
-          },
-          spec: { containers: [{ name: 'web', image: 'x', command: ['/run'] }] },
-        },
+        body: { metadata: { name: quarantinedPod, labels: { tier: 'web' } }, spec: { containers: [{ name: 'web', image: 'x', command: ['/run'] }] } },
       });
+      await sickbayCore.patchNamespacedPod(
+        {
+          name: quarantinedPod,
+          namespace: ns,
+          body: {
+            metadata: {
+              labels: { 'sickbay.io/status': 'quarantined' },
+              annotations: { 'sickbay.io/original-labels': JSON.stringify({ app: 'web', 'pod-template-hash': 'abc' }), 'sickbay.io/reason': 'NotReady' },
+            },
+          },
+        },
+        mergePatch,
+      );
+    });
+
+    const deniedByMarks = (pattern: RegExp) => (err: { code?: number; body?: string }) => {
+      assert.equal(err.code, 403, `expected a webhook denial, got ${err.code}: ${err.body}`);
+      assert.match(String(err.body), /admission webhook \\"marks\.validate\.sickbay\.io\\" denied the request/);
+      assert.match(String(err.body), pattern);
+      return true;
+    };
+
+    it('refuses a forged quarantine: a pod created with the mark, a healthy pod marked, its status subresource too', async () => {
+      await assert.rejects(
+        alice.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'forged', labels: { 'sickbay.io/status': 'quarantined' } }, spec: { containers: [{ name: 'web', image: 'x', command: ['/run'] }] } } }),
+        deniedByMarks(/only sickbay may set label sickbay\.io\/status \(pod shop\/forged\)/),
+      );
+      await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'healthy', labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'x', command: ['/run'] }] } } });
+      await assert.rejects(
+        alice.patchNamespacedPod({ name: 'healthy', namespace: ns, body: { metadata: { annotations: { 'sickbay.io/reason': 'forged' } } } }, mergePatch),
+        deniedByMarks(/annotation sickbay\.io\/reason/),
+      );
+      // An admin is not sickbay either, and the status subresource is no way around it.
+      await assert.rejects(
+        t.core.patchNamespacedPodStatus({ name: 'healthy', namespace: ns, body: { metadata: { labels: { 'sickbay.io/status': 'quarantined' } } } }, mergePatch),
+        deniedByMarks(/only sickbay may set label sickbay\.io\/status/),
+      );
+      // Asking for a quarantine is what people and monitors do: allowed.
+      const asked = await alice.patchNamespacedPod({ name: 'healthy', namespace: ns, body: { metadata: { annotations: { 'sickbay.io/isolate': 'slow' } } } }, mergePatch);
+      assert.equal(asked.metadata!.annotations!['sickbay.io/isolate'], 'slow');
     });
 
     const denied = (pattern: RegExp) => (err: { code?: number; body?: string }) => {
@@ -103,7 +137,8 @@ describe('admission webhooks on the real API server', { timeout: 300_000 }, () =
     it('refuses a person removing sickbay.io/status, with the webhook message', async () => {
       await assert.rejects(
         alice.patchNamespacedPod({ name: quarantinedPod, namespace: ns, body: { metadata: { labels: { 'sickbay.io/status': null } } } }, mergePatch),
-        denied(/only sickbay may change label sickbay\.io\/status.*sickbay release shop\/broken-0/),
+        // A change of a mark: the marks guard answers, with the quarantine's own words.
+        deniedByMarks(/only sickbay may change label sickbay\.io\/status.*sickbay release shop\/broken-0/),
       );
     });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { validateRelabel } from '../../src/webhook/validate-relabel.js';
+import { validatePod } from '../../src/webhook/validate-relabel.js';
 
 const SICKBAY = 'system:serviceaccount:sickbay-system:sickbay';
 const quarantined: V1Pod = {
@@ -36,7 +36,7 @@ describe('relabel guard', () => {
   ];
   for (const [name, oldPod, newPod, user, denial] of cases) {
     it(name, () => {
-      const v = validateRelabel(oldPod, newPod, user, SICKBAY);
+      const v = validatePod(oldPod, newPod, user, SICKBAY);
       if (denial === null) assert.deepEqual(v, { allowed: true });
       else {
         assert.equal(v.allowed, false);
@@ -44,7 +44,33 @@ describe('relabel guard', () => {
       }
     });
   }
-  it('allows when either object is missing', () => {
-    assert.deepEqual(validateRelabel(undefined, quarantined, 'alice', SICKBAY), { allowed: true });
+  it('allows an UPDATE whose old object is missing when the marks are not touched', () => {
+    assert.deepEqual(validatePod(undefined, { metadata: { labels: { app: 'web' } } }, 'alice', SICKBAY), { allowed: true });
+    assert.deepEqual(validatePod(quarantined, undefined, 'alice', SICKBAY), { allowed: true });
   });
+});
+
+// Forged quarantine: the marks are sickbay's alone, on healthy pods too, on CREATE too.
+describe('marks guard', () => {
+  const healthy: V1Pod = { metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' }, annotations: { note: 'x' } } };
+  const cases: Array<[string, V1Pod | undefined, V1Pod, string, RegExp | null]> = [
+    ['a person creates a pod marked quarantined', undefined, { metadata: { generateName: 'web-', namespace: 'shop', labels: { 'sickbay.io/status': 'quarantined' } } }, 'alice', /only sickbay may set label sickbay\.io\/status \(pod shop\/web-\).*sickbay\.io\/isolate=<reason>/],
+    ['a person creates a pod with a controller annotation', undefined, { metadata: { name: 'p', namespace: 'shop', annotations: { 'sickbay.io/original-labels': '{}' } } }, 'alice', /annotation sickbay\.io\/original-labels/],
+    ['a person marks a healthy pod quarantined', healthy, { metadata: { ...healthy.metadata, labels: { app: 'web', 'sickbay.io/status': 'quarantined' } } }, 'alice', /only sickbay may set label sickbay\.io\/status \(pod shop\/web-1\)/],
+    ['a person adds sickbay.io/registry to a healthy pod', healthy, { metadata: { ...healthy.metadata, annotations: { note: 'x', 'sickbay.io/registry': '{}' } } }, 'bob', /annotation sickbay\.io\/registry/],
+    ['a person asks for a quarantine (sickbay.io/isolate)', healthy, { metadata: { ...healthy.metadata, annotations: { note: 'x', 'sickbay.io/isolate': 'slow' } } }, 'alice', null],
+    ['a person creates an ordinary pod', undefined, healthy, 'alice', null],
+    ['sickbay marks a pod', healthy, { metadata: { ...healthy.metadata, labels: { 'sickbay.io/status': 'quarantined' } } }, SICKBAY, null],
+    ['sickbay creates a marked pod', undefined, { metadata: { labels: { 'sickbay.io/status': 'quarantined' } } }, SICKBAY, null],
+  ];
+  for (const [name, oldPod, newPod, user, denial] of cases) {
+    it(name, () => {
+      const v = validatePod(oldPod, newPod, user, SICKBAY);
+      if (denial === null) assert.deepEqual(v, { allowed: true });
+      else {
+        assert.equal(v.allowed, false);
+        assert.match((v as { message: string }).message, denial);
+      }
+    });
+  }
 });

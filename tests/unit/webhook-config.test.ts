@@ -22,6 +22,13 @@ describe('webhook-config/', () => {
     assert.deepEqual(v.objectSelector.matchLabels, { 'sickbay.io/status': 'quarantined' });
     // sickbay's own quarantine patches are not sent to it (the handler would allow them).
     assert.deepEqual(JSON.parse(JSON.stringify(v.matchConditions)), [{ name: 'not-sickbay-itself', expression: "request.userInfo.username != 'system:serviceaccount:sickbay-system:sickbay'" }]);
+    // The marks guard: CREATE and UPDATE of pods and their status, called only for writes
+    // that touch sickbay's marks, never for sickbay's own.
+    const marks = loadYaml<any>(expected['plain/validating.yaml']!).webhooks[1];
+    assert.equal(marks.name, 'marks.validate.sickbay.io');
+    assert.equal(marks.failurePolicy, 'Fail');
+    assert.deepEqual(marks.rules.map((r: any) => [r.operations, r.resources]), [[['CREATE', 'UPDATE'], ['pods', 'pods/status']]]);
+    assert.deepEqual(marks.matchConditions.map((c: any) => c.name), ['not-sickbay-itself', 'touches-sickbay-marks']);
     const m = loadYaml<any>(expected['plain/mutating.yaml']!).webhooks[0];
     assert.equal(m.failurePolicy, 'Ignore');
     assert.equal(m.sideEffects, 'None');
