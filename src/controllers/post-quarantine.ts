@@ -9,7 +9,7 @@ import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ANN_DIAGNOSTICS, ANN_REGISTRY, PREFIX, SHIM_MOUNT } from '../names.js';
-import type { RegistryEntry, ServiceRegistry } from '../registry/zookeeper-registry.js';
+import { type RegistryEntry, type RegistryTarget, type ServiceRegistry, targetKey } from '../registry/zookeeper-registry.js';
 import { sleep, withDeadline } from '../util/wait.js';
 import { podRef, type PostQuarantineStep } from './pod-isolation-controller.js';
 
@@ -40,7 +40,7 @@ export class RegistryStep implements PostQuarantineStep {
   readonly name = 'registry';
   private readonly core: CoreV1Api;
   private readonly events: EventRecorder;
-  private readonly active = new Map<string, string>(); // pod key -> address
+  private readonly active = new Map<string, RegistryTarget>(); // pod key -> whose registrations
 
   constructor(
     kc: KubeConfig,
@@ -60,10 +60,19 @@ export class RegistryStep implements PostQuarantineStep {
       await annotate(this.core, pod, ANN_REGISTRY, { status: 'skipped', reason: 'the pod has no IP' });
       return;
     }
-    this.active.set(key, address);
+    // A hostNetwork pod's address is its node's: only the ports it declares are its own.
+    const ports = pod.spec?.hostNetwork ? declaredPorts(pod) : undefined;
+    if (ports?.length === 0) {
+      const reason = "the pod uses its node's network and declares no ports, so its registrations cannot be told from other processes' on the node";
+      await annotate(this.core, pod, ANN_REGISTRY, { status: 'skipped', reason, address });
+      await this.events.record(podRef(pod), 'Warning', 'DeregistrationSkipped', `${reason}; declare its service ports (containerPort) to have them deregistered`);
+      return;
+    }
+    const target: RegistryTarget = { address, ports };
+    this.active.set(key, target);
     const removed: RegistryEntry[] = [];
     const record = async (status: string, extra: Record<string, unknown> = {}) =>
-      annotate(this.core, pod, ANN_REGISTRY, { status, address, removed: removed.map((e) => `${e.registry}:${e.path}`), at: new Date().toISOString(), ...extra }).catch((err) =>
+      annotate(this.core, pod, ANN_REGISTRY, { status, address, ...(ports ? { ports } : {}), removed: removed.map((e) => `${e.registry}:${e.path}`), at: new Date().toISOString(), ...extra }).catch((err) =>
         this.log.warn('could not record the registry annotation', { pod: key, error: errorText(err) }),
       );
     const onRemoved = (entries: RegistryEntry[]) => {
@@ -75,9 +84,9 @@ export class RegistryStep implements PostQuarantineStep {
     };
     let backoff = 1000;
     let failures = 0;
-    while (!signal.aborted && this.active.get(key) === address) {
+    while (!signal.aborted && this.active.get(key) === target) {
       try {
-        for (const r of this.registries) removed.push(...(await r.deregister(address, onRemoved)));
+        for (const r of this.registries) removed.push(...(await r.deregister(target, onRemoved)));
         this.metrics.registryRemovals.inc({ kind: 'initial' }, removed.length);
         await record('watching', failures ? { attempts: failures + 1 } : {});
         await this.events.record(
@@ -101,11 +110,23 @@ export class RegistryStep implements PostQuarantineStep {
   }
 
   forget(pod: V1Pod) {
-    const address = this.active.get(keyOf(pod));
-    if (!address) return;
+    const target = this.active.get(keyOf(pod));
+    if (!target) return;
     this.active.delete(keyOf(pod));
-    if (![...this.active.values()].includes(address)) for (const r of this.registries) r.stop(address);
+    if (![...this.active.values()].some((t) => targetKey(t) === targetKey(target))) for (const r of this.registries) r.stop(target);
   }
+}
+
+/** The ports a pod's containers declare (containerPort, and hostPort where it differs). */
+function declaredPorts(pod: V1Pod): number[] {
+  const ports = new Set<number>();
+  for (const c of pod.spec?.containers ?? []) {
+    for (const p of c.ports ?? []) {
+      ports.add(p.containerPort);
+      if (p.hostPort) ports.add(p.hostPort);
+    }
+  }
+  return [...ports];
 }
 
 export interface DiagnosticsOptions {

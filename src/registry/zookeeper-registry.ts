@@ -1,7 +1,8 @@
 // Removes a quarantined pod from ZooKeeper service registries, and keeps removing it:
 // the app inside may still hold its session and register again (Dubbo re-registers on
 // a new session, Curator on reconnect). Only nodes whose address is the pod's are ever
-// deleted; nothing is written or recreated.
+// deleted (and, for a pod that shares its node's address, whose port is one the pod
+// declares); nothing is written or recreated.
 //
 // Layouts:
 // - Dubbo interface level: /<root>/<URL-encoded interface>/providers/<URL-encoded provider URL>
@@ -14,11 +15,28 @@ export interface RegistryEntry {
   path: string;
 }
 
+/**
+ * Whose registrations to remove: the pod's address, and for a pod that shares its node's
+ * address (hostNetwork) the ports it declares, so other processes on that node keep theirs.
+ */
+export interface RegistryTarget {
+  address: string;
+  ports?: number[];
+}
+
+export const targetKey = (t: RegistryTarget) => (t.ports ? `${t.address} ports ${[...t.ports].sort((a, b) => a - b).join(',')}` : t.address);
+
+/** Whether a registration at host:port is the target's. */
+export function isTargets(t: RegistryTarget, host: string, port: number | undefined): boolean {
+  if (host.replace(/^\[|\]$/g, '') !== t.address) return false;
+  return !t.ports || (port !== undefined && t.ports.includes(port));
+}
+
 export interface ServiceRegistry {
   readonly name: string;
-  /** Removes every entry of `address` now; afterwards removes re-registrations until stop. */
-  deregister(address: string, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]>;
-  stop(address: string): void;
+  /** Removes every entry of `target` now; afterwards removes re-registrations until stop. */
+  deregister(target: RegistryTarget, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]>;
+  stop(target: RegistryTarget): void;
   close(): void;
 }
 
@@ -39,10 +57,11 @@ export interface ZooKeeperRegistryOptions {
 
 type Client = ReturnType<typeof zookeeper.createClient>;
 
-function hostOf(entryName: string): string | undefined {
+/** host and port of a Dubbo provider node's URL. */
+function endpointOf(entryName: string): { host: string; port?: number } | undefined {
   try {
     const url = new URL(decodeURIComponent(entryName));
-    return url.hostname.replace(/^\[|\]$/g, '');
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : undefined };
   } catch {
     return undefined;
   }
@@ -54,7 +73,7 @@ export class ZooKeeperRegistry implements ServiceRegistry {
   readonly name: string;
   private client?: Client;
   private connecting?: Promise<Client>;
-  private readonly addresses = new Set<string>();
+  private readonly targets = new Map<string, RegistryTarget>();
   private readonly listeners = new Map<string, (entries: RegistryEntry[]) => void>();
   private readonly watched = new Set<string>();
 
@@ -156,18 +175,19 @@ export class ZooKeeperRegistry implements ServiceRegistry {
     return this.o.servicesRoot ?? '/services';
   }
 
-  /** Scans one registry path (or everything) and deletes the entries of watched addresses. */
+  /** Scans one registry path (or everything) and deletes the entries of watched targets. */
   private async rescan(path?: string): Promise<RegistryEntry[]> {
     const removed: RegistryEntry[] = [];
-    const targets = [...this.addresses];
+    const targets = [...this.targets.values()];
+    const anyTargets = (host: string, ports: (number | null | undefined)[]) => targets.some((t) => ports.some((p) => isTargets(t, host, p ?? undefined)));
     if (targets.length === 0) return removed;
     const del = async (p: string) => {
       if (await this.remove(p)) removed.push({ registry: this.name, path: p });
     };
     const scanProviders = async (providersPath: string) => {
       for (const child of await this.children(providersPath, true)) {
-        const host = hostOf(child);
-        if (host && targets.includes(host)) await del(join(providersPath, child));
+        const at = endpointOf(child);
+        if (at && anyTargets(at.host, [at.port])) await del(join(providersPath, child));
       }
     };
     const scanApp = async (appPath: string) => {
@@ -175,8 +195,8 @@ export class ZooKeeperRegistry implements ServiceRegistry {
         const raw = await this.data(join(appPath, id));
         if (!raw) continue;
         try {
-          const payload = JSON.parse(raw.toString('utf8')) as { address?: string };
-          if (payload.address && targets.includes(payload.address.replace(/^\[|\]$/g, ''))) await del(join(appPath, id));
+          const payload = JSON.parse(raw.toString('utf8')) as { address?: string; port?: number | null; sslPort?: number | null };
+          if (payload.address && anyTargets(payload.address, [payload.port, payload.sslPort])) await del(join(appPath, id));
         } catch {
           // not a Curator ServiceInstance: not ours to judge
         }
@@ -201,19 +221,19 @@ export class ZooKeeperRegistry implements ServiceRegistry {
     return removed;
   }
 
-  async deregister(address: string, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]> {
-    this.addresses.add(address);
-    this.listeners.set(address, onRemoved);
+  async deregister(target: RegistryTarget, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]> {
+    this.targets.set(targetKey(target), target);
+    this.listeners.set(targetKey(target), onRemoved);
     return this.rescan();
   }
 
-  stop(address: string) {
-    this.addresses.delete(address);
-    this.listeners.delete(address);
+  stop(target: RegistryTarget) {
+    this.targets.delete(targetKey(target));
+    this.listeners.delete(targetKey(target));
   }
 
   close() {
-    this.addresses.clear();
+    this.targets.clear();
     this.client?.close();
     this.client = undefined;
   }

@@ -102,6 +102,34 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.ok(await exists(probe, c));
   });
 
+  it("a hostNetwork pod: removes only the registrations on the ports it declares, not its node's other providers", async () => {
+    const labels = { app: 'gateway' };
+    await t.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'gateway' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { hostNetwork: true, containers: [{ name: 'gw', image: 'x', command: ['/gw'], ports: [{ containerPort: 20880 }] }] } },
+        },
+      },
+    });
+    const [victim] = (await readyPods('gateway', 2)) as [V1Pod];
+    const ip = victim.status!.podIP!; // the node's address
+    const mine = await registerDubboProvider(await session(), 'com.shop.GatewayService', ip, 20880);
+    const neighbour = await registerDubboProvider(await session(), 'com.shop.StockService', ip, 20990);
+    const mineApp = await registerAppInstance(await session(), 'gateway', 'g-1', ip, 20880);
+    const neighbourApp = await registerAppInstance(await session(), 'stock', 's-1', ip, 20990);
+    const probe = await session();
+    await isolate(victim.metadata!.name!);
+    await waitFor("the pod's own entries removed", async () => !(await exists(probe, mine)) && !(await exists(probe, mineApp)), { timeoutMs: 10_000, intervalMs: 50 });
+    assert.ok(await exists(probe, neighbour), "another process's provider on the same node stays");
+    assert.ok(await exists(probe, neighbourApp), "another process's instance on the same node stays");
+    const record = await waitFor('the registry annotation', () => annotation(victim.metadata!.name!, 'sickbay.io/registry'));
+    assert.deepEqual(record.ports, [20880]);
+  });
+
   it('keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story', async () => {
     await createWebApp(t, ns, 'payments', 2);
     const [victim] = (await readyPods('payments', 2)) as [V1Pod];

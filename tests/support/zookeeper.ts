@@ -40,9 +40,9 @@ export async function registerDubboProvider(c: Client, iface: string, host: stri
 }
 
 /** A Dubbo 3 application-level instance (Curator service discovery). */
-export async function registerAppInstance(c: Client, app: string, id: string, address: string): Promise<string> {
+export async function registerAppInstance(c: Client, app: string, id: string, address: string, port = 20880): Promise<string> {
   await mkdirp(c, `/services/${app}`);
   const p = `/services/${app}/${id}`;
-  await createEphemeral(c, p, JSON.stringify({ name: app, id, address, port: 20880, sslPort: null, payload: null, registrationTimeUTC: Date.now(), serviceType: 'DYNAMIC' }));
+  await createEphemeral(c, p, JSON.stringify({ name: app, id, address, port, sslPort: null, payload: null, registrationTimeUTC: Date.now(), serviceType: 'DYNAMIC' }));
   return p;
 }
