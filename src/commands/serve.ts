@@ -59,6 +59,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     admission: {
       injection: { shimImage: config.shimImage, shimSource: config.shimSource },
       sickbayUsername: config.serviceAccountUsername,
+      dryRun: config.dryRun,
       maxBodyBytes: config.maxBodyBytes,
       decoratePod: components.decoratePod,
       metrics,

@@ -27,5 +27,6 @@ export abstract class ControllerBase {
     ({ cache: this.cache, config: this.config, log: this.log, metrics: this.metrics } = deps);
     this.core = deps.kc.makeApiClient(CoreV1Api);
     this.events = new EventRecorder(this.core, 'sickbay', deps.log);
+    this.events.dryRun = deps.config.dryRun;
   }
 }

@@ -8,6 +8,7 @@
 import { ControllerBase, type ControllerDeps } from './controller-base.js';
 import { randomUUID } from 'node:crypto';
 import { AppsV1Api, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import type { ObjectRef } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
@@ -93,13 +94,14 @@ export class NeverReadyController extends ControllerBase {
     const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - new Date(p.metadata!.creationTimestamp!).getTime() >= this.config.neverReadyAfterMs).length;
     if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
       this.metrics.skips.inc({ reason: 'systemic' });
-      await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', deployment, 'SystemicFailure', `${stuck} of ${siblings.length} pods of Deployment ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
+      await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', deploymentRef(deployment), 'SystemicFailure', `${stuck} of ${siblings.length} pods of Deployment ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
       return { requeueAfterMs: 30_000 };
     }
     if (!this.config.dryRun && !this.rate.tryTake()) return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
     if (this.config.dryRun) {
       this.metrics.skips.inc({ reason: 'dry-run' });
       log.info('dry run: would delete a pod that never became Ready and avoid its node', { pod: key, node });
+      await this.warnOnce(key, node, podRef(pod), 'WouldDelete', `dry run: would delete this pod (never Ready in ${Math.round(age / 1000)}s on node ${node}) and have Deployment ${owner.name} avoid the node`);
       return;
     }
 
@@ -126,7 +128,7 @@ export class NeverReadyController extends ControllerBase {
     if (raw === undefined) return;
     const { record, error } = parseAvoidRecord(raw);
     if (error) {
-      await this.warnOnce(key, raw, d, 'BadAvoidNodes', error);
+      await this.warnOnce(key, raw, deploymentRef(d), 'BadAvoidNodes', error);
       return;
     }
     const now = Date.now();
@@ -177,10 +179,15 @@ export class NeverReadyController extends ControllerBase {
     }
   }
 
-  private async warnOnce(key: string, what: string, d: V1Deployment, reason: string, message: string) {
+  /** One Warning Event per object, reason and cause (`what`). */
+  private async warnOnce(key: string, what: string, ref: ObjectRef, reason: string, message: string) {
     if (this.warned.get(`${key}/${reason}`) === what) return;
     this.warned.set(`${key}/${reason}`, what);
-    this.log.warn(message, { deployment: key });
-    await this.events.record({ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace }, 'Warning', reason, message);
+    this.log.warn(message, { object: key });
+    await this.events.record(ref, 'Warning', reason, message);
   }
+}
+
+function deploymentRef(d: V1Deployment): ObjectRef {
+  return { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace, uid: d.metadata?.uid };
 }

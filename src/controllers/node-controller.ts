@@ -45,6 +45,8 @@ export class NodeController extends ControllerBase {
 
   constructor(deps: ControllerDeps) {
     super(deps);
+    // SICKBAY_NODE_DRY_RUN alone makes the node controller's Events dry too.
+    this.events.dryRun = deps.config.node.dryRun;
     const { kc, config, log, metrics } = deps;
     this.coord = kc.makeApiClient(CoordinationV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);

@@ -151,6 +151,8 @@ export class PodIsolationController extends ControllerBase {
     if (this.config.dryRun) {
       this.metrics.skips.inc({ reason: 'dry-run' });
       log.info(`dry run: would ${decision.action} the pod`, { trigger: trigger.reason, owner: ownerRef, ...(decision.action === 'delete' ? { why: decision.reason } : {}) });
+      if (decision.action === 'delete') this.eventOnce(podRef(pod), 'Warning', 'WouldDelete', `dry run: would delete this pod instead of quarantining it (${decision.reason}); ${trigger.reason}`);
+      else this.eventOnce(podRef(pod), 'Warning', 'WouldQuarantine', `dry run: would take this pod out of service and keep it: ${trigger.reason}`);
       return;
     }
 
@@ -187,11 +189,14 @@ export class PodIsolationController extends ControllerBase {
     if (!Number.isNaN(expires) && expires <= now) {
       if (this.config.dryRun) {
         log.info('dry run: would delete the expired quarantined pod');
+        this.eventOnce(podRef(pod), 'Normal', 'WouldDelete', 'dry run: would delete this quarantined pod, its quarantine expired');
         return;
       }
       await this.deletePod(pod, 'expired', 'quarantine expired', log);
       return;
     }
+    // Deregistration and diagnostics act on the pod: not in dry run.
+    if (this.config.dryRun) return void log.info('dry run: would deregister and diagnose the quarantined pod');
     this.startPipeline(pod);
     return Number.isNaN(expires) ? undefined : { requeueAfterMs: expires - now + 10 };
   }

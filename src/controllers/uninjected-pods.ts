@@ -140,6 +140,7 @@ export class UninjectedPodsController extends ControllerBase {
     if (this.config.dryRun) {
       this.metrics.repairRestarts.inc({ result: 'dry-run' });
       this.log.info('dry run: would restart a Deployment whose pods escaped injection', { deployment: key });
+      await this.events.record(ref, 'Normal', 'WouldRestart', `dry run: would restart this Deployment so its pods are injected (pod ${pod.metadata?.name} runs without sickbay's shim)`);
       return;
     }
     try {

@@ -71,7 +71,13 @@ export const eventCounts = { written: 0, failed: 0 };
 /** The gate every recorder in this process shares unless it is given its own. */
 export const processEventGate = new EventGate();
 
+/** Dry run writes only Events that say what sickbay would have done. */
+export const isWouldEvent = (reason: string) => /^Would[A-Z]/.test(reason);
+
 export class EventRecorder {
+  /** In dry run, Events other than Would* are logged, not written (dry run changes nothing but Would* Events). */
+  dryRun = false;
+
   constructor(
     private readonly core: CoreV1Api,
     private readonly component: string,
@@ -85,6 +91,10 @@ export class EventRecorder {
    * hurry do not await it.
    */
   async record(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    if (this.dryRun && !isWouldEvent(reason)) {
+      this.log?.info(`dry run: not recording Event ${reason}`, { object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, message });
+      return;
+    }
     const now = new Date(); // when it happened, not when its turn came
     const written = await this.gate.run(() => this.write(ref, type, reason, message, now));
     if (!written && this.gate.dropped % 100 === 1) {

@@ -238,22 +238,30 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await assert.rejects(run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${notQ}`, '--kubeconfig', kubeconfig]), /not quarantined/);
   });
 
-  it('in dry-run mode writes nothing and reports what it would do', async () => {
+  it('in dry-run mode changes no pod, injects nothing, and writes only Would* Events', async () => {
     await sickbay.stop();
     const dry = new Metrics();
     sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_DRY_RUN: 'true' }, { metrics: dry });
     await createWebApp(t, ns, 'dry', 3);
     const pods = await readyPods('dry', 3);
+    assert.equal(pods[0]!.spec!.containers[0]!.command![0], '/app/server', 'the webhook injected nothing');
+    assert.ok(!pods[0]!.metadata?.annotations?.['sickbay.io/injected']);
     const name = pods[0]!.metadata!.name!;
     const before: V1Pod = await t.core.readNamespacedPod({ name, namespace: ns });
     await breakPod(name);
     await waitFor('a dry-run skip recorded', async () => /reason="dry-run"\} [1-9]/.test(await dry.registry.getSingleMetricAsString('sickbay_quarantine_skips_total')), {
       timeoutMs: 10_000,
     });
+    const would = await waitFor('a WouldQuarantine Event', async () => {
+      const mine = (await eventsFor(name)).filter((e) => e.source?.component === 'sickbay');
+      return mine.some((e) => e.reason === 'WouldQuarantine') ? mine : undefined;
+    });
+    assert.deepEqual([...new Set(would.map((e) => e.reason))], ['WouldQuarantine'], 'Would* Events only');
     const after = await t.core.readNamespacedPod({ name, namespace: ns });
     assert.deepEqual(after.metadata!.labels, before.metadata!.labels, 'labels untouched');
     assert.equal(after.metadata!.annotations!['sickbay.io/quarantined-at'], undefined, 'no quarantine annotations');
-    assert.ok(!(await eventsFor(name)).some((e) => e.source?.component === 'sickbay'), 'no Event written');
+    const onDeployment = (await eventsFor('dry')).filter((e) => e.source?.component === 'sickbay');
+    assert.ok(onDeployment.every((e) => e.reason!.startsWith('Would')), onDeployment.map((e) => e.reason).join(', '));
   });
 });
 

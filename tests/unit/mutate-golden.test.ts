@@ -62,3 +62,13 @@ describe('mutation golden files', () => {
     });
   }
 });
+
+describe('dry run', () => {
+  it('the webhook decides the injection, applies none, and says what it would be', () => {
+    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    const res = reviewMutation(podCreateRequest(input), { ...goldenDeps, dryRun: true });
+    assert.equal(res.allowed, true);
+    assert.equal(res.patch, undefined, 'no patch');
+    assert.match((res.warnings ?? []).join('\n'), /sickbay dry run: would inject this pod \(\d+ changes/);
+  });
+});

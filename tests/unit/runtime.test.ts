@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, readConfig } from '../../src/config.js';
 import { Writable } from 'node:stream';
-import { KubeConfig, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
+import { type CoreV1Api, KubeConfig, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { ClusterCache } from '../../src/controllers/cluster-cache.js';
 import { Index, Informer, type KubeObject } from '../../src/kube/informer.js';
 import { WorkQueue } from '../../src/kube/workqueue.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { EventGate } from '../../src/kube/events.js';
+import { EventGate, EventRecorder } from '../../src/kube/events.js';
 import { TokenBucket } from '../../src/util/rate-limiter.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 
@@ -82,6 +82,21 @@ describe('WorkQueue', () => {
     assert.equal(await count(metrics.reconcileDuration, 0.1), 2);
     ac.abort();
     await done;
+  });
+});
+
+describe('EventRecorder in dry run', () => {
+  it('writes Would* Events and only those', async () => {
+    const written: string[] = [];
+    const core = { createNamespacedEvent: async (r: { body: { reason: string } }) => void written.push(r.body.reason) } as unknown as CoreV1Api;
+    const rec = new EventRecorder(core, 'sickbay', undefined, 'h', new EventGate());
+    rec.dryRun = true;
+    const ref = { apiVersion: 'v1', kind: 'Pod', name: 'p', namespace: 'n' };
+    for (const reason of ['WouldQuarantine', 'SystemicFailure', 'QuarantineSkipped', 'WouldIsolate', 'NotInjected', 'Would', 'Wouldnt']) await rec.record(ref, 'Warning', reason, 'm');
+    assert.deepEqual(written, ['WouldQuarantine', 'WouldIsolate']);
+    rec.dryRun = false;
+    await rec.record(ref, 'Warning', 'SystemicFailure', 'm');
+    assert.deepEqual(written, ['WouldQuarantine', 'WouldIsolate', 'SystemicFailure']);
   });
 });
 
