@@ -36,7 +36,15 @@ function startPlayground(devDir: string, args: string[] = []) {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     output: () => out,
-    ready: () => waitFor('sickbay playground ready', () => out.includes('sickbay playground ready'), { timeoutMs: 300_000, intervalMs: 250 }),
+    /** Resolves at "ready"; fails at once, with what it said, if the playground exits first. */
+    ready: async () => {
+      let gone = false;
+      void exited.then(() => (gone = true));
+      await waitFor('sickbay playground ready', () => out.includes('sickbay playground ready') || gone, { timeoutMs: 300_000, intervalMs: 250 }).catch(() => undefined);
+      if (!out.includes('sickbay playground ready')) {
+        assert.fail(`the playground ${gone ? 'exited' : 'was not ready after 300 s'}; it said:\n${out.split('\n').filter((l) => !l.startsWith('{')).slice(-40).join('\n')}`);
+      }
+    },
     /** Ctrl-C, then: the playground says it stopped, and no process mentions its folder. */
     async interrupt() {
       process.kill(-child.pid!, 'SIGINT');
