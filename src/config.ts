@@ -83,7 +83,7 @@ export const configSchema = z.object({
   SICKBAY_AGENT_FAILURE_THRESHOLD: num(1, 100).default(3),
   SICKBAY_AGENT_KUBELET_URL: z.string().url().default('http://127.0.0.1:10248/healthz'),
   SICKBAY_AGENT_NETWORK_TARGETS: z.string().default(''),
-  SICKBAY_AGENT_PROCESSES: z.string().default('dockerd?,containerd,kubelet,felix?,bird?,confd?'),
+  SICKBAY_AGENT_PROCESSES: z.string().default('dockerd?,containerd|docker-containerd,kubelet,felix@pod?,bird@pod?,confd@pod?'),
   SICKBAY_AGENT_PROC_ROOT: z.string().default('/proc'),
   SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
 });

@@ -16,21 +16,44 @@ export interface CheckResult {
 // ---------------------------------------------------------------- processes
 
 export interface ProcessSpec {
+  /** How it is reported: the spec as written, without its markers ("containerd|docker-containerd"). */
   name: string;
+  /** Any of these processes will do. */
+  names: string[];
   /** Checked only once seen on this node ("dockerd?" on a containerd-only node). */
   optional: boolean;
+  /**
+   * Where it must run: `host`, the PID namespace of the /proc root's own processes (a
+   * container running a process named containerd does not count), or `pod`, any (Calico's
+   * processes run in the calico-node pod).
+   */
+  scope: 'host' | 'pod';
 }
 
-/** "dockerd?,containerd,kubelet": a trailing ? marks a process checked once seen. */
+/**
+ * "dockerd?,containerd|docker-containerd,kubelet,felix@pod?": names separated by | are
+ * alternatives; @pod lets the process run in a container's PID namespace (default: the
+ * host's only); a trailing ? marks a process checked once seen.
+ */
 export function parseProcessSpecs(list: string): ProcessSpec[] {
   const specs: ProcessSpec[] = [];
   for (const raw of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const optional = raw.endsWith('?');
-    const name = optional ? raw.slice(0, -1) : raw;
-    if (!/^[\w.@+-]+$/.test(name)) throw new Error(`not a process name: ${JSON.stringify(raw)}`);
-    specs.push({ name, optional });
+    const m = /^([\w.+|-]+?)(@pod)?(\?)?$/.exec(raw);
+    const names = m?.[1]!.split('|') ?? [];
+    if (!m || names.some((n) => !/^[\w.+-]+$/.test(n))) throw new Error(`not a process spec (name[|name...][@pod][?]): ${JSON.stringify(raw)}`);
+    specs.push({ name: m[1]!, names, optional: !!m[3], scope: m[2] ? 'pod' : 'host' });
   }
   return specs;
+}
+
+/**
+ * How deep in nested PID namespaces a process is, seen from the /proc root's namespace:
+ * 1 in that namespace itself, 2 or more in a container's (the NSpid line of
+ * /proc/<pid>/status, readable without privilege). Undefined where the kernel does not say.
+ */
+export function pidNamespaceDepth(status: string): number | undefined {
+  const m = /^NSpid:\s*(.+)$/m.exec(status);
+  return m ? m[1]!.trim().split(/\s+/).length : undefined;
 }
 
 export interface ProcessInfo {
@@ -81,6 +104,14 @@ export function readProcessTable(root: string): ProcessTable {
   return { processes, skipped };
 }
 
+function readDepth(root: string, pid: number): number | undefined {
+  try {
+    return pidNamespaceDepth(readFileSync(path.join(root, String(pid), 'status'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 function readArgv(root: string, pid: number): string[] {
   try {
     return readFileSync(path.join(root, String(pid), 'cmdline'), 'utf8').split('\0').filter(Boolean);
@@ -94,7 +125,8 @@ function readArgv(root: string, pid: number): string[] {
  * A process matches a name by its kernel name (truncated to 15 characters, as the kernel
  * does), by the file name of its argv[0], or by an argument `-<name>` (calico-node runs
  * felix as `calico-node -felix`). Command lines are read only when the kernel name does
- * not already answer, and cached per process.
+ * not already answer, and cached per process. A host-scoped spec counts only processes
+ * in the /proc root's own PID namespace (where the kernel does not say, it counts them).
  */
 export class ProcessWatch {
   private readonly seen = new Set<string>();
@@ -123,14 +155,20 @@ export class ProcessWatch {
     const problems: string[] = [];
     const fine: string[] = [];
     for (const spec of this.specs) {
-      const short = spec.name.slice(0, 15);
-      let matches = table.processes.filter((p) => p.comm === short);
+      const shorts = spec.names.map((n) => n.slice(0, 15));
+      let matches = table.processes.filter((p) => shorts.includes(p.comm));
       if (matches.length === 0) {
         matches = table.processes.filter((p) => {
           if (p.state === 'Z' || p.state === 'X') return false; // a zombie has no command line
           const argv = argvOf(p);
-          return argv.length > 0 && (path.basename(argv[0]!) === spec.name || argv.slice(1).includes(`-${spec.name}`));
+          return argv.length > 0 && spec.names.some((n) => path.basename(argv[0]!) === n || argv.slice(1).includes(`-${n}`));
         });
+      }
+      let inContainers = 0;
+      if (spec.scope === 'host') {
+        const all = matches.length;
+        matches = matches.filter((p) => (readDepth(this.root, p.pid) ?? 1) <= 1);
+        inContainers = all - matches.length;
       }
       const alive = matches.filter((p) => p.state !== 'Z' && p.state !== 'X');
       if (alive.length > 0) {
@@ -140,7 +178,7 @@ export class ProcessWatch {
         this.seen.add(spec.name);
         problems.push(`${spec.name} is a zombie (pid ${matches.map((p) => p.pid).join(', ')})`);
       } else if (!spec.optional || this.seen.has(spec.name)) {
-        problems.push(`${spec.name} is not running`);
+        problems.push(`${spec.name} is not running${inContainers ? ` (${inContainers} process(es) of that name run in a container, which does not count)` : ''}`);
       }
     }
     this.argvCache = nextCache;

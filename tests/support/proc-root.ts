@@ -7,7 +7,7 @@ import { writeFakeProcess } from '../../src/dev/fake-proc.js';
 
 export interface ProcRoot {
   root: string;
-  add(pid: number, comm: string, o?: { state?: string; argv?: string[]; start?: number }): void;
+  add(pid: number, comm: string, o?: { state?: string; argv?: string[]; start?: number; nspid?: number[] }): void;
   remove(pid: number): void;
   /** An entry with arbitrary stat content, or none at all. */
   raw(entry: string, stat: string | undefined): void;

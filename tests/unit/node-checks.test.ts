@@ -61,6 +61,34 @@ describe('watched processes', () => {
     assert.equal(watch.check().ok, true);
   });
 
+  it("counts a runtime process only in the host's PID namespace: a container cannot fake containerd", () => {
+    const p = newRoot();
+    p.add(101, 'kubelet');
+    p.add(4000, 'containerd', { nspid: [4000, 1] }); // a container's process that calls itself containerd
+    const watch = new ProcessWatch(p.root, parseProcessSpecs('containerd,kubelet'));
+    assert.deepEqual(watch.check(), { ok: false, message: 'containerd is not running (1 process(es) of that name run in a container, which does not count)' });
+    p.add(100, 'containerd');
+    assert.deepEqual(watch.check(), { ok: true, message: 'running: containerd, kubelet' });
+  });
+
+  it("@pod processes may run in a container (Calico's), alternatives accept either runtime", () => {
+    const p = newRoot();
+    p.add(300, 'docker-containe', { argv: ['/usr/bin/docker-containerd'] }); // the kernel keeps 15 characters
+    p.add(400, 'calico-node', { argv: ['calico-node', '-felix'], nspid: [400, 7] });
+    p.add(401, 'bird', { nspid: [401, 9] });
+    const specs = parseProcessSpecs('dockerd?,containerd|docker-containerd,felix@pod?,bird@pod?');
+    assert.deepEqual(
+      specs.map((x) => [x.name, x.names, x.scope, x.optional]),
+      [['dockerd', ['dockerd'], 'host', true], ['containerd|docker-containerd', ['containerd', 'docker-containerd'], 'host', false], ['felix', ['felix'], 'pod', true], ['bird', ['bird'], 'pod', true]],
+    );
+    assert.deepEqual(new ProcessWatch(p.root, specs).check(), { ok: true, message: 'running: containerd|docker-containerd, felix, bird' });
+    assert.deepEqual(new ProcessWatch(p.root, parseProcessSpecs('felix?')).check().ok, true, 'felix in a container, host scope: not seen, and optional');
+  });
+
+  it('rejects a malformed process spec', () => {
+    for (const bad of ['containerd@host', 'a||b', 'con tainerd', 'x?@pod']) assert.throws(() => parseProcessSpecs(bad), /not a process spec/, bad);
+  });
+
   it('an optional process is checked once it has been seen', () => {
     const p = newRoot();
     p.add(100, 'containerd');
@@ -84,10 +112,10 @@ describe('watched processes', () => {
   });
 
   it('rejects process names that are not names', () => {
-    assert.throws(() => parseProcessSpecs('kubelet,rm -rf'), /not a process name/);
+    assert.throws(() => parseProcessSpecs('kubelet,rm -rf'), /not a process spec/);
     assert.deepEqual(parseProcessSpecs(' a , b? ,'), [
-      { name: 'a', optional: false },
-      { name: 'b', optional: true },
+      { name: 'a', names: ['a'], optional: false, scope: 'host' },
+      { name: 'b', names: ['b'], optional: true, scope: 'host' },
     ]);
   });
 });
@@ -129,7 +157,10 @@ describe('node configuration', () => {
     assert.equal(c.agent.checkIntervalMs, 1000);
     assert.equal(c.agent.failureThreshold, 3);
     assert.deepEqual(c.agent.checks, ['kubelet', 'conditions', 'network', 'processes']);
-    assert.deepEqual(c.agent.processes.map((p) => p.name), ['dockerd', 'containerd', 'kubelet', 'felix', 'bird', 'confd']);
+    assert.deepEqual(
+      c.agent.processes.map((p) => [p.name, p.scope, p.optional]),
+      [['dockerd', 'host', true], ['containerd|docker-containerd', 'host', false], ['kubelet', 'host', false], ['felix', 'pod', true], ['bird', 'pod', true], ['confd', 'pod', true]],
+    );
   });
 
   it('refuses a lock outside 30-60 minutes, unknown checks, bad targets and budgets, naming the variable', () => {
