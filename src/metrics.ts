@@ -44,7 +44,7 @@ export class Metrics {
   });
   readonly skips = new Counter({
     name: 'sickbay_quarantine_skips_total',
-    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run).',
+    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -14,6 +14,8 @@ export const caBundleSyncRules = (configurationName: string): V1PolicyRule[] => 
 /** `sickbay serve`: webhook caches, pod isolation, node isolation, leader election. */
 const SERVE_BASE_RULES: V1PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
+  // Failing pods beyond a workload's quota go through the Eviction API (PodDisruptionBudgets hold).
+  { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
   { apiGroups: [''], resources: ['namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },

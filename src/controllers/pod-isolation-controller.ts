@@ -13,6 +13,7 @@ import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
 import {
   ANN_EXPIRES_AT,
+  ANN_ISOLATE,
   ANN_MAX_QUARANTINED,
   ANN_ORIGINAL_LABELS,
   ANN_OWNER,
@@ -123,7 +124,9 @@ export class PodIsolationController extends ControllerBase {
     // workload cannot interleave; the writes they lead to then run side by side, and a
     // pod with a write in flight counts as already done (quarantined, or going).
     const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)));
-    const failing = inService.filter((p) => !isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))).length;
+    // Failing: NotReady after having been Ready, or named by a person or a monitor
+    // (sickbay.io/isolate, or an alert): an alert naming most of a workload is systemic too.
+    const failing = inService.filter((p) => (!isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))) || p.metadata?.annotations?.[ANN_ISOLATE] !== undefined).length;
     let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
     for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.workload === workload) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
@@ -156,10 +159,15 @@ export class PodIsolationController extends ControllerBase {
       return;
     }
 
+    if (decision.action === 'quarantine' && decision.systemic) {
+      log.info('systemic failure: quarantining one pod for diagnosis, deleting nothing', { message: decision.systemic });
+      this.eventOnce(ownerObjectRef(namespace, owner), 'Warning', 'SystemicFailure', decision.systemic);
+    }
     this.inFlight.set(key, { action: decision.action, workload });
     try {
       if (decision.action === 'delete') {
-        await this.deletePod(pod, 'over-quota', `deleted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
+        const evicted = await this.evictPod(pod, `evicted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
+        if (!evicted) return { requeueAfterMs: 10_000 }; // a PodDisruptionBudget said no: the pod stays, try again later
         if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`);
         return;
       }
@@ -245,7 +253,36 @@ export class PodIsolationController extends ControllerBase {
     }
   }
 
-  private async deletePod(pod: V1Pod, reason: 'over-quota' | 'expired', message: string, log: Logger) {
+  /**
+   * A failing pod beyond the quota leaves through the Eviction API, so the workload's
+   * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event; false.
+   */
+  private async evictPod(pod: V1Pod, message: string, log: Logger): Promise<boolean> {
+    const name = pod.metadata!.name!;
+    const namespace = pod.metadata!.namespace!;
+    try {
+      await withDeadline(
+        this.core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, deleteOptions: { preconditions: { uid: pod.metadata!.uid } } } }),
+        API_DEADLINE_MS,
+        'pod eviction',
+      );
+    } catch (err) {
+      if (codeOf(err) === 404 || codeOf(err) === 409) return true; // already gone, or a different pod by that name now
+      if (codeOf(err) === 429) {
+        this.metrics.skips.inc({ reason: 'disruption-budget' });
+        log.info('eviction refused by a PodDisruptionBudget; the pod stays', { pod: keyOf(pod) });
+        this.eventOnce(podRef(pod), 'Warning', 'EvictionRefused', `not evicted: its PodDisruptionBudget allows no disruption now (${errorText(err)}); sickbay tries again later`);
+        return false;
+      }
+      throw new Error(`eviction failed: ${errorText(err)}`);
+    }
+    this.metrics.podDeletions.inc({ reason: 'over-quota' });
+    log.info('evicted pod', { reason: 'over-quota', message });
+    void this.events.record(podRef(pod), 'Warning', 'FailingPodDeleted', message);
+    return true;
+  }
+
+  private async deletePod(pod: V1Pod, reason: 'expired', message: string, log: Logger) {
     try {
       const deleted = await withDeadline(
         this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
@@ -259,7 +296,7 @@ export class PodIsolationController extends ControllerBase {
     }
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
-    void this.events.record(podRef(pod), 'Warning', reason === 'expired' ? 'QuarantineExpired' : 'FailingPodDeleted', message);
+    void this.events.record(podRef(pod), 'Warning', 'QuarantineExpired', message);
   }
 
   private startPipeline(pod: V1Pod) {

@@ -52,11 +52,20 @@ export type Trigger =
   | { kind: 'wait'; afterMs: number }
   | { kind: 'none' };
 
+/**
+ * How long a request waits after sickbay first sees it, so the requests of one alert group
+ * (or one person's loop) are all in the cache when the first is decided: the systemic
+ * guard then counts them together.
+ */
+export const REQUEST_SETTLE_MS = 500;
+
 export function quarantineTrigger(pod: V1Pod, now: number, graceMs: number, o: { seenReady: boolean; firstSeenNotReady?: number; requestSeenAt?: number }): Trigger {
   const request = pod.metadata?.annotations?.[ANN_ISOLATE];
   if (request !== undefined) {
+    const seen = o.requestSeenAt ?? now;
+    if (seen + REQUEST_SETTLE_MS > now) return { kind: 'wait', afterMs: seen + REQUEST_SETTLE_MS - now };
     const reason = request.trim() || 'requested by annotation';
-    return { kind: reason.startsWith('alert') ? 'alert' : 'annotation', reason, since: o.requestSeenAt ?? now };
+    return { kind: reason.startsWith('alert') ? 'alert' : 'annotation', reason, since: seen };
   }
   if (isPodReady(pod) || !wasEverReady(pod, o.seenReady)) return { kind: 'none' };
   const since = notReadySince(pod, o.firstSeenNotReady);
@@ -131,7 +140,8 @@ export const UNSUPPORTED_OWNER_REASON: Record<string, string> = {
 };
 
 export type Decision =
-  | { action: 'quarantine' }
+  /** `systemic`: most of the workload fails together; this one is kept as the scene, nothing is deleted. */
+  | { action: 'quarantine'; systemic?: string }
   | { action: 'delete'; reason: string }
   | { action: 'skip'; reason: 'systemic' | 'rate-limited' | 'unsupported-owner'; message: string };
 
@@ -151,14 +161,15 @@ export function decide(i: DecisionInput): Decision {
   if (!REPLACING_OWNERS.has(i.owner.kind)) {
     return { action: 'skip', reason: 'unsupported-owner', message: UNSUPPORTED_OWNER_REASON[i.owner.kind] ?? `sickbay does not quarantine pods owned by a ${i.owner.kind}` };
   }
-  // Many failing together is not a broken pod but a broken dependency or rollout:
-  // taking them all out would turn a degradation into an outage.
+  // Many failing together is not a broken pod but a broken dependency or rollout: taking
+  // them all out would turn a degradation into an outage. Keep the scene all the same:
+  // quarantine up to the workload's quota (one by default) for diagnosis, delete nothing.
   if (i.ownerPods > 1 && i.ownerFailing / i.ownerPods > i.systemicRatio) {
-    return {
-      action: 'skip',
-      reason: 'systemic',
-      message: `${i.ownerFailing} of ${i.ownerPods} pods of ${i.owner.kind}/${i.owner.name} are failing together (over ${Math.round(i.systemicRatio * 100)}%): a systemic failure; sickbay quarantines and deletes nothing`,
-    };
+    const what = `${i.ownerFailing} of ${i.ownerPods} pods of ${i.owner.kind}/${i.owner.name} are failing together (over ${Math.round(i.systemicRatio * 100)}%): a systemic failure`;
+    if (i.quarantinedForOwner < i.maxQuarantined && i.rateAllowed) {
+      return { action: 'quarantine', systemic: `${what}; sickbay keeps one failing pod quarantined for diagnosis and deletes nothing` };
+    }
+    return { action: 'skip', reason: 'systemic', message: `${what}; sickbay keeps ${i.quarantinedForOwner} quarantined pod(s) for diagnosis and deletes nothing` };
   }
   if (!i.rateAllowed) return { action: 'skip', reason: 'rate-limited', message: 'the cluster-wide quarantine rate limit is reached; retrying later' };
   if (i.quarantinedForOwner >= i.maxQuarantined) {

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { Metrics } from '../../src/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -146,19 +146,64 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await waitFor('the kept pod gone', async () => !(await podsOf(t.core, pair, '')).some((p) => p.metadata!.name === kept[0]));
   });
 
-  it('quarantines and deletes nothing when most of a Deployment fails together, and says why', async () => {
+  it('when most of a Deployment fails together, keeps one failing pod for diagnosis, deletes nothing, and says why', async () => {
     const batch = 'batch';
-    await failTogether(batch, 'api', 4, 3);
+    const broken = await failTogether(batch, 'api', 4, 3);
     const batchEvents = async () => (await t.core.listNamespacedEvent({ namespace: batch, fieldSelector: 'involvedObject.name=api' })).items;
     await waitFor('a SystemicFailure Event on the Deployment', async () => (await batchEvents()).some((e) => e.reason === 'SystemicFailure' && /3 of 4/.test(e.message ?? '')), {
       timeoutMs: 10_000,
     });
+    const kept = await waitFor('one failing pod quarantined', async () => {
+      const q = await podsOf(t.core, batch, 'sickbay.io/status=quarantined');
+      return q.length === 1 ? q : undefined;
+    });
+    assert.ok(broken.includes(kept[0]!.metadata!.name!), 'the quarantined pod is one of the failing ones');
     await new Promise((r) => setTimeout(r, 1500));
-    const after = await podsOf(t.core, batch, 'app=api');
-    assert.equal(after.length, 4, 'nothing deleted');
-    assert.ok(!after.some((p) => p.metadata?.labels?.['sickbay.io/status']), 'nothing quarantined');
+    const names = (await podsOf(t.core, batch, '')).map((p) => p.metadata!.name!);
+    for (const b of broken) assert.ok(names.includes(b), `${b} was not deleted`);
+    assert.equal((await podsOf(t.core, batch, 'sickbay.io/status=quarantined')).length, 1, 'one scene, not more');
     const text = await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total');
-    assert.match(text, /reason="systemic"\} [1-9]/);
+    assert.match(text, /reason="systemic"\} [1-9]/, 'the others were left alone');
+  });
+
+  it('counts isolation requests as failures: a request naming a whole Deployment keeps one scene and deletes none', async () => {
+    const nsr = 'requests';
+    await createNamespace(t.core, nsr, { 'sickbay.io/injection': 'enabled' });
+    await createWebApp(t, nsr, 'orders', 3);
+    const pods = await waitFor('3 ready orders pods', async () => {
+      const ps = await podsOf(t.core, nsr, 'app=orders');
+      return ps.length === 3 && ps.every(isReady) ? ps : undefined;
+    });
+    const names = pods.map((p) => p.metadata!.name!);
+    // One alert group naming all three, as the alert endpoint records it.
+    await Promise.all(names.map((name) => t.core.patchNamespacedPod({ name, namespace: nsr, body: { metadata: { annotations: { 'sickbay.io/isolate': 'alert: HighLatency' } } } }, mergePatch)));
+    await waitFor('one of them quarantined', async () => (await podsOf(t.core, nsr, 'sickbay.io/status=quarantined')).length === 1);
+    await waitFor('a SystemicFailure Event', async () => (await t.core.listNamespacedEvent({ namespace: nsr, fieldSelector: 'involvedObject.name=orders' })).items.some((e) => e.reason === 'SystemicFailure'));
+    await new Promise((r) => setTimeout(r, 1500));
+    const left = (await podsOf(t.core, nsr, '')).map((p) => p.metadata!.name!);
+    for (const n of names) assert.ok(left.includes(n), `${n} was not deleted`);
+    assert.equal((await podsOf(t.core, nsr, 'sickbay.io/status=quarantined')).length, 1);
+  });
+
+  it('a failing pod beyond the quota leaves by eviction: a PodDisruptionBudget that allows none keeps it, with an Event', async () => {
+    const nsb = 'budget';
+    await createNamespace(t.core, nsb, { 'sickbay.io/injection': 'enabled' });
+    await createWebApp(t, nsb, 'pay', 4);
+    await t.kc.makeApiClient(PolicyV1Api).createNamespacedPodDisruptionBudget({ namespace: nsb, body: { metadata: { name: 'pay' }, spec: { minAvailable: 4, selector: { matchLabels: { app: 'pay' } } } } });
+    const inService = () => podsOf(t.core, nsb, 'app=pay');
+    const fourReady = () => waitFor('4 ready pay pods', async () => ((ps) => (ps.length === 4 && ps.every(isReady) ? ps : undefined))(await inService()));
+    const [first] = await fourReady();
+    const brk = (name: string) => t.core.patchNamespacedPod({ name, namespace: nsb, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await brk(first!.metadata!.name!);
+    await waitFor('the first failing pod quarantined (the quota of 1)', async () => (await podsOf(t.core, nsb, 'sickbay.io/status=quarantined')).length === 1);
+    const second = (await fourReady()).find((p) => p.metadata!.name !== first!.metadata!.name)!;
+    await brk(second.metadata!.name!);
+    await waitFor('an EvictionRefused Event on the second', async () =>
+      (await t.core.listNamespacedEvent({ namespace: nsb, fieldSelector: `involvedObject.name=${second.metadata!.name}` })).items.some((e) => e.reason === 'EvictionRefused'),
+    );
+    const still = await t.core.readNamespacedPod({ name: second.metadata!.name!, namespace: nsb });
+    assert.ok(!still.metadata?.deletionTimestamp, 'the budget kept it');
+    assert.match(await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="disruption-budget"\} [1-9]/);
   });
 
   it('quarantines a Ready pod on the sickbay.io/isolate annotation', async () => {
@@ -226,7 +271,8 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const kubeconfig = `${t.cp.dir}/kubeconfig`;
     const { stdout } = await run(process.execPath, ['--import', 'tsx', cli, 'status', '--kubeconfig', kubeconfig]);
     const quarantined = await quarantinedPods();
-    assert.match(stdout, new RegExp(`Quarantined pods \\(${quarantined.length}\\)`));
+    const everywhere = (await t.core.listPodForAllNamespaces({ labelSelector: 'sickbay.io/status=quarantined' })).items;
+    assert.match(stdout, new RegExp(`Quarantined pods \\(${everywhere.length}\\)`), 'status counts every namespace');
     for (const p of quarantined) assert.ok(stdout.includes(`${ns}/${p.metadata!.name}`), `status lists ${p.metadata!.name}`);
     assert.match(stdout, /Deployment\/web/);
 

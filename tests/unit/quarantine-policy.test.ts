@@ -54,10 +54,12 @@ describe('quarantineTrigger', () => {
     assert.deepEqual(quarantineTrigger(pod(true, 0), T0 + 100_000, grace, { seenReady: true }), { kind: 'none' });
     assert.deepEqual(quarantineTrigger(pod(false, 0), T0 + 100_000, grace, { seenReady: false }), { kind: 'none' });
   });
-  it('takes a request by annotation at once, Ready or not; an alert says so', () => {
-    assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, { seenReady: true }).kind, 'annotation');
-    assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'alert X' }), T0, grace, { seenReady: true }).kind, 'alert');
-    assert.equal((quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': '' }), T0, grace, { seenReady: true }) as { reason: string }).reason, 'requested by annotation');
+  it('takes a request by annotation half a second after first seeing it, Ready or not; an alert says so', () => {
+    const seen = { seenReady: true, requestSeenAt: T0 - 500 };
+    assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, { seenReady: true }), { kind: 'wait', afterMs: 500 }, 'just seen: the rest of its alert group may still be coming');
+    assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, seen), { kind: 'annotation', reason: 'leak', since: T0 - 500 });
+    assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'alert X' }), T0, grace, seen).kind, 'alert');
+    assert.equal((quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': '' }), T0, grace, seen) as { reason: string }).reason, 'requested by annotation');
   });
 });
 
@@ -86,8 +88,11 @@ describe('decide', () => {
     ['quota of 2 with 1 kept: quarantine', { quarantinedForOwner: 1, maxQuarantined: 2 }, 'quarantine'],
     ['max 0: always delete', { maxQuarantined: 0 }, 'delete'],
     ['half failing is not over the ratio', { ownerFailing: 2 }, 'quarantine'],
-    ['3 of 4 failing: systemic, nothing', { ownerFailing: 3 }, 'skip', 'systemic'],
+    ['3 of 4 failing: systemic, the first one is kept as the scene', { ownerFailing: 3 }, 'quarantine'],
+    ['systemic with the quota used: nothing, and never a delete', { ownerFailing: 3, quarantinedForOwner: 1 }, 'skip', 'systemic'],
     ['systemic wins over the quota', { ownerFailing: 3, quarantinedForOwner: 5 }, 'skip', 'systemic'],
+    ['systemic and max 0: nothing', { ownerFailing: 3, maxQuarantined: 0 }, 'skip', 'systemic'],
+    ['systemic and rate-limited: nothing', { ownerFailing: 3, rateAllowed: false }, 'skip', 'systemic'],
     ['rate limit', { rateAllowed: false }, 'skip', 'rate-limited'],
     ['StatefulSet pods are left alone', { owner: { kind: 'StatefulSet', name: 'db' } }, 'skip', 'unsupported-owner'],
     ['DaemonSet pods are left alone', { owner: { kind: 'DaemonSet', name: 'agent' } }, 'skip', 'unsupported-owner'],
@@ -102,6 +107,12 @@ describe('decide', () => {
       if (reason) assert.equal((d as { reason: string }).reason, reason);
     });
   }
+  it('says so when it keeps a scene of a systemic failure', () => {
+    const d = decide({ ...base, ownerFailing: 3 });
+    assert.match((d as { systemic?: string }).systemic ?? '', /3 of 4 pods of Deployment\/web are failing together.*keeps one failing pod quarantined for diagnosis and deletes nothing/);
+    assert.equal((decide(base) as { systemic?: string }).systemic, undefined);
+  });
+
   it('parses the max-quarantined annotation, rejecting garbage', () => {
     assert.deepEqual(parseMaxQuarantined('2', 1), { value: 2 });
     assert.deepEqual(parseMaxQuarantined(undefined, 1), { value: 1 });
