@@ -59,6 +59,8 @@ export const configSchema = z.object({
   SICKBAY_MAX_QUARANTINED: num(0, 1000).default(1),
   SICKBAY_SYSTEMIC_FAILURE_RATIO: num(0, 1).default(0.5),
   SICKBAY_QUARANTINE_RATE_PER_MINUTE: num(1, 100000).default(30),
+  SICKBAY_BACKOFF_AFTER: num(1, 1000).default(5),
+  SICKBAY_BACKOFF_WINDOW: duration.prefault('15m'),
   SICKBAY_QUARANTINE_TTL: duration.prefault('24h'),
   SICKBAY_RESYNC: duration.prefault('5m'),
   SICKBAY_ALERTS_TOKEN: z.string().default(''),
@@ -124,6 +126,9 @@ export interface Config {
   maxQuarantined: number;
   systemicFailureRatio: number;
   quarantineRatePerMinute: number;
+  /** After this many quarantines and deletions of one workload within backoffWindowMs, sickbay stops acting on it. */
+  backoffAfter: number;
+  backoffWindowMs: number;
   quarantineTtlMs: number;
   resyncMs: number;
   alertsToken: string;
@@ -220,6 +225,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQuarantined: c.SICKBAY_MAX_QUARANTINED,
     systemicFailureRatio: c.SICKBAY_SYSTEMIC_FAILURE_RATIO,
     quarantineRatePerMinute: c.SICKBAY_QUARANTINE_RATE_PER_MINUTE,
+    backoffAfter: c.SICKBAY_BACKOFF_AFTER,
+    backoffWindowMs: c.SICKBAY_BACKOFF_WINDOW * 1000,
     quarantineTtlMs: c.SICKBAY_QUARANTINE_TTL * 1000,
     resyncMs: c.SICKBAY_RESYNC * 1000,
     alertsToken: c.SICKBAY_ALERTS_TOKEN,

@@ -41,6 +41,10 @@ export class PodIsolationController extends ControllerBase {
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
   private readonly requestSeen = new Map<string, number>();
+  /** Per workload, when sickbay quarantined or deleted one of its pods (the back-off window's worth). */
+  private readonly actions = new Map<string, number[]>();
+  /** Pods this process evicted whose deletion the watch has not shown yet (by uid). */
+  private readonly evicted = new Set<string>();
   /** Pods whose post-quarantine steps have been started by this leader. */
   private readonly pipelined = new Set<string>();
   /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
@@ -69,6 +73,7 @@ export class PodIsolationController extends ControllerBase {
       delete: (p) => {
         this.pipelined.delete(keyOf(p));
         this.requestSeen.delete(keyOf(p));
+        this.evicted.delete(p.metadata?.uid ?? '');
         for (const s of this.steps) s.forget?.(p);
       },
     });
@@ -91,7 +96,7 @@ export class PodIsolationController extends ControllerBase {
 
   private async reconcile(key: string): Promise<ReconcileResult> {
     const pod = this.cache.pods.get(key);
-    if (!pod || pod.metadata?.deletionTimestamp) return; // not found means done
+    if (!pod || pod.metadata?.deletionTimestamp || this.evicted.has(pod.metadata?.uid ?? '')) return; // not found, or going, means done
     const namespace = pod.metadata!.namespace!;
     if (!this.cache.isOptedIn(namespace)) return;
     const log = this.log.child({ pod: key, reconcileId: randomUUID().slice(0, 8) });
@@ -123,13 +128,15 @@ export class PodIsolationController extends ControllerBase {
     // From here to the reservation below nothing awaits, so two decisions about one
     // workload cannot interleave; the writes they lead to then run side by side, and a
     // pod with a write in flight counts as already done (quarantined, or going).
-    const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)));
+    const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)) && !this.evicted.has(p.metadata?.uid ?? ''));
     // Failing: NotReady after having been Ready, or named by a person or a monitor
     // (sickbay.io/isolate, or an alert): an alert naming most of a workload is systemic too.
     const failing = inService.filter((p) => (!isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))) || p.metadata?.annotations?.[ANN_ISOLATE] !== undefined).length;
     let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
     for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.workload === workload) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
+    const recent = (this.actions.get(workload) ?? []).filter((t) => now - t < this.config.backoffWindowMs);
+    this.actions.set(workload, recent);
     const decision = decide({
       owner,
       ownerPods: Math.max(inService.length, 1),
@@ -138,6 +145,9 @@ export class PodIsolationController extends ControllerBase {
       maxQuarantined: max,
       systemicRatio: this.config.systemicFailureRatio,
       rateAllowed: this.config.dryRun || this.rate.tryTake(),
+      recentActions: recent.length,
+      backoffAfter: this.config.backoffAfter,
+      backoffWindowMs: this.config.backoffWindowMs,
     });
 
     log.debug('decided', { decision, inService: inService.length, failing, quarantinedForOwner, max });
@@ -146,7 +156,10 @@ export class PodIsolationController extends ControllerBase {
       log.info('not quarantining', { reason: decision.reason, message: decision.message });
       if (decision.reason === 'rate-limited') return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
       const target = owner.kind === 'Pod' ? podRef(pod) : ownerObjectRef(namespace, owner);
-      this.eventOnce(target, 'Warning', decision.reason === 'systemic' ? 'SystemicFailure' : 'QuarantineSkipped', decision.message);
+      const reason = decision.reason === 'systemic' ? 'SystemicFailure' : decision.reason === 'backoff' ? 'WorkloadBackOff' : 'QuarantineSkipped';
+      this.eventOnce(target, 'Warning', reason, decision.message);
+      // Backing off: look again once the oldest action leaves the window.
+      if (decision.reason === 'backoff') return { requeueAfterMs: Math.max(recent[0]! + this.config.backoffWindowMs - now, 1000) };
       // Re-check later: the failure may stop being systemic.
       return { requeueAfterMs: 10_000 };
     }
@@ -164,24 +177,34 @@ export class PodIsolationController extends ControllerBase {
       this.eventOnce(ownerObjectRef(namespace, owner), 'Warning', 'SystemicFailure', decision.systemic);
     }
     this.inFlight.set(key, { action: decision.action, workload });
+    // Counted for the back-off from the reservation on, so concurrent decisions see it;
+    // taken back if the action does not happen.
+    recent.push(now);
+    let acted = false;
     try {
       if (decision.action === 'delete') {
         const evicted = await this.evictPod(pod, `evicted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
-        if (!evicted) return { requeueAfterMs: 10_000 }; // a PodDisruptionBudget said no: the pod stays, try again later
+        if (evicted === 'refused') return { requeueAfterMs: 10_000 }; // a PodDisruptionBudget said no: the pod stays, try again later
+        if (evicted === 'gone') return; // already going, or another pod by that name: nothing done here
+        acted = true;
         if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(namespace, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${trigger.reason}; ${decision.reason}`);
         return;
       }
-      return await this.quarantineAndReport(pod, owner, trigger, now, log);
+      const done = await this.quarantineAndReport(pod, owner, trigger, now, log);
+      acted = done;
+      return done ? { requeueAfterMs: this.config.quarantineTtlMs } : undefined;
     } finally {
       // The write is in the cache now (writeThrough), or it failed and the pod decides again.
       this.inFlight.delete(key);
+      if (!acted) recent.splice(recent.indexOf(now), 1);
     }
   }
 
-  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
+  /** True once the pod is quarantined (false: it changed meanwhile, or is gone). */
+  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<boolean> {
     const namespace = pod.metadata!.namespace!;
     const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
-    if (!quarantined) return;
+    if (!quarantined) return false;
     this.metrics.quarantines.inc({ trigger: trigger.kind });
     this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
     void this.events.record(podRef(pod), 'Warning', 'Quarantined', `taken out of service and kept for inspection: ${trigger.reason}`);
@@ -189,7 +212,7 @@ export class PodIsolationController extends ControllerBase {
       void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
     }
     this.startPipeline(quarantined);
-    return { requeueAfterMs: this.config.quarantineTtlMs };
+    return true;
   }
 
   private async reconcileQuarantined(pod: V1Pod, now: number, log: Logger): Promise<ReconcileResult> {
@@ -255,9 +278,9 @@ export class PodIsolationController extends ControllerBase {
 
   /**
    * A failing pod beyond the quota leaves through the Eviction API, so the workload's
-   * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event; false.
+   * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event.
    */
-  private async evictPod(pod: V1Pod, message: string, log: Logger): Promise<boolean> {
+  private async evictPod(pod: V1Pod, message: string, log: Logger): Promise<'evicted' | 'refused' | 'gone'> {
     const name = pod.metadata!.name!;
     const namespace = pod.metadata!.namespace!;
     try {
@@ -267,19 +290,22 @@ export class PodIsolationController extends ControllerBase {
         'pod eviction',
       );
     } catch (err) {
-      if (codeOf(err) === 404 || codeOf(err) === 409) return true; // already gone, or a different pod by that name now
+      if (codeOf(err) === 404 || codeOf(err) === 409) return 'gone'; // already gone, or a different pod by that name now
       if (codeOf(err) === 429) {
         this.metrics.skips.inc({ reason: 'disruption-budget' });
         log.info('eviction refused by a PodDisruptionBudget; the pod stays', { pod: keyOf(pod) });
         this.eventOnce(podRef(pod), 'Warning', 'EvictionRefused', `not evicted: its PodDisruptionBudget allows no disruption now (${errorText(err)}); sickbay tries again later`);
-        return false;
+        return 'refused';
       }
       throw new Error(`eviction failed: ${errorText(err)}`);
     }
+    // The Eviction API answers with a Status, not the pod: until the watch shows it
+    // terminating, no decision may take it for a failing pod again.
+    this.evicted.add(pod.metadata!.uid!);
     this.metrics.podDeletions.inc({ reason: 'over-quota' });
     log.info('evicted pod', { reason: 'over-quota', message });
     void this.events.record(podRef(pod), 'Warning', 'FailingPodDeleted', message);
-    return true;
+    return 'evicted';
   }
 
   private async deletePod(pod: V1Pod, reason: 'expired', message: string, log: Logger) {

@@ -143,7 +143,7 @@ export type Decision =
   /** `systemic`: most of the workload fails together; this one is kept as the scene, nothing is deleted. */
   | { action: 'quarantine'; systemic?: string }
   | { action: 'delete'; reason: string }
-  | { action: 'skip'; reason: 'systemic' | 'rate-limited' | 'unsupported-owner'; message: string };
+  | { action: 'skip'; reason: 'systemic' | 'rate-limited' | 'unsupported-owner' | 'backoff'; message: string };
 
 export interface DecisionInput {
   owner: OwnerInfo;
@@ -155,11 +155,23 @@ export interface DecisionInput {
   maxQuarantined: number;
   systemicRatio: number;
   rateAllowed: boolean;
+  /** Quarantines and deletions of this workload within the back-off window, and the limit. */
+  recentActions?: number;
+  backoffAfter?: number;
+  backoffWindowMs?: number;
 }
 
 export function decide(i: DecisionInput): Decision {
   if (!REPLACING_OWNERS.has(i.owner.kind)) {
     return { action: 'skip', reason: 'unsupported-owner', message: UNSUPPORTED_OWNER_REASON[i.owner.kind] ?? `sickbay does not quarantine pods owned by a ${i.owner.kind}` };
+  }
+  // Replacements failing the same way, again and again: acting more only churns.
+  if (i.backoffAfter !== undefined && (i.recentActions ?? 0) >= i.backoffAfter) {
+    return {
+      action: 'skip',
+      reason: 'backoff',
+      message: `sickbay quarantined or deleted ${i.recentActions} pods of ${i.owner.kind}/${i.owner.name} within ${Math.round((i.backoffWindowMs ?? 0) / 60_000)} min and its replacements fail too: it stops acting on this workload until the window has passed`,
+    };
   }
   // Many failing together is not a broken pod but a broken dependency or rollout: taking
   // them all out would turn a degradation into an outage. Keep the scene all the same:

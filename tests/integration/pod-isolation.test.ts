@@ -284,6 +284,35 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await assert.rejects(run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${notQ}`, '--kubeconfig', kubeconfig]), /not quarantined/);
   });
 
+  it('backs off a workload whose replacements keep failing: after K actions in the window it stops, and says so', async () => {
+    await sickbay.stop();
+    const backoffMetrics = new Metrics();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_BACKOFF_AFTER: '3', SICKBAY_BACKOFF_WINDOW: '10m' }, { metrics: backoffMetrics });
+    const nsf = 'flaky';
+    await createNamespace(t.core, nsf, { 'sickbay.io/injection': 'enabled' });
+    await createWebApp(t, nsf, 'crashy', 6);
+    const sixReady = () =>
+      waitFor('6 ready crashy pods', async () => ((ps) => (ps.length === 6 && ps.every(isReady) ? ps : undefined))(await podsOf(t.core, nsf, 'app=crashy')), { timeoutMs: 30_000 });
+    const brk = (name: string) => t.core.patchNamespacedPod({ name, namespace: nsf, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    // One failure at a time (never systemic): quarantined, then evicted, evicted.
+    for (let i = 0; i < 3; i++) {
+      const victim = (await sixReady())[0]!.metadata!.name!;
+      await brk(victim);
+      await waitFor(`action ${i + 1} on ${victim}`, async () => {
+        const p = (await podsOf(t.core, nsf, '')).find((x) => x.metadata!.name === victim);
+        return !p || !!p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
+      });
+    }
+    const fourth = (await sixReady())[0]!.metadata!.name!;
+    await brk(fourth);
+    await waitFor('a WorkloadBackOff Event on the Deployment', async () =>
+      (await t.core.listNamespacedEvent({ namespace: nsf, fieldSelector: 'involvedObject.name=crashy' })).items.some((e) => e.reason === 'WorkloadBackOff' && /3 pods of Deployment\/crashy/.test(e.message ?? '')),
+    );
+    const still = await t.core.readNamespacedPod({ name: fourth, namespace: nsf });
+    assert.ok(!still.metadata?.deletionTimestamp && !still.metadata?.labels?.['sickbay.io/status'], 'the fourth failing pod is left alone');
+    assert.match(await backoffMetrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="backoff"\} [1-9]/);
+  });
+
   it('in dry-run mode changes no pod, injects nothing, and writes only Would* Events', async () => {
     await sickbay.stop();
     const dry = new Metrics();
