@@ -35,8 +35,10 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, log: log.child({ component: 'informer' }), metrics });
   const controllers: Controller[] = [];
   const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
+  // One registry step for quarantined pods and for the pods of isolated nodes.
+  const registryStep = registries.length ? new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics) : undefined;
   const steps: PostQuarantineStep[] = overrides.steps ?? [
-    ...(registries.length ? [new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics)] : []),
+    ...(registryStep ? [registryStep] : []),
     ...(config.diagnostics.enabled ? [new DiagnosticsStep(kc, { timeoutMs: config.diagnostics.timeoutMs }, log.child({ component: 'diagnostics' }), metrics)] : []),
   ];
   const deps = (component: string) => ({ kc, cache, config, log: log.child({ component }), metrics });
@@ -47,7 +49,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   const uninjected = new UninjectedPodsController(deps('repair'));
   controllers.push({ name: 'uninjected-pods', run: (s) => uninjected.run(s) });
   if (config.node.controller) {
-    const nodes = new NodeController(deps('node-controller'));
+    const nodes = new NodeController(deps('node-controller'), overrides.steps ? undefined : registryStep);
     controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
   }
 

@@ -12,6 +12,7 @@ import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
 import { sleep, withDeadline } from '../util/wait.js';
 import type { ObjectRef } from '../kube/events.js';
+import type { PostQuarantineStep } from './pod-isolation-controller.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../names.js';
 import { isIsolated, isolateNode, lockValid, readLock, releaseLock, restoreNode, setLock } from '../node/node-actions.js';
@@ -43,7 +44,17 @@ export class NodeController extends ControllerBase {
   private timerAt = Infinity;
   private lastEval = 0;
 
-  constructor(deps: ControllerDeps) {
+  private signal?: AbortSignal;
+
+  /**
+   * `registry`: the pods of a node it isolates leave the service registries at once, as a
+   * quarantined pod does (with the same watch against re-registration), not only when
+   * their eviction ends.
+   */
+  constructor(
+    deps: ControllerDeps,
+    private readonly registry?: PostQuarantineStep,
+  ) {
     super(deps);
     // SICKBAY_NODE_DRY_RUN alone makes the node controller's Events dry too.
     this.events.dryRun = deps.config.node.dryRun;
@@ -103,6 +114,7 @@ export class NodeController extends ControllerBase {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
     await this.waitForCrd(signal);
     if (signal.aborted) return;
     void this.healths.run(signal);
@@ -306,6 +318,19 @@ export class NodeController extends ControllerBase {
     const message = `isolated (${a.detail}): tainted ${NODE_TAINT_ISOLATED}:NoExecute, its pods are evicted; protected from another isolation until ${taken.lock.until.toISOString()}`;
     this.log.warn('node isolated', { node: a.name, cause: a.cause, detail: a.detail, msAfterDeadline: took });
     await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
+    this.deregisterPodsOn(a.name);
+  }
+
+  /** Until its pods are gone, consumers still call them: remove them from the registries now. */
+  private deregisterPodsOn(node: string) {
+    const signal = this.signal;
+    if (!this.registry || !signal) return;
+    const pods = [...this.cache.pods.list()].filter((p) => p.spec?.nodeName === node && !p.metadata?.deletionTimestamp && this.cache.isOptedIn(p.metadata?.namespace ?? ''));
+    if (pods.length === 0) return;
+    this.log.info('removing the pods of an isolated node from the service registries', { node, pods: pods.length });
+    for (const pod of pods) {
+      this.registry.run(pod, signal).catch((err) => this.log.warn('registry deregistration of a pod on an isolated node failed', { node, pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: errorText(err) }));
+    }
   }
 
   private startRestore(name: string) {

@@ -22,6 +22,7 @@ import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, startCluster, type TestCluster } from '../support/cluster.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
+import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 
 const NODES = 10;
 const HEARTBEAT_MS = 1000;
@@ -39,6 +40,8 @@ describe('node agents and the node controller', () => {
   let sickbay: RunningSickbay;
   let agentKc: KubeConfig;
   let custom: CustomObjectsApi;
+  let zk: ZooKeeperServer;
+  const zkSessions: Array<{ close(): void }> = [];
   const metrics = new Metrics();
   const agents = new Map<string, SimAgent>();
   const log = createLogger((process.env.SICKBAY_TEST_LOG_LEVEL as 'warn') ?? 'warn');
@@ -94,7 +97,8 @@ describe('node agents and the node controller', () => {
       const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
       return list.items.filter((h) => h.status?.healthy === true).length === NODES;
     });
-    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%' }, { metrics });
+    zk = await ZooKeeperServer.start();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%', SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]) }, { metrics });
   });
 
   after(async () => {
@@ -102,6 +106,8 @@ describe('node agents and the node controller', () => {
     for (const a of agents.values()) a.proc.dispose();
     await sickbay?.stop();
     await t?.stop();
+    for (const s of zkSessions) s.close();
+    await zk?.stop();
   });
 
   it('kubectl get nodehealths shows node, healthy, failing checks and last heartbeat', async () => {
@@ -155,8 +161,8 @@ describe('node agents and the node controller', () => {
     await waitFor('the node healthy again', async () => (await health(node)).status?.healthy === true);
   });
 
-  it('heartbeats stop: tainted within 1 s after the 3-interval deadline; its pods are evicted and replaced on other nodes', async (ctx) => {
-    await createNamespace(t.core, 'shop');
+  it('heartbeats stop: tainted within 1 s after the 3-interval deadline; its pods leave the registries, are evicted and replaced on other nodes', async (ctx) => {
+    await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
     await createWebApp(t, 'shop', 'cart', 10);
     const running = await waitFor('10 cart pods running', async () => {
       const pods = (await t.core.listNamespacedPod({ namespace: 'shop', labelSelector: 'app=cart' })).items.filter((p) => p.status?.phase === 'Running');
@@ -165,6 +171,17 @@ describe('node agents and the node controller', () => {
     // Not kwok-node-1 or -2: their protection locks (earlier tests) keep them in service.
     const node = running.map((p) => p.spec!.nodeName!).find((n) => !['kwok-node-1', 'kwok-node-2'].includes(n))!;
     const victims = running.filter((p) => p.spec?.nodeName === node).map((p) => p.metadata!.name!);
+    // Each pod registered as a Dubbo provider, in a session of its own.
+    const providers = new Map<string, string>();
+    for (const p of running) {
+      const s = await zkSession(zk.connect);
+      zkSessions.push(s);
+      providers.set(p.metadata!.name!, await registerDubboProvider(s, 'com.shop.CartService', p.status!.podIP!, 20880));
+    }
+    const victimIps = new Set(running.filter((p) => victims.includes(p.metadata!.name!)).map((p) => p.status!.podIP!));
+    const bystander = running.find((p) => !victimIps.has(p.status!.podIP!))!;
+    const probe = await zkSession(zk.connect);
+    zkSessions.push(probe);
     await stopAgent(node);
     const last = Date.parse((await health(node)).status!.heartbeatTime!);
     const seen = await taintSeen(node);
@@ -173,6 +190,11 @@ describe('node agents and the node controller', () => {
     assert.ok(late <= 1_000, `tainted ${late} ms after the deadline`);
     assert.ok(late > -200, `tainted ${-late} ms before the deadline`);
     assert.match((await nodeEvents(node, 'NodeIsolated'))[0]?.message ?? '', /no heartbeat/);
+    await waitFor("the isolated node's pods out of ZooKeeper", async () => {
+      for (const v of victims) if (await exists(probe, providers.get(v)!)) return false;
+      return true;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+    assert.ok(await exists(probe, providers.get(bystander.metadata!.name!)!), "a pod on another node keeps its registration");
     await waitFor('the evicted pods gone and 10 replacements running elsewhere', async () => {
       const pods = (await t.core.listNamespacedPod({ namespace: 'shop', labelSelector: 'app=cart' })).items;
       const live = pods.filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running');
