@@ -152,6 +152,36 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     await t.core.deleteNamespacedPod({ name: 'crasher', namespace: ns, gracePeriodSeconds: 0 });
   });
 
+  it('the shim works with fsGroup and a read-only root filesystem, as 65532 and as root: state and diagnostics are written', async () => {
+    const variants: Array<[string, NonNullable<V1Container['securityContext']>, number | undefined]> = [
+      ['readonly-65532', { runAsUser: 65532, runAsGroup: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false }, 2000],
+      ['readonly-root', { runAsUser: 0, readOnlyRootFilesystem: true }, undefined],
+    ];
+    for (const [name, securityContext, fsGroup] of variants) {
+      await t.core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name },
+          spec: {
+            ...onRealNode,
+            terminationGracePeriodSeconds: 1,
+            ...(fsGroup ? { securityContext: { fsGroup } } : {}),
+            containers: [{ name: 'app', image: IMAGES.workload, imagePullPolicy: 'Never', command: ['sh', '-c', 'sleep 3600'], securityContext }],
+          },
+        },
+      });
+    }
+    for (const [name] of variants) {
+      await waitFor(`${name} Ready (the supervisor's probe)`, async () => isReady(await readPod(name)), { timeoutMs: 90_000 });
+      assert.match(await supervisorState(name), /^state=running$/m);
+      const ro = await exec(name, ['sh', '-c', 'touch /root-fs-probe 2>/dev/null && echo writable || echo read-only']);
+      assert.equal(ro.stdout.trim(), 'read-only', 'the root filesystem is read-only');
+      const diag = await exec(name, ['sh', '-c', 'd=/sickbay/diag/check-$(id -u) && mkdir -p $d && echo ok > $d/out && cat $d/out']);
+      assert.equal(diag.stdout.trim(), 'ok', `diagnostics output is writable in ${name}`);
+      await t.core.deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0 });
+    }
+  });
+
   it('quarantines a deadlocked JVM: replaced, out of the EndpointSlice and ZooKeeper, its thread dump kept in the container', async () => {
     await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect })] });
     await t.core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop' }, ports: [{ port: 80, targetPort: 8080 }] } } });
