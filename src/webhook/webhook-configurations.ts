@@ -33,6 +33,18 @@ export const MARKS_CHANGED_CEL =
   `object.metadata.?labels[?'${LABEL_STATUS}'] != (request.operation == 'UPDATE' ? oldObject.metadata.?labels[?'${LABEL_STATUS}'] : optional.none()) || ` +
   `[${CONTROLLER_ANNOTATIONS.map((k) => `'${k}'`).join(', ')}].exists(k, object.metadata.?annotations[?k] != (request.operation == 'UPDATE' ? oldObject.metadata.?annotations[?k] : optional.none()))`;
 
+/** What every sickbay webhook shares: the review version, no side effects, its timeout, where it is called, and the namespaces it serves. */
+function common(o: WebhookConfigOptions, path: string) {
+  return {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    timeoutSeconds: o.timeoutSeconds ?? 5,
+    matchPolicy: 'Equivalent',
+    clientConfig: clientConfig(o, path),
+    namespaceSelector: namespaceSelector(o),
+  };
+}
+
 const notSickbay = (o: WebhookConfigOptions) => ({ name: 'not-sickbay-itself', expression: `request.userInfo.username != 'system:serviceaccount:${o.ownNamespace}:sickbay'` });
 
 function clientConfig(o: WebhookConfigOptions, path: string) {
@@ -62,16 +74,11 @@ export function mutatingWebhookConfiguration(o: WebhookConfigOptions): V1Mutatin
     webhooks: [
       {
         name: 'pods.mutate.sickbay.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        timeoutSeconds: o.timeoutSeconds ?? 5,
+        ...common(o, '/mutate'),
         // An outage of sickbay must never block pod creation.
         failurePolicy: 'Ignore',
-        matchPolicy: 'Equivalent',
         reinvocationPolicy: 'Never',
-        clientConfig: clientConfig(o, '/mutate'),
         rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
-        namespaceSelector: namespaceSelector(o),
         objectSelector: { matchExpressions: [{ key: LABEL_INJECT, operator: 'NotIn', values: ['false'] }] },
       },
     ],
@@ -86,16 +93,11 @@ export function validatingWebhookConfiguration(o: WebhookConfigOptions): V1Valid
     webhooks: [
       {
         name: 'pods.validate.sickbay.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        timeoutSeconds: o.timeoutSeconds ?? 5,
+        ...common(o, '/validate'),
         // Fail closed, but only for UPDATEs of quarantined pods (the object selector
         // matches when either the old or the new pod carries the label).
         failurePolicy: 'Fail',
-        matchPolicy: 'Equivalent',
-        clientConfig: clientConfig(o, '/validate'),
         rules: [{ operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
-        namespaceSelector: namespaceSelector(o),
         objectSelector: { matchLabels: { [LABEL_STATUS]: STATUS_QUARANTINED } },
         // The handler allows sickbay's own writes (the quarantine patch is an UPDATE of a
         // pod that is quarantined afterwards, so it matches); saying so here spares the
@@ -108,14 +110,9 @@ export function validatingWebhookConfiguration(o: WebhookConfigOptions): V1Valid
         // Only sickbay may set its marks, on any pod: a forged sickbay.io/status=quarantined
         // would have it deregister a healthy pod and run diagnostics in it.
         name: 'marks.validate.sickbay.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        timeoutSeconds: o.timeoutSeconds ?? 5,
+        ...common(o, '/validate'),
         failurePolicy: 'Fail',
-        matchPolicy: 'Equivalent',
-        clientConfig: clientConfig(o, '/validate'),
         rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/status'], scope: 'Namespaced' }],
-        namespaceSelector: namespaceSelector(o),
         matchConditions: [notSickbay(o), { name: 'touches-sickbay-marks', expression: MARKS_CHANGED_CEL }],
       },
     ],

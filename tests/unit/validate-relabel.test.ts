@@ -18,8 +18,24 @@ const edit = (f: (p: V1Pod) => void): V1Pod => {
   return p;
 };
 
+/** Each case: a name, the old pod (undefined on CREATE), the new one, who asks, and the expected denial (null: allowed). */
+type Case = [string, V1Pod | undefined, V1Pod, string, RegExp | null];
+
+function runCases(cases: Case[]) {
+  for (const [name, oldPod, newPod, user, denial] of cases) {
+    it(name, () => {
+      const v = validatePod(oldPod, newPod, user, SICKBAY);
+      if (denial === null) assert.deepEqual(v, { allowed: true });
+      else {
+        assert.equal(v.allowed, false);
+        assert.match((v as { message: string }).message, denial);
+      }
+    });
+  }
+}
+
 describe('relabel guard', () => {
-  const cases: Array<[string, V1Pod, V1Pod, string, RegExp | null]> = [
+  const cases: Case[] = [
     ['a person removes the status label', quarantined, edit((p) => delete p.metadata!.labels!['sickbay.io/status']), 'alice', /only sickbay may change label sickbay\.io\/status.*sickbay release shop\/web-abc/],
     ['a person changes the reason', quarantined, edit((p) => (p.metadata!.annotations!['sickbay.io/reason'] = 'fine')), 'alice', /annotation sickbay\.io\/reason/],
     ['a person adds a selector label back', quarantined, edit((p) => (p.metadata!.labels!.app = 'web')), 'alice', /adding back app=web/],
@@ -34,16 +50,7 @@ describe('relabel guard', () => {
       p.metadata!.labels!.app = 'web';
     }), 'alice', null],
   ];
-  for (const [name, oldPod, newPod, user, denial] of cases) {
-    it(name, () => {
-      const v = validatePod(oldPod, newPod, user, SICKBAY);
-      if (denial === null) assert.deepEqual(v, { allowed: true });
-      else {
-        assert.equal(v.allowed, false);
-        assert.match((v as { message: string }).message, denial);
-      }
-    });
-  }
+  runCases(cases);
   it('allows an UPDATE whose old object is missing when the marks are not touched', () => {
     assert.deepEqual(validatePod(undefined, { metadata: { labels: { app: 'web' } } }, 'alice', SICKBAY), { allowed: true });
     assert.deepEqual(validatePod(quarantined, undefined, 'alice', SICKBAY), { allowed: true });
@@ -53,7 +60,7 @@ describe('relabel guard', () => {
 // Forged quarantine: the marks are sickbay's alone, on healthy pods too, on CREATE too.
 describe('marks guard', () => {
   const healthy: V1Pod = { metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' }, annotations: { note: 'x' } } };
-  const cases: Array<[string, V1Pod | undefined, V1Pod, string, RegExp | null]> = [
+  const cases: Case[] = [
     ['a person creates a pod marked quarantined', undefined, { metadata: { generateName: 'web-', namespace: 'shop', labels: { 'sickbay.io/status': 'quarantined' } } }, 'alice', /only sickbay may set label sickbay\.io\/status \(pod shop\/web-\).*sickbay\.io\/isolate=<reason>/],
     ['a person creates a pod with a controller annotation', undefined, { metadata: { name: 'p', namespace: 'shop', annotations: { 'sickbay.io/original-labels': '{}' } } }, 'alice', /annotation sickbay\.io\/original-labels/],
     ['a person marks a healthy pod quarantined', healthy, { metadata: { ...healthy.metadata, labels: { app: 'web', 'sickbay.io/status': 'quarantined' } } }, 'alice', /only sickbay may set label sickbay\.io\/status \(pod shop\/web-1\)/],
@@ -63,14 +70,5 @@ describe('marks guard', () => {
     ['sickbay marks a pod', healthy, { metadata: { ...healthy.metadata, labels: { 'sickbay.io/status': 'quarantined' } } }, SICKBAY, null],
     ['sickbay creates a marked pod', undefined, { metadata: { labels: { 'sickbay.io/status': 'quarantined' } } }, SICKBAY, null],
   ];
-  for (const [name, oldPod, newPod, user, denial] of cases) {
-    it(name, () => {
-      const v = validatePod(oldPod, newPod, user, SICKBAY);
-      if (denial === null) assert.deepEqual(v, { allowed: true });
-      else {
-        assert.equal(v.allowed, false);
-        assert.match((v as { message: string }).message, denial);
-      }
-    });
-  }
+  runCases(cases);
 });
