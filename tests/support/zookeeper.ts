@@ -7,7 +7,9 @@ type Client = ReturnType<typeof zookeeper.createClient>;
 
 /** A client session of its own, like each provider process has. */
 export async function zkSession(connect: string): Promise<Client> {
-  const c = zookeeper.createClient(connect, { sessionTimeout: 5000 });
+  // 15 s: a provider's session must outlive a busy machine's pauses, or its ephemeral
+  // entries vanish by themselves and a test could take that for sickbay's doing.
+  const c = zookeeper.createClient(connect, { sessionTimeout: 15_000 });
   await new Promise<void>((resolve) => {
     c.once('connected', () => resolve());
     c.connect();
