@@ -104,7 +104,7 @@ export class PodIsolationController extends ControllerBase {
 
     if (isQuarantined(pod)) return this.reconcileQuarantined(pod, now, log);
 
-    if (pod.metadata?.annotations?.['sickbay.io/isolate'] !== undefined && !this.requestSeen.has(key)) this.requestSeen.set(key, now);
+    if (pod.metadata?.annotations?.[ANN_ISOLATE] !== undefined && !this.requestSeen.has(key)) this.requestSeen.set(key, now);
     const trigger = quarantineTrigger(pod, now, this.config.notReadyGraceMs, {
       seenReady: this.cache.hasBeenSeenReady(pod),
       firstSeenNotReady: this.cache.firstSeenNotReady(pod),

@@ -61,7 +61,7 @@ type Client = ReturnType<typeof zookeeper.createClient>;
 function endpointOf(entryName: string): { host: string; port?: number } | undefined {
   try {
     const url = new URL(decodeURIComponent(entryName));
-    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : undefined };
+    return { host: url.hostname, port: url.port ? Number(url.port) : undefined }; // isTargets drops IPv6 brackets
   } catch {
     return undefined;
   }

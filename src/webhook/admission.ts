@@ -62,8 +62,9 @@ class TransportError extends Error {
   }
 }
 
-function isPod(req: AdmissionRequest): boolean {
-  return (req.kind?.group ?? '') === '' && req.kind?.kind === 'Pod' && (req.subResource ?? '') === '';
+/** A pod, or one of the named subresources of a pod ('' is the pod itself). */
+function isPod(req: AdmissionRequest, subResources: string[] = ['']): boolean {
+  return (req.kind?.group ?? '') === '' && req.kind?.kind === 'Pod' && subResources.includes(req.subResource ?? '');
 }
 
 function asPod(v: unknown): V1Pod | undefined {
@@ -104,8 +105,7 @@ export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): Admi
 
 export function reviewValidation(req: AdmissionRequest, deps: AdmissionDeps): AdmissionResponse {
   // Pods and their status subresource (a status update can carry labels and annotations).
-  const pod = (req.kind?.group ?? '') === '' && req.kind?.kind === 'Pod' && ['', 'status'].includes(req.subResource ?? '');
-  if (!pod || (req.operation !== 'UPDATE' && req.operation !== 'CREATE')) return { uid: req.uid, allowed: true };
+  if (!isPod(req, ['', 'status']) || (req.operation !== 'UPDATE' && req.operation !== 'CREATE')) return { uid: req.uid, allowed: true };
   const oldPod = req.operation === 'UPDATE' ? asPod(req.oldObject) : undefined;
   const verdict = validatePod(oldPod, asPod(req.object), req.userInfo?.username ?? '', deps.sickbayUsername);
   if (verdict.allowed) return { uid: req.uid, allowed: true };
