@@ -137,10 +137,13 @@ export class PodIsolationController extends ControllerBase {
     const max = this.maxQuarantined(namespace, owner, log);
     const recent = (this.actions.get(workload) ?? []).filter((t) => now - t < this.config.backoffWindowMs);
     this.actions.set(workload, recent);
+    // The pods sickbay quarantined or evicted within the window failed together with
+    // these: once one is quarantined and replaced, the replacement must not dilute a
+    // systemic failure into a "half" that lets the rest be deleted.
     const decision = decide({
       owner,
-      ownerPods: Math.max(inService.length, 1),
-      ownerFailing: Math.max(failing, trigger.kind === 'not-ready' ? 1 : 0),
+      ownerPods: Math.max(inService.length, 1) + recent.length,
+      ownerFailing: Math.max(failing, trigger.kind === 'not-ready' ? 1 : 0) + recent.length,
       quarantinedForOwner,
       maxQuarantined: max,
       systemicRatio: this.config.systemicFailureRatio,
