@@ -11,7 +11,7 @@
 //   pods                        198.18.64.0/24 on bridge sbcni0 (gateway .1)
 //   Services                    198.18.128.0/24 (kube-proxy, iptables mode)
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const REAL_NODE = {
@@ -297,16 +297,12 @@ function removePodCgroups() {
   for (const root of cgroupDirs()) {
     for (const d of walkDirs(root)) {
       try {
-        rmSyncDir(d);
+        rmdirSync(d); // rmdir(2): a cgroup goes once it has no process and no child
       } catch {
         // still busy; a later clean-up removes it
       }
     }
   }
-}
-
-function rmSyncDir(d: string) {
-  execFileSync('rmdir', [d], { stdio: 'ignore' });
 }
 
 /** Processes whose command line mentions `needle` (the shims of this node's containerd). */
