@@ -12,9 +12,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# A static busybox for the shim: liveness checks in app images that have no HTTP client.
+# The shim's static helpers: busybox (liveness checks in app images that have no HTTP
+# client) and sigexec (starts the app with its signals at their defaults).
 FROM alpine:3.22 AS helper
-RUN apk add --no-cache busybox-static
+RUN apk add --no-cache busybox-static gcc musl-dev
+COPY shim/sigexec.c /tmp/sigexec.c
+RUN gcc -static -Os -s -o /tmp/sigexec /tmp/sigexec.c
 
 FROM node:24-alpine AS deps
 WORKDIR /src
@@ -30,6 +33,7 @@ COPY package.json ./
 # The shim is POSIX sh; the init container runs it with this image's busybox sh and cp.
 COPY shim ./shim
 COPY --from=helper /bin/busybox.static ./shim/busybox
+COPY --from=helper /tmp/sigexec ./shim/sigexec
 # Non-root (the chart and the injected init container run as 65532 and ask for it).
 # Nothing is written outside /tmp, so a read-only root filesystem works.
 USER 65532:65532

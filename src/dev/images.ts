@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cacheDir } from './binaries.js';
+import { shimHelper } from './shim-helper.js';
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -208,8 +209,9 @@ async function sickbayRootfs(rootfs: string, work: string, log: Log): Promise<Im
   const stages: Record<string, (p: string) => string> = {
     build: (p) => path.join(repo, p.replace(/^\/src\/?/, '')),
     deps: (p) => path.join(deps, p.replace(/^\/src\/?/, '')),
-    // Alpine's busybox-static there, Debian's here: both a static busybox.
-    helper: (p) => (p === '/bin/busybox.static' ? BUSYBOX : ''),
+    // Alpine's busybox-static there, Debian's here: both a static busybox; sigexec is
+    // built with musl there, with glibc here, both static.
+    helper: (p) => (p === '/bin/busybox.static' ? BUSYBOX : p === '/tmp/sigexec' ? shimHelper() : ''),
   };
 
   const config: ImageConfig = { Env: [PATH_ENV] };

@@ -1,7 +1,7 @@
 // The supervisor shim with real processes, under dash and busybox ash.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../src/util/wait.js';
+import { shimHelper } from '../../src/dev/shim-helper.js';
+import { installShim } from '../support/shim.js';
 
 const shim = fileURLToPath(new URL('../../shim/', import.meta.url));
 const shells: Array<[string, string[]]> = [
@@ -42,16 +44,21 @@ function readState(runDir: string): Record<string, string> {
   }
 }
 
-function supervise(shell: string[], runDir: string, app: string[], env: Record<string, string> = {}) {
-  const child = spawn(shell[0]!, [...shell.slice(1), path.join(shim, 'supervise'), '--name', 'app', '--', ...app], {
+// The supervisor as a pod runs it: from the installed shim, sigexec beside it.
+const installed = path.join(tmp, 'installed');
+installShim(installed);
+
+function supervise(shell: string[], runDir: string, app: string[], env: Record<string, string> = {}, stdin?: string) {
+  const child = spawn(shell[0]!, [...shell.slice(1), path.join(installed, 'bin/supervise'), '--name', 'app', '--', ...app], {
     env: { PATH: process.env.PATH, SICKBAY_RUN_DIR: runDir, SICKBAY_BACKOFF_INITIAL: '0', SICKBAY_START_SECS: '5', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (stdin !== undefined) child.stdin!.end(stdin);
   children.push(child);
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, exited, out: () => stdout, err: () => stderr };
 }
@@ -106,6 +113,24 @@ for (const [name, shell] of shells) {
       await s.exited;
     });
 
+    it("passes every catchable signal on to the app, INT and QUIT included, and the container's stdin", async () => {
+      const runDir = path.join(tmp, `${shell[0]}-signals`);
+      mkdirSync(runDir, { recursive: true });
+      const got = path.join(runDir, 'got');
+      const signals = ['QUIT', 'USR1', 'USR2', 'WINCH', 'ALRM', 'URG', 'HUP', 'INT'] as const;
+      const traps = signals.map((sig) => `trap 'echo ${sig} >> ${got}' ${sig};`).join(' ');
+      const s = supervise(shell, runDir, ['sh', '-c', `${traps} read line; echo "stdin:$line" >> ${got}; while :; do sleep 0.05; done`], {}, 'hello from the container\n');
+      const lines = () => (existsSync(got) ? readFileSync(got, 'utf8').trim().split('\n') : []);
+      await waitFor("the app's stdin", () => lines().includes('stdin:hello from the container'));
+      for (const sig of signals) {
+        s.child.kill(`SIG${sig}`);
+        await waitFor(`the app to get ${sig}`, () => lines().includes(sig), { timeoutMs: 5_000 });
+      }
+      assert.equal(s.child.exitCode, null, 'the app trapped them all: still running');
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 143, 'TERM: the app ends by it, and so does the supervisor');
+    });
+
     it('passes tricky arguments to the app byte for byte', async () => {
       const runDir = path.join(tmp, `${shell[0]}-args`);
       const args = ['with spaces', `"double" and 'single'`, '$PATH', '*', 'line one\nline two', 'back\\slash', '', '-e', '--', 'ünïcode'];
@@ -133,6 +158,7 @@ describe('shim installed by one uid, used by another', () => {
     const installerSrc = path.join(root, 'image-shim');
     cpSync(shim, installerSrc, { recursive: true });
     copyFileSync('/bin/busybox', path.join(installerSrc, 'busybox'));
+    copyFileSync(shimHelper(), path.join(installerSrc, 'sigexec'));
     chmodSync(installerSrc, 0o755);
     const installed = as(65532, ['sh', path.join(installerSrc, 'install'), vol, '262144']);
     assert.equal(installed.status, 0, installed.stderr);
@@ -220,6 +246,18 @@ for (const [name, argv] of shells) {
       assert.equal(await live(['http', 'http', '127.0.0.1', String(closedPort), '/ok']), 0);
       setLabels('sickbay.io/status="released"\n');
       assert.notEqual(await live(['http', 'http', '127.0.0.1', String(closedPort), '/ok']), 0);
+    });
+
+    it('passes for 120 s after `probe --hold` (sickbay quarantining), before the labels file catches up', async () => {
+      setState('running');
+      setLabels('app="web"\n');
+      const failing = ['http', 'http', '127.0.0.1', String(closedPort), '/ok'];
+      assert.notEqual(await live(failing), 0);
+      assert.equal(spawnSync(argv[0]!, [...argv.slice(1), path.join(shim, 'probe'), '--hold'], { env: { PATH: process.env.PATH, SICKBAY_DIR: dir } }).status, 0);
+      assert.equal(await live(failing), 0, 'held');
+      writeFileSync(path.join(dir, 'run/hold'), `${Math.floor(Date.now() / 1000) - 121}\n`);
+      assert.notEqual(await live(failing), 0, 'a hold older than 120 s is over');
+      rmSync(path.join(dir, 'run/hold'));
     });
   });
 }
