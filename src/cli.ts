@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { writeCerts } from './commands/certs.js';
 import { serve } from './commands/serve.js';
 import { ConfigError, parseDuration, readConfig } from './config.js';
-import { createLogger } from './log.js';
+import { createLogger, exitOnUnhandled } from './log.js';
 
 const USAGE = `sickbay: keep the crash scene, restore the service.
 
@@ -105,6 +105,7 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' } } });
       const config = readConfig();
       const log = createLogger(config.logLevel);
+      exitOnUnhandled('serve');
       const kubeConfig = config.controllers ? loadKubeConfig(values.kubeconfig) : undefined;
       const { buildComponents } = await import('./commands/components.js');
       const handle = await serve(config, log, { kubeConfig, components: kubeConfig ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
@@ -138,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const log = createLogger(config.logLevel).child({ component: 'agent' });
+      exitOnUnhandled('agent');
       const { runAgent } = await import('./commands/agent.js');
       const handle = await runAgent(config, loadKubeConfig(values.kubeconfig), log, { nodeName, version: process.env.npm_package_version });
       await new Promise<void>((resolve) => {

@@ -64,6 +64,7 @@ export const configSchema = z.object({
   SICKBAY_QUARANTINE_TTL: duration.prefault('24h'),
   SICKBAY_RESYNC: duration.prefault('5m'),
   SICKBAY_ALERTS_TOKEN: z.string().default(''),
+  SICKBAY_ALERTS_RATE_PER_MINUTE: num(1, 100000).default(60),
   SICKBAY_REGISTRIES: z.string().default('[]'),
   SICKBAY_NEVER_READY_AFTER: duration.prefault('3m'),
   SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
@@ -88,6 +89,7 @@ export const configSchema = z.object({
   SICKBAY_AGENT_PROCESSES: z.string().default('dockerd?,containerd|docker-containerd,kubelet,felix@pod?,bird@pod?,confd@pod?'),
   SICKBAY_AGENT_PROC_ROOT: z.string().default('/proc'),
   SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
+  SICKBAY_AGENT_BIND_ADDRESS: z.string().default(''),
 });
 
 const registriesSchema = z.array(
@@ -132,6 +134,8 @@ export interface Config {
   quarantineTtlMs: number;
   resyncMs: number;
   alertsToken: string;
+  /** POST /alerts requests a minute (429 beyond). */
+  alertsRatePerMinute: number;
   registries: z.infer<typeof registriesSchema>;
   neverReadyAfterMs: number;
   avoidNodesTtlMs: number;
@@ -158,6 +162,8 @@ export interface Config {
     processes: ProcessSpec[];
     procRoot: string;
     port: number;
+    /** Empty: every interface. The chart binds the node's own address. */
+    bindAddress: string;
   };
 }
 
@@ -230,6 +236,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     quarantineTtlMs: c.SICKBAY_QUARANTINE_TTL * 1000,
     resyncMs: c.SICKBAY_RESYNC * 1000,
     alertsToken: c.SICKBAY_ALERTS_TOKEN,
+    alertsRatePerMinute: c.SICKBAY_ALERTS_RATE_PER_MINUTE,
     registries,
     neverReadyAfterMs: c.SICKBAY_NEVER_READY_AFTER * 1000,
     avoidNodesTtlMs: c.SICKBAY_AVOID_NODES_TTL * 1000,
@@ -254,6 +261,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       processes,
       procRoot: c.SICKBAY_AGENT_PROC_ROOT,
       port: c.SICKBAY_AGENT_PORT,
+      bindAddress: c.SICKBAY_AGENT_BIND_ADDRESS,
     },
   };
 }

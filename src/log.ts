@@ -28,3 +28,19 @@ export function createLogger(level = 'info', stream: NodeJS.WritableStream = pro
 export function silentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 }
+
+/**
+ * For the long-running commands: a promise rejected with nobody to handle it, or an
+ * exception nothing caught, means a state nobody planned for. Say so in one JSON line
+ * (written at once: a winston line could be lost to the exit) and exit 1, so the kubelet
+ * restarts the process instead of it running on in that state.
+ */
+export function exitOnUnhandled(component: string, exit: (code: number) => void = (code) => process.exit(code)) {
+  const die = (kind: string) => (err: unknown) => {
+    const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`${JSON.stringify({ component, level: 'error', message: `${kind}: exiting, the process is in an unknown state`, error, timestamp: new Date().toISOString() })}\n`);
+    exit(1);
+  };
+  process.on('unhandledRejection', die('unhandled promise rejection'));
+  process.on('uncaughtException', die('uncaught exception'));
+}

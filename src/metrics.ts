@@ -29,6 +29,11 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly connectionsDropped = new Counter({
+    name: 'sickbay_connections_dropped_total',
+    help: 'Connections refused because the server holds its maximum already.',
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({ name: 'sickbay_leader', help: '1 while this replica holds the controller lease.', registers: [this.registry] });
   readonly quarantines = new Counter({
     name: 'sickbay_quarantines_total',

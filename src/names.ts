@@ -37,10 +37,15 @@ export const ANN_PROBE_HTTP = `${PREFIX}/probe-http`;
 /** A quantity ("1Gi"): the size limit of the pod's /sickbay volume, which holds diagnostics and heap dumps (default 256Mi). */
 export const ANN_SHIM_VOLUME_SIZE = `${PREFIX}/shim-volume-size`;
 
+/** Namespaces sickbay never injects into nor acts in, whatever their labels say (and its own). */
+export const SYSTEM_NAMESPACES = ['kube-system', 'kube-node-lease', 'kube-public'] as const;
+
 export const NODE_TAINT_ISOLATED = `${PREFIX}/isolated`;
 export const LABEL_NODE_STATUS = `${PREFIX}/node-status`;
 
 export const SHIM_MOUNT = '/sickbay';
+/** The shim's probe script: readiness, the liveness wrapper (`--live`) and the quarantine hold (`--hold`). */
+export const SHIM_PROBE = `${SHIM_MOUNT}/bin/probe`;
 export const SHIM_VOLUME = 'sickbay-shim';
 export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';
 /** The pod's labels (downward API), read by the liveness wrapper: `/sickbay/pod/labels`. */

@@ -33,7 +33,7 @@ export function serveClusterRules(o: { diagnostics: boolean; caBundleSyncFor?: s
 export const SERVE_CLUSTER_RULES = serveClusterRules({ diagnostics: true });
 
 /** In sickbay's own namespace: the controller Lease and the node protection locks. */
-export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }];
+export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] }];
 
 /** `sickbay agent`: watches its node (for its pressure conditions), writes its NodeHealth. */
 export const AGENT_CLUSTER_RULES: V1PolicyRule[] = [

@@ -63,7 +63,8 @@ export async function runAgent(config: Config, kc: KubeConfig, log: Logger, o: {
     });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
-      server!.listen(a.port, () => resolve());
+      if (a.bindAddress) server!.listen(a.port, a.bindAddress, () => resolve());
+      else server!.listen(a.port, () => resolve());
     });
   }
   log.info('node agent running', { node: o.nodeName, checks: a.checks, targets, processes: a.processes.map((p) => p.name + (p.optional ? '?' : '')) });

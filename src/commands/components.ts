@@ -32,33 +32,36 @@ export interface ComponentOverrides {
 export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { metrics: Metrics; log: Logger }, overrides: ComponentOverrides = {}): Components {
   const { metrics, log } = ctx;
   const kc = withConnectionReuse(kubeConfig);
-  const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, log: log.child({ component: 'informer' }), metrics });
-  const controllers: Controller[] = [];
-  const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
-  // One registry step for quarantined pods and for the pods of isolated nodes.
-  const registryStep = registries.length ? new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics) : undefined;
-  const steps: PostQuarantineStep[] = overrides.steps ?? [
-    ...(registryStep ? [registryStep] : []),
-    ...(config.diagnostics.enabled ? [new DiagnosticsStep(kc, { timeoutMs: config.diagnostics.timeoutMs }, log.child({ component: 'diagnostics' }), metrics)] : []),
-  ];
-  const deps = (component: string) => ({ kc, cache, config, log: log.child({ component }), metrics });
-  const isolation = new PodIsolationController(deps('pod-isolation'), steps);
-  controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
-  const neverReady = new NeverReadyController(deps('never-ready'));
-  controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
-  const uninjected = new UninjectedPodsController(deps('repair'));
-  controllers.push({ name: 'uninjected-pods', run: (s) => uninjected.run(s) });
-  if (config.node.controller) {
-    const nodes = new NodeController(deps('node-controller'), overrides.steps ? undefined : registryStep);
-    controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
-  }
-
-  const runControllers = (signal: AbortSignal) => {
-    signal.addEventListener('abort', () => {
+  const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, ownNamespace: config.namespace, log: log.child({ component: 'informer' }), metrics });
+  // Each leadership term builds its controllers, registry clients and post-quarantine
+  // steps anew (queues, per-term state, handlers on the shared caches, registry watches):
+  // a replica that loses the lease and wins it again starts as a new leader would.
+  let leading: () => boolean = () => true;
+  const runControllers = (term: AbortSignal) => {
+    const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
+    term.addEventListener('abort', () => {
       for (const r of registries) r.close();
     });
+    // One registry step for quarantined pods and for the pods of isolated nodes.
+    const registryStep = registries.length ? new RegistryStep(kc, registries, log.child({ component: 'registry' }), metrics) : undefined;
+    const steps: PostQuarantineStep[] = overrides.steps ?? [
+      ...(registryStep ? [registryStep] : []),
+      ...(config.diagnostics.enabled ? [new DiagnosticsStep(kc, { timeoutMs: config.diagnostics.timeoutMs }, log.child({ component: 'diagnostics' }), metrics)] : []),
+    ];
+    const deps = (component: string) => ({ kc, cache, config, log: log.child({ component }), metrics, term, leading: () => !term.aborted && leading() });
+    const controllers: Controller[] = [];
+    const isolation = new PodIsolationController(deps('pod-isolation'), steps);
+    controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
+    const neverReady = new NeverReadyController(deps('never-ready'));
+    controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
+    const uninjected = new UninjectedPodsController(deps('repair'));
+    controllers.push({ name: 'uninjected-pods', run: (s) => uninjected.run(s) });
+    if (config.node.controller) {
+      const nodes = new NodeController(deps('node-controller'), overrides.steps ? undefined : registryStep);
+      controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
+    }
     for (const c of controllers) {
-      c.run(signal).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }));
+      c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }));
     }
   };
 
@@ -79,12 +82,13 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       renewDeadlineMs: config.leaderElection.renewDeadlineMs,
       retryPeriodMs: config.leaderElection.retryPeriodMs,
       log: log.child({ component: 'leader-election' }),
-      onLeadershipChange: (leading) => metrics.isLeader.set(leading ? 1 : 0),
+      onLeadershipChange: (now) => metrics.isLeader.set(now ? 1 : 0),
     });
+    leading = () => elector.isLeader();
     runnables.push({ name: 'leader-election', needsLeadership: false, start: (s) => elector.run(s, runControllers) });
   } else {
     metrics.isLeader.set(1);
     runnables.push({ name: 'controllers', needsLeadership: true, start: async (s) => runControllers(s) });
   }
-  return { runnables, decoratePod: avoidNodesDecorator(cache, config.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { token: config.alertsToken, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
+  return { runnables, decoratePod: avoidNodesDecorator(cache, config.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { token: config.alertsToken, ratePerMinute: config.alertsRatePerMinute, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
 }

@@ -4,7 +4,7 @@
 import { setMaxListeners } from 'node:events';
 import type { RequestListener } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { AdmissionDeps } from '../webhook/admission.js';
+import { type AdmissionDeps, AdmissionBudget } from '../webhook/admission.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
@@ -61,6 +61,8 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       sickbayUsername: config.serviceAccountUsername,
       dryRun: config.dryRun,
       maxBodyBytes: config.maxBodyBytes,
+      // Four bodies of the largest size at once; pods of ordinary size, thousands.
+      budget: new AdmissionBudget(4 * config.maxBodyBytes),
       decoratePod: components.decoratePod,
       metrics,
       log: log.child({ component: 'webhook' }),

@@ -17,7 +17,17 @@ function age(iso: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 86400)}d`;
 }
 
+/**
+ * What the cluster says, made safe for a terminal: control characters (escape sequences,
+ * carriage returns, newlines that would forge a line) and bidirectional overrides are
+ * shown as \u escapes. A reason comes from an alert or an annotation anyone may write.
+ */
+export function printable(v: unknown): string {
+  return String(v ?? '').replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function table(rows: string[][]): string {
+  rows = rows.map((r) => r.map(printable));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ')).join('\n');
 }
@@ -58,26 +68,26 @@ export async function status(kc: KubeConfig, namespace = 'sickbay-system'): Prom
   for (const n of nodes.items) {
     const taint = n.spec?.taints?.find((x) => x.key === 'sickbay.io/isolated');
     const until = lockUntil.get(n.metadata?.name ?? '');
-    out.push(`  ${n.metadata?.name}   ${taint?.value ?? ''}${taint?.timeAdded ? `, ${age(new Date(taint.timeAdded).toISOString())} ago` : ''}${until && until > now ? `, locked until ${new Date(until).toISOString()}` : ''}`);
+    out.push(`  ${printable(n.metadata?.name)}   ${printable(taint?.value)}${taint?.timeAdded ? `, ${age(new Date(taint.timeAdded).toISOString())} ago` : ''}${until && until > now ? `, locked until ${new Date(until).toISOString()}` : ''}`);
   }
   const protectedNodes = [...lockUntil].filter(([node, until]) => until > now && !nodes.items.some((n) => n.metadata?.name === node));
   if (protectedNodes.length) {
     out.push('', `Protected nodes (${protectedNodes.length}):`);
-    for (const [node, until] of protectedNodes) out.push(`  ${node}   until ${new Date(until).toISOString()}`);
+    for (const [node, until] of protectedNodes) out.push(`  ${printable(node)}   until ${new Date(until).toISOString()}`);
   }
-  if (healths instanceof Error) out.push('', `Node health: unknown (${healths.message})`);
+  if (healths instanceof Error) out.push('', `Node health: unknown (${printable(healths.message)})`);
   else {
     const unhealthy = healths.items.filter((h) => h.status?.healthy === false);
     out.push('', `Node health: ${healths.items.length} reporting, ${unhealthy.length} unhealthy`);
-    for (const h of unhealthy) out.push(`  ${h.metadata?.name}   failing: ${h.status?.failing || '?'}, last heartbeat ${age(h.status?.heartbeatTime)} ago`);
+    for (const h of unhealthy) out.push(`  ${printable(h.metadata?.name)}   failing: ${printable(h.status?.failing || '?')}, last heartbeat ${age(h.status?.heartbeatTime)} ago`);
   }
   const optedIn = await core.listNamespace({ labelSelector: `${LABEL_INJECTION}=enabled` });
   const escaped = (await Promise.all(optedIn.items.map((n) => core.listNamespacedPod({ namespace: n.metadata!.name! })))).flatMap((l) => l.items).filter((p) => escapedInjection(p, namespace));
   out.push('', `Pods that escaped injection (${escaped.length}):`);
-  for (const p of escaped) out.push(`  ${p.metadata?.namespace}/${p.metadata?.name}   created ${age(p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : undefined)} ago`);
+  for (const p of escaped) out.push(`  ${printable(p.metadata?.namespace)}/${printable(p.metadata?.name)}   created ${age(p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : undefined)} ago`);
   const avoid = deployments.items.filter((d) => d.metadata?.annotations?.[ANN_AVOID_NODES]);
   out.push('', `Deployments avoiding nodes (${avoid.length}):`);
-  for (const d of avoid) out.push(`  ${d.metadata?.namespace}/${d.metadata?.name}: ${d.metadata?.annotations?.[ANN_AVOID_NODES]}`);
+  for (const d of avoid) out.push(`  ${printable(d.metadata?.namespace)}/${printable(d.metadata?.name)}: ${printable(d.metadata?.annotations?.[ANN_AVOID_NODES])}`);
   return `${out.join('\n')}\n`;
 }
 

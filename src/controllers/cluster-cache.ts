@@ -5,7 +5,7 @@ import type { KubeConfig, V1Deployment, V1Namespace, V1Node, V1Pod, V1ReplicaSet
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { LABEL_INJECTION } from '../names.js';
+import { LABEL_INJECTION, SYSTEM_NAMESPACES } from '../names.js';
 import { isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
 
 /**
@@ -62,7 +62,11 @@ export class ClusterCache {
   private readonly seenReady = new Set<string>();
   private readonly firstNotReady = new Map<string, number>();
 
-  constructor(kc: KubeConfig, o: { resyncMs: number; log?: Logger; metrics?: Metrics }) {
+  /** The system namespaces and sickbay's own: never acted in, even if labelled. */
+  private readonly offLimits: ReadonlySet<string>;
+
+  constructor(kc: KubeConfig, o: { resyncMs: number; ownNamespace?: string; log?: Logger; metrics?: Metrics }) {
+    this.offLimits = new Set<string>([...SYSTEM_NAMESPACES, ...(o.ownNamespace ? [o.ownNamespace] : [])]);
     const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
     this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
     this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
@@ -140,6 +144,7 @@ export class ClusterCache {
   }
 
   isOptedIn(namespace: string): boolean {
+    if (this.offLimits.has(namespace)) return false;
     return this.namespaces.get(namespace)?.metadata?.labels?.[LABEL_INJECTION] === 'enabled';
   }
 

@@ -38,15 +38,15 @@ export class NeverReadyController extends ControllerBase {
     const { kc, config, log, metrics, cache } = deps;
     this.apps = kc.makeApiClient(AppsV1Api);
     this.rate = new TokenBucket(config.quarantineRatePerMinute);
-    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'never-ready', concurrency: 4, log, metrics });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'never-ready', concurrency: 4, log, metrics, canAct: deps.leading });
     const enqueuePod = (p: V1Pod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(`pod:${keyOf(p)}`);
     };
-    cache.pods.on({ add: enqueuePod, update: enqueuePod });
+    cache.pods.on({ add: enqueuePod, update: enqueuePod }, deps.term);
     const enqueueDeployment = (d: V1Deployment) => {
       if (d.metadata?.annotations?.[ANN_AVOID_NODES] !== undefined) this.queue.add(`deployment:${keyOf(d)}`);
     };
-    cache.deployments.on({ add: enqueueDeployment, update: enqueueDeployment });
+    cache.deployments.on({ add: enqueueDeployment, update: enqueueDeployment }, deps.term);
     // A node turning unready, tainted, cordoned or relabelled may make a record infeasible;
     // heartbeats (most node updates) change none of that.
     cache.nodes.on({
@@ -54,7 +54,7 @@ export class NeverReadyController extends ControllerBase {
         if (schedulingView(n) !== schedulingView(old)) this.enqueueAllRecords();
       },
       delete: () => this.enqueueAllRecords(),
-    });
+    }, deps.term);
   }
 
   private enqueueAllRecords() {

@@ -15,7 +15,7 @@ import type { ObjectRef } from '../kube/events.js';
 import type { PostQuarantineStep } from './pod-isolation-controller.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../names.js';
-import { isIsolated, isolateNode, lockValid, readLock, releaseLock, restoreNode, setLock } from '../node/node-actions.js';
+import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from '../node/node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
 import { isolationBudget, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 
@@ -74,7 +74,7 @@ export class NodeController extends ControllerBase {
         this.unhealthySince.delete(h.metadata?.name ?? '');
       },
     });
-    this.cache.nodes.on({ update: (n, old) => isIsolated(n) !== isIsolated(old) && this.schedule(0), delete: (n) => this.forget(n.metadata?.name ?? '') });
+    this.cache.nodes.on({ update: (n, old) => isIsolated(n) !== isIsolated(old) && this.schedule(0), delete: (n) => this.forget(n.metadata?.name ?? '') }, deps.term);
   }
 
   private observe(h: NodeHealth, now = Date.now()) {
@@ -120,6 +120,8 @@ export class NodeController extends ControllerBase {
     void this.healths.run(signal);
     await Promise.all([this.cache.waitForSync(signal), this.healths.waitForSync(signal)]);
     if (signal.aborted) return;
+    await this.finishHalfDone().catch((err) => this.log.warn('could not check for half-done isolations', { error: errorText(err) }));
+    if (signal.aborted) return;
     // A new leader: every heartbeat counts as seen now, so each node gets a full deadline.
     const now = Date.now();
     this.observed.clear();
@@ -133,6 +135,32 @@ export class NodeController extends ControllerBase {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
+  }
+
+  /**
+   * A previous leader that died between taking a node's lock and tainting the node left
+   * the lock in phase "isolating" on an untainted node: it would keep the node from being
+   * isolated for the whole window. Tainted after all: the lock is marked isolated.
+   * Untainted: the lock is given back, and the node is judged afresh like any other.
+   */
+  private async finishHalfDone() {
+    const ns = this.config.namespace;
+    for (const lock of await listLocks(this.coord, ns)) {
+      if (lock.holder !== NODE_CONTROLLER_IDENTITY || lock.phase !== 'isolating' || !lockValid(lock)) continue;
+      if (isIsolated(this.cache.nodes.get(lock.node))) {
+        await setLockPhase(this.coord, ns, lock, 'isolated');
+        this.log.info('a previous leader isolated this node but did not mark its lock; marked now', { node: lock.node });
+        continue;
+      }
+      if (this.config.node.dryRun) {
+        this.sayOnce(lock.node, 'WouldReleaseLock', () => ({ type: 'Normal', message: 'dry run: would give back the lock of an isolation a previous leader did not finish' }));
+        continue;
+      }
+      await releaseLock(this.coord, ns, lock);
+      this.metrics.nodeIsolations.inc({ cause: 'half-done', result: 'lock-released' });
+      this.log.warn('a previous leader took this node\'s lock but did not taint it: lock given back, the node is judged afresh', { node: lock.node });
+      await this.events.record(this.nodeRef(lock.node), 'Normal', 'IsolationLockReleased', 'a previous sickbay leader took the protection lock but stopped before tainting the node; the lock is given back and the node is judged afresh');
+    }
   }
 
   private schedule(delayMs: number) {
@@ -160,7 +188,7 @@ export class NodeController extends ControllerBase {
 
   /** Builds the view, plans, acts, and schedules the next evaluation at the next deadline. */
   evaluate() {
-    if (!this.active) return;
+    if (!this.active || !this.leading()) return;
     const now = Date.now();
     this.lastEval = now;
     let nextDeadline = now + MAX_SPACING_MS;
@@ -214,8 +242,14 @@ export class NodeController extends ControllerBase {
       }
     } else if (this.suppressed) {
       this.suppressed = false;
+      // Agents cut off together come back one by one: as a new leader does, give every
+      // node a full deadline from now, or the last few back would be isolated on the way.
+      for (const [name, seen] of this.observed) this.observed.set(name, { ...seen, at: now });
       this.log.info('heartbeats are back; node isolation resumes');
       void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'most node heartbeats are fresh again; node isolation resumes');
+      // This plan was made on the old deadlines: plan again on the new ones.
+      this.schedule(0);
+      return;
     }
 
     for (const a of plan.deferred) {
@@ -295,6 +329,7 @@ export class NodeController extends ControllerBase {
       holder: NODE_CONTROLLER_IDENTITY,
       reason: `isolated: ${a.detail}`,
       ifFree: true,
+      phase: 'isolating',
     });
     this.locks.set(a.name, { until: taken.lock.until.getTime(), checkedAt: Date.now() });
     if (taken.result === 'held') {
@@ -303,6 +338,8 @@ export class NodeController extends ControllerBase {
     }
     let updated;
     try {
+      // The term may have ended while the lock was taken: the next leader decides.
+      if (!this.leading()) throw new Error('leadership ended before the taint');
       updated = await isolateNode(this.core, node, a.cause === 'heartbeat' ? 'heartbeat-stale' : 'checks-failing');
     } catch (err) {
       // Not isolated: the lock was taken for nothing and would keep the node from being
@@ -312,6 +349,8 @@ export class NodeController extends ControllerBase {
       throw err;
     }
     this.cache.nodes.writeThrough(updated);
+    // Off the Event's path: a lock left "isolating" on a tainted node is marked by the next leader.
+    void setLockPhase(this.coord, ns, taken.lock, 'isolated').catch((err) => this.log.warn('could not mark the lock isolated; the next leader will', { node: a.name, error: errorText(err) }));
     const took = Math.max(0, Date.now() - a.faultySince);
     this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'isolated' });
     this.metrics.timeToIsolate.observe(took / 1000);

@@ -20,14 +20,17 @@ import {
   ANN_QUARANTINED_AT,
   ANN_REASON,
   LABEL_STATUS,
+  SHIM_PROBE,
   STATUS_QUARANTINED,
 } from '../names.js';
+import { execInPod } from '../kube/exec.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { decide, isPodReady, isQuarantined, labelsToStrip, type OwnerInfo, parseMaxQuarantined, quarantineTrigger, type Trigger, wasEverReady } from './quarantine-policy.js';
 
 // Writes are idempotent under their preconditions, so a retry after a timeout is safe.
 const API_DEADLINE_MS = 10_000;
+const HOLD_TIMEOUT_MS = 5_000;
 
 /** A step run after a quarantine (registry deregistration, diagnostics). It may fail; the quarantine stands. */
 export interface PostQuarantineStep {
@@ -63,7 +66,7 @@ export class PodIsolationController extends ControllerBase {
     // Workers mostly wait on one API round trip each. 64 lets a burst of 50 failing pods
     // go out at once: with 16, a fifth of a 50-pod burst waited 0.1-1 s for a worker at
     // 10,000 pods (bench/README.md). The rate limit and the guards, not this, bound it.
-    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 64, log, metrics });
+    this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 64, log, metrics, canAct: deps.leading });
     const enqueue = (p: V1Pod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
     };
@@ -76,12 +79,12 @@ export class PodIsolationController extends ControllerBase {
         this.evicted.delete(p.metadata?.uid ?? '');
         for (const s of this.steps) s.forget?.(p);
       },
-    });
+    }, deps.term);
     cache.namespaces.on({
       update: (ns, old) => {
         if (ns.metadata?.labels !== old.metadata?.labels) for (const p of cache.podsIn(ns.metadata?.name ?? '')) enqueue(p);
       },
-    });
+    }, deps.term);
   }
 
   async run(signal: AbortSignal) {
@@ -266,6 +269,7 @@ export class PodIsolationController extends ControllerBase {
         },
       },
     };
+    void this.hold(pod, log);
     try {
       const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, mergePatch), API_DEADLINE_MS, 'quarantine patch');
       this.cache.pods.writeThrough(patched);
@@ -277,6 +281,26 @@ export class PodIsolationController extends ControllerBase {
       // 409: the pod changed since the decision; the newer version is queued and decides again.
       throw new Error(`quarantine patch failed: ${errorText(err)}`);
     }
+  }
+
+  /**
+   * A container whose liveness probe sickbay wrapped passes it while the pod is
+   * quarantined, as read from the downward API; the kubelet rewrites that file some
+   * seconds after the label changes, and a failing liveness probe would restart the
+   * container (the scene lost) in between. `probe --hold` makes the pod's liveness checks
+   * pass for 120 s from now: sent alongside the quarantine patch, it reaches the
+   * container within an exec's round trip. Best effort: the quarantine does not wait on it.
+   */
+  private hold(pod: V1Pod, log: Logger): Promise<void> {
+    const container = pod.spec?.containers?.find((c) => c.livenessProbe?.exec?.command?.[0] === SHIM_PROBE)?.name;
+    if (!container) return Promise.resolve();
+    const target = { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name!, container };
+    return execInPod(this.kc, target, [SHIM_PROBE, '--hold'], HOLD_TIMEOUT_MS).then(
+      (r) => {
+        if (r.exitCode !== 0) log.warn('could not hold the liveness probe; the kubelet may restart the container before the quarantine label reaches it', { container, error: r.error ?? r.stderr.trim() });
+      },
+      (err) => void log.warn('could not hold the liveness probe', { container, error: errorText(err) }),
+    );
   }
 
   /**

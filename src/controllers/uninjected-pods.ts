@@ -63,11 +63,11 @@ export class UninjectedPodsController extends ControllerBase {
         this.lastInjected = Math.max(this.lastInjected, t);
       } else if (this.cache.isOptedIn(pod.metadata?.namespace ?? '') && !this.reported.has(keyOf(pod))) this.wake?.();
     };
-    this.cache.pods.on({ add: seen, update: seen, delete: (pod) => this.reported.has(keyOf(pod)) && this.wake?.() });
+    this.cache.pods.on({ add: seen, update: seen, delete: (pod) => this.reported.has(keyOf(pod)) && this.wake?.() }, deps.term);
     // A namespace that opts in with pods already running: they are all escaped now.
     this.cache.namespaces.on({
       update: (ns, old) => ns.metadata?.labels?.[LABEL_INJECTION] !== old.metadata?.labels?.[LABEL_INJECTION] && this.wake?.(),
-    });
+    }, deps.term);
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -402,13 +402,18 @@ export class LocalControlPlane {
   }
 
   /** A kubeconfig that acts as a ServiceAccount (created if missing), by a TokenRequest. */
-  async serviceAccountKubeConfig(namespace: string, name: string): Promise<KubeConfig> {
+  /**
+   * A kubeconfig with a token of the ServiceAccount. Bound to a pod, the token names the
+   * pod's node (as the token the kubelet mounts in a pod does).
+   */
+  async serviceAccountKubeConfig(namespace: string, name: string, boundPod?: { name: string; uid: string }): Promise<KubeConfig> {
     const core = this.kubeConfig().makeApiClient(CoreV1Api);
     await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((err) => {
       if (err?.code !== 409) throw err;
     });
-    const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-    const file = this.file(`kubeconfig-sa-${namespace}-${name}`);
+    const boundObjectRef = boundPod ? { apiVersion: 'v1', kind: 'Pod', name: boundPod.name, uid: boundPod.uid } : undefined;
+    const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef } } });
+    const file = this.file(`kubeconfig-sa-${namespace}-${name}${boundPod ? `-${boundPod.name}` : ''}`);
     this.writeKubeconfig(file, { token: tr.status!.token });
     const kc = new KubeConfig();
     kc.loadFromFile(file);

@@ -78,10 +78,20 @@ async function main() {
     await installNodeHealthCrd(admin);
     await installAgentIdentity(admin, namespace, 'sickbay-agent');
   }
-  const agentKubeconfig = path.join(devDir, 'sickbay-agent.kubeconfig');
-  writeFileSync(agentKubeconfig, (await cp.serviceAccountKubeConfig(namespace, 'sickbay-agent')).exportConfig(), { mode: 0o600 });
   const nodeNames = (await admin.makeApiClient(CoreV1Api).listNode()).items.map((n) => n.metadata!.name!).sort();
   for (const node of nodeNames.filter((n) => n !== REAL_NODE.name)) {
+    // Its token is bound to a pod on its node, as the DaemonSet's pods' tokens are: it
+    // names the node, and the chart's agent guard lets an agent write only its own.
+    const placeholder = await admin.makeApiClient(CoreV1Api).createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: `sickbay-agent-${node}`, labels: { 'app.kubernetes.io/name': 'sickbay', 'app.kubernetes.io/component': 'simulated-agent' } },
+        spec: { nodeName: node, serviceAccountName: 'sickbay-agent', containers: [{ name: 'agent', image: 'sickbay.local/sickbay:dev', command: ['sleep', 'infinity'] }] },
+      },
+    });
+    const agentKubeconfig = path.join(devDir, `sickbay-agent-${node}.kubeconfig`);
+    const bound = await cp.serviceAccountKubeConfig(namespace, 'sickbay-agent', { name: placeholder.metadata!.name!, uid: placeholder.metadata!.uid! });
+    writeFileSync(agentKubeconfig, bound.exportConfig(), { mode: 0o600 });
     const procRoot = path.join(devDir, 'nodes', node, 'proc');
     rmSync(procRoot, { recursive: true, force: true });
     writeFakeProcess(procRoot, 100, 'containerd');

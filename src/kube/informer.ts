@@ -33,6 +33,8 @@ export interface InformerOptions<T = KubeObject> {
    * 1,000 pods, bench/README.md); 100 hold it for ~20 ms.
    */
   pageSize?: number;
+  /** A list page not answered within this is abandoned, and the list retried (60 s). */
+  listPageTimeoutMs?: number;
   resyncMs?: number;
   /** A watch with no event, not even a bookmark, for this long is restarted. */
   silenceMs?: number;
@@ -79,6 +81,7 @@ export class Index {
   }
 }
 const EMPTY: ReadonlySet<string> = new Set();
+const LIST_PAGE_TIMEOUT_MS = 60_000;
 
 export const keyOf = (o: KubeObject) => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
 
@@ -98,8 +101,18 @@ export class Informer<T extends KubeObject> {
     private readonly o: InformerOptions<T>,
   ) {}
 
-  on(h: Handlers<T>) {
+  /** Adds handlers; they are removed when `until` aborts (a leadership term's end). */
+  on(h: Handlers<T>, until?: AbortSignal) {
+    if (until?.aborted) return;
     this.handlers.push(h);
+    until?.addEventListener(
+      'abort',
+      () => {
+        const i = this.handlers.indexOf(h);
+        if (i >= 0) this.handlers.splice(i, 1);
+      },
+      { once: true },
+    );
   }
 
   get(key: string): T | undefined {
@@ -355,8 +368,10 @@ export class Informer<T extends KubeObject> {
     });
   }
 
+  /** One list page; a page the API server has not sent within LIST_PAGE_TIMEOUT_MS is abandoned and the list retried. */
   private async fetchJson(path: string, signal: AbortSignal): Promise<unknown> {
-    const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' }, signal };
+    const deadline = AbortSignal.timeout(this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS);
+    const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' }, signal: AbortSignal.any([signal, deadline]) };
     await this.kc.applyToHTTPSOptions(opts);
     const url = new URL(path, this.kc.getCurrentCluster()!.server);
     return new Promise((resolve, reject) => {
@@ -375,7 +390,7 @@ export class Informer<T extends KubeObject> {
         });
         res.on('error', reject);
       });
-      req.on('error', reject);
+      req.on('error', (err) => reject(deadline.aborted && !signal.aborted ? new Error(`GET ${path}: no answer within ${this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS} ms`) : err));
       req.end();
     });
   }

@@ -3,11 +3,15 @@
 // (measured on this replica's clock, from when it last saw the record change, so clock
 // skew between replicas does not matter); renew every retry period; a 409 means another
 // replica won. A leader that cannot renew within the renew deadline stops leading at
-// once; a clean shutdown releases the lease so another replica takes over immediately.
+// once: every Lease call is aborted when it would outlive that deadline, and a timer
+// (and `isLeader()` itself, for a process that was paused) ends the term even if a call
+// hangs, so the term is over before another replica may take the lease (lease duration
+// > renew deadline, measured from a later moment). A clean shutdown releases the lease
+// so another replica takes over immediately.
 import { setMaxListeners } from 'node:events';
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
-import { codeOf, errorText } from './api.js';
+import { abortable, codeOf, errorText } from './api.js';
 import { sleep } from '../util/wait.js';
 
 export interface LeaseElectorOptions {
@@ -27,6 +31,7 @@ export class LeaseElector {
   private leading = false;
   private leaderAbort?: AbortController;
   private lastRenew = 0;
+  private deadline?: NodeJS.Timeout;
 
   constructor(
     kc: KubeConfig,
@@ -35,34 +40,54 @@ export class LeaseElector {
     this.api = kc.makeApiClient(CoordinationV1Api);
   }
 
+  /** True while this replica holds the lease and renewed it within the renew deadline. */
   isLeader(): boolean {
+    if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
+      this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
+      this.stopLeading();
+    }
     return this.leading;
   }
 
   /**
-   * Runs until `signal` aborts. `lead(leaderSignal)` is called each time this replica
-   * becomes leader; leaderSignal aborts the moment leadership is lost.
+   * Runs until `signal` aborts. `lead(term)` is called each time this replica becomes
+   * leader; `term` aborts the moment leadership is lost, and a later term gets a new one.
    */
-  async run(signal: AbortSignal, lead: (leaderSignal: AbortSignal) => void): Promise<void> {
+  async run(signal: AbortSignal, lead: (term: AbortSignal) => void): Promise<void> {
     while (!signal.aborted) {
+      // A leader's call may last until its renew deadline; a candidate's, a renew deadline.
+      const attemptAt = Date.now();
+      const budget = this.leading ? this.lastRenew + this.o.renewDeadlineMs - attemptAt : this.o.renewDeadlineMs;
       let ok = false;
-      try {
-        ok = await this.tryAcquireOrRenew();
-      } catch (err) {
-        this.o.log?.warn('lease update failed', { lease: this.o.name, error: errorText(err) });
+      if (budget > 0) {
+        const call = new AbortController();
+        const timer = setTimeout(() => call.abort(), budget);
+        const stop = () => call.abort();
+        signal.addEventListener('abort', stop, { once: true });
+        try {
+          ok = await this.tryAcquireOrRenew(call.signal);
+        } catch (err) {
+          const why = call.signal.aborted && !signal.aborted ? `no answer within ${budget} ms` : errorText(err);
+          this.o.log?.warn('lease update failed', { lease: this.o.name, error: why });
+        } finally {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', stop);
+        }
       }
+      if (signal.aborted) break;
       if (ok) {
-        this.lastRenew = Date.now();
+        // From when the renew was sent, not answered: the term ends no later than it may.
+        this.lastRenew = attemptAt;
+        this.armDeadline();
         if (!this.leading) {
           this.setLeading(true);
           this.leaderAbort = new AbortController();
           setMaxListeners(100, this.leaderAbort.signal); // every controller's informers and waits listen on it
           lead(this.leaderAbort.signal);
         }
-      } else if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
-        this.o.log?.error('could not renew the lease within the renew deadline; stopping leader work', { lease: this.o.name });
-        this.stopLeading();
-      } else if (this.leading && !ok && this.observed && this.observed.holder !== this.o.identity) {
+      } else if (this.leading && !this.isLeader()) {
+        // isLeader() ended the term: the renew deadline passed.
+      } else if (this.leading && this.observed && this.observed.holder !== this.o.identity) {
         this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed.holder });
         this.stopLeading();
       }
@@ -74,6 +99,13 @@ export class LeaseElector {
     }
   }
 
+  /** Ends the term at the renew deadline unless a renew comes first, whatever the loop is waiting on. */
+  private armDeadline() {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.isLeader(), this.o.renewDeadlineMs + 1);
+    this.deadline.unref();
+  }
+
   private setLeading(v: boolean) {
     this.leading = v;
     this.o.log?.info(v ? 'became leader' : 'stopped leading', { lease: this.o.name, identity: this.o.identity });
@@ -81,17 +113,19 @@ export class LeaseElector {
   }
 
   private stopLeading() {
+    clearTimeout(this.deadline);
     this.leaderAbort?.abort();
     this.leaderAbort = undefined;
     this.setLeading(false);
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(cancel: AbortSignal): Promise<boolean> {
+    const opts = abortable(cancel);
     const now = new V1MicroTime(Date.now());
     const durationSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
     let lease: V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace }, opts);
     } catch (err) {
       if (codeOf(err) !== 404) throw err;
       try {
@@ -101,7 +135,7 @@ export class LeaseElector {
             metadata: { name: this.o.name, namespace: this.o.namespace },
             spec: { holderIdentity: this.o.identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
-        });
+        }, opts);
         return true;
       } catch (e) {
         if (codeOf(e) === 409) return false; // another replica created it first
@@ -131,7 +165,7 @@ export class LeaseElector {
     };
     try {
       // resourceVersion in the body makes this a compare-and-swap: a 409 means we lost.
-      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: next });
+      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: next }, opts);
       return true;
     } catch (err) {
       if (codeOf(err) === 409) return false;
@@ -140,13 +174,14 @@ export class LeaseElector {
   }
 
   private async release() {
-    const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    const opts = abortable(AbortSignal.timeout(this.o.renewDeadlineMs));
+    const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace }, opts);
     if (lease.spec?.holderIdentity !== this.o.identity) return;
     await this.api.replaceNamespacedLease({
       name: this.o.name,
       namespace: this.o.namespace,
       body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } },
-    });
+    }, opts);
     this.o.log?.info('released the lease', { lease: this.o.name });
   }
 }

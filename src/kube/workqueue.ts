@@ -15,6 +15,11 @@ export interface WorkQueueOptions {
   maxDelayMs?: number;
   log?: Logger;
   metrics?: Metrics;
+  /**
+   * Checked before each reconcile: false ends this worker (the leadership term is over,
+   * even if its signal has not fired yet, as after the process was paused).
+   */
+  canAct?: () => boolean;
 }
 
 export class WorkQueue {
@@ -100,6 +105,10 @@ export class WorkQueue {
     while (!signal.aborted) {
       const key = await this.next();
       if (key === undefined) return;
+      if (signal.aborted || (this.o.canAct && !this.o.canAct())) {
+        this.shutdown();
+        return;
+      }
       this.processing.add(key);
       const started = performance.now();
       try {

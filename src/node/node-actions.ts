@@ -15,6 +15,13 @@ import { withDeadline } from '../util/wait.js';
 export const LABEL_NODE_LOCK = `${PREFIX}/node-lock`;
 const ANN_LOCK_NODE = `${PREFIX}/node`;
 const ANN_LOCK_REASON = `${PREFIX}/reason`;
+/**
+ * On the controller's locks: "isolating" from the moment the lock is taken until the
+ * taint is written, then "isolated". A leader that dies in between leaves "isolating"
+ * on an untainted node, which the next leader finds and finishes or gives back.
+ */
+const ANN_LOCK_PHASE = `${PREFIX}/phase`;
+export type LockPhase = 'isolating' | 'isolated';
 const CALL_MS = 10_000;
 
 /** Lease names are DNS subdomains of at most 253 characters; long node names are hashed. */
@@ -28,6 +35,7 @@ export interface ProtectionLock {
   holder: string;
   reason: string;
   until: Date;
+  phase?: string;
   lease: V1Lease;
 }
 
@@ -37,6 +45,7 @@ function toLock(node: string, lease: V1Lease): ProtectionLock {
     node,
     holder: lease.spec?.holderIdentity ?? '',
     reason: lease.metadata?.annotations?.[ANN_LOCK_REASON] ?? '',
+    phase: lease.metadata?.annotations?.[ANN_LOCK_PHASE],
     until: new Date(renew + (lease.spec?.leaseDurationSeconds ?? 0) * 1000),
     lease,
   };
@@ -51,6 +60,17 @@ export async function readLock(coord: CoordinationV1Api, namespace: string, node
   }
 }
 
+/** Every node lock in the namespace (by their label). */
+export async function listLocks(coord: CoordinationV1Api, namespace: string): Promise<ProtectionLock[]> {
+  const list = await withDeadline(coord.listNamespacedLease({ namespace, labelSelector: `${LABEL_NODE_LOCK}=true` }), CALL_MS, 'lock list');
+  return list.items.map((l) => toLock(l.metadata?.annotations?.[ANN_LOCK_NODE] ?? '', l)).filter((l) => l.node !== '');
+}
+
+/** Records how far the isolation the lock was taken for has got. */
+export async function setLockPhase(coord: CoordinationV1Api, namespace: string, lock: ProtectionLock, phase: LockPhase): Promise<void> {
+  await withDeadline(coord.patchNamespacedLease({ namespace, name: lockName(lock.node), body: { metadata: { annotations: { [ANN_LOCK_PHASE]: phase } } } }, mergePatch), CALL_MS, 'lock phase');
+}
+
 export const lockValid = (lock: ProtectionLock | undefined, now = Date.now()) => !!lock && lock.until.getTime() > now;
 
 /**
@@ -62,7 +82,7 @@ export async function setLock(
   coord: CoordinationV1Api,
   namespace: string,
   node: string,
-  o: { durationMs: number; holder: string; reason: string; ifFree: boolean },
+  o: { durationMs: number; holder: string; reason: string; ifFree: boolean; phase?: LockPhase },
 ): Promise<{ result: 'taken' | 'held'; lock: ProtectionLock }> {
   const now = new V1MicroTime(Date.now());
   const existing = await readLock(coord, namespace, node);
@@ -72,7 +92,7 @@ export async function setLock(
       name: lockName(node),
       namespace,
       labels: { [LABEL_NODE_LOCK]: 'true', 'app.kubernetes.io/managed-by': 'sickbay' },
-      annotations: { [ANN_LOCK_NODE]: node, [ANN_LOCK_REASON]: o.reason },
+      annotations: { [ANN_LOCK_NODE]: node, [ANN_LOCK_REASON]: o.reason, ...(o.phase ? { [ANN_LOCK_PHASE]: o.phase } : {}) },
       ...(existing ? { resourceVersion: existing.lease.metadata?.resourceVersion } : {}),
     },
     spec: { holderIdentity: o.holder, leaseDurationSeconds: Math.max(1, Math.round(o.durationMs / 1000)), acquireTime: now, renewTime: now },

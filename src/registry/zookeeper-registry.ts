@@ -76,6 +76,10 @@ export class ZooKeeperRegistry implements ServiceRegistry {
   private readonly targets = new Map<string, RegistryTarget>();
   private readonly listeners = new Map<string, (entries: RegistryEntry[]) => void>();
   private readonly watched = new Set<string>();
+  /** Set while a lost session's watches wait to be armed again. */
+  private rearming?: NodeJS.Timeout;
+  private rearmDelayMs = 0;
+  private closed = false;
 
   constructor(private readonly o: ZooKeeperRegistryOptions) {
     this.name = o.name;
@@ -106,7 +110,9 @@ export class ZooKeeperRegistry implements ServiceRegistry {
       client.on('state', (state: { name?: string }) => {
         if (state?.name === 'EXPIRED' || state?.name === 'AUTH_FAILED') {
           if (this.client === client) this.client = undefined;
+          this.watched.clear();
           client.close();
+          this.rearm();
         }
       });
       // A disconnect is left to the client: it reconnects by itself and keeps the session
@@ -129,6 +135,7 @@ export class ZooKeeperRegistry implements ServiceRegistry {
               this.client = undefined;
               this.watched.clear();
               c.close();
+              this.rearm();
             }
             reject(new Error(`ZooKeeper ${what}: no answer within ${this.opTimeout} ms`));
           }, this.opTimeout);
@@ -221,6 +228,35 @@ export class ZooKeeperRegistry implements ServiceRegistry {
     return removed;
   }
 
+  /**
+   * The watches died with their session: without them a quarantined pod that registers
+   * again would get traffic. A new session scans everything again, which removes what
+   * came back meanwhile and arms the watches anew; it retries (1 s, doubling to 30 s)
+   * until ZooKeeper answers.
+   */
+  private rearm() {
+    if (this.rearming || this.closed || this.targets.size === 0) return;
+    this.rearming = setTimeout(() => {
+      this.rearming = undefined;
+      this.rescan().then(
+        (removed) => {
+          this.rearmDelayMs = 0;
+          if (removed.length > 0) for (const listener of this.listeners.values()) listener(removed);
+        },
+        () => {
+          this.rearmDelayMs = Math.min(Math.max(1_000, this.rearmDelayMs * 2), 30_000);
+          this.rearm();
+        },
+      );
+    }, this.rearmDelayMs);
+    this.rearming.unref();
+  }
+
+  /** The current session (id and password), or undefined when there is none. */
+  session(): { id: Buffer; password: Buffer } | undefined {
+    return this.client ? { id: this.client.getSessionId(), password: this.client.getSessionPassword() } : undefined;
+  }
+
   async deregister(target: RegistryTarget, onRemoved: (entries: RegistryEntry[]) => void): Promise<RegistryEntry[]> {
     this.targets.set(targetKey(target), target);
     this.listeners.set(targetKey(target), onRemoved);
@@ -233,6 +269,9 @@ export class ZooKeeperRegistry implements ServiceRegistry {
   }
 
   close() {
+    this.closed = true;
+    clearTimeout(this.rearming);
+    this.rearming = undefined;
     this.targets.clear();
     this.client?.close();
     this.client = undefined;

@@ -1,5 +1,8 @@
 // The one HTTPS port: TLS 1.2+, certificates hot-swapped without dropping connections,
 // keep-alive longer than the API server's idle connections, and a drain on shutdown.
+// Slow or idle clients are cut: the TLS handshake, then each whole request (headers and
+// body), must arrive within the request timeout, longer than the API server waits for a
+// webhook (5 s by default, 30 s at most) plus a margin, and connections are capped.
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
@@ -11,6 +14,10 @@ import { sleep } from '../util/wait.js';
 // The API server keeps idle webhook connections for 90 s; closing first would make it
 // send on a dead socket.
 const KEEP_ALIVE_MS = 120_000;
+/** The chart's webhook timeout (5 s) with a margin: no admission request takes longer. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** Far above what the API servers, kubelet probes and Prometheus open; each costs memory. */
+export const MAX_CONNECTIONS = 1024;
 
 export interface HttpsServerOptions {
   port: number;
@@ -21,6 +28,9 @@ export interface HttpsServerOptions {
   handler: RequestListener;
   log?: Logger;
   metrics?: Metrics;
+  /** TLS handshake, and each request's headers and body: cut after this (REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
+  maxConnections?: number;
 }
 
 export class HttpsServer {
@@ -36,11 +46,24 @@ export class HttpsServer {
       opts.log,
       opts.metrics,
     );
-    this.server = https.createServer({ ...this.certificates.pair, minVersion: 'TLSv1.2' }, opts.handler);
+    const timeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.server = https.createServer(
+      {
+        ...this.certificates.pair,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: timeout,
+        // Node checks the request timeouts on this interval (30 s by default): a slow
+        // client would otherwise hold its connection that much longer.
+        connectionsCheckingInterval: Math.min(1_000, timeout),
+      },
+      opts.handler,
+    );
     this.server.keepAliveTimeout = KEEP_ALIVE_MS;
-    this.server.headersTimeout = KEEP_ALIVE_MS + 5_000;
-    this.server.requestTimeout = 30_000;
+    this.server.headersTimeout = timeout; // never above requestTimeout (Node's rule)
+    this.server.requestTimeout = timeout;
+    this.server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
     this.server.on('clientError', (_err, socket) => socket.destroy());
+    this.server.on('drop', () => opts.metrics?.connectionsDropped.inc());
   }
 
   async listen(): Promise<number> {

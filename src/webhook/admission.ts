@@ -10,6 +10,7 @@ import type { Operation } from 'rfc6902/diff.js';
 import type { Pointer } from 'rfc6902/pointer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { readJsonRequest, sendJson, sendTransportError, TransportError } from '../server/http-body.js';
 import { type InjectionSettings, injectPod } from './mutate-pod.js';
 import { validatePod } from './validate-relabel.js';
 
@@ -47,20 +48,13 @@ export interface AdmissionDeps {
   maxBodyBytes: number;
   /** Dry run: decide the injection, apply none, say in a warning what it would be. */
   dryRun?: boolean;
+  /** Shared by both webhooks of a server; without it, no bound on bytes in flight. */
+  budget?: AdmissionBudget;
   metrics?: Metrics;
   log?: Logger;
 }
 
 export type Webhook = 'mutate' | 'validate';
-
-class TransportError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** A pod, or one of the named subresources of a pod ('' is the pod itself). */
 function isPod(req: AdmissionRequest, subResources: string[] = ['']): boolean {
@@ -75,19 +69,77 @@ function asPod(v: unknown): V1Pod | undefined {
 // mutation did not touch are the original's own objects: equal by identity. Arrays of
 // equal length are diffed index by index (the mutation never reorders or removes);
 // rfc6902's default, an edit distance over deep-compared elements, costs far more.
+// An array that grew (volumes, mounts, init containers appended) is diffed the same way
+// over the common length, then the new elements are added at the end: linear, whatever
+// its length (the edit distance was quadratic, and recursed deep enough to overflow the
+// stack on a pod of 40,000 containers).
 function diffMutation(input: unknown, output: unknown, ptr: Pointer): Operation[] {
   if (input === output) return [];
-  if (Array.isArray(input) && Array.isArray(output) && input.length === output.length) {
-    return input.flatMap((x, i) => diffMutation(x, output[i], ptr.add(String(i))));
+  if (Array.isArray(input) && Array.isArray(output) && input.length <= output.length) {
+    const ops: Operation[] = [];
+    for (let i = 0; i < input.length; i++) for (const op of diffMutation(input[i], output[i], ptr.add(String(i)))) ops.push(op);
+    for (let i = input.length; i < output.length; i++) ops.push({ op: 'add', path: ptr.add('-').toString(), value: output[i] });
+    return ops;
   }
   return diffAny(input, output, ptr, diffMutation);
 }
+
+/**
+ * Above this many containers (init, app and ephemeral) a pod is admitted as it is, with a
+ * warning: real pods have a handful, and the review's work and its patch grow with each
+ * (10,000 containers took half a second of CPU and an 8 MB patch).
+ */
+export const MAX_INJECTED_CONTAINERS = 64;
+
+/**
+ * The bytes of admission bodies being read and reviewed at once, across both webhooks.
+ * A request that would take the total past the budget is answered 429 before its body
+ * is read: memory stays bounded whatever arrives. The mutating webhook fails open (the
+ * pod is admitted uninjected, and reported), the validating one closed (the write is
+ * refused, and retried by its client).
+ */
+export class AdmissionBudget {
+  private bytes = 0;
+  constructor(readonly maxBytes: number) {}
+
+  /** Reserves `n` bytes; false when they do not fit (nothing reserved). */
+  take(n: number): boolean {
+    if (this.bytes > 0 && this.bytes + n > this.maxBytes) return false;
+    this.bytes += n;
+    return true;
+  }
+
+  give(n: number) {
+    this.bytes = Math.max(0, this.bytes - n);
+  }
+
+  private turns: Promise<void> = Promise.resolve();
+
+  /**
+   * For a large body: resolves on a turn of the event loop of its own, one large review
+   * per turn, so the health endpoints and small reviews are answered between them (eight
+   * 2 MiB bodies parsed back to back held the loop for a third of a second).
+   */
+  turn(): Promise<void> {
+    const mine = this.turns.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.turns = mine;
+    return mine;
+  }
+}
+
+/** Bodies from this size on are parsed one per event-loop turn (AdmissionBudget.turn). */
+const LARGE_BODY_BYTES = 256 * 1024;
 
 export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): AdmissionResponse {
   const allow: AdmissionResponse = { uid: req.uid, allowed: true };
   if (!isPod(req) || req.operation !== 'CREATE') return allow;
   const original = asPod(req.object);
   if (!original) return { ...allow, warnings: ['sickbay: the request carried no pod object; nothing injected'] };
+  const spec = original.spec;
+  const containers = (spec?.containers?.length ?? 0) + (spec?.initContainers?.length ?? 0) + (spec?.ephemeralContainers?.length ?? 0);
+  if (containers > MAX_INJECTED_CONTAINERS) {
+    return { ...allow, warnings: [`sickbay injects pods of at most ${MAX_INJECTED_CONTAINERS} containers; this one has ${containers}: admitted as it is, not supervised`] };
+  }
   const injected = injectPod(original, deps.injection);
   const { warnings, skipped } = injected;
   const pod = !skipped && deps.decoratePod ? deps.decoratePod(injected.pod, req, warnings) : injected.pod;
@@ -132,63 +184,38 @@ export function parseReview(body: Buffer): AdmissionRequest {
   return req;
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      return reject(new TransportError(413, `body of ${declared} bytes is over the ${limit}-byte limit`));
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        reject(new TransportError(413, `body is over the ${limit}-byte limit`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => over || resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function send(res: ServerResponse, status: number, body: unknown) {
-  const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-  res.end(data);
-}
-
 /** A plain node:http handler, so it can run under express or a bare server alike. */
 export function admissionHandler(webhook: Webhook, deps: AdmissionDeps) {
   const review = webhook === 'mutate' ? reviewMutation : reviewValidation;
   return async (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     let outcome = 'error';
+    let reserved = 0;
     try {
-      if (req.method !== 'POST') throw new TransportError(405, `use POST for /${webhook}`);
-      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/json') throw new TransportError(415, `content type must be application/json, got ${JSON.stringify(type || 'none')}`);
-      const request = parseReview(await readBody(req, deps.maxBodyBytes));
+      const declared = Number(req.headers['content-length']);
+      reserved = Number.isFinite(declared) && declared >= 0 && declared <= deps.maxBodyBytes ? declared : deps.maxBodyBytes;
+      if (deps.budget && !deps.budget.take(reserved)) {
+        reserved = 0;
+        req.resume();
+        throw new TransportError(429, `sickbay is reviewing ${deps.budget.maxBytes} bytes of admission requests already; try again`);
+      }
+      const body = await readJsonRequest(req, `/${webhook}`, deps.maxBodyBytes);
+      if (deps.budget && body.length >= LARGE_BODY_BYTES) await deps.budget.turn();
+      const request = parseReview(body);
       const response = review(request, deps);
       outcome = !response.allowed ? 'denied' : response.patch ? 'patched' : 'allowed';
-      send(res, 200, { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
+      sendJson(res, 200, { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
       if (!response.allowed) deps.log?.info('denied', { webhook, uid: request.uid, namespace: request.namespace, name: request.name, user: request.userInfo?.username });
     } catch (err) {
       if (err instanceof TransportError) {
         outcome = `http_${err.status}`;
-        if (err.status === 413) res.setHeader('connection', 'close');
-        send(res, err.status, { error: err.message });
+        sendTransportError(res, err);
       } else {
         deps.log?.error('admission handler failed', { webhook, error: err instanceof Error ? err.stack : String(err) });
-        send(res, 500, { error: 'internal error; the webhook failurePolicy applies' });
+        sendJson(res, 500, { error: 'internal error; the webhook failurePolicy applies' });
       }
     } finally {
+      if (reserved) deps.budget?.give(reserved);
       deps.metrics?.admission(webhook, outcome, Number(process.hrtime.bigint() - started) / 1e9);
     }
   };

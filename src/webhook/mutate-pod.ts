@@ -5,7 +5,7 @@
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { IntOrString } from '@kubernetes/client-node';
-import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_VOLUME } from '../names.js';
+import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_VOLUME } from '../names.js';
 
 export interface InjectionSettings {
   /** Image of the init container; it carries the shim at `shimSource`. */
@@ -21,7 +21,7 @@ export interface InjectionResult {
 }
 
 const SUPERVISOR = `${SHIM_MOUNT}/bin/supervise`;
-const PROBE = `${SHIM_MOUNT}/bin/probe`;
+const PROBE = SHIM_PROBE;
 
 export function injectPod(original: V1Pod, settings: InjectionSettings): InjectionResult {
   const labels = original.metadata?.labels ?? {};

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import zookeeper from 'node-zookeeper-client';
+import { ZooKeeperRegistry } from '../../src/registry/zookeeper-registry.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
@@ -129,6 +131,49 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.ok(await exists(probe, neighbourApp), "another process's instance on the same node stays");
     const record = await waitFor('the registry annotation', () => annotation(victim.metadata!.name!, 'sickbay.io/registry'));
     assert.deepEqual(record.ports, [20880]);
+  });
+
+  it('after its ZooKeeper session expires, the registry watches again: a re-registration is removed', async () => {
+    const registry = new ZooKeeperRegistry({ name: 'zk', connect: zk.connect, sessionTimeoutMs: 6_000 });
+    try {
+      const ip = '198.51.100.7';
+      const reported: string[] = [];
+      const first = await registerDubboProvider(await session(), 'com.shop.ExpiryService', ip, 20880);
+      const initial = await registry.deregister({ address: ip }, (entries) => reported.push(...entries.map((e) => e.path)));
+      assert.deepEqual(initial.map((e) => e.path), [first]);
+      // The way ZooKeeper's own tests expire a session: another client takes it over and
+      // closes it. The registry's client may win its session back in between (it reconnects
+      // at once), leaving the session alive: then take it over again, until it expired.
+      const { id, password } = registry.session()!;
+      const renewed = () => {
+        const now = registry.session();
+        return !!now && !now.id.equals(id);
+      };
+      for (let attempt = 0; attempt < 10 && !renewed(); attempt++) {
+        // The client reads sessionId and sessionPassword (its ConnectionManager); its typings omit them.
+        const takeover = { sessionId: id, sessionPassword: password } as object;
+        const thief = zookeeper.createClient(zk.connect, { sessionTimeout: 6_000, ...takeover });
+        // It connects, or finds the session gone already (expired): either way, go on.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 3_000);
+          const done = () => (clearTimeout(timer), resolve());
+          thief.once('connected', done);
+          thief.once('expired', done);
+          thief.connect();
+        });
+        thief.close();
+        await waitFor('a new session', renewed, { timeoutMs: 2_000 }).catch(() => undefined);
+      }
+      assert.ok(renewed(), 'the session expired and the registry made a new one');
+      // The app registers again from its own session: sickbay removes it again.
+      const again = await registerDubboProvider(await session(), 'com.shop.ExpiryService', ip, 20880);
+      const probe = await session();
+      await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 10_000, intervalMs: 50 });
+      // Reported once the scan that removed it is over (it may still be scanning other paths).
+      await waitFor('the removal reported', () => reported.includes(again), { timeoutMs: 5_000 });
+    } finally {
+      registry.close();
+    }
   });
 
   it('keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story', async () => {

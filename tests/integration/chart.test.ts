@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AdmissionregistrationV1Api, KubernetesObjectApi, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, type KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
 import { type ServeHandle, serve } from '../../src/commands/serve.js';
 import { buildComponents } from '../../src/commands/components.js';
 import { readConfig } from '../../src/config.js';
@@ -65,6 +65,38 @@ describe('the Helm chart', () => {
       assert.match(r.stderr, /values don't meet the specifications of the schema/);
       assert.match(r.stderr, message, `--set ${set}: ${r.stderr}`);
     }
+  });
+
+  it("the agent listens on its node's own address, or where agent.bindAddress says (its probe follows)", async () => {
+    type Agent = KubernetesObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>; livenessProbe: { httpGet: { host?: string } } }> } } } };
+    const agentOf = async (set: Record<string, string>) => find(docs(await template(set)), 'DaemonSet') as Agent;
+    const byDefault = (await agentOf({})).spec.template.spec.containers[0]!;
+    assert.equal(byDefault.env.find((e) => e.name === 'SICKBAY_AGENT_BIND_ADDRESS')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
+    assert.equal(byDefault.livenessProbe.httpGet.host, undefined);
+    const local = (await agentOf({ 'agent.bindAddress': '127.0.0.1' })).spec.template.spec.containers[0]!;
+    assert.equal(local.env.find((e) => e.name === 'SICKBAY_AGENT_BIND_ADDRESS')?.value, '127.0.0.1');
+    assert.equal(local.livenessProbe.httpGet.host, '127.0.0.1');
+    const withoutGuard = docs(await template({ 'agentPolicy.enabled': 'false' }));
+    assert.equal(find(withoutGuard, 'ValidatingAdmissionPolicy', 'sickbay-agent-guard'), undefined);
+    assert.ok(find(docs(await template()), 'ValidatingAdmissionPolicy', 'sickbay-agent-guard'));
+  });
+
+  it('hands the ZooKeeper registries (digests included) to sickbay through a Secret, never in the pod spec', async () => {
+    type Deploy = KubernetesObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }> }> } } } };
+    const registries = [{ name: 'zk', connect: 'zk-0.zk:2181', digest: 'sickbay:s3cret' }];
+    const r = await helm(['template', 'sickbay', chartDir, '--namespace', NS, '--set-json', `controllers.registries=${JSON.stringify(registries)}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const all = docs(r.stdout);
+    const secret = find(all, 'Secret', 'sickbay-registries') as KubernetesObject & { stringData: Record<string, string> };
+    assert.deepEqual(JSON.parse(secret.stringData.registries!), registries);
+    const env = (find(all, 'Deployment') as Deploy).spec.template.spec.containers[0]!.env;
+    assert.deepEqual(env.find((e) => e.name === 'SICKBAY_REGISTRIES')?.valueFrom?.secretKeyRef, { name: 'sickbay-registries', key: 'registries' });
+    assert.doesNotMatch(JSON.stringify(find(all, 'Deployment')), /s3cret/);
+    const own = docs(await template({ 'controllers.registriesSecret': 'my-zk' }));
+    assert.equal(find(own, 'Secret', 'sickbay-registries'), undefined);
+    assert.equal((find(own, 'Deployment') as Deploy).spec.template.spec.containers[0]!.env.find((e) => e.name === 'SICKBAY_REGISTRIES')?.valueFrom?.secretKeyRef?.name, 'my-zk');
+    const none = (find(docs(await template()), 'Deployment') as Deploy).spec.template.spec.containers[0]!.env;
+    assert.equal(none.find((e) => e.name === 'SICKBAY_REGISTRIES'), undefined);
   });
 
   it('grants exactly the rules of src/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
@@ -205,6 +237,94 @@ describe('the Helm chart', () => {
         return p.metadata?.annotations?.['sickbay.io/injected'] === 'true' ? p : undefined;
       }, { timeoutMs: 20_000, intervalMs: 500 });
       assert.equal(pod.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
+    });
+
+    it("sickbay's own identity is refused beyond its job: pods outside opted-in namespaces, exec in kube-system, a foreign pod template, a foreign taint", async () => {
+      const { rawApiRequest } = await import('../support/cluster.js');
+      const asSickbay = await t.cp.serviceAccountKubeConfig(NS, 'sickbay');
+      // As with diagnostics on: sickbay may exec (RBAC), the policy says where.
+      await t.kc.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+        body: { metadata: { name: 'test-sickbay-exec' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'test-sickbay-exec' }, subjects: [{ kind: 'ServiceAccount', name: 'sickbay', namespace: NS }] },
+      });
+      await t.kc.makeApiClient(RbacAuthorizationV1Api).createClusterRole({ body: { metadata: { name: 'test-sickbay-exec' }, rules: [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] }] } });
+      await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' }).catch(() => undefined);
+      const spec = { nodeName: 'kwok-node-0', containers: [{ name: 'c', image: 'x', command: ['/c'] }] };
+      for (const [namespace, name] of [['kube-system', 'system-pod'], ['default', 'plain-pod'], ['shop', 'shop-pod']]) {
+        await t.core.createNamespacedPod({ namespace: namespace!, body: { metadata: { name: name!, labels: { 'sickbay.io/inject': 'false' } }, spec } });
+      }
+      const as = (method: string, path: string, body?: unknown, type = 'application/merge-patch+json') => rawApiRequest(asSickbay, method, path, body, { 'content-type': type });
+      let last = '';
+      await waitFor('the scope policies in force', async () => {
+        const r = await as('DELETE', '/api/v1/namespaces/kube-system/pods/system-pod?dryRun=All');
+        last = `${r.status} ${r.body}`;
+        return r.status === 403;
+      }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
+
+      const refused = async (what: string, r: { status: number; body: string }, policy: RegExp) => {
+        assert.equal(r.status, 403, `${what}: ${r.body}`);
+        assert.match(r.body, policy, what);
+      };
+      const pods = /sickbay-scope-pods.*sickbay acts only on pods in namespaces labelled sickbay.io\/injection=enabled/;
+      await refused('delete in kube-system', await as('DELETE', '/api/v1/namespaces/kube-system/pods/system-pod'), pods);
+      await refused('patch in default', await as('PATCH', '/api/v1/namespaces/default/pods/plain-pod', { metadata: { labels: { x: 'y' } } }), pods);
+      await refused('exec in kube-system', await as('POST', '/api/v1/namespaces/kube-system/pods/system-pod/exec?command=id&stdout=true&container=c'), pods);
+      await refused('evict in default', await as('POST', '/api/v1/namespaces/default/pods/plain-pod/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'plain-pod', namespace: 'default' } }, 'application/json'), pods);
+      // In an opted-in namespace the same writes pass the policy.
+      assert.equal((await as('PATCH', '/api/v1/namespaces/shop/pods/shop-pod', { metadata: { labels: { x: 'y' } } })).status, 200);
+      assert.notEqual((await as('POST', '/api/v1/namespaces/shop/pods/shop-pod/exec?command=id&stdout=true&container=c')).status, 403, 'exec in an opted-in namespace is not refused');
+
+      await t.apps.createNamespacedDeployment({
+        namespace: 'shop',
+        body: { metadata: { name: 'cart' }, spec: { replicas: 0, selector: { matchLabels: { app: 'cart' } }, template: { metadata: { labels: { app: 'cart' } }, spec: { containers: [{ name: 'c', image: 'x', command: ['/c'] }] } } } },
+      });
+      const deployments = /sickbay-scope-deployments.*only its annotation sickbay.io\/avoid-nodes/;
+      await refused('a foreign template', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { template: { spec: { containers: [{ name: 'c', image: 'evil' }] } } } }), deployments);
+      await refused('a foreign annotation', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { metadata: { annotations: { owner: 'mallory' } } }), deployments);
+      await refused('replicas', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { replicas: 5 } }), deployments);
+      assert.equal((await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { metadata: { annotations: { 'sickbay.io/avoid-nodes': '{}' } } })).status, 200);
+      assert.equal((await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } })).status, 200);
+
+      const nodes = /sickbay-scope-nodes.*only its taint sickbay.io\/isolated and its label sickbay.io\/node-status/;
+      await refused('a foreign taint', await as('PATCH', '/api/v1/nodes/kwok-node-1', { spec: { taints: [{ key: 'mallory', effect: 'NoExecute' }] } }), nodes);
+      await refused('cordon', await as('PATCH', '/api/v1/nodes/kwok-node-1', { spec: { unschedulable: true } }), nodes);
+      await refused('a foreign label', await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } }), nodes);
+      const node = await t.core.readNode({ name: 'kwok-node-1' });
+      const own = [...(node.spec?.taints ?? []), { key: 'sickbay.io/isolated', value: 'test', effect: 'NoExecute' }];
+      const tainted = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': 'isolated' } }, spec: { taints: own } });
+      assert.equal(tainted.status, 200, tainted.body);
+      const back = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': null } }, spec: { taints: node.spec?.taints ?? null } });
+      assert.equal(back.status, 200, back.body);
+    });
+
+    it("the agent guard: an agent writes its own node's NodeHealth only, with the token of its pod", async () => {
+      const { rawApiRequest } = await import('../support/cluster.js');
+      // A pod of the agent's identity on kwok-node-0, as the DaemonSet makes one there.
+      const pod = await t.core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: 'agent-on-node-0' }, spec: { nodeName: 'kwok-node-0', serviceAccountName: 'sickbay-agent', containers: [{ name: 'agent', image: 'x', command: ['/agent'] }] } },
+      });
+      const bound = await t.cp.serviceAccountKubeConfig(NS, 'sickbay-agent', { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
+      const unbound = await t.cp.serviceAccountKubeConfig(NS, 'sickbay-agent');
+      const create = (kc: KubeConfig, node: string, dryRun = false) =>
+        rawApiRequest(kc, 'POST', `/apis/sickbay.io/v1alpha1/nodehealths${dryRun ? '?dryRun=All' : ''}`, { apiVersion: 'sickbay.io/v1alpha1', kind: 'NodeHealth', metadata: { name: node }, spec: { nodeName: node } });
+      let last = '';
+      await waitFor('the agent policy in force', async () => {
+        const r = await create(bound, 'kwok-node-1', true);
+        last = `${r.status} ${r.body}`;
+        return r.status === 403;
+      }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
+      const other = await create(bound, 'kwok-node-1');
+      assert.match(other.body, /the sickbay agent on node kwok-node-0 may write only NodeHealth kwok-node-0, not kwok-node-1/);
+      const anonymous = await create(unbound, 'kwok-node-0');
+      assert.equal(anonymous.status, 403, anonymous.body);
+      assert.match(anonymous.body, /must use the token of its pod/);
+      const own = await create(bound, 'kwok-node-0');
+      assert.equal(own.status, 201, own.body);
+      const status = await rawApiRequest(bound, 'PATCH', '/apis/sickbay.io/v1alpha1/nodehealths/kwok-node-0/status', { status: { healthy: true } }, { 'content-type': 'application/merge-patch+json' });
+      assert.equal(status.status, 200, status.body);
+      assert.equal((await create(t.kc, 'kwok-node-2')).status, 201, 'an administrator is not bound by the agent guard');
+      const foreignStatus = await rawApiRequest(bound, 'PATCH', '/apis/sickbay.io/v1alpha1/nodehealths/kwok-node-2/status', { status: { healthy: false } }, { 'content-type': 'application/merge-patch+json' });
+      assert.equal(foreignStatus.status, 403, foreignStatus.body);
     });
 
     it('the ValidatingAdmissionPolicy refuses an unsafe relabel with sickbay stopped and its webhooks deleted', async () => {

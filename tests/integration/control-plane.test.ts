@@ -1,7 +1,10 @@
 // Issue 2: the mechanisms sickbay builds on, proven on a real control plane.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { Writable } from 'node:stream';
+import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { Informer } from '../../src/kube/informer.js';
+import { createLogger } from '../../src/log.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -127,5 +130,25 @@ describe('local control plane', { timeout: 300_000 }, () => {
     await assert.rejects(stranger.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns }), (err: { code?: number }) => err.code === 403);
     const sa = await t.cp.serviceAccountKubeConfig(ns, 'nobody');
     await assert.rejects(sa.makeApiClient(CoreV1Api).deleteNamespacedPod({ namespace: ns, name: 'x' }), (err: { code?: number }) => err.code === 403);
+  });
+
+  it('an informer whose list the API server does not answer gives up on the page and lists again once it answers', async () => {
+    const lines: string[] = [];
+    const log = createLogger('warn', new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+    const pods = new Informer<V1Pod>(t.kc, { resource: 'pods', path: `/api/v1/namespaces/${ns}/pods`, resyncMs: 0, listPageTimeoutMs: 1_000, log });
+    const abort = new AbortController();
+    const pid = t.cp.pidOf('kube-apiserver')!;
+    process.kill(pid, 'SIGSTOP');
+    const running = pods.run(abort.signal);
+    try {
+      await waitFor('the list given up', () => lines.some((l) => /no answer within 1000 ms/.test(l)), { timeoutMs: 10_000 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await pods.waitForSync(AbortSignal.timeout(30_000));
+    assert.ok(pods.hasSynced(), 'synced once the API server answers');
+    assert.equal(pods.size, (await podsOf(t.core, ns, '')).length);
+    abort.abort();
+    await running;
   });
 });

@@ -1,11 +1,13 @@
 // Two `sickbay serve` processes: only the leader acts; kill it during a burst of failures
-// and the other takes over, handling every failing pod exactly once.
+// and the other takes over, handling every failing pod exactly once. Then leadership is
+// flapped by pausing the API server past the renew deadline.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { request } from '../support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -116,5 +118,77 @@ describe('leader election with two replicas', { timeout: 300_000 }, () => {
     assert.equal(await replicas[leaderKey]!.exited, 0, 'exits cleanly');
     await waitFor('replica-c to lead', async () => (await holder()) === 'replica-c', { timeoutMs: 15_000, intervalMs: 200 });
     assert.ok(Date.now() - stoppedAt < 8_000, `took over ${Date.now() - stoppedAt} ms after a clean stop (no lease-duration wait)`);
+  });
+  /** 1 while the replica says it leads (its own /metrics, which needs no API server). */
+  const leads = async (r: SickbayProcess) => {
+    const res = await request(r.port, r.caPem, '/metrics', { method: 'GET' });
+    return /^sickbay_leader 1$/m.test(res.body);
+  };
+  const pauseApiServer = async (ms: number, during?: () => Promise<void>) => {
+    const pid = t.cp.pidOf('kube-apiserver')!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await Promise.all([new Promise((r) => setTimeout(r, ms)), during?.()]);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  };
+  const breakOne = async (app: string) => {
+    const [pod] = await waitFor(`a ready ${app} pod`, async () => {
+      const ps = (await podsOf(t.core, ns, `app=${app}`)).filter(isReady);
+      return ps.length ? ps : undefined;
+    });
+    const name = pod!.metadata!.name!;
+    await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    return name;
+  };
+  const handled = (name: string) =>
+    waitFor(`${name} quarantined`, async () => (await podsOf(t.core, ns, 'sickbay.io/status=quarantined')).some((p) => p.metadata!.name === name), { timeoutMs: 30_000 });
+
+  it('leadership flapped: a renew that hangs past the deadline ends the term; the next term isolates again, and two replicas never lead at once', async () => {
+    // replica-c leads alone (the earlier tests stopped a and b).
+    const c = replicas.c!;
+    await waitFor('replica-c leading', async () => (await holder()) === 'replica-c' && (await leads(c)), { timeoutMs: 15_000 });
+    await createWebApp(t, ns, 'flap', 4, { annotations: { 'sickbay.io/max-quarantined': '4' } });
+
+    // 1. The API server paused past the renew deadline (10 s): replica-c's renew hangs,
+    // and its term ends at the deadline, while the API server is still paused.
+    let stoppedWhilePaused = false;
+    await pauseApiServer(12_000, async () => {
+      await new Promise((r) => setTimeout(r, 8_000));
+      stoppedWhilePaused = await waitFor('replica-c to stop leading', async () => !(await leads(c)), { timeoutMs: 3_500, intervalMs: 100 });
+    });
+    assert.ok(stoppedWhilePaused, 'the term ended during the pause');
+    assert.match(c.output(), /renew deadline; stopping leader work/);
+    // The same replica wins the lease again: a new term, whose controllers work.
+    await waitFor('replica-c leading again', async () => (await holder()) === 'replica-c' && (await leads(c)), { timeoutMs: 20_000 });
+    await handled(await breakOne('flap'));
+
+    // 2. Two candidates, the API server paused past the lease duration: whoever leads
+    // after, the two never say they lead at the same moment, and isolation works.
+    replicas.d = await spawnSickbay(t, 'replica-d', { SICKBAY_CONTROLLERS: 'true', SICKBAY_LEADER_ELECTION: 'true', SICKBAY_NOT_READY_GRACE: '1s' });
+    const d = replicas.d;
+    const both: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [lc, ld] = await Promise.all([leads(c).catch(() => false), leads(d).catch(() => false)]);
+        if (lc && ld) both.push(Date.now());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 3_000));
+    await pauseApiServer(17_000);
+    const leader = await waitFor('a leader after the pause', async () => {
+      const h = await holder();
+      const r = h === 'replica-c' ? c : h === 'replica-d' ? d : undefined;
+      return r && (await leads(r)) ? r : undefined;
+    }, { timeoutMs: 30_000 });
+    await handled(await breakOne('flap'));
+    await new Promise((r) => setTimeout(r, 2_000));
+    sampling = false;
+    await sampler;
+    assert.deepEqual(both, [], 'both replicas said they led at these moments');
+    assert.ok(leader === c || leader === d);
   });
 });

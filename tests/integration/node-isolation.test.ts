@@ -16,7 +16,7 @@ import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { NodeAgent } from '../../src/node/agent.js';
 import { parseProcessSpecs } from '../../src/node/checks.js';
-import { lockName } from '../../src/node/node-actions.js';
+import { lockName, setLock } from '../../src/node/node-actions.js';
 import type { NodeHealth } from '../../src/node/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, startCluster, type TestCluster } from '../support/cluster.js';
@@ -38,6 +38,7 @@ interface SimAgent {
 describe('node agents and the node controller', () => {
   let t: TestCluster;
   let sickbay: RunningSickbay;
+  let sickbayEnv: Record<string, string>;
   let agentKc: KubeConfig;
   let custom: CustomObjectsApi;
   let zk: ZooKeeperServer;
@@ -98,7 +99,8 @@ describe('node agents and the node controller', () => {
       return list.items.filter((h) => h.status?.healthy === true).length === NODES;
     });
     zk = await ZooKeeperServer.start();
-    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%', SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]) }, { metrics });
+    sickbayEnv = { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%', SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]) };
+    sickbay = await startSickbay(t, sickbayEnv, { metrics });
   });
 
   after(async () => {
@@ -134,7 +136,7 @@ describe('node agents and the node controller', () => {
     assert.ok(seen - failedAt <= 2_000, `tainted ${seen - failedAt} ms after the agent reported the failure`);
     const n = await readNode(node);
     assert.equal(n.metadata?.labels?.['sickbay.io/node-status'], 'isolated');
-    assert.match((await nodeEvents(node, 'NodeIsolated'))[0]?.message ?? '', /failing: processes/);
+    assert.match((await waitFor('the NodeIsolated Event', async () => (await nodeEvents(node, 'NodeIsolated'))[0])).message ?? '', /failing: processes/);
     const lease = await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: SICKBAY_NS, name: lockName(node) });
     assert.equal(lease.spec?.leaseDurationSeconds, 45 * 60);
     assert.equal(lease.spec?.holderIdentity, 'sickbay-node-controller');
@@ -189,7 +191,8 @@ describe('node agents and the node controller', () => {
     ctx.diagnostic(`tainted ${late} ms after the 3-interval deadline`);
     assert.ok(late <= 1_000, `tainted ${late} ms after the deadline`);
     assert.ok(late > -200, `tainted ${-late} ms before the deadline`);
-    assert.match((await nodeEvents(node, 'NodeIsolated'))[0]?.message ?? '', /no heartbeat/);
+    const isolatedEvent = await waitFor('the NodeIsolated Event', async () => (await nodeEvents(node, 'NodeIsolated'))[0]);
+    assert.match(isolatedEvent.message ?? '', /no heartbeat/);
     await waitFor("the isolated node's pods out of ZooKeeper", async () => {
       for (const v of victims) if (await exists(probe, providers.get(v)!)) return false;
       return true;
@@ -238,6 +241,46 @@ describe('node agents and the node controller', () => {
     assert.deepEqual(await isolatedNodes(), []);
     assert.ok((await skips()) > skipsBefore, 'the stale-majority skip counted');
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_nodes'), /state="stale"} 6/);
+  });
+
+  it('a leader that died between the lock and the taint: the next one gives a healthy node its lock back and isolates a faulty one', async () => {
+    for (const [node, a] of agents) {
+      if (!a.abort.signal.aborted) continue;
+      a.proc.dispose();
+      startAgent(node);
+    }
+    // A stopped agent's NodeHealth still says healthy: wait for fresh heartbeats.
+    await waitFor('every agent heartbeating again', async () => {
+      const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
+      return list.items.length === NODES && list.items.every((h) => h.status?.healthy === true && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 2 * HEARTBEAT_MS);
+    });
+    await waitFor('node isolation resumed', async () => (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationResumed' })).items.length > 0);
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 500));
+    // Back one by one after the stale majority: each got a full deadline, none was isolated.
+    assert.deepEqual(await isolatedNodes(), [], 'no node isolated while its agent came back');
+    await sickbay.stop();
+    // What a leader leaves when it dies right after taking the locks: phase "isolating", no taint.
+    const coord = t.kc.makeApiClient(CoordinationV1Api);
+    const locked = new Set((await coord.listNamespacedLease({ namespace: SICKBAY_NS, labelSelector: 'sickbay.io/node-lock=true' })).items.map((l) => l.metadata?.annotations?.['sickbay.io/node']));
+    const [healthyNode, faultyNode] = [...agents.keys()].filter((n) => !locked.has(n));
+    assert.ok(healthyNode && faultyNode, 'two nodes without a lock');
+    for (const node of [healthyNode, faultyNode]) {
+      await setLock(coord, SICKBAY_NS, node, { durationMs: 45 * 60_000, holder: 'sickbay-node-controller', reason: 'isolated: failing: processes', ifFree: false, phase: 'isolating' });
+    }
+    breakContainerd(faultyNode);
+    await waitFor(`${faultyNode} reported unhealthy`, async () => (await health(faultyNode)).status?.healthy === false);
+
+    sickbay = await startSickbay(t, sickbayEnv, { metrics });
+    await taintSeen(faultyNode, 20_000);
+    const lockOf = (node: string) => coord.readNamespacedLease({ namespace: SICKBAY_NS, name: lockName(node) });
+    await waitFor(`the lock of ${healthyNode} given back`, async () => (await lockOf(healthyNode).then(() => false, (err) => /404|not found/i.test(String(err?.code ?? err)))));
+    assert.equal(tainted(await readNode(healthyNode)), false);
+    assert.match((await nodeEvents(healthyNode, 'IsolationLockReleased'))[0]?.message ?? '', /previous sickbay leader took the protection lock/);
+    await waitFor(`the lock of ${faultyNode} marked isolated`, async () => (await lockOf(faultyNode)).metadata?.annotations?.['sickbay.io/phase'] === 'isolated');
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_node_isolations_total'), /cause="half-done",result="lock-released"} 2/);
+
+    await restore(t.kc, { namespace: SICKBAY_NS, node: faultyNode });
+    fixContainerd(faultyNode);
   });
 });
 

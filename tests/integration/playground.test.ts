@@ -47,6 +47,9 @@ function startPlayground(devDir: string, args: string[] = []) {
     },
     /** Ctrl-C, then: the playground says it stopped, and no process mentions its folder. */
     async interrupt() {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        assert.fail(`the playground had exited already (${child.exitCode ?? child.signalCode}); it said:\n${out.split('\n').filter((l) => !l.startsWith('{')).slice(-60).join('\n')}`);
+      }
       process.kill(-child.pid!, 'SIGINT');
       // npm itself exits on the signal; the playground finishes its cleanup and says so.
       await exited;

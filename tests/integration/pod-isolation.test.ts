@@ -1,6 +1,7 @@
 // Issue 4 on the real control plane: quarantine, keep-a-few, guards, triggers, expiry,
 // release and status.
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
@@ -38,7 +39,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     t = await startCluster({ nodes: 3 });
     sickbay = await startSickbay(
       t,
-      { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_ALERTS_TOKEN: TOKEN, SICKBAY_RESYNC: '30s' },
+      { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_ALERTS_TOKEN: TOKEN, SICKBAY_ALERTS_RATE_PER_MINUTE: '6', SICKBAY_RESYNC: '30s' },
       { metrics },
     );
     await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
@@ -255,6 +256,64 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined;
     });
     assert.match(q.metadata!.annotations!['sickbay.io/reason']!, /^alert HighErrorRate: 50% 5xx/);
+  });
+
+  it('/alerts: one write for a pod named by 300 alerts, UTF-8 split across chunks kept whole, a hung API server answered in bounded time, a rate limit with 429', async () => {
+    await createWebApp(t, ns, 'catalog', 3);
+    const [first, second] = await readyPods('catalog', 3);
+    const caPem = readFileSync(`${sickbay.certDir}/ca.crt`, 'utf8');
+    const summary = 'Fehlerquote überhöht — 50 %';
+    const alert = (pod: string) => ({ status: 'firing', labels: { alertname: 'Überlast', namespace: ns, pod }, annotations: { summary } });
+    const body = Buffer.from(JSON.stringify({ version: '4', alerts: Array.from({ length: 300 }, () => alert(first!.metadata!.name!)) }));
+    // Sent in two writes split inside the two bytes of the first "Ü".
+    const split = body.indexOf(Buffer.from('Ü')) + 1;
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: sickbay.handle.port, path: '/alerts', method: 'POST', ca: caPem, servername: 'localhost', headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${TOKEN}` } },
+        (r) => {
+          let data = '';
+          r.setEncoding('utf8');
+          r.on('data', (c) => (data += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: data }));
+        },
+      );
+      req.on('error', reject);
+      req.write(body.subarray(0, split));
+      setTimeout(() => req.end(body.subarray(split)), 100);
+    });
+    assert.equal(res.status, 200, res.body);
+    const results: Array<{ result: string }> = JSON.parse(res.body).results;
+    assert.equal(results.filter((r) => r.result === 'requested').length, 1);
+    assert.equal(results.filter((r) => r.result === 'already-requested').length, 299);
+    const requested = await t.core.readNamespacedPod({ name: first!.metadata!.name!, namespace: ns });
+    assert.equal(requested.metadata!.annotations!['sickbay.io/isolate'], `alert Überlast: ${summary}`);
+
+    const post = (payload: unknown) =>
+      request(sickbay.handle.port, caPem, '/alerts', { body: JSON.stringify(payload), headers: { authorization: `Bearer ${TOKEN}` } });
+    // The API server stops answering: the reply still comes, within the 5 s call timeout.
+    const pid = t.cp.pidOf('kube-apiserver')!;
+    process.kill(pid, 'SIGSTOP');
+    let hung: Awaited<ReturnType<typeof post>>;
+    const started = Date.now();
+    try {
+      hung = await post({ alerts: [alert(second!.metadata!.name!)] });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const took = Date.now() - started;
+    assert.equal(hung.status, 200);
+    assert.equal(hung.json().results[0].result, 'failed');
+    assert.match(hung.json().results[0].message, /did not answer within 5000 ms/);
+    assert.ok(took < 8_000, `answered after ${took} ms`);
+
+    // 6 requests a minute: the bucket is empty by now, or after a few more.
+    let limited: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 4 && !limited; i++) {
+      const r = await post({ alerts: [] });
+      if (r.status === 429) limited = r;
+    }
+    assert.ok(limited, 'a 429 once the rate is spent');
+    assert.match(limited.json().error, /over 6 requests a minute; retry in \d+ s/);
   });
 
   it('deletes a quarantined pod once its expiry passes', async () => {

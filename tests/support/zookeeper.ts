@@ -10,11 +10,20 @@ export async function zkSession(connect: string): Promise<Client> {
   // 15 s: a provider's session must outlive a busy machine's pauses, or its ephemeral
   // entries vanish by themselves and a test could take that for sickbay's doing.
   const c = zookeeper.createClient(connect, { sessionTimeout: 15_000 });
-  await new Promise<void>((resolve) => {
+  await within(15_000, `a ZooKeeper session with ${connect}`, new Promise<void>((resolve) => {
     c.once('connected', () => resolve());
     c.connect();
+  })).catch((err) => {
+    c.close();
+    throw err;
   });
   return c;
+}
+
+/** A test waits on ZooKeeper for a bounded time: a hung call fails with what it waited for. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 export function mkdirp(c: Client, p: string): Promise<void> {
@@ -28,7 +37,7 @@ export function createEphemeral(c: Client, p: string, data?: string): Promise<vo
 }
 
 export function exists(c: Client, p: string): Promise<boolean> {
-  return new Promise((resolve, reject) => c.exists(p, (err: unknown, stat: unknown) => (err ? reject(err) : resolve(!!stat))));
+  return within(5_000, `exists ${p}`, new Promise((resolve, reject) => c.exists(p, (err: unknown, stat: unknown) => (err ? reject(err) : resolve(!!stat)))));
 }
 
 /** Registers a Dubbo provider the way Dubbo does: an ephemeral node named by the URL-encoded provider URL. */

@@ -1,10 +1,13 @@
 // The controller runtime's pure-ish parts: the work queue, the rate limiter, configuration,
 // the informer's indexes (filled by writeThrough: no server needed) and the logger.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ConfigError, readConfig } from '../../src/config.js';
 import { Writable } from 'node:stream';
 import { type CoreV1Api, KubeConfig, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
+import { printable } from '../../src/commands/status.js';
 import { ClusterCache } from '../../src/controllers/cluster-cache.js';
 import { Index, Informer, type KubeObject } from '../../src/kube/informer.js';
 import { WorkQueue } from '../../src/kube/workqueue.js';
@@ -15,6 +18,22 @@ import { TokenBucket } from '../../src/util/rate-limiter.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 
 describe('WorkQueue', () => {
+  it('reconciles nothing once canAct says the leadership term is over, even before its signal fires', async () => {
+    const done: string[] = [];
+    let leading = true;
+    const q = new WorkQueue(async (k) => void done.push(k), { name: 't', concurrency: 1, canAct: () => leading });
+    const abort = new AbortController();
+    const running = q.run(abort.signal);
+    q.add('a');
+    await waitFor('a reconciled', () => done.includes('a'));
+    leading = false;
+    q.add('b');
+    await sleep(50);
+    assert.deepEqual(done, ['a']);
+    abort.abort();
+    await running;
+  });
+
   it('runs one reconcile per key at a time, and once more for an add during it', async () => {
     let running = 0;
     let maxRunning = 0;
@@ -218,6 +237,13 @@ describe('ClusterCache lookups', () => {
     },
     status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
   });
+  it('never counts the system namespaces or its own as opted in, even when labelled', () => {
+    const c = new ClusterCache(new KubeConfig(), { resyncMs: 0, ownNamespace: 'sickbay-system' });
+    for (const name of ['kube-system', 'kube-public', 'kube-node-lease', 'sickbay-system', 'shop']) {
+      c.namespaces.writeThrough({ metadata: { name, labels: { 'sickbay.io/injection': 'enabled' } } });
+    }
+    assert.deepEqual(['kube-system', 'kube-public', 'kube-node-lease', 'sickbay-system', 'shop'].filter((n) => c.isOptedIn(n)), ['shop']);
+  });
   it("finds a workload's pods across its ReplicaSets, and a namespace's quarantined pods", () => {
     const c = new ClusterCache(new KubeConfig(), { resyncMs: 0 });
     c.replicaSets.writeThrough(rs('web-1', 'web'));
@@ -263,5 +289,25 @@ describe('createLogger', () => {
     assert.deepEqual(messages.map((m) => m.message), ['shown', 'also shown', 'now shown']);
     assert.equal(messages[0]!.component, 'x');
     assert.equal(messages[0]!.pod, 'shop/a');
+  });
+});
+
+describe('the process guard of serve and agent', () => {
+  it('logs an unhandled rejection as one JSON line and exits 1 instead of running on', () => {
+    const log = fileURLToPath(new URL('../../src/log.ts', import.meta.url));
+    const script = `import { exitOnUnhandled } from ${JSON.stringify(log)}; exitOnUnhandled('serve'); Promise.reject(new Error('lost write')); setTimeout(() => {}, 10_000);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 1);
+    const line = JSON.parse(r.stderr.trim().split('\n').at(-1)!);
+    assert.equal(line.level, 'error');
+    assert.match(line.message, /unhandled promise rejection/);
+    assert.match(line.error, /lost write/);
+  });
+});
+
+describe('sickbay status output', () => {
+  it('shows control characters and bidi overrides from the cluster as escapes, never raw', () => {
+    assert.equal(printable('deadlock\x1b[2J\r\nsickbay: all fine\u202e'), 'deadlock\\u001b[2J\\u000d\\u000asickbay: all fine\\u202e');
+    assert.equal(printable('überlastet — 50 %'), 'überlastet — 50 %');
   });
 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -11,6 +12,8 @@ import { type ServeHandle, serve } from '../../src/commands/serve.js';
 import { readConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
+import { HttpsServer } from '../../src/server/https-server.js';
+import { waitFor } from '../../src/util/wait.js';
 import { podCreateRequest, review } from '../support/admission.js';
 import { request } from '../support/https.js';
 
@@ -153,5 +156,162 @@ describe('sickbay serve over HTTPS', () => {
     assert.equal(during.status, 200, 'admission keeps working during the drain');
     await closing;
     await assert.rejects(request(handle.port, ca, '/healthz', { method: 'GET' }));
+  });
+});
+
+describe('slow and greedy clients', () => {
+  let dir: string;
+  let server: HttpsServer;
+  let port: number;
+  let ca: string;
+  const metrics = new Metrics();
+  const TIMEOUT = 1_500;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sickbay-slow-'));
+    const certs = writeCerts({ outDir: dir, service: 'sickbay', namespace: 'sickbay-system', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityDays: 1 });
+    ca = certs.caPem;
+    server = new HttpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      drainMs: 0,
+      handler: (req, res) => {
+        req.resume();
+        req.on('end', () => res.end('ok'));
+      },
+      metrics,
+      requestTimeoutMs: TIMEOUT,
+      maxConnections: 3,
+    });
+    port = await server.listen();
+  });
+  after(async () => {
+    await server.close(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const tlsConnect = () =>
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => resolve(s));
+      s.once('error', reject);
+    });
+  const closedWithin = (s: net.Socket, ms: number) =>
+    new Promise<number>((resolve, reject) => {
+      const started = Date.now();
+      const t = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
+      s.once('close', () => {
+        clearTimeout(t);
+        resolve(Date.now() - started);
+      });
+      s.on('error', () => {});
+    });
+
+  it('cuts a body trickled a byte at a time within the request timeout and its check interval', async () => {
+    const s = await tlsConnect();
+    s.write('POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+    const trickle = setInterval(() => s.writable && s.write('x'), 200);
+    let reply = '';
+    s.on('data', (d) => (reply += d));
+    try {
+      await closedWithin(s, TIMEOUT + 2_500);
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.doesNotMatch(reply, /200 OK/, 'the trickled request was never served');
+  });
+
+  it('cuts a TCP connection that never starts TLS', async () => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    await new Promise((r) => s.once('connect', r));
+    await closedWithin(s, TIMEOUT + 2_500);
+  });
+
+  it('refuses connections beyond the cap, counts them, and serves again once one closes', async () => {
+    const held = [await tlsConnect(), await tlsConnect(), await tlsConnect()];
+    const before = (await metrics.registry.getSingleMetric('sickbay_connections_dropped_total')!.get()).values[0]?.value ?? 0;
+    await assert.rejects(tlsConnect());
+    const after = (await metrics.registry.getSingleMetric('sickbay_connections_dropped_total')!.get()).values[0]?.value ?? 0;
+    assert.equal(after, before + 1);
+    held.pop()!.destroy();
+    await waitFor('a connection accepted again', async () => (await request(port, ca, '/x', { method: 'GET' }).catch(() => undefined))?.status === 200, { timeoutMs: 5_000 });
+    for (const s of held) s.destroy();
+  });
+});
+
+describe('admission under hostile load', () => {
+  let dir: string;
+  let handle: ServeHandle;
+  let ca: string;
+  const MAX_BODY = 3 * 1024 * 1024;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sickbay-hostile-'));
+    const certs = writeCerts({ outDir: dir, service: 'sickbay', namespace: 'sickbay-system', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityDays: 1 });
+    ca = certs.caPem;
+    const config = readConfig({ SICKBAY_PORT: '0', SICKBAY_BIND_ADDRESS: '127.0.0.1', SICKBAY_TLS_CERT: certs.certFile, SICKBAY_TLS_KEY: certs.keyFile, SICKBAY_DRAIN: '0s', SICKBAY_MAX_BODY_BYTES: String(MAX_BODY), SICKBAY_CONTROLLERS: 'false' });
+    handle = await serve(config, silentLogger(), { metrics: new Metrics() });
+  });
+  after(async () => {
+    await handle?.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A pod of n containers, padded to about `bytes` with an annotation. */
+  const bigPod = (n: number, bytes = 0) => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `big-${n}`, namespace: 'shop', annotations: {} as Record<string, string> }, spec: { containers: Array.from({ length: n }, (_, i) => ({ name: `c${i}`, image: 'x', command: ['/app', 'ünïcode'] })) } };
+    const size = JSON.stringify(pod).length;
+    if (bytes > size) pod.metadata.annotations.pad = 'x'.repeat(bytes - size - 200);
+    return JSON.stringify(review(podCreateRequest(pod as never)));
+  };
+  const mutate = (body: string) => request(handle.port, ca, '/mutate', { body });
+
+  it('admits a pod of 40,000 containers as it is, with a warning, instead of a 500', async () => {
+    const res = await mutate(bigPod(40_000));
+    assert.equal(res.status, 200, res.body.slice(0, 300));
+    const out = res.json().response;
+    assert.equal(out.allowed, true);
+    assert.equal(out.patch, undefined);
+    assert.match(out.warnings[0], /at most 64 containers; this one has 40000/);
+  });
+
+  it('answers eight concurrent 2 MiB pods of 10,000 containers, never a 500, and stays healthy meanwhile', async (ctx) => {
+    const body = bigPod(10_000, 2 * 1024 * 1024);
+    let done = false;
+    const health: number[] = [];
+    const probing = (async () => {
+      while (!done) {
+        const t = performance.now();
+        const r = await request(handle.port, ca, '/healthz', { method: 'GET' });
+        assert.equal(r.status, 200);
+        health.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => mutate(body)));
+    done = true;
+    await probing;
+    for (const a of answers) assert.ok(a.status === 200 || a.status === 429, `${a.status} ${a.body.slice(0, 200)}`);
+    assert.ok(answers.some((a) => a.status === 200));
+    for (const a of answers.filter((x) => x.status === 200)) assert.equal(a.json().response.allowed, true);
+    health.sort((a, b) => a - b);
+    ctx.diagnostic(`health under load: ${health.length} probes, median ${health[health.length >> 1]?.toFixed(1)} ms, max ${health.at(-1)?.toFixed(1)} ms; answers ${answers.map((a) => a.status).join(',')}`);
+  });
+
+  it('refuses with 429, before reading it, a request that would take the bytes in flight past four bodies of the largest size', async () => {
+    // Four requests announce 3 MiB each and send their bodies slowly: the budget is taken.
+    const held = Array.from({ length: 4 }, () => {
+      const socket = tls.connect({ host: '127.0.0.1', port: handle.port, ca, servername: 'localhost' });
+      socket.on('error', () => {});
+      socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY}\r\n\r\n{`);
+      return socket;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await mutate(JSON.stringify(review(podCreateRequest(pod))));
+    assert.equal(refused.status, 429, refused.body);
+    assert.match(refused.json().error, /reviewing \d+ bytes of admission requests already/);
+    for (const s of held) s.destroy();
+    await waitFor('the budget given back', async () => (await mutate(JSON.stringify(review(podCreateRequest(pod))))).status === 200, { timeoutMs: 5_000 });
   });
 });
