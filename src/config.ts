@@ -77,6 +77,7 @@ export const configSchema = z.object({
   SICKBAY_NODE_MISSED_HEARTBEATS: num(1, 100).default(3),
   SICKBAY_NODE_LOCK_DURATION: duration.prefault('45m'),
   SICKBAY_NODE_ISOLATION_BUDGET: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a count like 2 or a share like 10%').default('10%'),
+  SICKBAY_NODE_MIN_HEALTHY: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a share like 51% or 0.51').default('51%'),
   SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('0'),
   SICKBAY_NODE_DRY_RUN: bool.default(false),
   // Nodes: the agent
@@ -91,6 +92,14 @@ export const configSchema = z.object({
   SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
   SICKBAY_AGENT_BIND_ADDRESS: z.string().default(''),
 });
+
+/** "51%" or "0.51", between 0 and 1. */
+function share(name: string, v: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(v)!;
+  const n = m[2] ? Number(m[1]) / 100 : Number(m[1]);
+  if (!(n >= 0 && n <= 1)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(v)} is not a share between 0 and 1 (51% or 0.51)`);
+  return n;
+}
 
 const registriesSchema = z.array(
   z.object({
@@ -148,6 +157,8 @@ export interface Config {
     missedHeartbeats: number;
     lockDurationMs: number;
     isolationBudget: string;
+    /** 0-1: below this share of healthy nodes, isolate nothing. */
+    minHealthy: number;
     recoveryAfterMs: number;
     dryRun: boolean;
   };
@@ -248,6 +259,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       missedHeartbeats: c.SICKBAY_NODE_MISSED_HEARTBEATS,
       lockDurationMs: c.SICKBAY_NODE_LOCK_DURATION * 1000,
       isolationBudget: c.SICKBAY_NODE_ISOLATION_BUDGET.trim(),
+      minHealthy: share('SICKBAY_NODE_MIN_HEALTHY', c.SICKBAY_NODE_MIN_HEALTHY),
       recoveryAfterMs: c.SICKBAY_NODE_RECOVERY_AFTER * 1000,
       dryRun: c.SICKBAY_NODE_DRY_RUN || c.SICKBAY_DRY_RUN,
     },

@@ -110,7 +110,7 @@ export class Metrics {
 
   readonly nodes = new Gauge({
     name: 'sickbay_nodes',
-    help: 'Nodes by what the node controller sees (reporting, stale, unhealthy, isolated).',
+    help: 'Nodes by what the node controller sees (reporting, late, stale, unhealthy, isolated, maintenance: cordoned or being removed, left to others).',
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
@@ -122,7 +122,7 @@ export class Metrics {
   });
   readonly nodeIsolationSkips = new Counter({
     name: 'sickbay_node_isolation_skips_total',
-    help: 'Faulty nodes left alone, by guard (protected, budget, stale-majority).',
+    help: 'Faulty nodes left alone, by guard (protected, budget, stale-majority, too-few-healthy).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -17,7 +17,7 @@ import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../names.js';
 import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from '../node/node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
-import { isolationBudget, type NodeAction, type NodeView, planNodes } from './node-policy.js';
+import { isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
 /** A lock known valid is re-read at most this often (someone may lift it by hand). */
@@ -39,6 +39,7 @@ export class NodeController extends ControllerBase {
   /** The last Event reason recorded per node in the current episode, so each is said once. */
   private readonly said = new Map<string, string>();
   private suppressed = false;
+  private tooFewHealthy = false;
   private active = false;
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
@@ -198,7 +199,7 @@ export class NodeController extends ControllerBase {
       const h = this.healths.get(name);
       const seen = this.observed.get(name);
       const lock = this.locks.get(name);
-      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now };
+      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node) };
       if (h && seen) {
         const interval = this.intervalMsOf(h);
         const deadline = seen.at + this.config.node.missedHeartbeats * interval;
@@ -221,12 +222,14 @@ export class NodeController extends ControllerBase {
       inFlight: this.inFlight,
       now,
       recoveryAfterMs: this.config.node.recoveryAfterMs,
+      minHealthy: this.config.node.minHealthy,
     });
     this.metrics.nodes.set({ state: 'reporting' }, plan.counts.reporting);
     this.metrics.nodes.set({ state: 'late' }, plan.counts.late);
     this.metrics.nodes.set({ state: 'stale' }, plan.counts.stale);
     this.metrics.nodes.set({ state: 'unhealthy' }, plan.counts.unhealthy);
     this.metrics.nodes.set({ state: 'isolated' }, plan.counts.isolated);
+    this.metrics.nodes.set({ state: 'maintenance' }, plan.counts.maintenance);
 
     // An episode ends when the node is fine again (or isolated): its Events may be said again.
     const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
@@ -250,6 +253,21 @@ export class NodeController extends ControllerBase {
       // This plan was made on the old deadlines: plan again on the new ones.
       this.schedule(0);
       return;
+    }
+
+    if (plan.tooFewHealthy) {
+      if (!this.tooFewHealthy) {
+        this.tooFewHealthy = true;
+        const { healthy, reporting } = plan.tooFewHealthy;
+        const min = Math.round(this.config.node.minHealthy * 100);
+        this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy' });
+        this.log.warn('fewer nodes are healthy than the minimum: isolating no node (a bad check or agent rollout makes every node look faulty)', { healthy, reporting, minHealthyPercent: min });
+        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `only ${healthy} of ${reporting} reporting nodes are healthy, under the minimum of ${min}%; sickbay isolates no node until more are healthy`);
+      }
+    } else if (this.tooFewHealthy) {
+      this.tooFewHealthy = false;
+      this.log.info('enough nodes are healthy again; node isolation resumes');
+      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
     }
 
     for (const a of plan.deferred) {

@@ -7,6 +7,12 @@ export interface NodeView {
   isolated: boolean;
   /** Its protection lock is known to be valid: not isolated, and no budget spent on it. */
   protected?: boolean;
+  /**
+   * Someone else is handling it (cordoned or drained, or being removed by the cluster
+   * autoscaler or Karpenter): never isolated, never alerted on, and left out of the
+   * shares the guards count. See maintenanceOf.
+   */
+  maintenance?: string;
   /** Its NodeHealth, when there is one (a node without an agent is not judged). */
   health?: {
     healthy: boolean;
@@ -35,6 +41,12 @@ export interface NodePlanInput {
   now: number;
   /** 0: never restore by itself. */
   recoveryAfterMs: number;
+  /**
+   * Node Healthcheck's minHealthy: below this share (0-1) of healthy, fresh nodes among
+   * those reporting, isolate nothing (a bad check or a bad agent rollout makes every node
+   * look faulty). 0: no such guard.
+   */
+  minHealthy?: number;
 }
 
 export interface NodeAction {
@@ -48,13 +60,30 @@ export interface NodeAction {
 export interface NodePlan {
   /** More than half of all heartbeats are late: the fault is more likely ours; nothing is isolated. */
   suppressed?: { late: number; reporting: number };
+  /** Fewer than minHealthy of the reporting nodes are healthy: nothing is isolated. */
+  tooFewHealthy?: { healthy: number; reporting: number };
   isolate: NodeAction[];
   /** Faulty but over the budget. */
   deferred: NodeAction[];
   /** Faulty but protected by a valid lock. */
   protected: NodeAction[];
   restore: string[];
-  counts: { reporting: number; late: number; stale: number; unhealthy: number; isolated: number };
+  counts: { reporting: number; late: number; stale: number; unhealthy: number; isolated: number; maintenance: number };
+}
+
+/** Taints of the node removers: the cluster autoscaler's and Karpenter's. */
+const REMOVAL_TAINTS: Record<string, string> = {
+  ToBeDeletedByClusterAutoscaler: 'cluster-autoscaler',
+  DeletionCandidateOfClusterAutoscaler: 'cluster-autoscaler',
+  'karpenter.sh/disrupted': 'karpenter',
+  'karpenter.sh/disruption': 'karpenter',
+};
+
+/** Why someone else is handling this node (cordoned, or being removed), or undefined. */
+export function maintenanceOf(node: { spec?: { unschedulable?: boolean; taints?: Array<{ key: string }> } }): string | undefined {
+  for (const t of node.spec?.taints ?? []) if (REMOVAL_TAINTS[t.key]) return `being removed by ${REMOVAL_TAINTS[t.key]}`;
+  if (node.spec?.unschedulable) return 'cordoned';
+  return undefined;
 }
 
 /** "10%" of the nodes (rounded down) or a count; never less than 1. */
@@ -66,12 +95,13 @@ export function isolationBudget(spec: string, nodeCount: number): number {
 }
 
 export function planNodes(input: NodePlanInput): NodePlan {
-  const reporting = input.nodes.filter((n) => n.health);
+  const maintenance = input.nodes.filter((n) => n.maintenance && !n.isolated);
+  const reporting = input.nodes.filter((n) => n.health && !(n.maintenance && !n.isolated));
   const stale = reporting.filter((n) => n.health!.stale);
   const late = reporting.filter((n) => n.health!.stale || n.health!.late);
   const unhealthy = reporting.filter((n) => !n.health!.stale && !n.health!.healthy);
   const isolatedNow = input.nodes.filter((n) => n.isolated);
-  const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length };
+  const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length, maintenance: maintenance.length };
   const plan: NodePlan = { isolate: [], deferred: [], protected: [], restore: [], counts };
 
   if (input.recoveryAfterMs > 0) {
@@ -83,6 +113,11 @@ export function planNodes(input: NodePlanInput): NodePlan {
 
   if (late.length * 2 > reporting.length) {
     plan.suppressed = { late: late.length, reporting: reporting.length };
+    return plan;
+  }
+  const healthy = reporting.filter((n) => !n.isolated && n.health!.healthy && !n.health!.stale).length;
+  if (input.minHealthy && reporting.length > 0 && healthy < input.minHealthy * reporting.length) {
+    plan.tooFewHealthy = { healthy, reporting: reporting.length };
     return plan;
   }
 

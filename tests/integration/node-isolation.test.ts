@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { protect, restore } from '../../src/commands/node.js';
 import { status } from '../../src/commands/status.js';
 import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
@@ -281,6 +281,41 @@ describe('node agents and the node controller', () => {
 
     await restore(t.kc, { namespace: SICKBAY_NS, node: faultyNode });
     fixContainerd(faultyNode);
+  });
+
+  it('a cordoned node is left to whoever drains it; 6 of 10 unhealthy at once (a bad check everywhere): once under 51% healthy, nothing more is isolated', async () => {
+    const before = await isolatedNodes();
+    const cordoned = 'kwok-node-5';
+    const reasons = ['NodeIsolated', 'IsolationDeferred', 'IsolationSkipped'];
+    const eventCount = async () => (await Promise.all(reasons.map((r) => nodeEvents(cordoned, r)))).reduce((sum, evs) => sum + evs.reduce((c, e) => c + (e.count ?? 1), 0), 0);
+    const eventsBefore = await eventCount();
+    await t.core.patchNode({ name: cordoned, body: { spec: { unschedulable: true } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    breakContainerd(cordoned);
+    await waitFor(`${cordoned} reported unhealthy`, async () => (await health(cordoned)).status?.healthy === false);
+    await waitFor('the maintenance gauge', async () => /state="maintenance"} 1/.test(await metrics.registry.getSingleMetricAsString('sickbay_nodes')));
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.equal(tainted(await readNode(cordoned)), false, 'a cordoned node is not isolated');
+    assert.equal(await eventCount(), eventsBefore, 'no isolation Event about the cordoned node');
+    fixContainerd(cordoned);
+    await t.core.patchNode({ name: cordoned, body: { spec: { unschedulable: false } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await waitFor(`${cordoned} healthy`, async () => (await health(cordoned)).status?.healthy === true);
+
+    const broken = [...agents.keys()].filter((n) => !before.includes(n)).slice(0, 6);
+    for (const n of broken) breakContainerd(n);
+    await waitFor('the NodeIsolationSuspended Event naming too few healthy nodes', async () =>
+      (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationSuspended' })).items.some((e) => /only \d of 10 reporting nodes are healthy, under the minimum of 51%/.test(e.message ?? '')),
+      { timeoutMs: 15_000 },
+    );
+    // The agents report within a check interval of each other: the first faulty node may
+    // be isolated (the budget, 1) before the healthy share falls under 51%; after, none.
+    const atSuspension = await isolatedNodes();
+    assert.ok(atSuspension.length <= before.length + 1, `at most the budget isolated before the guard: ${atSuspension}`);
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.deepEqual(await isolatedNodes(), atSuspension, 'nothing isolated once under the minimum');
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_node_isolation_skips_total'), /reason="too-few-healthy"} 1/);
+    for (const n of atSuspension.filter((x) => !before.includes(x))) await restore(t.kc, { namespace: SICKBAY_NS, node: n });
+    for (const n of broken) fixContainerd(n);
+    for (const n of broken) await waitFor(`${n} healthy`, async () => (await health(n)).status?.healthy === true);
   });
 });
 

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isolationBudget, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
+import { isolationBudget, maintenanceOf, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
 
 const now = 1_000_000;
 const fresh = (name: string, extra: Partial<NodeView> = {}): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, since: now - 3_600_000 }, ...extra });
 const stale = (name: string, since = now - 1000): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: true, late: true, faultySince: since } });
 const late = (name: string): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, late: true } });
 const failing = (name: string, checks = 'processes', since = now - 500): NodeView => ({ name, isolated: false, health: { healthy: false, failing: checks, stale: false, faultySince: since } });
-const plan = (nodes: NodeView[], o: { budget?: number; inFlight?: string[]; recoveryAfterMs?: number } = {}) =>
-  planNodes({ nodes, budget: o.budget ?? 1, inFlight: new Set(o.inFlight ?? []), now, recoveryAfterMs: o.recoveryAfterMs ?? 0 });
+const plan = (nodes: NodeView[], o: { budget?: number; inFlight?: string[]; recoveryAfterMs?: number; minHealthy?: number } = {}) =>
+  planNodes({ nodes, budget: o.budget ?? 1, inFlight: new Set(o.inFlight ?? []), now, recoveryAfterMs: o.recoveryAfterMs ?? 0, minHealthy: o.minHealthy });
 
 describe('node isolation budget', () => {
   it('is 10% of the nodes rounded down, never less than 1, or a count', () => {
@@ -67,5 +67,40 @@ describe('planning node isolation', () => {
     const silent = { ...stale('silent'), isolated: true };
     assert.deepEqual(plan([back, recent, silent, fresh('n1'), fresh('n2'), fresh('n3')], { recoveryAfterMs: 60_000 }).restore, ['back']);
     assert.deepEqual(plan([back, fresh('n1')], { recoveryAfterMs: 0 }).restore, []);
+  });
+});
+
+describe('nodes others are handling, and an unhealthy majority', () => {
+  it('reads maintenance from the node: cordoned, or tainted by the cluster autoscaler or Karpenter', () => {
+    assert.equal(maintenanceOf({ spec: { unschedulable: true } }), 'cordoned');
+    assert.equal(maintenanceOf({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } }), 'being removed by cluster-autoscaler');
+    assert.equal(maintenanceOf({ spec: { taints: [{ key: 'karpenter.sh/disrupted' }] } }), 'being removed by karpenter');
+    assert.equal(maintenanceOf({ spec: { taints: [{ key: 'node.kubernetes.io/unreachable' }] } }), undefined);
+    assert.equal(maintenanceOf({}), undefined);
+  });
+
+  it('never isolates or defers a node under maintenance, and leaves it out of the majority guard', () => {
+    const nodes = [...Array.from({ length: 4 }, (_, i) => fresh(`ok-${i}`)), { ...stale('drained'), maintenance: 'cordoned' }, { ...failing('removed'), maintenance: 'being removed by karpenter' }, failing('bad')];
+    const p = plan(nodes, { budget: 3 });
+    assert.deepEqual(p.isolate.map((a) => a.name), ['bad']);
+    assert.deepEqual([...p.deferred, ...p.protected].map((a) => a.name), []);
+    assert.equal(p.counts.maintenance, 2);
+    assert.equal(p.counts.reporting, 5);
+    // Three stale nodes being drained do not make a stale majority of the other four.
+    const draining = [...Array.from({ length: 4 }, (_, i) => fresh(`ok-${i}`)), ...['d1', 'd2', 'd3', 'd4', 'd5'].map((n) => ({ ...stale(n), maintenance: 'cordoned' }))];
+    assert.equal(plan(draining).suppressed, undefined);
+  });
+
+  it('isolates nothing when fewer than minHealthy of the reporting nodes are healthy (a bad check everywhere)', () => {
+    const badRollout = [...Array.from({ length: 6 }, (_, i) => failing(`f-${i}`)), ...Array.from({ length: 4 }, (_, i) => fresh(`ok-${i}`))];
+    const p = plan(badRollout, { budget: 5, minHealthy: 0.51 });
+    assert.deepEqual(p.tooFewHealthy, { healthy: 4, reporting: 10 });
+    assert.deepEqual(p.isolate, []);
+    // 3 of 10 faulty: 70% healthy, above 51%: the budget decides.
+    const three = [...Array.from({ length: 3 }, (_, i) => failing(`f-${i}`)), ...Array.from({ length: 7 }, (_, i) => fresh(`ok-${i}`))];
+    const q = plan(three, { budget: 1, minHealthy: 0.51 });
+    assert.equal(q.tooFewHealthy, undefined);
+    assert.equal(q.isolate.length, 1);
+    assert.equal(plan(badRollout, { budget: 5, minHealthy: 0 }).isolate.length, 5, 'minHealthy 0 turns the guard off');
   });
 });
