@@ -75,15 +75,17 @@ export class RegistryStep implements PostQuarantineStep {
       annotate(this.core, pod, ANN_REGISTRY, { status, address, ...(ports ? { ports } : {}), removed: removed.map((e) => `${e.registry}:${e.path}`), at: new Date().toISOString(), ...extra }).catch((err) =>
         this.log.warn('could not record the registry annotation', { pod: key, error: errorText(err) }),
       );
+    let backoff = 1000;
+    let failures = 0;
     const onRemoved = (entries: RegistryEntry[]) => {
       removed.push(...entries);
       this.metrics.registryRemovals.inc({ kind: 'reregistration' }, entries.length);
       this.log.info('removed a re-registration of a quarantined pod', { pod: key, entries: entries.map((e) => e.path) });
-      void record('watching');
+      // Also after a lost ZooKeeper session, whose new session removes what came back
+      // (possibly while this step still retries): the record keeps the attempts so far.
+      void record('watching', failures ? { attempts: failures + 1 } : {});
       void this.events.record(podRef(pod), 'Normal', 'Reregistered', `removed again from the registry: ${entries.map((e) => e.path).join(', ')}`);
     };
-    let backoff = 1000;
-    let failures = 0;
     while (!signal.aborted && this.active.get(key) === target) {
       try {
         for (const r of this.registries) removed.push(...(await r.deregister(target, onRemoved)));
