@@ -370,7 +370,8 @@ export class Informer<T extends KubeObject> {
 
   /** One list page; a page the API server has not sent within LIST_PAGE_TIMEOUT_MS is abandoned and the list retried. */
   private async fetchJson(path: string, signal: AbortSignal): Promise<unknown> {
-    const deadline = AbortSignal.timeout(this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS);
+    const timeoutMs = this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS;
+    const deadline = AbortSignal.timeout(timeoutMs);
     const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' }, signal: AbortSignal.any([signal, deadline]) };
     await this.kc.applyToHTTPSOptions(opts);
     const url = new URL(path, this.kc.getCurrentCluster()!.server);
@@ -390,7 +391,7 @@ export class Informer<T extends KubeObject> {
         });
         res.on('error', reject);
       });
-      req.on('error', (err) => reject(deadline.aborted && !signal.aborted ? new Error(`GET ${path}: no answer within ${this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS} ms`) : err));
+      req.on('error', (err) => reject(deadline.aborted && !signal.aborted ? new Error(`GET ${path}: no answer within ${timeoutMs} ms`) : err));
       req.end();
     });
   }

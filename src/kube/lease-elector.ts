@@ -85,9 +85,9 @@ export class LeaseElector {
           setMaxListeners(100, this.leaderAbort.signal); // every controller's informers and waits listen on it
           lead(this.leaderAbort.signal);
         }
-      } else if (this.leading && !this.isLeader()) {
-        // isLeader() ended the term: the renew deadline passed.
-      } else if (this.leading && this.observed && this.observed.holder !== this.o.identity) {
+      } else if (this.isLeader() && this.observed && this.observed.holder !== this.o.identity) {
+        // Not renewed but within the deadline (past it, isLeader() has ended the term):
+        // another replica took the lease.
         this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed.holder });
         this.stopLeading();
       }

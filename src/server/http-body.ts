@@ -21,7 +21,7 @@ export function readJsonRequest(req: IncomingMessage, what: string, limit: numbe
   return readBody(req, limit);
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
