@@ -6,6 +6,7 @@
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
 #   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
 #   $SICKBAY_CACHE_DIR/crds-cert-manager-.../*.yaml (third-party CRDs for the chart's dry-run)
+#   $SICKBAY_CACHE_DIR/cert-manager-<version>-<hash>/{cert-manager-local,crds/} (the fault suite's cert-manager)
 # A component whose binaries are already there is not rebuilt. k8s.io/kubernetes cannot
 # be `go install`ed (its go.mod replaces ~33 staging modules with local paths), so each
 # component is built from a throwaway wrapper module; the replace list is generated from
@@ -78,6 +79,26 @@ fetch_crds() {
   chmod 0644 "$tmp"/*.yaml
   publish "$tmp" "$out"
   say "third-party CRDs done"
+}
+
+# cert-manager's controller and cainjector for the fault suite's certificate renewal
+# (tests/chaos). Its own commands are Go modules the proxy does not serve, so
+# hack/cert-manager/main.go starts the same controllers from the library module; the
+# cache folder is keyed by the wrapper's content, and holds all of cert-manager's CRDs.
+build_cert_manager() {
+  local here; here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  local key; key=$(cat "$here/cert-manager/main.go" "$here/cert-manager/go.mod" "$here/cert-manager/go.sum" | sha256sum | cut -c1-12)
+  local out="$CACHE/cert-manager-$CERT_MANAGER_VERSION-$key"
+  [[ -x $out/cert-manager-local ]] && { say "cert-manager $CERT_MANAGER_VERSION cached"; return; }
+  say "building cert-manager $CERT_MANAGER_VERSION controller and cainjector (hack/cert-manager, about 3-5 min on 2 cores)"
+  grep -q "github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" "$here/cert-manager/go.mod" || die "hack/cert-manager/go.mod does not require cert-manager $CERT_MANAGER_VERSION"
+  local tmp; tmp=$(mktemp -d "$CACHE/.cert-manager.XXXX")
+  (cd "$here/cert-manager" && go build -trimpath -ldflags "-s -w" -o "$tmp/cert-manager-local" .) || die "go build cert-manager-local"
+  local cm
+  cm=$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || die "go mod download cert-manager"
+  mkdir -p "$tmp/crds" && cp "$cm"/deploy/crds/*.yaml "$tmp/crds/" && chmod 0644 "$tmp"/crds/*.yaml || die "cert-manager CRDs not in the module"
+  publish "$tmp" "$out"
+  say "cert-manager done"
 }
 
 build_etcd() {
@@ -159,8 +180,8 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 || die "cannot lock $CACHE/.build.lock"
 case "${1:-all}" in
-  all) build_kwok; build_etcd; build_k8s; build_helm; fetch_crds ;;
-  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; helm) build_helm ;; crds) fetch_crds ;;
-  *) die "usage: $0 [all|kwok|etcd|k8s|helm|crds]" ;;
+  all) build_kwok; build_etcd; build_k8s; build_helm; fetch_crds; build_cert_manager ;;
+  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
+  *) die "usage: $0 [all|kwok|etcd|k8s|helm|crds|cert-manager]" ;;
 esac
 say "binaries in $CACHE"

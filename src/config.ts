@@ -87,8 +87,12 @@ export const configSchema = z.object({
   SICKBAY_AGENT_FAILURE_THRESHOLD: num(1, 100).default(3),
   SICKBAY_AGENT_KUBELET_URL: z.string().url().default('http://127.0.0.1:10248/healthz'),
   SICKBAY_AGENT_NETWORK_TARGETS: z.string().default(''),
-  SICKBAY_AGENT_PROCESSES: z.string().default('dockerd?,containerd|docker-containerd,kubelet,felix@pod?,bird@pod?,confd@pod?'),
+  SICKBAY_AGENT_PROCESSES: z.string().default('auto'),
   SICKBAY_AGENT_PROC_ROOT: z.string().default('/proc'),
+  SICKBAY_AGENT_NODE_CONDITION: z
+    .string()
+    .regex(/^([A-Z][A-Za-z0-9]{0,62})?$/, 'a condition type such as SickbayNodeProblem (letters and digits, starting with a capital), or empty')
+    .default(''),
   SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
   SICKBAY_AGENT_BIND_ADDRESS: z.string().default(''),
 });
@@ -170,8 +174,10 @@ export interface Config {
     kubeletUrl: string;
     /** Empty: the API server the kubeconfig points at. */
     networkTargets: string[];
-    processes: ProcessSpec[];
+    processes: ProcessSpec[] | 'auto';
     procRoot: string;
+    /** A Node condition the agent writes on its own Node; unset: none. */
+    nodeCondition?: string;
     port: number;
     /** Empty: every interface. The chart binds the node's own address. */
     bindAddress: string;
@@ -198,9 +204,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const checks = c.SICKBAY_AGENT_CHECKS.split(',').map((s) => s.trim()).filter(Boolean);
   const unknownCheck = checks.find((x) => !(CHECK_NAMES as readonly string[]).includes(x));
   if (unknownCheck) throw new ConfigError(`invalid configuration: SICKBAY_AGENT_CHECKS: unknown check ${JSON.stringify(unknownCheck)} (known: ${CHECK_NAMES.join(', ')})`);
-  let processes: ProcessSpec[];
+  let processes: ProcessSpec[] | 'auto';
   try {
-    processes = parseProcessSpecs(c.SICKBAY_AGENT_PROCESSES);
+    processes = c.SICKBAY_AGENT_PROCESSES.trim() === 'auto' ? 'auto' : parseProcessSpecs(c.SICKBAY_AGENT_PROCESSES);
   } catch (err) {
     throw new ConfigError(`invalid configuration: SICKBAY_AGENT_PROCESSES: ${(err as Error).message}`);
   }
@@ -272,6 +278,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       networkTargets: targets,
       processes,
       procRoot: c.SICKBAY_AGENT_PROC_ROOT,
+      nodeCondition: c.SICKBAY_AGENT_NODE_CONDITION || undefined,
       port: c.SICKBAY_AGENT_PORT,
       bindAddress: c.SICKBAY_AGENT_BIND_ADDRESS,
     },

@@ -35,9 +35,19 @@ export const SERVE_CLUSTER_RULES = serveClusterRules({ diagnostics: true });
 /** In sickbay's own namespace: the controller Lease and the node protection locks. */
 export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] }];
 
-/** `sickbay agent`: watches its node (for its pressure conditions), writes its NodeHealth. */
-export const AGENT_CLUSTER_RULES: V1PolicyRule[] = [
-  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'create'] },
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths/status'], verbs: ['patch'] },
-];
+/**
+ * `sickbay agent`: watches its node (for its pressure conditions), writes its NodeHealth,
+ * and with a Node condition of its own, patches its Node's status (the chart's agent
+ * guard lets it change that one condition of its own node only).
+ */
+export function agentClusterRules(o: { nodeCondition: boolean }): V1PolicyRule[] {
+  return [
+    { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'create'] },
+    { apiGroups: ['sickbay.io'], resources: ['nodehealths/status'], verbs: ['patch'] },
+    ...(o.nodeCondition ? [{ apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] }] : []),
+  ];
+}
+
+/** What a local install (tests, playground) grants the agent: the Node condition included. */
+export const AGENT_CLUSTER_RULES = agentClusterRules({ nodeCondition: true });

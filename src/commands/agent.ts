@@ -29,6 +29,7 @@ export async function runAgent(config: Config, kc: KubeConfig, log: Logger, o: {
       processes: a.processes,
       procRoot: a.procRoot,
       version: o.version,
+      nodeCondition: a.nodeCondition,
     },
     log,
   );
@@ -67,7 +68,7 @@ export async function runAgent(config: Config, kc: KubeConfig, log: Logger, o: {
       else server!.listen(a.port, () => resolve());
     });
   }
-  log.info('node agent running', { node: o.nodeName, checks: a.checks, targets, processes: a.processes.map((p) => p.name + (p.optional ? '?' : '')) });
+  log.info('node agent running', { node: o.nodeName, checks: a.checks, targets, processes: a.processes === 'auto' ? 'auto (from the Node)' : a.processes.map((p) => p.name + (p.optional ? '?' : '')) });
   const address = server?.address();
   return {
     agent,

@@ -118,6 +118,7 @@ export class LocalControlPlane {
   private readonly records: ProcessRecord[] = [];
   private stopped = false;
   private kwokArgs: string[] = [];
+  private apiserverArgs: string[] = [];
   /** Set once the real node is up: where its kubelet answers health checks. */
   realNode?: { name: string; kubeletHealthz: string };
 
@@ -207,7 +208,7 @@ export class LocalControlPlane {
     ]);
     await this.waitHealthy('etcd', () => httpGet(`${etcdUrl}/health`), 30_000);
 
-    this.launch('kube-apiserver', [
+    this.apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       `--bind-address=${real ? REAL_NODE.ip : '127.0.0.1'}`,
       `--advertise-address=${real ? REAL_NODE.ip : '127.0.0.1'}`,
@@ -232,7 +233,8 @@ export class LocalControlPlane {
       '--profiling=false',
       '--max-requests-inflight=2000',
       '--max-mutating-requests-inflight=1000',
-    ]);
+    ];
+    this.launch('kube-apiserver', this.apiserverArgs);
     await this.waitHealthy('kube-apiserver', () => this.apiGet('/readyz'), 90_000);
     this.log(`kube-apiserver ready at ${this.server} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -371,6 +373,19 @@ export class LocalControlPlane {
       { timeoutMs: 60_000, intervalMs: 200 },
     );
     return names;
+  }
+
+  /**
+   * Stops kube-apiserver (SIGTERM, as a rolling upgrade does) and starts it again with the
+   * same flags. Resolves once it is ready again, with how long it was away (ms).
+   */
+  async restartApiServer(): Promise<number> {
+    const t0 = Date.now();
+    await this.terminate('kube-apiserver');
+    this.launch('kube-apiserver', this.apiserverArgs);
+    this.saveState();
+    await this.waitHealthy('kube-apiserver', () => this.apiGet('/readyz'), 90_000);
+    return Date.now() - t0;
   }
 
   /** Changes how kwok simulates pods (restarts kwok; the cluster keeps its state). */

@@ -3,13 +3,14 @@
 // It never acts on the node itself; the node controller decides.
 import http from 'node:http';
 import net from 'node:net';
-import { CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import { sleep, withDeadline } from '../util/wait.js';
 import { type CheckName, type CheckResult, CheckTracker, conditionsCheck, type ProcessSpec, ProcessWatch } from './checks.js';
-import { NODEHEALTH_GROUP, NODEHEALTH_KIND, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth, type NodeHealthStatus } from './nodehealth.js';
+import { runtimeLayout } from './runtime-layout.js';
+import { healthCondition, nodeProblemCondition, NODEHEALTH_GROUP, NODEHEALTH_KIND, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth, type NodeHealthStatus } from './nodehealth.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -20,9 +21,12 @@ export interface AgentOptions {
   kubeletUrl: string;
   /** host:port targets that must accept a TCP connection. */
   networkTargets: string[];
-  processes: ProcessSpec[];
+  /** The processes to watch, or `auto`: the ones of the node's runtime (runtime-layout.ts). */
+  processes: ProcessSpec[] | 'auto';
   procRoot: string;
   version?: string;
+  /** A Node condition type to write on the agent's own Node (off when unset). */
+  nodeCondition?: string;
 }
 
 export interface AgentStats {
@@ -31,12 +35,19 @@ export interface AgentStats {
   lastHeartbeat?: Date;
 }
 
+const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+
 const TARGET = { group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL };
 
 export class NodeAgent {
   private readonly api: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  /** The last Node condition write failure (logged once until it changes). */
+  private nodeConditionError?: string;
   private readonly trackers: Map<CheckName, CheckTracker>;
-  private readonly processWatch: ProcessWatch;
+  private processWatch?: ProcessWatch;
+  /** The runtime layout the process watch follows (processes `auto`). */
+  private layoutKey?: string;
   private readonly node?: Informer<V1Node>;
   private healthy = true;
   private since = new Date();
@@ -55,9 +66,10 @@ export class NodeAgent {
     private readonly log: Logger,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
     this.trackers = new Map(o.checks.map((c) => [c, new CheckTracker(c, o.failureThreshold)]));
-    this.processWatch = new ProcessWatch(o.procRoot, o.processes);
-    if (o.checks.includes('conditions')) {
+    if (o.processes !== 'auto') this.processWatch = new ProcessWatch(o.procRoot, o.processes);
+    if (o.checks.includes('conditions') || (o.processes === 'auto' && o.checks.includes('processes'))) {
       this.node = new Informer<V1Node>(kc, { resource: 'node', path: '/api/v1/nodes', fieldSelector: `metadata.name=${o.nodeName}`, log });
     }
   }
@@ -117,8 +129,24 @@ export class NodeAgent {
       case 'network':
         return reachable(this.o.networkTargets, timeoutMs);
       case 'processes':
-        return Promise.resolve(this.processWatch.check());
+        return Promise.resolve(this.processesCheck());
     }
+  }
+
+  /** The processes check; with `auto`, of the processes the Node says it runs. */
+  private processesCheck(): CheckResult {
+    if (this.o.processes !== 'auto') return this.processWatch!.check();
+    if (!this.node!.hasSynced()) return { ok: true, message: 'waiting for the Node object' };
+    const layout = runtimeLayout(this.node!.get(this.o.nodeName)?.status?.nodeInfo);
+    if (layout.key !== this.layoutKey) {
+      this.layoutKey = layout.key;
+      this.processWatch = layout.known ? new ProcessWatch(this.o.procRoot, layout.specs) : undefined;
+      if (layout.known) this.log.info('watching the processes of the node runtime', { node: this.o.nodeName, layout: layout.description });
+      else this.log.warn('unknown node runtime: processes not checked', { node: this.o.nodeName, layout: layout.description });
+    }
+    if (!layout.known) return { ok: true, message: layout.description };
+    const result = this.processWatch!.check();
+    return { ...result, message: `${result.message} (${layout.description})` };
   }
 
   /** Writes the heartbeat now, or right after the write in flight. */
@@ -159,6 +187,7 @@ export class NodeAgent {
       heartbeatIntervalSeconds: this.o.heartbeatIntervalMs / 1000,
       since: this.since.toISOString(),
       checks: checks.map((c) => ({ ...c, lastTransitionTime: c.lastTransitionTime.toISOString() })),
+      conditions: [healthCondition(this.healthy, this.since, checks)],
       ...(this.o.version ? { agentVersion: this.o.version } : {}),
     };
   }
@@ -189,11 +218,30 @@ export class NodeAgent {
       this.exists = true;
       this.sinceKnown = true;
     }
+    const status = this.status();
     try {
-      await withDeadline(this.api.patchClusterCustomObjectStatus({ ...TARGET, name, body: { status: this.status() } }, mergePatch), 10_000, 'NodeHealth heartbeat');
+      await withDeadline(this.api.patchClusterCustomObjectStatus({ ...TARGET, name, body: { status } }, mergePatch), 10_000, 'NodeHealth heartbeat');
     } catch (err) {
       if (codeOf(err) === 404) this.exists = false; // deleted under us: create it again next time
       throw err;
+    }
+    if (this.o.nodeCondition) await this.writeNodeCondition(this.o.nodeCondition, status);
+  }
+
+  /**
+   * The Node condition, by a strategic merge patch of the Node's status: the list merges
+   * by type, so the kubelet's and others' conditions stay as they are. A failure is
+   * logged (once per kind of failure) and never stops the heartbeat.
+   */
+  private async writeNodeCondition(type: string, status: NodeHealthStatus) {
+    const condition = nodeProblemCondition(type, status.healthy, this.since, status.checks, new Date());
+    try {
+      await withDeadline(this.core.patchNodeStatus({ name: this.o.nodeName, body: { status: { conditions: [condition] } } }, strategicMergePatch), 10_000, 'Node condition');
+      this.nodeConditionError = undefined;
+    } catch (err) {
+      const text = errorText(err);
+      if (text !== this.nodeConditionError) this.log.warn('cannot write the Node condition; the NodeHealth heartbeat goes on', { node: this.o.nodeName, condition: type, error: text });
+      this.nodeConditionError = text;
     }
   }
 }

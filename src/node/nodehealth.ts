@@ -29,7 +29,42 @@ export interface NodeHealthStatus {
   /** When `healthy` last changed. */
   since: string;
   checks: CheckStatus[];
+  /**
+   * The verdict as a standard condition (`Healthy`), for what reads conditions:
+   * `kubectl wait --for=condition=Healthy nodehealth/<node>`, Argo CD's health checks.
+   */
+  conditions: NodeHealthCondition[];
   agentVersion?: string;
+}
+
+export interface NodeHealthCondition {
+  type: 'Healthy';
+  status: 'True' | 'False';
+  reason: 'ChecksPassing' | 'ChecksFailing';
+  message: string;
+  lastTransitionTime: string;
+}
+
+/**
+ * The agent's own Node condition, as Node Problem Detector writes its conditions: `True`
+ * while the node has a problem (a check failing), `False` while it has none. Node
+ * Healthcheck's `unhealthyConditions` and dashboards read Nodes, not NodeHealths.
+ */
+export function nodeProblemCondition(type: string, healthy: boolean, since: Date, checks: Pick<CheckStatus, 'name' | 'ok' | 'message'>[], now: Date) {
+  const verdict = healthCondition(healthy, since, checks);
+  return { type, status: healthy ? 'False' : 'True', reason: verdict.reason, message: `sickbay agent: ${verdict.message}`, lastHeartbeatTime: now.toISOString(), lastTransitionTime: verdict.lastTransitionTime };
+}
+
+/** The `Healthy` condition of an agent's verdict: its time is when the verdict last changed. */
+export function healthCondition(healthy: boolean, since: Date, checks: Pick<CheckStatus, 'name' | 'ok' | 'message'>[]): NodeHealthCondition {
+  const failing = checks.filter((c) => !c.ok);
+  return {
+    type: 'Healthy',
+    status: healthy ? 'True' : 'False',
+    reason: healthy ? 'ChecksPassing' : 'ChecksFailing',
+    message: healthy ? `passing: ${checks.map((c) => c.name).join(', ') || 'no checks'}` : failing.map((c) => `${c.name}: ${c.message}`).join('; '),
+    lastTransitionTime: since.toISOString(),
+  };
 }
 
 export interface NodeHealth {
@@ -92,6 +127,21 @@ export function nodeHealthCrd(): V1CustomResourceDefinition {
                     since: { type: 'string', format: 'date-time' },
                     agentVersion: { type: 'string' },
                     checks: { type: 'array', maxItems: 32, items: check },
+                    conditions: {
+                      type: 'array',
+                      maxItems: 8,
+                      items: {
+                        type: 'object',
+                        required: ['type', 'status', 'lastTransitionTime'],
+                        properties: {
+                          type: { type: 'string' },
+                          status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+                          reason: { type: 'string' },
+                          message: { type: 'string' },
+                          lastTransitionTime: { type: 'string', format: 'date-time' },
+                        },
+                      },
+                    },
                   },
                 },
               },

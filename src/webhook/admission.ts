@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { readJsonRequest, sendJson, sendTransportError, TransportError } from '../server/http-body.js';
 import { type InjectionSettings, injectPod } from './mutate-pod.js';
+import { metadataProblem, podShapeProblem } from './pod-shape.js';
 import { validatePod } from './validate-relabel.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
@@ -60,6 +61,8 @@ export type Webhook = 'mutate' | 'validate';
 function isPod(req: AdmissionRequest, subResources: string[] = ['']): boolean {
   return (req.kind?.group ?? '') === '' && req.kind?.kind === 'Pod' && subResources.includes(req.subResource ?? '');
 }
+
+const listLength = (v: unknown) => (Array.isArray(v) ? v.length : 0);
 
 function asPod(v: unknown): V1Pod | undefined {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as V1Pod) : undefined;
@@ -135,11 +138,15 @@ export function reviewMutation(req: AdmissionRequest, deps: AdmissionDeps): Admi
   if (!isPod(req) || req.operation !== 'CREATE') return allow;
   const original = asPod(req.object);
   if (!original) return { ...allow, warnings: ['sickbay: the request carried no pod object; nothing injected'] };
+  // Counted before the shape is checked: a pod too wide to inject is admitted as it is
+  // without walking its containers.
   const spec = original.spec;
-  const containers = (spec?.containers?.length ?? 0) + (spec?.initContainers?.length ?? 0) + (spec?.ephemeralContainers?.length ?? 0);
+  const containers = listLength(spec?.containers) + listLength(spec?.initContainers) + listLength(spec?.ephemeralContainers);
   if (containers > MAX_INJECTED_CONTAINERS) {
     return { ...allow, warnings: [`sickbay injects pods of at most ${MAX_INJECTED_CONTAINERS} containers; this one has ${containers}: admitted as it is, not supervised`] };
   }
+  const malformed = podShapeProblem(original as Record<string, unknown>);
+  if (malformed) throw new TransportError(400, `the request's pod is not a valid Pod: ${malformed}`);
   const injected = injectPod(original, deps.injection);
   const { warnings, skipped } = injected;
   const pod = !skipped && deps.decoratePod ? deps.decoratePod(injected.pod, req, warnings) : injected.pod;
@@ -159,7 +166,12 @@ export function reviewValidation(req: AdmissionRequest, deps: AdmissionDeps): Ad
   // Pods and their status subresource (a status update can carry labels and annotations).
   if (!isPod(req, ['', 'status']) || (req.operation !== 'UPDATE' && req.operation !== 'CREATE')) return { uid: req.uid, allowed: true };
   const oldPod = req.operation === 'UPDATE' ? asPod(req.oldObject) : undefined;
-  const verdict = validatePod(oldPod, asPod(req.object), req.userInfo?.username ?? '', deps.sickbayUsername);
+  const pod = asPod(req.object);
+  for (const [which, p] of [['object', pod], ['oldObject', oldPod]] as const) {
+    const malformed = p && metadataProblem(p as Record<string, unknown>);
+    if (malformed) throw new TransportError(400, `the request's ${which} is not a valid Pod: ${malformed}`);
+  }
+  const verdict = validatePod(oldPod, pod, req.userInfo?.username ?? '', deps.sickbayUsername);
   if (verdict.allowed) return { uid: req.uid, allowed: true };
   return { uid: req.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: verdict.message } };
 }

@@ -10,6 +10,7 @@ import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-
 import zookeeper from 'node-zookeeper-client';
 import { ZooKeeperRegistry } from '../../src/registry/zookeeper-registry.js';
 import { waitFor } from '../../src/util/wait.js';
+import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
 import { installShim } from '../support/shim.js';
@@ -133,7 +134,12 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.deepEqual(record.ports, [20880]);
   });
 
-  it('after its ZooKeeper session expires, the registry watches again: a re-registration is removed', async () => {
+  scenario('ZooKeeper session expired', {
+    title: 'after its ZooKeeper session expires, the registry watches again: a re-registration is removed',
+    load: 'a watched registry entry of a quarantined pod',
+    fault: "the registry's ZooKeeper session expired (taken over and closed)",
+    outcome: 'the watch re-armed; the re-registration removed',
+  }, async (fig) => {
     const registry = new ZooKeeperRegistry({ name: 'zk', connect: zk.connect, sessionTimeoutMs: 6_000 });
     try {
       const ip = '198.51.100.7';
@@ -149,7 +155,8 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
         const now = registry.session();
         return !!now && !now.id.equals(id);
       };
-      for (let attempt = 0; attempt < 10 && !renewed(); attempt++) {
+      let attempts = 0;
+      for (; attempts < 10 && !renewed(); attempts++) {
         // The client reads sessionId and sessionPassword (its ConnectionManager); its typings omit them.
         const takeover = { sessionId: id, sessionPassword: password } as object;
         const thief = zookeeper.createClient(zk.connect, { sessionTimeout: 6_000, ...takeover });
@@ -165,10 +172,13 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
         await waitFor('a new session', renewed, { timeoutMs: 2_000 }).catch(() => undefined);
       }
       assert.ok(renewed(), 'the session expired and the registry made a new one');
+      fig('takeovers needed', attempts);
       // The app registers again from its own session: sickbay removes it again.
       const again = await registerDubboProvider(await session(), 'com.shop.ExpiryService', ip, 20880);
+      const registeredAt = Date.now();
       const probe = await session();
       await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 10_000, intervalMs: 50 });
+      fig('re-registration removed after', `${Date.now() - registeredAt} ms`);
       // Reported once the scan that removed it is over (it may still be scanning other paths).
       await waitFor('the removal reported', () => reported.includes(again), { timeoutMs: 5_000 });
     } finally {
@@ -176,24 +186,34 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     }
   });
 
-  it('keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story', async () => {
+  scenario('ZooKeeper down, then back', {
+    title: 'keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story',
+    load: "a quarantined pod's provider entry",
+    fault: 'ZooKeeper stopped (SIGSTOP) through the quarantine, then resumed',
+    outcome: 'quarantined at once; the entry removed once ZooKeeper is reachable',
+  }, async (fig) => {
     await createWebApp(t, ns, 'payments', 2);
     const [victim] = (await readyPods('payments', 2)) as [V1Pod];
     const name = victim.metadata!.name!;
     const entry = await registerDubboProvider(await session(), 'com.shop.LedgerService', victim.status!.podIP!, 20880);
     await zk.pause();
+    const isolatedAt = Date.now();
     await isolate(name);
     await waitFor('quarantined although ZooKeeper is down', async () => (await t.core.readNamespacedPod({ name, namespace: ns })).metadata?.labels?.['sickbay.io/status'] === 'quarantined');
+    fig('quarantined after', secs(Date.now() - isolatedAt));
     const retrying = await waitFor('the annotation to say retrying', async () => {
       const r = await annotation(name, 'sickbay.io/registry');
       return r?.status === 'retrying' ? r : undefined;
     }, { timeoutMs: 20_000 });
+    fig('first attempt failed after', secs(Date.now() - isolatedAt));
     assert.match(String(retrying.error), /ZooKeeper/);
     await waitFor('a DeregistrationFailed Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'DeregistrationFailed'));
 
     await zk.resume();
+    const resumedAt = Date.now();
     const probe = await session();
     await waitFor('the entry removed after ZooKeeper came back', async () => !(await exists(probe, entry)), { timeoutMs: 40_000, intervalMs: 200 });
+    fig('entry removed after ZooKeeper was back', secs(Date.now() - resumedAt));
     const done = await waitFor('the annotation to say watching', async () => {
       const r = await annotation(name, 'sickbay.io/registry');
       return r?.status === 'watching' ? r : undefined;

@@ -14,9 +14,10 @@ import { freePorts } from '../../src/dev/control-plane.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { nodeHealthCrd } from '../../src/node/nodehealth.js';
-import { AGENT_CLUSTER_RULES, SERVE_NAMESPACE_RULES, serveClusterRules } from '../../src/rbac.js';
+import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules } from '../../src/rbac.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/webhook/webhook-configurations.js';
 import { waitFor } from '../../src/util/wait.js';
+import { scenario } from '../support/chaos.js';
 import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
 import { chartDir, helm, template } from '../support/helm.js';
 import { installThirdPartyCrds } from '../support/third-party-crds.js';
@@ -102,7 +103,9 @@ describe('the Helm chart', () => {
   it('grants exactly the rules of src/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
     const cm = docs(await template());
     assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: true })));
-    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(AGENT_CLUSTER_RULES));
+    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false })), 'no nodes/status without a Node condition');
+    const withCondition = docs(await template({ 'agent.nodeCondition': 'SickbayNodeProblem' }));
+    assert.deepEqual(canon(find(withCondition, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: true })));
     assert.deepEqual(canon(find(cm, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
     const sm = docs(await template({ 'certificates.mode': 'self-managed', 'controllers.diagnostics.enabled': 'false' }));
     assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: false, caBundleSyncFor: 'sickbay' })));
@@ -211,6 +214,7 @@ describe('the Helm chart', () => {
           '--set', `webhook.url=https://127.0.0.1:${port}`,
           '--set', 'certificates.selfManaged.ipAddresses={127.0.0.1}',
           '--set', 'controllers.diagnostics.enabled=false',
+          '--set', 'agent.nodeCondition=SickbayNodeProblem',
         ],
         { KUBECONFIG: t.cp.kubeconfigPath },
       );
@@ -239,7 +243,12 @@ describe('the Helm chart', () => {
       assert.equal(pod.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
     });
 
-    it("sickbay's own identity is refused beyond its job: pods outside opted-in namespaces, exec in kube-system, a foreign pod template, a foreign taint", async () => {
+    scenario("sickbay's ServiceAccount reaching beyond its job", {
+      title: "sickbay's own identity is refused beyond its job: pods outside opted-in namespaces, exec in kube-system, a foreign pod template, a foreign taint",
+      load: 'the chart installed (scope policies on), exec allowed by RBAC',
+      fault: "requests as sickbay's ServiceAccount: exec, delete, evict, patch outside opted-in namespaces; foreign template, annotation, replicas; foreign taint, label, cordon",
+      outcome: 'every one refused by the API server; its own writes allowed',
+    }, async (fig) => {
       const { rawApiRequest } = await import('../support/cluster.js');
       const asSickbay = await t.cp.serviceAccountKubeConfig(NS, 'sickbay');
       // As with diagnostics on: sickbay may exec (RBAC), the policy says where.
@@ -260,9 +269,11 @@ describe('the Helm chart', () => {
         return r.status === 403;
       }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
 
+      let refusals = 0;
       const refused = async (what: string, r: { status: number; body: string }, policy: RegExp) => {
         assert.equal(r.status, 403, `${what}: ${r.body}`);
         assert.match(r.body, policy, what);
+        refusals++;
       };
       const pods = /sickbay-scope-pods.*sickbay acts only on pods in namespaces labelled sickbay.io\/injection=enabled/;
       await refused('delete in kube-system', await as('DELETE', '/api/v1/namespaces/kube-system/pods/system-pod'), pods);
@@ -294,6 +305,8 @@ describe('the Helm chart', () => {
       assert.equal(tainted.status, 200, tainted.body);
       const back = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': null } }, spec: { taints: node.spec?.taints ?? null } });
       assert.equal(back.status, 200, back.body);
+      fig('refused', `${refusals} of 10 attempts`);
+      fig('own writes allowed', '6 of 6');
     });
 
     it("the agent guard: an agent writes its own node's NodeHealth only, with the token of its pod", async () => {
@@ -325,6 +338,27 @@ describe('the Helm chart', () => {
       assert.equal((await create(t.kc, 'kwok-node-2')).status, 201, 'an administrator is not bound by the agent guard');
       const foreignStatus = await rawApiRequest(bound, 'PATCH', '/apis/sickbay.io/v1alpha1/nodehealths/kwok-node-2/status', { status: { healthy: false } }, { 'content-type': 'application/merge-patch+json' });
       assert.equal(foreignStatus.status, 403, foreignStatus.body);
+
+      // Its Node condition (agent.nodeCondition): on its own Node, that condition only.
+      const nodeStatus = (kc: KubeConfig, node: string, status: unknown, metadata?: unknown) =>
+        rawApiRequest(kc, 'PATCH', `/api/v1/nodes/${node}/status?dryRun=All`, { ...(metadata ? { metadata } : {}), status }, { 'content-type': 'application/strategic-merge-patch+json' });
+      const mine = { type: 'SickbayNodeProblem', status: 'True', reason: 'ChecksFailing', message: 'sickbay agent: processes: containerd is not running', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() };
+      const ownCondition = await nodeStatus(bound, 'kwok-node-0', { conditions: [mine] });
+      assert.equal(ownCondition.status, 200, ownCondition.body);
+      const foreignCondition = await nodeStatus(bound, 'kwok-node-1', { conditions: [mine] });
+      assert.equal(foreignCondition.status, 403, foreignCondition.body);
+      assert.match(foreignCondition.body, /the sickbay agent on node kwok-node-0 may write only the status of Node kwok-node-0, not kwok-node-1/);
+      const notReady = await nodeStatus(bound, 'kwok-node-0', { conditions: [{ type: 'Ready', status: 'False', reason: 'Forged', message: 'x', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }] });
+      assert.equal(notReady.status, 403, notReady.body);
+      assert.match(notReady.body, /may change only the Node condition SickbayNodeProblem/);
+      const capacity = await nodeStatus(bound, 'kwok-node-0', { conditions: [mine], capacity: { pods: '1' } });
+      assert.equal(capacity.status, 403, capacity.body);
+      const label = await nodeStatus(bound, 'kwok-node-0', { conditions: [mine] }, { labels: { 'node-role.kubernetes.io/control-plane': '' } });
+      // Refused, or (where the status subresource drops metadata changes) not applied.
+      if (label.status === 200) assert.equal(JSON.parse(label.body).metadata?.labels?.['node-role.kubernetes.io/control-plane'], undefined, 'a label through nodes/status');
+      else assert.equal(label.status, 403, label.body);
+      const anonymousCondition = await nodeStatus(unbound, 'kwok-node-0', { conditions: [mine] });
+      assert.equal(anonymousCondition.status, 403, anonymousCondition.body);
     });
 
     it('the ValidatingAdmissionPolicy refuses an unsafe relabel with sickbay stopped and its webhooks deleted', async () => {

@@ -10,6 +10,7 @@ import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } f
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { Metrics } from '../../src/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
+import { scenario } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
@@ -147,7 +148,12 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await waitFor('the kept pod gone', async () => !(await podsOf(t.core, pair, '')).some((p) => p.metadata!.name === kept[0]));
   });
 
-  it('when most of a Deployment fails together, keeps one failing pod for diagnosis, deletes nothing, and says why', async () => {
+  scenario('3 of 4 pods of a workload fail together', {
+    title: 'when most of a Deployment fails together, keeps one failing pod for diagnosis, deletes nothing, and says why',
+    load: 'a Deployment of 4',
+    fault: '3 pods NotReady at once (a bad config, a dependency down)',
+    outcome: '0 deletions; the scene of one kept; an Event says why',
+  }, async (fig) => {
     const batch = 'batch';
     const broken = await failTogether(batch, 'api', 4, 3);
     const batchEvents = async () => (await t.core.listNamespacedEvent({ namespace: batch, fieldSelector: 'involvedObject.name=api' })).items;
@@ -162,8 +168,11 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     // Past a re-check (10 s), with the replacement Ready: it must not turn the rest into deletions.
     await new Promise((r) => setTimeout(r, 12_000));
     const names = (await podsOf(t.core, batch, '')).map((p) => p.metadata!.name!);
+    fig('deleted', broken.filter((b) => !names.includes(b)).length);
+    const scenes = (await podsOf(t.core, batch, 'sickbay.io/status=quarantined')).length;
+    fig('quarantined', scenes);
     for (const b of broken) assert.ok(names.includes(b), `${b} was not deleted`);
-    assert.equal((await podsOf(t.core, batch, 'sickbay.io/status=quarantined')).length, 1, 'one scene, not more');
+    assert.equal(scenes, 1, 'one scene, not more');
     const text = await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total');
     assert.match(text, /reason="systemic"\} [1-9]/, 'the others were left alone');
   });
@@ -199,10 +208,19 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await brk(first!.metadata!.name!);
     await waitFor('the first failing pod quarantined (the quota of 1)', async () => (await podsOf(t.core, nsb, 'sickbay.io/status=quarantined')).length === 1);
     const second = (await fourReady()).find((p) => p.metadata!.name !== first!.metadata!.name)!;
+    // The budget's status lags its pods (the disruption controller's resync): break the
+    // second pod only once it says no disruption is allowed with the four in service,
+    // or an eviction may pass on a stale count.
+    const pdbs = t.kc.makeApiClient(PolicyV1Api);
+    const budget = () => pdbs.readNamespacedPodDisruptionBudget({ name: 'pay', namespace: nsb });
+    await waitFor('the budget at 4 healthy, none allowed', async () => ((b) => b.status?.currentHealthy === 4 && b.status.disruptionsAllowed === 0)(await budget()));
     await brk(second.metadata!.name!);
     await waitFor('an EvictionRefused Event on the second', async () =>
       (await t.core.listNamespacedEvent({ namespace: nsb, fieldSelector: `involvedObject.name=${second.metadata!.name}` })).items.some((e) => e.reason === 'EvictionRefused'),
-    );
+    ).catch(async (err) => {
+      const pod = await t.core.readNamespacedPod({ name: second.metadata!.name!, namespace: nsb }).catch(() => undefined);
+      assert.fail(`${(err as Error).message}; the pod ${pod ? `is there (deleting: ${!!pod.metadata?.deletionTimestamp})` : 'is gone'}; budget ${JSON.stringify((await budget()).status)}`);
+    });
     const still = await t.core.readNamespacedPod({ name: second.metadata!.name!, namespace: nsb });
     assert.ok(!still.metadata?.deletionTimestamp, 'the budget kept it');
     assert.match(await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="disruption-budget"\} [1-9]/);

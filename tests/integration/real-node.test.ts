@@ -67,8 +67,11 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         failureThreshold: 3,
         kubeletUrl: real ? t.cp.realNode!.kubeletHealthz : 'http://127.0.0.1:1/healthz',
         networkTargets: [],
-        processes: parseProcessSpecs(real ? 'containerd,kubelet' : 'containerd'),
+        // On the real node, the default: the processes its Node says it runs (containerd).
+        processes: real ? 'auto' : parseProcessSpecs('containerd'),
         procRoot: proc?.root ?? '/proc',
+        // On the real node, a Node condition of its own beside the real kubelet's.
+        ...(real ? { nodeCondition: 'SickbayNodeProblem' } : {}),
       },
       log.child({ component: 'agent', node }),
     );
@@ -289,7 +292,19 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
   it('isolates the real node when its kubelet stops, evicts its pods to other nodes, and is restored', async () => {
     const custom = t.kc.makeApiClient(CustomObjectsApi);
     const health = () => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: REAL_NODE.name }) as Promise<NodeHealth>;
-    await waitFor('the real node healthy by its agent (kubelet, containerd and kubelet processes)', async () => (await health()).status?.healthy === true, { timeoutMs: 30_000 });
+    const healthy = await waitFor('the real node healthy by its agent (kubelet, containerd and kubelet processes)', async () => {
+      const h = await health();
+      const processes = h.status?.checks?.find((c) => c.name === 'processes');
+      return h.status?.healthy === true && processes && processes.message !== 'waiting for the Node object' ? h : undefined;
+    }, { timeoutMs: 30_000 });
+    // The default processes, read off the Node (containerd:// in status.nodeInfo).
+    const processes = healthy.status?.checks?.find((c) => c.name === 'processes');
+    assert.match(processes?.message ?? '', /^running: containerd\|docker-containerd, kubelet\|kubelite \(containerd node\)$/);
+    // The agent's own Node condition sits beside the real kubelet's, which keeps writing its own.
+    const condition = async () => (await t.core.readNode({ name: REAL_NODE.name })).status?.conditions ?? [];
+    const clear = await waitFor('the Node condition False', async () => (await condition()).find((c) => c.type === 'SickbayNodeProblem' && c.status === 'False'), { timeoutMs: 15_000 });
+    assert.equal(clear.reason, 'ChecksPassing');
+    assert.ok((await condition()).some((c) => c.type === 'Ready' && c.status === 'True'), "the kubelet's Ready condition is still there");
     // A pod that prefers the real node: after the isolation its replacement goes elsewhere.
     await deploy('mover', 1, { ...prefersRealNode, terminationGracePeriodSeconds: 1, containers: [workload({}, { liveness: false })] });
     const before = await waitFor('the mover pod Ready on the real node', async () => {
@@ -308,6 +323,10 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         { timeoutMs: 30_000 },
       );
       assert.equal(node.metadata?.labels?.['sickbay.io/node-status'], 'isolated');
+      // The agent's Node condition says it too (the kubelet is stopped, not the API server).
+      const problem = node.status?.conditions?.find((c) => c.type === 'SickbayNodeProblem');
+      assert.equal(problem?.status, 'True', JSON.stringify(node.status?.conditions));
+      assert.match(problem?.message ?? '', /^sickbay agent: kubelet: /);
       await waitFor('its pod evicted and replaced on another node', async () => {
         const ps = await podsOf(t.core, ns, 'app=mover');
         const old = ps.find((p) => p.metadata!.uid === before.metadata!.uid);

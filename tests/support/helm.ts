@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chartDir, findHelm, HELM_MISSING } from '../../src/dev/helm.js';
+import { IMAGES } from '../../src/dev/images.js';
+import { REAL_NODE } from '../../src/dev/real-node.js';
 
 export { chartDir, HELM_VERSION } from '../../src/dev/helm.js';
 
@@ -21,6 +23,27 @@ export function helm(args: string[], env: Record<string, string> = {}): Promise<
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/**
+ * `helm install sickbay` with the image built here, one replica on the real node, the
+ * agent checking its real kubelet, and the certificates from `mode`.
+ */
+export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?: { kubeletHealthz: string } }, mode: 'self-managed' | 'cert-manager'): Promise<void> {
+  const [repository, tag] = IMAGES.sickbay.split(':') as [string, string];
+  const r = await helm(
+    [
+      'install', 'sickbay', chartDir, '--namespace', 'sickbay-system', '--create-namespace', '--wait=false',
+      '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
+      '--set', `certificates.mode=${mode}`,
+      '--set', 'replicas=1',
+      '--set-json', `nodeSelector={"${REAL_NODE.label}":"real"}`,
+      '--set', `agent.kubeletUrl=${cp.realNode!.kubeletHealthz}`,
+      '--set', 'controllers.diagnostics.enabled=false',
+    ],
+    { KUBECONFIG: cp.kubeconfigPath },
+  );
+  assert.equal(r.code, 0, r.stderr);
 }
 
 /** `helm template` with --set pairs; fails the test with helm's message if it fails. */

@@ -86,6 +86,7 @@ export async function waitForInjection(core: CoreV1Api, namespace: string) {
 
 export interface SickbayProcess {
   port: number;
+  url: string;
   caPem: string;
   pid: number;
   exited: Promise<number | null>;
@@ -93,13 +94,17 @@ export interface SickbayProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** `sickbay serve` as a separate process (for leader election and failover). */
-export async function spawnSickbay(t: TestCluster, name: string, env: Record<string, string>): Promise<SickbayProcess> {
+/**
+ * `sickbay serve` as a separate process (for leader election and failover). With `at`,
+ * it serves on that port from that folder (its CA kept, so a restarted process on the
+ * same port is trusted by webhooks registered for the first), and the folder is kept.
+ */
+export async function spawnSickbay(t: TestCluster, name: string, env: Record<string, string>, at?: { dir: string; port: number }): Promise<SickbayProcess> {
   const kc = await ensureSickbayIdentity(t);
-  const dir = mkdtempSync(path.join(tmpdir(), `sickbay-${name}-`));
+  const dir = at?.dir ?? mkdtempSync(path.join(tmpdir(), `sickbay-${name}-`));
   const kubeconfig = path.join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, kc.exportConfig());
-  const [port] = (await freePorts(1)) as [number];
+  const port = at?.port ?? ((await freePorts(1)) as [number])[0];
   const local = localServe({ certDir: dir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA, podName: name });
   // SICKBAY_NODE_ARGS adds Node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof for a profile).
   const nodeArgs = (process.env.SICKBAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -124,6 +129,6 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  return { port, caPem: local.certs.caPem, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
+  if (!at) exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  return { port, url: local.url, caPem: local.certs.caPem, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
 }

@@ -4,6 +4,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CheckTracker, conditionsCheck, parseProcessSpecs, parseStat, ProcessWatch, readProcessTable } from '../../src/node/checks.js';
 import { ConfigError, readConfig } from '../../src/config.js';
+import { healthCondition, nodeProblemCondition } from '../../src/node/nodehealth.js';
+import { agentClusterRules } from '../../src/rbac.js';
+import { runtimeLayout } from '../../src/node/runtime-layout.js';
 import { type ProcRoot, procRoot } from '../support/proc-root.js';
 
 const roots: ProcRoot[] = [];
@@ -146,6 +149,68 @@ describe('node conditions', () => {
   });
 });
 
+describe('the processes a node runs, from its Node object (SICKBAY_AGENT_PROCESSES=auto)', () => {
+  // Each node shape with the processes it really runs, in a /proc written as the kernel does.
+  const shapes: { name: string; info: { containerRuntimeVersion: string; kubeletVersion: string }; processes: [string, string[]?][]; message: RegExp }[] = [
+    { name: 'containerd', info: { containerRuntimeVersion: 'containerd://1.7.13', kubeletVersion: 'v1.29.3' }, processes: [['containerd'], ['kubelet']], message: /running: containerd\|docker-containerd, kubelet\|kubelite \(containerd node\)/ },
+    { name: 'CRI-O (OpenShift)', info: { containerRuntimeVersion: 'cri-o://1.29.1-5.rhaos4.16', kubeletVersion: 'v1.29.5+d3a5f6b' }, processes: [['crio'], ['kubelet'], ['conmon']], message: /running: crio, kubelet\|kubelite \(CRI-O node\)/ },
+    { name: 'Docker with cri-dockerd', info: { containerRuntimeVersion: 'docker://24.0.7', kubeletVersion: 'v1.28.2' }, processes: [['dockerd'], ['containerd'], ['cri-dockerd'], ['kubelet']], message: /running: dockerd, containerd\|docker-containerd, cri-dockerd, kubelet\|kubelite \(Docker node\)/ },
+    { name: 'k3s (one process for the kubelet, its own containerd)', info: { containerRuntimeVersion: 'containerd://1.7.11-k3s2', kubeletVersion: 'v1.29.3+k3s1' }, processes: [['k3s-server', ['/usr/local/bin/k3s', 'server']], ['containerd']], message: /running: containerd\|docker-containerd, k3s-server\|k3s-agent\|k3s \(containerd \(k3s\) node\)/ },
+    { name: 'k3s agent', info: { containerRuntimeVersion: 'containerd://1.7.11-k3s2', kubeletVersion: 'v1.29.3+k3s1' }, processes: [['k3s-agent'], ['containerd']], message: /k3s-server\|k3s-agent\|k3s/ },
+    { name: 'MicroK8s (kubelite)', info: { containerRuntimeVersion: 'containerd://1.6.28', kubeletVersion: 'v1.29.4' }, processes: [['containerd'], ['kubelite']], message: /running: containerd\|docker-containerd, kubelet\|kubelite/ },
+  ];
+  for (const shape of shapes) {
+    it(`a ${shape.name} node is healthy with the defaults, and fails when its runtime is gone`, () => {
+      const layout = runtimeLayout(shape.info);
+      assert.ok(layout.known);
+      const proc = procRoot();
+      try {
+        shape.processes.forEach(([comm, argv], i) => proc.add(100 + i, comm, { argv }));
+        const watch = new ProcessWatch(proc.root, layout.specs);
+        const ok = watch.check();
+        assert.equal(ok.ok, true, ok.message);
+        assert.match(`${ok.message} (${layout.description})`, shape.message);
+        proc.remove(100); // the runtime (or, on k3s, its kubelet process)
+        assert.equal(watch.check().ok, false);
+      } finally {
+        proc.dispose();
+      }
+    });
+  }
+
+  it('the old default would have failed k3s and CRI-O nodes (the harm this prevents)', () => {
+    const old = parseProcessSpecs('dockerd?,containerd|docker-containerd,kubelet,felix@pod?,bird@pod?,confd@pod?');
+    const proc = procRoot();
+    try {
+      proc.add(100, 'k3s-server');
+      proc.add(101, 'containerd');
+      assert.match(new ProcessWatch(proc.root, old).check().message, /kubelet is not running/);
+    } finally {
+      proc.dispose();
+    }
+  });
+
+  it('an unknown runtime is reported and not checked: never a reason to isolate', () => {
+    for (const info of [{ containerRuntimeVersion: 'rkt://1.30.0', kubeletVersion: 'v1.29.0' }, { containerRuntimeVersion: '', kubeletVersion: '' }, undefined]) {
+      const layout = runtimeLayout(info);
+      assert.equal(layout.known, false);
+      assert.match(layout.description, /is not one sickbay knows; its processes are not checked \(set SICKBAY_AGENT_PROCESSES/);
+    }
+  });
+});
+
+describe("a NodeHealth's Healthy condition", () => {
+  it('says the verdict, why, and since when', () => {
+    const since = new Date('2026-11-30T10:00:00Z');
+    const checks = [
+      { name: 'kubelet', ok: true, message: 'ok' },
+      { name: 'processes', ok: false, message: 'crio is not running' },
+    ];
+    assert.deepEqual(healthCondition(false, since, checks), { type: 'Healthy', status: 'False', reason: 'ChecksFailing', message: 'processes: crio is not running', lastTransitionTime: '2026-11-30T10:00:00.000Z' });
+    assert.deepEqual(healthCondition(true, since, [checks[0]!]), { type: 'Healthy', status: 'True', reason: 'ChecksPassing', message: 'passing: kubelet', lastTransitionTime: '2026-11-30T10:00:00.000Z' });
+  });
+});
+
 describe('node configuration', () => {
   it('has the documented defaults', () => {
     const c = readConfig({});
@@ -157,10 +222,9 @@ describe('node configuration', () => {
     assert.equal(c.agent.checkIntervalMs, 1000);
     assert.equal(c.agent.failureThreshold, 3);
     assert.deepEqual(c.agent.checks, ['kubelet', 'conditions', 'network', 'processes']);
-    assert.deepEqual(
-      c.agent.processes.map((p) => [p.name, p.scope, p.optional]),
-      [['dockerd', 'host', true], ['containerd|docker-containerd', 'host', false], ['kubelet', 'host', false], ['felix', 'pod', true], ['bird', 'pod', true], ['confd', 'pod', true]],
-    );
+    assert.equal(c.agent.processes, 'auto', 'the processes follow from each node');
+    const spec = readConfig({ SICKBAY_AGENT_PROCESSES: 'crio,kubelet' }).agent.processes;
+    assert.deepEqual(spec !== 'auto' && spec.map((p) => p.name), ['crio', 'kubelet']);
   });
 
   it('refuses a lock outside 30-60 minutes, unknown checks, bad targets and budgets, naming the variable', () => {
@@ -171,5 +235,30 @@ describe('node configuration', () => {
     assert.throws(() => readConfig({ SICKBAY_NODE_ISOLATION_BUDGET: 'ten' }), /SICKBAY_NODE_ISOLATION_BUDGET/);
     assert.throws(() => readConfig({ SICKBAY_AGENT_PROCESSES: 'a b' }), /SICKBAY_AGENT_PROCESSES/);
     assert.equal(readConfig({ SICKBAY_DRY_RUN: 'true' }).node.dryRun, true);
+  });
+});
+
+describe("the agent's own Node condition", () => {
+  it('is True while a check fails, as Node Problem Detector writes its conditions', () => {
+    const since = new Date('2026-11-30T10:00:00Z');
+    const now = new Date('2026-11-30T10:05:00Z');
+    const checks = [{ name: 'kubelet', ok: false, message: 'HTTP 500' }];
+    assert.deepEqual(nodeProblemCondition('SickbayNodeProblem', false, since, checks, now), {
+      type: 'SickbayNodeProblem',
+      status: 'True',
+      reason: 'ChecksFailing',
+      message: 'sickbay agent: kubelet: HTTP 500',
+      lastHeartbeatTime: '2026-11-30T10:05:00.000Z',
+      lastTransitionTime: '2026-11-30T10:00:00.000Z',
+    });
+    assert.equal(nodeProblemCondition('SickbayNodeProblem', true, since, [], now).status, 'False');
+  });
+
+  it('needs nodes/status only when configured, and a valid condition type', () => {
+    assert.ok(!JSON.stringify(agentClusterRules({ nodeCondition: false })).includes('nodes/status'));
+    assert.ok(JSON.stringify(agentClusterRules({ nodeCondition: true })).includes('nodes/status'));
+    assert.equal(readConfig({}).agent.nodeCondition, undefined);
+    assert.equal(readConfig({ SICKBAY_AGENT_NODE_CONDITION: 'SickbayNodeProblem' }).agent.nodeCondition, 'SickbayNodeProblem');
+    assert.throws(() => readConfig({ SICKBAY_AGENT_NODE_CONDITION: 'sickbay problem' }), /SICKBAY_AGENT_NODE_CONDITION="sickbay problem": a condition type/);
   });
 });

@@ -96,6 +96,31 @@ describe('sickbay serve over HTTPS', () => {
     assert.equal(ok.status, 200);
   });
 
+  it("answers a pod whose fields have the wrong types with a 400 naming the field, not a 500 (found by the fault suite's generator)", async () => {
+    const shapes: [unknown, RegExp][] = [
+      [{ metadata: {}, spec: { containers: 7953086711881193 } }, /spec\.containers must be a list/],
+      [{ metadata: {}, spec: { containers: [null] } }, /spec\.containers\[0\] must be an object/],
+      [{ metadata: {}, spec: { containers: [{ name: 'a', command: ['x', 4, null] }] } }, /spec\.containers\[0\]\.command must be a list of strings/],
+      [{ metadata: {}, spec: { initContainers: [{ name: 'a', livenessProbe: { exec: { command: 'sh' } } }] } }, /spec\.initContainers\[0\]\.livenessProbe\.exec\.command/],
+      [{ metadata: { labels: { app: 5 } }, spec: { containers: [] } }, /metadata\.labels must be a map of strings/],
+      [{ metadata: 'x' }, /metadata must be an object/],
+    ];
+    for (const [object, message] of shapes) {
+      const req = { ...podCreateRequest(pod), object: object as typeof pod };
+      const res = await post('/mutate', JSON.stringify(review(req)));
+      assert.equal(res.status, 400, JSON.stringify(object));
+      assert.match(res.body, message);
+    }
+    // The relabel guard reads labels and annotations only: it refuses those of the wrong type.
+    const res = await post('/validate', JSON.stringify(review({ ...podCreateRequest(pod), object: { metadata: { annotations: { a: [] } } } as typeof pod })));
+    assert.equal(res.status, 400);
+    assert.match(res.body, /object is not a valid Pod: metadata\.annotations must be a map of strings/);
+    // Absent and null optional fields are what the API server sends: still injected.
+    const ok = await post('/mutate', JSON.stringify(review({ ...podCreateRequest(pod), object: { ...pod, spec: { ...pod.spec!, initContainers: null, volumes: null } } as unknown as typeof pod })));
+    assert.equal(ok.status, 200);
+    assert.ok(ok.json().response.patch);
+  });
+
   it('serves health, readiness and metrics', async () => {
     assert.equal((await request(handle.port, ca, '/healthz', { method: 'GET' })).status, 200);
     assert.equal((await request(handle.port, ca, '/readyz', { method: 'GET' })).status, 200);

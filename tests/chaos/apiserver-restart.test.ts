@@ -1,0 +1,93 @@
+// The API server restarted (SIGTERM, as in a control-plane upgrade) while sickbay is in
+// the middle of quarantining 40 failing pods: every quarantine completes, none is done
+// twice, and no pod is left half-marked.
+import assert from 'node:assert/strict';
+import { after, before, describe } from 'node:test';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { ANN_ORIGINAL_LABELS } from '../../src/names.js';
+import { waitFor } from '../../src/util/wait.js';
+import { scenario, secs } from '../support/chaos.js';
+import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const ns = 'shop';
+
+describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
+  let t: TestCluster;
+  let sickbay: SickbayProcess | undefined;
+  let exited = false;
+
+  before(async () => {
+    t = await startCluster({ nodes: 3 });
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+    sickbay = await spawnSickbay(t, 'restart', {
+      SICKBAY_CONTROLLERS: 'true',
+      SICKBAY_LEADER_ELECTION: 'true',
+      SICKBAY_NOT_READY_GRACE: '1s',
+      // The default rate limit (30 a minute, 30 at once): the last 10 of the 40 come one
+      // every 2 s, so the restart lands in the middle of them.
+    });
+    void sickbay.exited.then(() => (exited = true));
+  });
+  after(async () => {
+    sickbay?.kill('SIGKILL');
+    await sickbay?.exited;
+    await t?.stop();
+  });
+
+  scenario('API server restarted in the middle of quarantines', {
+    load: '20 Deployments of 5 (100 pods), 40 failing; leader election on; default rate limit (30 at once, then one per 2 s)',
+    fault: 'kube-apiserver stopped (SIGTERM) and started again while the first quarantines are under way',
+    outcome: 'every quarantine completes; none done twice; no pod left half-marked; sickbay keeps running',
+  }, async (fig) => {
+    const apps = Array.from({ length: 20 }, (_, i) => `shop-${i}`);
+    for (const app of apps) await createWebApp(t, ns, app, 5);
+    const pods = await waitFor('100 ready pods', async () => {
+      const ps = await podsOf(t.core, ns, '');
+      return ps.length === 100 && ps.every(isReady) ? ps : undefined;
+    }, { timeoutMs: 120_000 });
+    const broken = apps.flatMap((app) => pods.filter((p) => p.metadata!.labels!.app === app).slice(0, 2).map((p) => p.metadata!.name!));
+    const failedAt = Date.now();
+    await Promise.all(broken.map((name) => t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch)));
+    const handled = async () => {
+      const ps = await podsOf(t.core, ns, '');
+      return broken.filter((n) => {
+        const p = ps.find((x) => x.metadata!.name === n);
+        return !p || p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
+      }).length;
+    };
+    await waitFor('the first quarantines under way', async () => (await handled()) >= 3, { timeoutMs: 20_000, intervalMs: 50 });
+    const before = await handled();
+    const away = await t.cp.restartApiServer();
+    fig('handled before the restart', `${before} of 40`);
+    fig('API server away', secs(away));
+    const backAt = Date.now();
+    await waitFor('every failing pod quarantined or deleted', async () => (await handled()) === broken.length, { timeoutMs: 90_000, intervalMs: 250 });
+    fig('all handled after it was back', secs(Date.now() - backAt));
+    fig('failing to all handled', secs(Date.now() - failedAt));
+
+    // Once each: one of each Deployment's two kept (quarantined), the other deleted.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const ps = await podsOf(t.core, ns, '');
+    const kept = ps.filter((p) => p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && !p.metadata.deletionTimestamp);
+    for (const app of apps) {
+      const mine = broken.filter((n) => n.startsWith(`${app}-`));
+      assert.equal(mine.filter((n) => kept.some((p) => p.metadata!.name === n)).length, 1, `${app}: one of ${mine.join(', ')} kept`);
+    }
+    // Each quarantine complete: its marks set, its selector label gone.
+    for (const p of kept) {
+      assert.ok(p.metadata?.annotations?.[ANN_ORIGINAL_LABELS], `${p.metadata!.name}: original labels recorded`);
+      assert.equal(p.metadata?.labels?.app, undefined, `${p.metadata!.name}: selector label removed`);
+    }
+    const events = (await t.core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.source?.component === 'sickbay' && e.involvedObject.kind === 'Pod');
+    const twice = broken.filter((n) => events.filter((e) => e.involvedObject.name === n && (e.reason === 'Quarantined' || e.reason === 'FailingPodDeleted')).length > 1);
+    fig('quarantined', kept.length);
+    fig('deleted', broken.length - kept.length);
+    fig('done twice', twice.length);
+    assert.deepEqual(twice, []);
+    assert.equal(kept.length, 20);
+    assert.equal(exited, false, `sickbay exited:\n${sickbay!.output().slice(-2000)}`);
+  }, { timeout: 400_000 });
+});
