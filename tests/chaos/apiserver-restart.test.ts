@@ -58,13 +58,29 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
         return !p || p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
       }).length;
     };
+    // Every failure really in place before the fault (kwok turns each pod NotReady on its
+    // own schedule; a restart before it did would leave a pod that never failed).
+    await waitFor('the 40 pods NotReady (or already handled)', async () => {
+      const ps = await podsOf(t.core, ns, '');
+      return broken.every((n) => {
+        const p = ps.find((x) => x.metadata!.name === n);
+        return !p || !isReady(p) || p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
+      });
+    }, { timeoutMs: 30_000, intervalMs: 100 });
     await waitFor('the first quarantines under way', async () => (await handled()) >= 3, { timeoutMs: 20_000, intervalMs: 50 });
     const before = await handled();
     const away = await t.cp.restartApiServer();
     fig('handled before the restart', `${before} of 40`);
     fig('API server away', secs(away));
     const backAt = Date.now();
-    await waitFor('every failing pod quarantined or deleted', async () => (await handled()) === broken.length, { timeoutMs: 90_000, intervalMs: 250 });
+    await waitFor('every failing pod quarantined or deleted', async () => (await handled()) === broken.length, { timeoutMs: 90_000, intervalMs: 250 }).catch(async (err) => {
+      const ps = await podsOf(t.core, ns, '');
+      const left = broken
+        .map((n) => ps.find((x) => x.metadata!.name === n))
+        .filter((p) => p && !p.metadata?.deletionTimestamp && p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined')
+        .map((p) => `${p!.metadata!.name}: ready=${isReady(p!)} annotations=${JSON.stringify(p!.metadata?.annotations)}`);
+      assert.fail(`${(err as Error).message}; not handled:\n${left.join('\n')}\n${sickbay!.output().slice(-3000)}`);
+    });
     fig('all handled after it was back', secs(Date.now() - backAt));
     fig('failing to all handled', secs(Date.now() - failedAt));
 

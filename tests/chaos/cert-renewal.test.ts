@@ -17,6 +17,8 @@ import { helm, installOnRealNode } from '../support/helm.js';
 
 const NS = 'sickbay-system';
 const RATE = Number(process.env.SICKBAY_CHAOS_RATE ?? 500);
+/** AdmissionReviews a second sent straight to the pod, beside the API server's. */
+const DIRECT_RATE = Number(process.env.SICKBAY_CHAOS_DIRECT_RATE ?? 300);
 const CERT = `/apis/cert-manager.io/v1/namespaces/${NS}/certificates/sickbay-serving`;
 
 describe('certificate renewal by a real cert-manager under load', { timeout: 900_000 }, () => {
@@ -67,7 +69,7 @@ describe('certificate renewal by a real cert-manager under load', { timeout: 900
   const secretCert = async () => (await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS })).data?.['tls.crt'] ?? '';
 
   scenario('certificate renewed by a real cert-manager under load', {
-    load: `pod creations (server-side dry run) through the webhook at ${RATE}/s target, 1 replica on the real node`,
+    load: `pod creations (server-side dry run) through the API server at ${RATE}/s target, and AdmissionReviews straight to the pod at ${DIRECT_RATE}/s; 1 replica on the real node`,
     fault: 'the serving certificate renewed (new key) by cert-manager, forced as `cmctl renew` does',
     outcome: '0 failed admissions; the pod serves the new certificate without a restart',
   }, async (fig) => {
@@ -78,7 +80,6 @@ describe('certificate renewal by a real cert-manager under load', { timeout: 900
     const failures: string[] = [];
     let sent = 0;
     let ok = 0;
-    let inflight = 0;
     const create = (i: number) =>
       new Promise<void>((resolve) => {
         const req = https.request(
@@ -104,21 +105,52 @@ describe('certificate renewal by a real cert-manager under load', { timeout: 900
         req.end(JSON.stringify({ metadata: { name: `load-${i}` }, spec: { containers: [{ name: 'web', image: 'example.com/web:1', command: ['/app', `--n=${i}`] }] } }));
       });
 
+    // Beside the API server's calls, AdmissionReviews sent straight to the pod (as a
+    // second API server would send them), trusting the CA cert-manager issued: together
+    // they make the rate sickbay serves through the renewal.
+    const ca = Buffer.from((await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS })).data!['ca.crt']!, 'base64').toString();
+    const direct = new https.Agent({ keepAlive: true, maxSockets: 16, ca });
+    let directOk = 0;
+    const review = (i: number) =>
+      new Promise<void>((resolve) => {
+        const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: `u-${i}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'shop', operation: 'CREATE', userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' }, object: { metadata: { name: `direct-${i}`, namespace: 'shop' }, spec: { containers: [{ name: 'web', image: 'example.com/web:1', command: ['/app'] }] } } } });
+        const req = https.request({ host: podIP, port: 8443, path: '/mutate', method: 'POST', agent: direct, servername: `sickbay.${NS}.svc`, headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (text += c));
+          res.on('end', () => {
+            let patched = false;
+            try {
+              patched = res.statusCode === 200 && !!JSON.parse(text).response?.patch;
+            } catch {
+              // counted below
+            }
+            if (patched) directOk++;
+            else failures.push(`direct #${i}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+            resolve();
+          });
+        });
+        req.on('error', (err) => (failures.push(`direct #${i}: ${err.message}`), resolve()));
+        req.end(body);
+      });
+
     let running = true;
     const startedAt = Date.now();
-    const load = (async () => {
+    /** Sends at `rate` a second until `running` turns false, at most 512 in flight. */
+    const pace = async (rate: number, send: (i: number) => Promise<void>) => {
       const pending = new Set<Promise<void>>();
+      let n = 0;
       while (running) {
-        const due = Math.floor(((Date.now() - startedAt) / 1000) * RATE);
-        while (sent < due && inflight < 512) {
-          inflight++;
-          const p = create(sent++).finally(() => (inflight--, pending.delete(p)));
+        const due = Math.floor(((Date.now() - startedAt) / 1000) * rate);
+        while (n < due && pending.size < 512) {
+          const p: Promise<void> = send(n++).finally(() => pending.delete(p));
           pending.add(p);
         }
         await new Promise((r) => setTimeout(r, 5));
       }
       await Promise.all(pending);
-    })();
+    };
+    const load = Promise.all([pace(RATE, (i) => (sent++, create(i))), pace(DIRECT_RATE, review)]);
 
     const before = { secret: await secretCert(), served: await served() };
     await new Promise((r) => setTimeout(r, 5_000));
@@ -136,8 +168,12 @@ describe('certificate renewal by a real cert-manager under load', { timeout: 900
     running = false;
     await load;
     agent.destroy();
+    direct.destroy();
     const took = (Date.now() - startedAt) / 1000;
-    fig('admissions', `${ok + failures.length} in ${took.toFixed(1)} s (${((ok + failures.length) / took).toFixed(0)}/s)`);
+    const rate = (n: number) => `${(n / took).toFixed(0)}/s`;
+    fig('through the API server', `${sent} in ${took.toFixed(1)} s (${rate(sent)})`);
+    fig('straight to the pod', `${directOk} (${rate(directOk)})`);
+    fig('sickbay served', rate(ok + directOk));
     fig('failed', failures.length);
     const restarts = (await podsOf(t.core, NS, 'app.kubernetes.io/component=serve')).flatMap((p) => p.status?.containerStatuses ?? []).reduce((n, c) => n + c.restartCount, 0);
     fig('container restarts', restarts);
