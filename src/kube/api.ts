@@ -3,6 +3,8 @@
 import { type ConfigurationOptions, Observable, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** For built-in objects whose lists merge by key (a Node's status.conditions by type). */
+export const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /**
  * Options for a typed API call that `signal` cancels: the HTTP request itself is aborted

@@ -3,8 +3,8 @@
 // It never acts on the node itself; the node controller decides.
 import http from 'node:http';
 import net from 'node:net';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
-import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { codeOf, errorText, mergePatch, strategicMergePatch } from '../kube/api.js';
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import { sleep, withDeadline } from '../util/wait.js';
@@ -34,8 +34,6 @@ export interface AgentStats {
   heartbeatErrors: number;
   lastHeartbeat?: Date;
 }
-
-const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 const TARGET = { group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL };
 

@@ -3,15 +3,14 @@
 // twice, and no pod is left half-marked.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { mergePatch } from '../../src/kube/api.js';
 import { ANN_ORIGINAL_LABELS } from '../../src/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const ns = 'shop';
 
 describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
