@@ -2,6 +2,7 @@
 # Builds the local control plane binaries from the Go module proxy and caches them
 # outside the repository, one folder per component and version:
 #   $SICKBAY_CACHE_DIR/k8s-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy}
+#   $SICKBAY_CACHE_DIR/kubectl-v1.36.3/kubectl (for the test of `kubectl sickbay`)
 #   $SICKBAY_CACHE_DIR/etcd-v3.6.16/etcd
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
 #   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
@@ -64,18 +65,18 @@ build_helm() {
 }
 
 # The CRDs the chart's optional objects need (cert-manager's Issuer and Certificate,
-# prometheus-operator's ServiceMonitor and PrometheusRule), from those projects' Go
+# prometheus-operator's ServiceMonitor, PodMonitor and PrometheusRule), from those projects' Go
 # modules, so the chart's server-side dry-run runs against their real schemas.
 fetch_crds() {
   local out="$CACHE/crds-cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
-  [[ -f $out/monitoring.coreos.com_prometheusrules.yaml ]] && { say "third-party CRDs cached"; return; }
+  [[ -f $out/monitoring.coreos.com_podmonitors.yaml ]] && { say "third-party CRDs cached"; return; }
   say "fetching cert-manager $CERT_MANAGER_VERSION and prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs (go mod download)"
   local tmp; tmp=$(mktemp -d "$CACHE/.crds.XXXX")
   local cm po
   cm=$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || die "go mod download cert-manager"
   po=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || die "go mod download prometheus-operator"
   cp "$cm/deploy/crds/cert-manager.io_issuers.yaml" "$cm/deploy/crds/cert-manager.io_certificates.yaml" "$tmp/" || die "cert-manager CRDs not in the module"
-  cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$po/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$tmp/" || die "prometheus-operator CRDs not in the module"
+  cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$po/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" "$po/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$tmp/" || die "prometheus-operator CRDs not in the module"
   chmod 0644 "$tmp"/*.yaml
   publish "$tmp" "$out"
   say "third-party CRDs done"
@@ -127,18 +128,16 @@ GO
   say "etcd done"
 }
 
-build_k8s() {
-  local out="$CACHE/k8s-$K8S_VERSION"
-  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubelet && -x $out/kube-proxy ]]; then
-    say "kubernetes $K8S_VERSION cached"; return
-  fi
-  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy $K8S_VERSION (the long one: 15-30 min on 2 cores)"
-  local modjson gomod staging_v w
+# A module that requires k8s.io/kubernetes at $K8S_VERSION (its staging modules pinned to
+# the matching v0 tags) and imports the given commands, tidied: <dir> <package>...
+k8s_wrapper_module() {
+  local w=$1; shift
+  local modjson gomod staging_v
   modjson=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") || die "go mod download k8s.io/kubernetes@$K8S_VERSION"
   gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$modjson")
   [[ -f $gomod ]] || die "no go.mod for k8s.io/kubernetes@$K8S_VERSION"
   staging_v="v0.${K8S_VERSION#v1.}"
-  w="$CACHE/build/k8s-$K8S_VERSION"; mkdir -p "$w"
+  mkdir -p "$w"
   {
     echo "module sickbay.local/k8sbuild"; echo
     grep -E '^go [0-9]' "$gomod"
@@ -149,39 +148,59 @@ build_k8s() {
     echo ")"
   } >"$w/go.mod"
   say "wrapper go.mod has $(grep -c ' => ' "$w/go.mod") staging replaces"
-  cat >"$w/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-	_ "k8s.io/kubernetes/cmd/kube-proxy"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for p in "$@"; do printf '\t_ "%s"\n' "$p"; done
+    printf ')\n'
+  } >"$w/tools.go"
   (cd "$w" && go mod tidy) || die "go mod tidy for kubernetes $K8S_VERSION"
+}
+
+k8s_ldflags() {
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  echo "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+}
+
+build_k8s() {
+  local out="$CACHE/k8s-$K8S_VERSION"
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler && -x $out/kubelet && -x $out/kube-proxy ]]; then
+    say "kubernetes $K8S_VERSION cached"; return
+  fi
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy $K8S_VERSION (the long one: 15-30 min on 2 cores)"
+  local w="$CACHE/build/k8s-$K8S_VERSION"
+  local cmds=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  k8s_wrapper_module "$w" "${cmds[@]}"
   local tmp; tmp=$(mktemp -d "$CACHE/.k8s.XXXX")
   say "compiling (go build -v prints packages as they finish)"
-  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$tmp/" -v \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy 2>&1 \
+  (cd "$w" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" -v "${cmds[@]}" 2>&1 \
     | awk '{n++} n%200==0 {printf "[control-plane build] %d packages compiled\n", n > "/dev/stderr"}') || die "go build kubernetes"
   [[ -x $tmp/kube-apiserver ]] || die "go build produced no kube-apiserver"
+
   publish "$tmp" "$out"
   say "kubernetes done"
+}
+
+# kubectl, for the CLI's test of `kubectl sickbay` (kubectl's plugin lookup). Its own
+# folder, so an existing cache of the others is not rebuilt.
+build_kubectl() {
+  local out="$CACHE/kubectl-$K8S_VERSION"
+  [[ -x $out/kubectl ]] && { say "kubectl $K8S_VERSION cached"; return; }
+  say "building kubectl $K8S_VERSION (a few minutes; shares the Go build cache with the others)"
+  local w="$CACHE/build/kubectl-$K8S_VERSION"
+  k8s_wrapper_module "$w" k8s.io/kubernetes/cmd/kubectl
+  local tmp; tmp=$(mktemp -d "$CACHE/.kubectl.XXXX")
+  (cd "$w" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$tmp/" k8s.io/kubernetes/cmd/kubectl) || die "go build kubectl"
+  [[ -x $tmp/kubectl ]] || die "go build produced no kubectl"
+  publish "$tmp" "$out"
+  say "kubectl done"
 }
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 || die "cannot lock $CACHE/.build.lock"
 case "${1:-all}" in
-  all) build_kwok; build_etcd; build_k8s; build_helm; fetch_crds; build_cert_manager ;;
-  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
-  *) die "usage: $0 [all|kwok|etcd|k8s|helm|crds|cert-manager]" ;;
+  all) build_kwok; build_etcd; build_k8s; build_kubectl; build_helm; fetch_crds; build_cert_manager ;;
+  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; kubectl) build_kubectl ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
+  *) die "usage: $0 [all|kwok|etcd|k8s|kubectl|helm|crds|cert-manager]" ;;
 esac
 say "binaries in $CACHE"

@@ -1,53 +1,79 @@
 #!/usr/bin/env node
-// The `sickbay` command line. Every command takes --kubeconfig and --help.
+// The `sickbay` command line (also `kubectl-sickbay`, so `kubectl sickbay status` works).
+// Every command takes --kubeconfig, --context and --help; read-only ones take -o.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 import { writeCerts } from './commands/certs.js';
 import { serve } from './commands/serve.js';
 import { ConfigError, parseDuration, readConfig } from './config.js';
+import { codeOf } from './kube/api.js';
 import { createLogger, exitOnUnhandled } from './log.js';
+import { withDeadline } from './util/wait.js';
+
+/** How the user called us: `kubectl sickbay` when kubectl runs us as its plugin. */
+const PROG = path.basename(process.argv[1] ?? 'sickbay').startsWith('kubectl-') ? 'kubectl sickbay' : 'sickbay';
 
 const USAGE = `sickbay: keep the crash scene, restore the service.
 
 Usage:
-  sickbay serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
-  sickbay certs [options]                CA + serving certificate into certs/, webhook configurations rendered
-  sickbay status                         quarantined pods, isolated nodes, avoid-lists
-  sickbay release <namespace>/<pod>      end a quarantine now (deletes the pod)
-  sickbay agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
-  sickbay node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
-  sickbay node restore <node>            lift an isolation (taint and label removed)
-  sickbay --help | <command> --help
+  ${PROG} serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
+  ${PROG} certs [options]                CA + serving certificate into certs/, webhook configurations rendered
+  ${PROG} status [-o json|yaml]          quarantined pods, isolated nodes, unsupervised containers, avoid-lists
+  ${PROG} release <namespace>/<pod>      end a quarantine now (deletes the pod)
+  ${PROG} inject -f <manifest> [-o json] print the manifest as the webhook would mutate it, and why a container is left alone
+  ${PROG} agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
+  ${PROG} node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
+  ${PROG} node restore <node>            lift an isolation (taint and label removed)
+  ${PROG} --version | --help | <command> --help
 
 Global options:
   --kubeconfig <file>   kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --context <name>      kubeconfig context to use (default: its current context)
 `;
 
 const HELP: Record<string, string> = {
-  status: 'Usage: sickbay status [--namespace sickbay-system] [--kubeconfig <file>]\n\nLists quarantined pods (age, owner, reason), isolated and protected nodes, unhealthy NodeHealths and the nodes Deployments avoid.\n',
-  release: 'Usage: sickbay release <namespace>/<pod> [--kubeconfig <file>]\n\nEnds a quarantine now by deleting the quarantined pod.\n',
-  agent: `Usage: sickbay agent --node-name <node> [--kubeconfig <file>]
+  status: `Usage: ${PROG} status [-o text|json|yaml] [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
+
+Lists quarantined pods (age, owner, reason), isolated and protected nodes, unhealthy
+NodeHealths, pods that escaped injection, containers running without the supervisor
+(with the annotation that fixes each), and the nodes Deployments avoid.
+`,
+  inject: `Usage: ${PROG} inject -f <manifest|-> [-o yaml|json] [--shim-image <image>]
+
+Prints the manifest (YAML or JSON, several documents, or a List) with every Pod and pod
+template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) changed as the
+mutating webhook would change it in an opted-in namespace, and says on stderr, per
+object, which containers are supervised and why any is left alone. Reads no cluster:
+the nodes a Deployment avoids are added at admission only. The shim image is
+--shim-image, else $SICKBAY_SHIM_IMAGE, else the default.
+`,
+  release: `Usage: ${PROG} release <namespace>/<pod> [--kubeconfig <file>] [--context <name>]\n\nEnds a quarantine now by deleting the quarantined pod.\n`,
+  agent: `Usage: ${PROG} agent --node-name <node> [--kubeconfig <file>] [--context <name>]
 
 Checks the node every second (kubelet health, pressure conditions, network targets,
 runtime and CNI processes under SICKBAY_AGENT_PROC_ROOT) and reports to the NodeHealth
 named after it. --node-name defaults to $SICKBAY_NODE_NAME. Configured by SICKBAY_AGENT_*
 variables (see the README's configuration table).
 `,
-  node: `Usage: sickbay node protect <node> --for <duration> [--namespace sickbay-system] [--kubeconfig <file>]
-       sickbay node restore <node> [--namespace sickbay-system] [--kubeconfig <file>]
+  node: `Usage: ${PROG} node protect <node> --for <duration> [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
+       ${PROG} node restore <node> [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
 
 protect: sets the node's protection lock (a Lease in sickbay's namespace) for <duration>
          from now (30m, 2h, 1d; 0 lifts it). A protected node is never isolated.
 restore: removes the sickbay.io/isolated taint and the sickbay.io/node-status label.
          The lock taken at isolation stays, so the node is not isolated again at once.
 `,
-  serve: `Usage: sickbay serve [--kubeconfig <file>]
+  serve: `Usage: ${PROG} serve [--kubeconfig <file>] [--context <name>]
 
 Serves POST /mutate, /validate, /alerts and GET /healthz, /readyz, /metrics over HTTPS,
 and runs the controllers on the replica holding the lease. Configuration comes from
 SICKBAY_* environment variables (see the README's configuration table).
 `,
-  certs: `Usage: sickbay certs [--out certs] [--service sickbay] [--namespace sickbay-system]
+  certs: `Usage: ${PROG} certs [--out certs] [--service sickbay] [--namespace sickbay-system]
                      [--dns <name>]... [--ip <address>]... [--days 365] [--url <https://host:port>]
 
 Writes <out>/ca.crt, <out>/tls.crt, <out>/tls.key (an existing CA in <out> is reused, so
@@ -56,15 +82,67 @@ CA bundle filled in. --url registers the webhooks by URL instead of by Service.
 `,
 };
 
-export function loadKubeConfig(file?: string): KubeConfig {
+/** A failure the user can fix; printed as it is, exit status 1. */
+class CliError extends Error {}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The kubeconfig, as kubectl finds it; none at all is an error (client-node would
+ * otherwise fall back to http://localhost:8080 and fail later with less to go on).
+ */
+export function loadKubeConfig(file?: string, context?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
+  if (file) {
+    if (!existsSync(file)) throw new CliError(`--kubeconfig ${file}: no such file`);
+    kc.loadFromFile(file);
+  } else if (process.env.KUBECONFIG || existsSync(path.join(homedir(), '.kube', 'config')) || existsSync(SERVICE_ACCOUNT_TOKEN)) {
+    kc.loadFromDefault();
+  } else {
+    throw new CliError('no kubeconfig: pass --kubeconfig <file>, set $KUBECONFIG, or create ~/.kube/config (inside a pod, its ServiceAccount is used)');
+  }
+  if (context !== undefined) {
+    if (!kc.getContextObject(context)) throw new CliError(`context ${JSON.stringify(context)} is not in the kubeconfig (it has: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    kc.setCurrentContext(context);
+  }
+  if (!kc.getCurrentCluster()) throw new CliError(`the kubeconfig's current context ${JSON.stringify(kc.getCurrentContext())} names no cluster; pass --context`);
   return kc;
 }
 
+/** A command that talks to the cluster: an unreachable one is said plainly, and waited for 30 s at most. */
+async function withCluster<T>(kc: KubeConfig, run: () => Promise<T>): Promise<T> {
+  const server = kc.getCurrentCluster()?.server ?? '?';
+  try {
+    return await withDeadline(run(), 30_000, `the cluster at ${server}`);
+  } catch (err) {
+    if (codeOf(err) === 401 || codeOf(err) === 403) throw new CliError(`the cluster at ${server} (context ${kc.getCurrentContext()}) refused: ${(err as Error).message.split('\n')[0]}`);
+    if (codeOf(err) !== undefined) throw err;
+    const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+    const why = e.cause?.code ?? e.code ?? e.cause?.message ?? e.message;
+    throw new CliError(`cannot reach the cluster at ${server} (context ${kc.getCurrentContext()}): ${why}`);
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+type Output = 'text' | 'json' | 'yaml';
+function outputFormat(o: string | undefined, allowed: Output[]): Output {
+  const v = (o ?? allowed[0]) as Output;
+  if (!allowed.includes(v)) throw new CliError(`-o ${o}: choose one of ${allowed.join(', ')}`);
+  return v;
+}
+
+const KUBE_OPTIONS = { kubeconfig: { type: 'string' }, context: { type: 'string' } } as const;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`sickbay ${version()}\n`);
+    return 0;
+  }
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
@@ -102,36 +180,65 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: KUBE_OPTIONS });
       const config = readConfig();
       const log = createLogger(config.logLevel);
       exitOnUnhandled('serve');
-      const kubeConfig = config.controllers ? loadKubeConfig(values.kubeconfig) : undefined;
+      const kubeConfig = config.controllers || config.tlsSecret ? loadKubeConfig(values.kubeconfig, values.context) : undefined;
       const { buildComponents } = await import('./commands/components.js');
-      const handle = await serve(config, log, { kubeConfig, components: kubeConfig ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
+      const handle = await serve(config, log, { kubeConfig, components: kubeConfig && config.controllers ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
       await new Promise<void>((resolve) => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.shutdown().then(resolve));
       });
       return 0;
     }
     case 'status': {
-      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } } });
-      const { status } = await import('./commands/status.js');
-      process.stdout.write(await status(loadKubeConfig(values.kubeconfig), values.namespace));
+      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, output: { type: 'string', short: 'o' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } } });
+      const output = outputFormat(values.output, ['text', 'json', 'yaml']);
+      const { formatStatus, statusReport } = await import('./commands/status.js');
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
+      const report = await withCluster(kc, () => statusReport(kc, values.namespace));
+      process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : output === 'yaml' ? yaml.dump(report, { noRefs: true, lineWidth: -1 }) : formatStatus(report));
       return 0;
     }
     case 'release': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { kubeconfig: { type: 'string' } } });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: KUBE_OPTIONS });
       if (positionals.length !== 1) {
-        process.stderr.write('usage: sickbay release <namespace>/<pod>\n');
+        process.stderr.write(`usage: ${PROG} release <namespace>/<pod>\n`);
         return 2;
       }
       const { release } = await import('./commands/status.js');
-      process.stdout.write(await release(loadKubeConfig(values.kubeconfig), positionals[0]!));
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
+      process.stdout.write(await withCluster(kc, () => release(kc, positionals[0]!)));
+      return 0;
+    }
+    case 'inject': {
+      const { values } = parseArgs({ args: rest, options: { filename: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' }, 'shim-image': { type: 'string' } } });
+      if (!values.filename) {
+        process.stderr.write(HELP.inject!);
+        return 2;
+      }
+      const output = outputFormat(values.output, ['yaml', 'json']) as 'yaml' | 'json';
+      let text: string;
+      try {
+        text = readFileSync(values.filename === '-' ? 0 : values.filename, 'utf8');
+      } catch (err) {
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
+      }
+      const config = readConfig();
+      const { injectManifest, renderManifest } = await import('./commands/inject.js');
+      let result;
+      try {
+        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.shimImage, shimSource: config.shimSource, pullSecrets: config.shimPullSecrets });
+      } catch (err) {
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
+      }
+      process.stdout.write(renderManifest(result.documents, output));
+      for (const n of result.notes) process.stderr.write(`# ${n}\n`);
       return 0;
     }
     case 'agent': {
-      const { values } = parseArgs({ args: rest, options: { kubeconfig: { type: 'string' }, 'node-name': { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, 'node-name': { type: 'string' } } });
       const config = readConfig();
       const nodeName = values['node-name'] || config.agent.nodeName;
       if (!nodeName) {
@@ -141,7 +248,7 @@ async function main(argv: string[]): Promise<number> {
       const log = createLogger(config.logLevel).child({ component: 'agent' });
       exitOnUnhandled('agent');
       const { runAgent } = await import('./commands/agent.js');
-      const handle = await runAgent(config, loadKubeConfig(values.kubeconfig), log, { nodeName, version: process.env.npm_package_version });
+      const handle = await runAgent(config, loadKubeConfig(values.kubeconfig, values.context), log, { nodeName, version: version() });
       await new Promise<void>((resolve) => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.stop().then(resolve));
       });
@@ -151,7 +258,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { kubeconfig: { type: 'string' }, for: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } },
+        options: { ...KUBE_OPTIONS, for: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } },
       });
       const [action, node, ...extra] = positionals;
       if (!node || extra.length || (action !== 'protect' && action !== 'restore')) {
@@ -159,9 +266,9 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const { protect, restore } = await import('./commands/node.js');
-      const kc = loadKubeConfig(values.kubeconfig);
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
       if (action === 'restore') {
-        process.stdout.write(await restore(kc, { namespace: values.namespace, node }));
+        process.stdout.write(await withCluster(kc, () => restore(kc, { namespace: values.namespace, node })));
         return 0;
       }
       if (values.for === undefined) {
@@ -170,11 +277,11 @@ async function main(argv: string[]): Promise<number> {
       }
       const seconds = parseDuration(values.for);
       if (seconds !== 0 && (seconds < 60 || seconds > 7 * 86400)) throw new Error(`--for ${values.for}: choose between 1m and 7d (or 0 to lift the lock)`);
-      process.stdout.write(await protect(kc, { namespace: values.namespace, node, seconds }));
+      process.stdout.write(await withCluster(kc, () => protect(kc, { namespace: values.namespace, node, seconds })));
       return 0;
     }
     default:
-      process.stderr.write(`sickbay: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.stderr.write(`${PROG}: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return 2;
   }
 }
@@ -182,7 +289,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`sickbay: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${PROG}: ${err instanceof ConfigError || err instanceof CliError || err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   },
 );

@@ -8,6 +8,8 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+/** "a,b,c": the items, blanks dropped. */
+const list = z.string().default('').transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 
 /** "90s", "15m", "24h", "2d" or a number of seconds. */
 export function parseDuration(value: string): number {
@@ -36,6 +38,10 @@ export const configSchema = z.object({
   SICKBAY_TLS_KEY: z.string().default('certs/tls.key'),
   SICKBAY_TLS_CA: z.string().default('certs/ca.crt'),
   SICKBAY_CA_BUNDLE_SYNC: bool.default(false),
+  SICKBAY_TLS_SECRET: z.string().default(''),
+  SICKBAY_TLS_DNS_NAMES: list,
+  SICKBAY_TLS_IP_ADDRESSES: list,
+  SICKBAY_TLS_VALIDITY_DAYS: num(1, 36500).default(3650),
   SICKBAY_WEBHOOK_CONFIGURATION: z.string().default('sickbay'),
   SICKBAY_DRAIN: duration.prefault('5s'),
   SICKBAY_MAX_BODY_BYTES: num(1024, 64 * 1024 * 1024).default(3 * 1024 * 1024),
@@ -45,7 +51,12 @@ export const configSchema = z.object({
   SICKBAY_SERVICE_ACCOUNT: z.string().default('sickbay'),
   SICKBAY_POD_NAME: z.string().default(''),
   // Injection
-  SICKBAY_SHIM_IMAGE: z.string().default('ghcr.io/sickbay-dev/sickbay:0.1.0'),
+  SICKBAY_SHIM_IMAGE: z.string().default('ghcr.io/sickbay-dev/sickbay-shim:0.1.0'),
+  SICKBAY_SHIM_PULL_SECRETS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Secret name (lowercase letters, digits, - and .)'))),
   SICKBAY_SHIM_SOURCE: z.string().default('/opt/sickbay/shim'),
   // Controllers
   SICKBAY_CONTROLLERS: bool.default(true),
@@ -78,6 +89,7 @@ export const configSchema = z.object({
   SICKBAY_NODE_LOCK_DURATION: duration.prefault('45m'),
   SICKBAY_NODE_ISOLATION_BUDGET: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a count like 2 or a share like 10%').default('10%'),
   SICKBAY_NODE_MIN_HEALTHY: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a share like 51% or 0.51').default('51%'),
+  SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL: z.string().regex(/^([a-z0-9.-]+\/)?[A-Za-z0-9._-]*$/, 'a node label key such as karpenter.sh/nodepool').default(''),
   SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('0'),
   SICKBAY_NODE_DRY_RUN: bool.default(false),
   // Nodes: the agent
@@ -124,6 +136,8 @@ export interface Config {
   tlsKeyFile: string;
   /** Self-managed certificates: keep the webhook configurations' CA bundle equal to this file. */
   caBundleSync: { enabled: boolean; caFile: string; configurationName: string };
+  /** Self-managed certificates generated in the cluster: the Secret (in `namespace`) and what goes into it. */
+  tlsSecret?: { name: string; dnsNames: string[]; ipAddresses: string[]; validityDays: number };
   drainMs: number;
   maxBodyBytes: number;
   logLevel: RawConfig['SICKBAY_LOG_LEVEL'];
@@ -133,6 +147,8 @@ export interface Config {
   serviceAccountUsername: string;
   podName: string;
   shimImage: string;
+  /** Secrets (in each pod's namespace) the kubelet uses to pull the shim image; added to injected pods. */
+  shimPullSecrets: string[];
   shimSource: string;
   controllers: boolean;
   leaderElection: { enabled: boolean; leaseName: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
@@ -163,6 +179,8 @@ export interface Config {
     isolationBudget: string;
     /** 0-1: below this share of healthy nodes, isolate nothing. */
     minHealthy: number;
+    /** A node label (a node pool's): minHealthy also holds within each group of nodes sharing its value. Empty: the whole cluster only. */
+    minHealthyGroupLabel: string;
     recoveryAfterMs: number;
     dryRun: boolean;
   };
@@ -226,6 +244,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsCertFile: c.SICKBAY_TLS_CERT,
     tlsKeyFile: c.SICKBAY_TLS_KEY,
     caBundleSync: { enabled: c.SICKBAY_CA_BUNDLE_SYNC, caFile: c.SICKBAY_TLS_CA, configurationName: c.SICKBAY_WEBHOOK_CONFIGURATION },
+    tlsSecret: c.SICKBAY_TLS_SECRET
+      ? { name: c.SICKBAY_TLS_SECRET, dnsNames: c.SICKBAY_TLS_DNS_NAMES, ipAddresses: c.SICKBAY_TLS_IP_ADDRESSES, validityDays: c.SICKBAY_TLS_VALIDITY_DAYS }
+      : undefined,
     drainMs: c.SICKBAY_DRAIN * 1000,
     maxBodyBytes: c.SICKBAY_MAX_BODY_BYTES,
     logLevel: c.SICKBAY_LOG_LEVEL,
@@ -234,6 +255,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     serviceAccountUsername: `system:serviceaccount:${c.SICKBAY_NAMESPACE}:${c.SICKBAY_SERVICE_ACCOUNT}`,
     podName: c.SICKBAY_POD_NAME,
     shimImage: c.SICKBAY_SHIM_IMAGE,
+    shimPullSecrets: c.SICKBAY_SHIM_PULL_SECRETS,
     shimSource: c.SICKBAY_SHIM_SOURCE,
     controllers: c.SICKBAY_CONTROLLERS,
     leaderElection: {
@@ -266,6 +288,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lockDurationMs: c.SICKBAY_NODE_LOCK_DURATION * 1000,
       isolationBudget: c.SICKBAY_NODE_ISOLATION_BUDGET.trim(),
       minHealthy: share('SICKBAY_NODE_MIN_HEALTHY', c.SICKBAY_NODE_MIN_HEALTHY),
+      minHealthyGroupLabel: c.SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL,
       recoveryAfterMs: c.SICKBAY_NODE_RECOVERY_AFTER * 1000,
       dryRun: c.SICKBAY_NODE_DRY_RUN || c.SICKBAY_DRY_RUN,
     },

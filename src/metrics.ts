@@ -49,7 +49,7 @@ export class Metrics {
   });
   readonly skips = new Counter({
     name: 'sickbay_quarantine_skips_total',
-    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget).',
+    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget, image-pull, shim-image-pull).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -122,7 +122,7 @@ export class Metrics {
   });
   readonly nodeIsolationSkips = new Counter({
     name: 'sickbay_node_isolation_skips_total',
-    help: 'Faulty nodes left alone, by guard (protected, budget, stale-majority, too-few-healthy).',
+    help: 'Faulty nodes left alone, by guard (protected, budget, stale-majority, too-few-healthy, too-few-healthy-in-group).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -146,6 +146,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly uninjectedPods = new Gauge({ name: 'sickbay_uninjected_pods', help: 'Pods in opted-in namespaces that escaped injection.', registers: [this.registry] });
+  readonly unsupervisedContainers = new Gauge({
+    name: 'sickbay_unsupervised_containers',
+    help: 'Containers of injected pods that run without the supervisor (no command, no entrypoint annotation): their crash scene is lost on restart.',
+    registers: [this.registry],
+  });
   readonly repairRestarts = new Counter({
     name: 'sickbay_repair_restarts_total',
     help: 'Deployments restarted so their escaped pods are replaced by injected ones, by result (restarted, dry-run).',
@@ -174,4 +179,11 @@ export class Metrics {
     this.admissionRequests.inc({ webhook, outcome });
     this.admissionDuration.observe({ webhook }, seconds);
   }
+}
+
+/** The node agent's own /metrics. */
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly heartbeats = new Counter({ name: 'sickbay_agent_heartbeats_total', help: 'Heartbeats written, by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly checkFailing = new Gauge({ name: 'sickbay_agent_check_failing', help: '1 while a check is failing.', labelNames: ['check'] as const, registers: [this.registry] });
 }

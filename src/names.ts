@@ -46,6 +46,8 @@ export const LABEL_NODE_STATUS = `${PREFIX}/node-status`;
 export const SHIM_MOUNT = '/sickbay';
 /** The shim's probe script: readiness, the liveness wrapper (`--live`) and the quarantine hold (`--hold`). */
 export const SHIM_PROBE = `${SHIM_MOUNT}/bin/probe`;
+/** The supervisor: an injected container whose command starts with it is supervised. */
+export const SHIM_SUPERVISOR = `${SHIM_MOUNT}/bin/supervise`;
 export const SHIM_VOLUME = 'sickbay-shim';
 export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';
 /** The pod's labels (downward API), read by the liveness wrapper: `/sickbay/pod/labels`. */

@@ -32,6 +32,15 @@ export function serveClusterRules(o: { diagnostics: boolean; caBundleSyncFor?: s
 /** What a local install (tests, playground) grants: diagnostics on, certificates handed in. */
 export const SERVE_CLUSTER_RULES = serveClusterRules({ diagnostics: true });
 
+/**
+ * Self-managed certificates generated in the cluster: the serving Secret, by name, and
+ * creating it (a create cannot be limited to a name).
+ */
+export const servingSecretRules = (secretName: string): V1PolicyRule[] => [
+  { apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get', 'update'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+];
+
 /** In sickbay's own namespace: the controller Lease and the node protection locks. */
 export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] }];
 

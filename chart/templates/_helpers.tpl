@@ -1,15 +1,25 @@
+{{- define "sickbay.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* 52 characters at most: "-agent" and "-controller" still fit a name's 63. */}}
 {{- define "sickbay.fullname" -}}
-{{- if contains "sickbay" .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "sickbay.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 52 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-sickbay" .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "sickbay.agentName" -}}{{ include "sickbay.fullname" . }}-agent{{- end -}}
 
 {{- define "sickbay.labels" -}}
-app.kubernetes.io/name: sickbay
+app.kubernetes.io/name: {{ include "sickbay.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -17,19 +27,31 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "sickbay.selector" -}}
-app.kubernetes.io/name: sickbay
+app.kubernetes.io/name: {{ include "sickbay.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: serve
 {{- end -}}
 
 {{- define "sickbay.agentSelector" -}}
-app.kubernetes.io/name: sickbay
+app.kubernetes.io/name: {{ include "sickbay.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: agent
 {{- end -}}
 
 {{- define "sickbay.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The injected init container's image: the small shim image, same version by default. */}}
+{{- define "sickbay.shimImage" -}}
+{{ .Values.shim.image.repository }}:{{ .Values.shim.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* podLabels and podAnnotations of the values, under a pod template's metadata. */}}
+{{- define "sickbay.podMetadata" -}}
+{{- with .Values.podAnnotations }}
+annotations: {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{- define "sickbay.tlsSecret" -}}

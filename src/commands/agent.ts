@@ -2,7 +2,7 @@
 // DaemonSet's probes and Prometheus (GET /healthz: the check loop is turning; GET /metrics).
 import http from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { AgentMetrics } from '../metrics.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { apiServerTarget, NodeAgent } from '../node/agent.js';
@@ -37,9 +37,7 @@ export async function runAgent(config: Config, kc: KubeConfig, log: Logger, o: {
   const running = agent.run(abort.signal);
   let server: http.Server | undefined;
   if (a.port > 0) {
-    const registry = new Registry();
-    const beats = new Counter({ name: 'sickbay_agent_heartbeats_total', help: 'Heartbeats written, by result.', labelNames: ['result'] as const, registers: [registry] });
-    const failing = new Gauge({ name: 'sickbay_agent_check_failing', help: '1 while a check is failing.', labelNames: ['check'] as const, registers: [registry] });
+    const { registry, heartbeats: beats, checkFailing: failing } = new AgentMetrics();
     server = http.createServer((req, res) => {
       const lastRound = Date.now() - agent.lastRoundAt;
       if (req.url === '/healthz') {

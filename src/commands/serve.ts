@@ -12,6 +12,8 @@ import { buildHandler } from '../server/app.js';
 import { HttpsServer } from '../server/https-server.js';
 import { sleep } from '../util/wait.js';
 import { processEventGate } from '../kube/events.js';
+import { errorText } from '../kube/api.js';
+import { ensureServingSecret } from '../tls/serving-secret.js';
 
 export interface Runnable {
   name: string;
@@ -48,16 +50,38 @@ export interface ServeOptions {
 export async function serve(config: Config, log: Logger, opts: ServeOptions = {}): Promise<ServeHandle> {
   const metrics = opts.metrics ?? new Metrics({ defaults: true });
   const abort = new AbortController();
+  // Self-managed certificates made in the cluster: the files exist before the server reads them.
+  const tls = config.tlsSecret;
+  let keepCertificates: Runnable | undefined;
+  if (tls) {
+    if (!opts.kubeConfig) throw new Error('SICKBAY_TLS_SECRET needs access to the cluster (a kubeconfig or in-cluster credentials)');
+    const kc = opts.kubeConfig;
+    const o = { namespace: config.namespace, ...tls, files: { cert: config.tlsCertFile, key: config.tlsKeyFile, ca: config.caBundleSync.caFile } };
+    const tlsLog = log.child({ component: 'tls-secret' });
+    const first = await ensureServingSecret(kc, o, tlsLog);
+    tlsLog.info('serving certificate from Secret', { secret: `${config.namespace}/${tls.name}`, action: first.action, notAfter: first.notAfter });
+    keepCertificates = {
+      name: 'tls-secret',
+      needsLeadership: false,
+      async start(signal) {
+        while (!signal.aborted) {
+          await sleep(60_000, signal).catch(() => undefined);
+          if (signal.aborted) return;
+          await ensureServingSecret(kc, o, tlsLog).catch((err) => tlsLog.warn('could not check the serving Secret; serving what the files hold', { error: errorText(err) }));
+        }
+      },
+    };
+  }
   // Every informer's list and watch request listens on this one signal: more than 10 is by design.
   setMaxListeners(100, abort.signal);
   let shuttingDown = false;
   const components = (await opts.components?.({ metrics, log })) ?? { runnables: [] };
-  const { runnables } = components;
+  const runnables = [...components.runnables, ...(keepCertificates ? [keepCertificates] : [])];
 
   const app = buildHandler({
     metrics,
     admission: {
-      injection: { shimImage: config.shimImage, shimSource: config.shimSource },
+      injection: { shimImage: config.shimImage, shimSource: config.shimSource, pullSecrets: config.shimPullSecrets },
       sickbayUsername: config.serviceAccountUsername,
       dryRun: config.dryRun,
       maxBodyBytes: config.maxBodyBytes,

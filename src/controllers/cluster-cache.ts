@@ -1,27 +1,36 @@
 // The informer caches sickbay reads from. They run on every replica (the webhook reads
 // them on the admission path, and a replica that becomes leader starts warm); the
 // controllers only run on the leader.
-import type { KubeConfig, V1Deployment, V1Namespace, V1Node, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, V1ContainerStatus, V1Deployment, V1Namespace, V1Node, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { LABEL_INJECTION, SYSTEM_NAMESPACES } from '../names.js';
-import { isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
+import { LABEL_INJECTION, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../names.js';
+import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
 
 /**
  * What sickbay keeps of a pod: all of its metadata, and of spec and status only what
  * its decisions read (node, container names, phase, conditions, addresses, start and
  * restart facts). Containers' commands, env, probes, volumes and images are dropped:
- * they are most of an injected pod's size. Writes never start from a cached pod's spec
- * (quarantine and release patch metadata only).
+ * they are most of an injected pod's size. Of a command, only whether sickbay's
+ * supervisor starts it is kept (one shared array); of a container's state, only why it
+ * waits (and its image when it cannot pull it), and when sickbay's installer finished.
+ * Writes never start from a cached pod's spec (quarantine and release patch metadata
+ * only).
  */
+const SUPERVISED: string[] = Object.freeze([SHIM_SUPERVISOR]) as unknown as string[];
+
+const pulling = (c: V1ContainerStatus) => IMAGE_PULL_REASONS.has(c.state?.waiting?.reason ?? '');
+/** A waiting container's reason (ContainerCreating, ImagePullBackOff...), nothing else of its state. */
+const waitingFor = (c: V1ContainerStatus): Pick<V1ContainerStatus, 'state'> => (c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {});
+
 export function podForCache(pod: V1Pod): V1Pod {
   const { spec, status } = pod;
   const slim: V1Pod = { apiVersion: pod.apiVersion, kind: pod.kind, metadata: pod.metadata };
   if (spec) {
     slim.spec = {
       nodeName: spec.nodeName,
-      containers: (spec.containers ?? []).map((c) => ({ name: c.name })),
+      containers: (spec.containers ?? []).map((c) => (c.command?.[0] === SHIM_SUPERVISOR ? { name: c.name, command: SUPERVISED } : { name: c.name })),
       ...(spec.initContainers ? { initContainers: spec.initContainers.map((c) => ({ name: c.name })) } : {}),
     };
   }
@@ -34,7 +43,16 @@ export function podForCache(pod: V1Pod): V1Pod {
       podIPs: status.podIPs,
       hostIP: status.hostIP,
       startTime: status.startTime,
-      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, started: c.started, image: '', imageID: '' })),
+      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, started: c.started, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c) })),
+      // The never-Ready rule reads image pull failures, and when sickbay's installer finished.
+      ...(status.initContainerStatuses
+        ? {
+            initContainerStatuses: status.initContainerStatuses.map((c) => {
+              const finishedAt = c.name === SHIM_INIT_CONTAINER ? (c.state?.terminated?.finishedAt ?? c.lastState?.terminated?.finishedAt) : undefined;
+              return { name: c.name, ready: c.ready, restartCount: c.restartCount, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c), ...(finishedAt ? { lastState: { terminated: { exitCode: 0, finishedAt } } } : {}) };
+            }),
+          }
+        : {}),
     };
   }
   return slim;

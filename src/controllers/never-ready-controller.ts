@@ -13,13 +13,34 @@ import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../log.js';
-import { ANN_AVOID_NODES } from '../names.js';
+import { ANN_AVOID_NODES, SHIM_INIT_CONTAINER } from '../names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
 import { podRef } from './pod-isolation-controller.js';
-import { isPodReady, isQuarantined, wasEverReady } from './quarantine-policy.js';
+import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, wasEverReady } from './quarantine-policy.js';
 
+
+/** The first container (init containers first) waiting for an image it cannot pull. */
+export function imagePullFailure(pod: V1Pod): { container: string; reason: string; image: string; shim: boolean } | undefined {
+  for (const st of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+    const reason = st.state?.waiting?.reason;
+    if (reason && IMAGE_PULL_REASONS.has(reason)) return { container: st.name, reason, image: st.image, shim: st.name === SHIM_INIT_CONTAINER };
+  }
+  return undefined;
+}
+
+/**
+ * Since when a pod has been failing to become Ready: its creation, or, if sickbay's own
+ * init container finished later (its image was slow to come), that moment. Time spent
+ * waiting for sickbay's image is never counted against the pod's node.
+ */
+export function neverReadyClockStart(pod: V1Pod): number {
+  const created = new Date(pod.metadata?.creationTimestamp ?? 0).getTime();
+  const shim = pod.status?.initContainerStatuses?.find((s) => s.name === SHIM_INIT_CONTAINER);
+  const finished = shim?.state?.terminated?.finishedAt ?? shim?.lastState?.terminated?.finishedAt;
+  return Math.max(created, finished ? new Date(finished).getTime() : 0);
+}
 
 /** What of a node decides whether a pod can be placed on it. */
 function schedulingView(n: V1Node): string {
@@ -78,10 +99,25 @@ export class NeverReadyController extends ControllerBase {
     const pod = this.cache.pods.get(key);
     if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod) || !pod.spec?.nodeName) return;
     if (!this.cache.isOptedIn(pod.metadata!.namespace!) || isPodReady(pod) || wasEverReady(pod, this.cache.hasBeenSeenReady(pod))) return;
-    const age = Date.now() - new Date(pod.metadata!.creationTimestamp!).getTime();
+    const owner = this.cache.ownerOf(pod);
+    // An image that cannot be pulled (a private registry without its pull secret, a
+    // mistyped tag) is not the node's doing: no deletion, no avoid-list entry.
+    const pull = imagePullFailure(pod);
+    if (pull) {
+      this.metrics.skips.inc({ reason: pull.shim ? 'shim-image-pull' : 'image-pull' });
+      const message = pull.shim
+        ? `injected pods cannot pull sickbay's shim image ${pull.image} (${pull.reason}); give sickbay the pull secret (SICKBAY_SHIM_PULL_SECRETS, chart value shim.imagePullSecrets) or a reachable image (SICKBAY_SHIM_IMAGE). Node ${pod.spec.nodeName} is not blamed`
+        : `container ${pull.container} cannot pull ${pull.image} (${pull.reason}): the image or its pull secret, not node ${pod.spec.nodeName}; sickbay leaves the pod and its node alone`;
+      await this.warnOnce(key, `${pull.container}/${pull.reason}`, podRef(pod), pull.shim ? 'ShimImageUnavailable' : 'ImagePullNotNode', message);
+      if (pull.shim && owner.kind === 'Deployment') {
+        const d = this.cache.deployments.get(`${pod.metadata!.namespace}/${owner.name}`);
+        if (d) await this.warnOnce(`${pod.metadata!.namespace}/${owner.name}`, 'shim-image', deploymentRef(d), 'ShimImageUnavailable', message);
+      }
+      return;
+    }
+    const age = Date.now() - neverReadyClockStart(pod);
     const left = this.config.neverReadyAfterMs - age;
     if (left > 0) return { requeueAfterMs: left + 10 };
-    const owner = this.cache.ownerOf(pod);
     if (owner.kind !== 'Deployment') return; // the record lives on a Deployment
     const namespace = pod.metadata!.namespace!;
     const deployment = this.cache.deployments.get(`${namespace}/${owner.name}`);
@@ -91,7 +127,7 @@ export class NeverReadyController extends ControllerBase {
     // Most of a Deployment never starting is the app's fault (a bad image, a bad config),
     // not the nodes': deleting and blacklisting would only churn.
     const siblings = this.cache.inServicePodsOf(namespace, owner);
-    const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - new Date(p.metadata!.creationTimestamp!).getTime() >= this.config.neverReadyAfterMs).length;
+    const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - neverReadyClockStart(p) >= this.config.neverReadyAfterMs).length;
     if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
       this.metrics.skips.inc({ reason: 'systemic' });
       await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', deploymentRef(deployment), 'SystemicFailure', `${stuck} of ${siblings.length} pods of Deployment ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);

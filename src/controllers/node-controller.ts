@@ -199,7 +199,8 @@ export class NodeController extends ControllerBase {
       const h = this.healths.get(name);
       const seen = this.observed.get(name);
       const lock = this.locks.get(name);
-      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node) };
+      const group = this.config.node.minHealthyGroupLabel ? node.metadata?.labels?.[this.config.node.minHealthyGroupLabel] : undefined;
+      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node), group };
       if (h && seen) {
         const interval = this.intervalMsOf(h);
         const deadline = seen.at + this.config.node.missedHeartbeats * interval;
@@ -270,6 +271,18 @@ export class NodeController extends ControllerBase {
       void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
     }
 
+    for (const g of plan.tooFewHealthyGroups) {
+      const min = Math.round(this.config.node.minHealthy * 100);
+      for (const a of g.held) {
+        this.sayOnce(a.name, 'IsolationHeld', () => {
+          this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy-in-group' });
+          return {
+            type: 'Warning',
+            message: `node is faulty (${a.detail}) but only ${g.healthy} of ${g.reporting} reporting nodes with ${this.config.node.minHealthyGroupLabel}=${g.group} are healthy, under the minimum of ${min}%; none of them is isolated until more are healthy`,
+          };
+        });
+      }
+    }
     for (const a of plan.deferred) {
       this.sayOnce(a.name, 'IsolationDeferred', () => {
         this.metrics.nodeIsolationSkips.inc({ reason: 'budget' });

@@ -13,6 +13,8 @@ export interface NodeView {
    * shares the guards count. See maintenanceOf.
    */
   maintenance?: string;
+  /** Its group for the minHealthy guard (its node pool: the value of the grouping label), when grouping is on. */
+  group?: string;
   /** Its NodeHealth, when there is one (a node without an agent is not judged). */
   health?: {
     healthy: boolean;
@@ -62,6 +64,8 @@ export interface NodePlan {
   suppressed?: { late: number; reporting: number };
   /** Fewer than minHealthy of the reporting nodes are healthy: nothing is isolated. */
   tooFewHealthy?: { healthy: number; reporting: number };
+  /** Groups (node pools) under minHealthy: their faulty nodes are held, the other groups' isolated as usual. */
+  tooFewHealthyGroups: { group: string; healthy: number; reporting: number; held: NodeAction[] }[];
   isolate: NodeAction[];
   /** Faulty but over the budget. */
   deferred: NodeAction[];
@@ -102,7 +106,7 @@ export function planNodes(input: NodePlanInput): NodePlan {
   const unhealthy = reporting.filter((n) => !n.health!.stale && !n.health!.healthy);
   const isolatedNow = input.nodes.filter((n) => n.isolated);
   const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length, maintenance: maintenance.length };
-  const plan: NodePlan = { isolate: [], deferred: [], protected: [], restore: [], counts };
+  const plan: NodePlan = { isolate: [], deferred: [], protected: [], restore: [], tooFewHealthyGroups: [], counts };
 
   if (input.recoveryAfterMs > 0) {
     for (const n of isolatedNow) {
@@ -115,10 +119,22 @@ export function planNodes(input: NodePlanInput): NodePlan {
     plan.suppressed = { late: late.length, reporting: reporting.length };
     return plan;
   }
-  const healthy = reporting.filter((n) => !n.isolated && n.health!.healthy && !n.health!.stale).length;
+  const isHealthy = (n: NodeView) => !n.isolated && n.health!.healthy && !n.health!.stale;
+  const healthy = reporting.filter(isHealthy).length;
   if (input.minHealthy && reporting.length > 0 && healthy < input.minHealthy * reporting.length) {
     plan.tooFewHealthy = { healthy, reporting: reporting.length };
     return plan;
+  }
+  // The same guard within each node pool (as a Node Healthcheck per node selector): a bad
+  // pool (its image, its zone) keeps its nodes while the rest of the cluster is fine.
+  const heldGroups = new Map<string, { healthy: number; reporting: number }>();
+  if (input.minHealthy) {
+    const groups = new Map<string, NodeView[]>();
+    for (const n of reporting) if (n.group !== undefined) groups.set(n.group, [...(groups.get(n.group) ?? []), n]);
+    for (const [group, members] of groups) {
+      const h = members.filter(isHealthy).length;
+      if (h < input.minHealthy * members.length) heldGroups.set(group, { healthy: h, reporting: members.length });
+    }
   }
 
   const faulty: NodeAction[] = [...stale, ...unhealthy]
@@ -133,8 +149,17 @@ export function planNodes(input: NodePlanInput): NodePlan {
 
   let room = input.budget - isolatedNow.filter((n) => !input.inFlight.has(n.name)).length - input.inFlight.size;
   const isProtected = new Set(input.nodes.filter((n) => n.protected).map((n) => n.name));
+  const groupOf = new Map(input.nodes.map((n) => [n.name, n.group]));
   for (const action of faulty) {
     if (input.inFlight.has(action.name)) continue;
+    const group = groupOf.get(action.name);
+    const held = group !== undefined ? heldGroups.get(group) : undefined;
+    if (held) {
+      let entry = plan.tooFewHealthyGroups.find((g) => g.group === group);
+      if (!entry) plan.tooFewHealthyGroups.push((entry = { group: group!, ...held, held: [] }));
+      entry.held.push(action);
+      continue;
+    }
     if (isProtected.has(action.name)) plan.protected.push(action);
     else if (room > 0) {
       plan.isolate.push(action);

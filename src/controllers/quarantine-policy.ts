@@ -196,3 +196,6 @@ export function parseMaxQuarantined(raw: string | undefined, fallback: number): 
   if (!Number.isInteger(n) || n < 0 || n > 1000) return { value: fallback, error: `must be an integer from 0 to 1000, got ${JSON.stringify(raw)}` };
   return { value: n };
 }
+
+/** Reasons the kubelet gives a container whose image it cannot get: the image's or its credentials' fault, never the node's. */
+export const IMAGE_PULL_REASONS: ReadonlySet<string> = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'SignatureValidationFailed']);

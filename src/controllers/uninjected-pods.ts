@@ -6,10 +6,15 @@
 // only when the webhook has injected a pod created after the escaped one (it works
 // again, so the restart cannot produce more escaped pods), at most once per Deployment
 // per cooldown, and at a bounded rate cluster-wide.
+// Injected pods with containers the supervisor could not wrap (no command, and no
+// entrypoint annotation) are reported the same way: the gauge
+// sickbay_unsupervised_containers, and one Event per workload and container saying the
+// annotation that fixes it (the admission warning reaches nobody when a ReplicaSet
+// creates the pod).
 import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { errorText, mergePatch } from '../kube/api.js';
 import { keyOf } from '../kube/informer.js';
-import { ANN_INJECTED, LABEL_INJECT, LABEL_INJECTION } from '../names.js';
+import { ANN_INJECTED, annEntrypoint, LABEL_INJECT, LABEL_INJECTION, SHIM_SUPERVISOR } from '../names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { ControllerBase, type ControllerDeps } from './controller-base.js';
@@ -34,9 +39,29 @@ export function escapedInjection(pod: V1Pod, ownNamespace: string): boolean {
   );
 }
 
+/** The app containers of an injected pod that run without sickbay's supervisor. */
+export function unsupervisedContainers(pod: V1Pod): string[] {
+  if (pod.metadata?.annotations?.[ANN_INJECTED] === undefined || pod.metadata?.deletionTimestamp) return [];
+  if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return [];
+  return (pod.spec?.containers ?? []).filter((c) => c.command?.[0] !== SHIM_SUPERVISOR).map((c) => c.name);
+}
+
+/** What to tell a user about an unsupervised container, and how to fix it. */
+export function unsupervisedAdvice(container: string): string {
+  return (
+    `container "${container}" sets no command, so its image's entrypoint is unknown to sickbay and it runs without the supervisor: ` +
+    `a crash restarts the container and its scene is lost. Set its command, or annotate the pod template with ` +
+    `${annEntrypoint(container)}: '["<entrypoint>", ...]' (the image's ENTRYPOINT and CMD)`
+  );
+}
+
+const WORKLOAD_API: Record<string, string> = { Deployment: 'apps/v1', StatefulSet: 'apps/v1', DaemonSet: 'apps/v1', ReplicaSet: 'apps/v1', Job: 'batch/v1', CronJob: 'batch/v1', Pod: 'v1' };
+
 export class UninjectedPodsController extends ControllerBase {
   private readonly apps: AppsV1Api;
   private readonly reported = new Set<string>();
+  /** `<namespace>/<kind>/<name>/<container>` whose unsupervised Event is written. */
+  private readonly unsupervisedReported = new Set<string>();
   private readonly restartedAt = new Map<string, number>();
   private readonly rate = new TokenBucket(RESTARTS_PER_MINUTE);
   private readonly eventRate = new TokenBucket(EVENTS_PER_MINUTE);
@@ -96,15 +121,28 @@ export class UninjectedPodsController extends ControllerBase {
 
   async scan(): Promise<string[]> {
     const escaped: V1Pod[] = [];
-    // Injected pods are skipped at once (the newest one's creation time is kept by the
-    // handler above, which sees every pod): a scan of 10,000 pods parsing each one's
-    // creation date cost 15 ms, once a second while escaped pods kept changing.
+    let unsupervised = 0;
+    const byWorkload = new Map<string, { pod: V1Pod; containers: string[] }>();
+    // Injected pods are only checked for unsupervised containers (the newest one's
+    // creation time is kept by the handler above, which sees every pod): a scan of 10,000
+    // pods parsing each one's creation date cost 15 ms, once a second while escaped pods
+    // kept changing.
     for (const pod of this.cache.pods.list()) {
-      if (pod.metadata?.annotations?.[ANN_INJECTED] !== undefined) continue;
+      if (pod.metadata?.annotations?.[ANN_INJECTED] !== undefined) {
+        const names = unsupervisedContainers(pod);
+        if (names.length === 0 || !this.cache.isOptedIn(pod.metadata?.namespace ?? '')) continue;
+        unsupervised += names.length;
+        const owner = this.cache.ownerOf(pod);
+        const key = `${pod.metadata?.namespace}/${owner.kind}/${owner.name}`;
+        if (!byWorkload.has(key)) byWorkload.set(key, { pod, containers: names });
+        continue;
+      }
       if (!this.cache.isOptedIn(pod.metadata?.namespace ?? '')) continue;
       if (escapedInjection(pod, this.config.namespace)) escaped.push(pod);
     }
     this.metrics.uninjectedPods.set(escaped.length);
+    this.metrics.unsupervisedContainers.set(unsupervised);
+    await this.reportUnsupervised(byWorkload);
     const keys = new Set(escaped.map(keyOf));
     for (const k of this.reported) if (!keys.has(k)) this.reported.delete(k);
     const fresh = escaped.filter((p) => !this.known.has(keyOf(p)));
@@ -125,6 +163,27 @@ export class UninjectedPodsController extends ControllerBase {
     }
     if (this.config.repairRestart) for (const pod of escaped) await this.maybeRestart(pod);
     return [...keys];
+  }
+
+  /** One Event per workload and container, on the workload, paced with the others. */
+  private async reportUnsupervised(byWorkload: Map<string, { pod: V1Pod; containers: string[] }>) {
+    for (const k of this.unsupervisedReported) if (!byWorkload.has(k.slice(0, k.lastIndexOf('/')))) this.unsupervisedReported.delete(k);
+    for (const [workload, { pod, containers }] of byWorkload) {
+      for (const container of containers) {
+        const key = `${workload}/${container}`;
+        if (this.unsupervisedReported.has(key)) continue;
+        if (!this.eventRate.tryTake()) return; // the rest in a later scan
+        this.unsupervisedReported.add(key);
+        const owner = this.cache.ownerOf(pod);
+        this.log.info('a container of an injected workload runs without the supervisor', { workload, container });
+        await this.events.record(
+          { apiVersion: WORKLOAD_API[owner.kind] ?? 'v1', kind: owner.kind, name: owner.name, namespace: pod.metadata!.namespace! },
+          'Warning',
+          'ContainerNotSupervised',
+          unsupervisedAdvice(container),
+        );
+      }
+    }
   }
 
   private async maybeRestart(pod: V1Pod) {

@@ -14,7 +14,7 @@ export const VERSIONS = {
   kwok: process.env.SICKBAY_KWOK_VERSION ?? 'v0.8.0',
 };
 
-export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok' | 'kubelet' | 'kube-proxy';
+export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok' | 'kubelet' | 'kube-proxy' | 'kubectl';
 export type Binaries = Record<BinaryName, string>;
 /** What every control plane needs. */
 export const CONTROL_PLANE_BINARIES: BinaryName[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
@@ -32,7 +32,9 @@ function candidates(name: BinaryName, env: NodeJS.ProcessEnv): string[] {
       ? path.join(cache, `etcd-${VERSIONS.etcd}`)
       : name === 'kwok'
         ? path.join(cache, `kwok-${VERSIONS.kwok}`)
-        : path.join(cache, `k8s-${VERSIONS.kubernetes}`);
+        : name === 'kubectl'
+          ? path.join(cache, `kubectl-${VERSIONS.kubernetes}`)
+          : path.join(cache, `k8s-${VERSIONS.kubernetes}`);
   return [env.SICKBAY_BIN_DIR, env.KUBEBUILDER_ASSETS, versioned].filter((d): d is string => !!d).map((d) => path.join(d, name));
 }
 

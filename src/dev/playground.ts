@@ -68,16 +68,15 @@ async function main() {
   const namespace = 'sickbay-system';
   // With the real node, sickbay runs from its image through the chart, as on a real
   // cluster; without it, `sickbay serve` runs here as a process.
+  // The NodeHealth CRD first: sickbay's node controller finds it at start (as after the chart's install).
+  if (!realNode) await installNodeHealthCrd(admin);
   if (realNode) await installChart(cp, namespace);
   else await serveHere(cp, admin, namespace);
 
   // One `sickbay agent` per simulated node, as the DaemonSet runs them. A kwok node has
   // no processes: each agent watches a "containerd" in a /proc of its own.
   // (On the real node the chart's DaemonSet runs the agent.)
-  if (!realNode) {
-    await installNodeHealthCrd(admin);
-    await installAgentIdentity(admin, namespace, 'sickbay-agent');
-  }
+  if (!realNode) await installAgentIdentity(admin, namespace, 'sickbay-agent');
   const nodeNames = (await admin.makeApiClient(CoreV1Api).listNode()).items.map((n) => n.metadata!.name!).sort();
   for (const node of nodeNames.filter((n) => n !== REAL_NODE.name)) {
     // Its token is bound to a pod on its node, as the DaemonSet's pods' tokens are: it
@@ -86,7 +85,9 @@ async function main() {
       namespace,
       body: {
         metadata: { name: `sickbay-agent-${node}`, labels: { 'app.kubernetes.io/name': 'sickbay', 'app.kubernetes.io/component': 'simulated-agent' } },
-        spec: { nodeName: node, serviceAccountName: 'sickbay-agent', containers: [{ name: 'agent', image: 'sickbay.local/sickbay:dev', command: ['sleep', 'infinity'] }] },
+        // Tolerates everything, as the DaemonSet does: evicted from a node sickbay isolates, its
+        // token would die with it and the agent could not report the node healthy again.
+        spec: { nodeName: node, serviceAccountName: 'sickbay-agent', tolerations: [{ operator: 'Exists' }], containers: [{ name: 'agent', image: 'sickbay.local/sickbay:dev', command: ['sleep', 'infinity'] }] },
       },
     });
     const agentKubeconfig = path.join(devDir, `sickbay-agent-${node}.kubeconfig`);
@@ -256,6 +257,7 @@ async function installChart(local: LocalControlPlane, namespace: string) {
   const args = [
     'install', 'sickbay', chartDir, '--namespace', namespace, '--create-namespace', '--wait=false',
     '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
+    '--set', `shim.image.repository=${IMAGES.shim.split(':')[0]}`,
     '--set', 'certificates.mode=self-managed', '--set', 'replicas=1',
     '--set-json', `nodeSelector=${node}`, '--set-json', `agent.nodeSelector=${node}`,
     '--set', `agent.kubeletUrl=${local.realNode!.kubeletHealthz}`, '--set', 'agent.processes=containerd\\,kubelet',

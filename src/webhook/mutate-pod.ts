@@ -5,12 +5,14 @@
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { IntOrString } from '@kubernetes/client-node';
-import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_VOLUME } from '../names.js';
+import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../names.js';
 
 export interface InjectionSettings {
   /** Image of the init container; it carries the shim at `shimSource`. */
   shimImage: string;
   shimSource: string;
+  /** Secrets the kubelet needs to pull `shimImage` (they must exist in the pod's namespace). */
+  pullSecrets?: string[];
 }
 
 export interface InjectionResult {
@@ -20,7 +22,7 @@ export interface InjectionResult {
   skipped?: 'opted-out' | 'already-injected';
 }
 
-const SUPERVISOR = `${SHIM_MOUNT}/bin/supervise`;
+const SUPERVISOR = SHIM_SUPERVISOR;
 const PROBE = SHIM_PROBE;
 
 export function injectPod(original: V1Pod, settings: InjectionSettings): InjectionResult {
@@ -39,6 +41,8 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
   if (!spec.volumes.some((v) => v.name === SHIM_VOLUME)) spec.volumes.push({ name: SHIM_VOLUME, emptyDir: { sizeLimit: volume.quantity } });
 
   if (!spec.initContainers.some((c) => c.name === SHIM_INIT_CONTAINER)) spec.initContainers.unshift(shimInstaller(settings, volume.kib));
+  const missingSecrets = (settings.pullSecrets ?? []).filter((name) => !spec.imagePullSecrets?.some((s) => s.name === name));
+  if (missingSecrets.length) spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), ...missingSecrets.map((name) => ({ name }))];
 
   const httpProbe = parseProbeAnnotation(annotations[ANN_PROBE_HTTP], warnings);
   let podInfo = false;
@@ -88,7 +92,8 @@ function shimInstaller(s: InjectionSettings, volumeKiB: number): V1Container {
     name: SHIM_INIT_CONTAINER,
     image: s.shimImage,
     imagePullPolicy: 'IfNotPresent',
-    command: ['/bin/sh', `${s.shimSource}/install`, SHIM_MOUNT, String(volumeKiB)],
+    // The shim image is built from scratch: its own static busybox is the shell.
+    command: [`${s.shimSource}/busybox`, 'sh', `${s.shimSource}/install`, SHIM_MOUNT, String(volumeKiB)],
     volumeMounts: [{ name: SHIM_VOLUME, mountPath: SHIM_MOUNT }],
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } },
     // Pod Security "restricted".

@@ -41,7 +41,7 @@ const CONTAINER: Fields = [
   ['startupProbe', object, 'an object'],
 ];
 const METADATA: Fields = [['labels', mapOfStrings, 'a map of strings'], ['annotations', mapOfStrings, 'a map of strings'], ['name', string, 'a string']];
-const SPEC: Fields = [['volumes', listOf(object), 'a list of objects']];
+const SPEC: Fields = [['volumes', listOf(object), 'a list of objects'], ['imagePullSecrets', listOf(object), 'a list of objects']];
 
 function probeProblem(p: Record<string, unknown>, at: string): string | undefined {
   const top = firstProblem(p, at, PROBE);

@@ -58,7 +58,7 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
     assert.equal(injected.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
-    assert.equal(injected.spec!.initContainers![0]!.image, IMAGES.sickbay, "the shim image is the chart's image");
+    assert.equal(injected.spec!.initContainers![0]!.image, IMAGES.shim, "the shim image is the chart's shim image");
 
     // A quarantined pod, marked by sickbay's identity as the controller marks it (nobody else may).
     await t.core.createNamespacedPod({

@@ -2,19 +2,23 @@
 // rendered object accepted by the real API server (server-side dry-run) in both
 // certificate modes, and an install whose webhooks reach a locally running serve.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import yaml from 'js-yaml';
 import { AdmissionregistrationV1Api, type KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
 import { type ServeHandle, serve } from '../../src/commands/serve.js';
 import { buildComponents } from '../../src/commands/components.js';
 import { readConfig } from '../../src/config.js';
 import { freePorts } from '../../src/dev/control-plane.js';
 import { createLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics.js';
+import { AgentMetrics, Metrics } from '../../src/metrics.js';
 import { nodeHealthCrd } from '../../src/node/nodehealth.js';
-import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules } from '../../src/rbac.js';
+import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules, servingSecretRules } from '../../src/rbac.js';
+import { issueCertificate } from '../../src/tls/certificates.js';
+import { ensureServingSecret } from '../../src/tls/serving-secret.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/webhook/webhook-configurations.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
@@ -32,6 +36,10 @@ const canon = (rules: V1PolicyRule[]) =>
     .map((r) => JSON.stringify([[...(r.apiGroups ?? [])].sort(), [...(r.resources ?? [])].sort(), [...(r.verbs ?? [])].sort(), [...(r.resourceNames ?? [])].sort()]))
     .sort();
 const NS = 'sickbay-system';
+const MONITORING = ['monitoring.serviceMonitor.enabled', 'monitoring.podMonitor.enabled', 'monitoring.prometheusRule.enabled', 'monitoring.grafanaDashboard.enabled'];
+const allMonitoring = Object.fromEntries(MONITORING.map((m) => [m, 'true']));
+/** Every metric name sickbay's serve and agent processes export. */
+const exportedMetrics = async () => new Set([...(await new Metrics().registry.getMetricsAsJSON()), ...(await new AgentMetrics().registry.getMetricsAsJSON())].map((m) => m.name));
 
 describe('the Helm chart', () => {
   let t: TestCluster;
@@ -45,7 +53,7 @@ describe('the Helm chart', () => {
 
   it('helm lint --strict is clean in both certificate modes, with monitoring on', async () => {
     for (const mode of ['cert-manager', 'self-managed']) {
-      const r = await helm(['lint', chartDir, '--strict', '--namespace', NS, '--set', `certificates.mode=${mode}`, '--set', 'monitoring.serviceMonitor.enabled=true', '--set', 'monitoring.prometheusRule.enabled=true']);
+      const r = await helm(['lint', chartDir, '--strict', '--namespace', NS, '--set', `certificates.mode=${mode}`, ...MONITORING.flatMap((m) => ['--set', `${m}=true`])]);
       assert.equal(r.code, 0, `${mode}:\n${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
       assert.doesNotMatch(r.stdout, /\[(WARNING|ERROR)\]/);
@@ -109,6 +117,9 @@ describe('the Helm chart', () => {
     assert.deepEqual(canon(find(cm, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
     const sm = docs(await template({ 'certificates.mode': 'self-managed', 'controllers.diagnostics.enabled': 'false' }));
     assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: false, caBundleSyncFor: 'sickbay' })));
+    assert.deepEqual(canon(find(sm, 'Role', 'sickbay')!.rules), canon([...SERVE_NAMESPACE_RULES, ...servingSecretRules('sickbay-tls')]), 'the serving Secret, by name, only when sickbay generates it');
+    const own = docs(await template({ 'certificates.mode': 'self-managed', 'certificates.selfManaged.existingSecret': 'corp-tls' }));
+    assert.deepEqual(canon(find(own, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
     for (const all of [cm, sm]) {
       for (const role of all.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
         assert.ok(!JSON.stringify(role.rules).includes('*'), `${role.metadata?.name} has a wildcard`);
@@ -118,17 +129,24 @@ describe('the Helm chart', () => {
 
   it('renders the webhook configurations src/webhook builds, and ships the CRD src/node builds', async () => {
     const strip = (o: Obj) => o.webhooks.map((w: any) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: undefined } }));
-    const cm = docs(await template({}, {}));
+    const cm = docs(await template());
     const expectedOpts = { target: { service: { name: 'sickbay', namespace: NS } }, ownNamespace: NS, certManagerCertificate: `${NS}/sickbay-serving` };
     assert.deepEqual(JSON.parse(JSON.stringify(strip(find(cm, 'MutatingWebhookConfiguration')!))), JSON.parse(JSON.stringify(strip(mutatingWebhookConfiguration(expectedOpts) as Obj))));
     assert.deepEqual(JSON.parse(JSON.stringify(strip(find(cm, 'ValidatingWebhookConfiguration')!))), JSON.parse(JSON.stringify(strip(validatingWebhookConfiguration(expectedOpts) as Obj))));
     assert.equal(find(cm, 'MutatingWebhookConfiguration')!.metadata?.annotations?.['cert-manager.io/inject-ca-from'], `${NS}/sickbay-serving`);
     const withCrds = await helm(['template', 'sickbay', chartDir, '--namespace', NS, '--include-crds']);
     assert.deepEqual(find(docs(withCrds.stdout), 'CustomResourceDefinition'), JSON.parse(JSON.stringify(nodeHealthCrd())));
-    // Self-managed: the CA bundle is the CA that signed the generated serving certificate.
-    const sm = docs(await template({ 'certificates.mode': 'self-managed' }));
-    const secret = find(sm, 'Secret', 'sickbay-tls')!;
-    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) assert.equal(find(sm, kind)!.webhooks[0].clientConfig.caBundle, secret.data['ca.crt']);
+    // Self-managed: nothing secret is rendered, so every render is the same (GitOps tools
+    // see no drift); sickbay makes the Secret in the cluster.
+    const smYaml = await template({ 'certificates.mode': 'self-managed' });
+    assert.equal(await template({ 'certificates.mode': 'self-managed' }), smYaml, 'two renders differ');
+    const sm = docs(smYaml);
+    assert.equal(find(sm, 'Secret', 'sickbay-tls'), undefined, 'no certificate made by helm template');
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) assert.equal(find(sm, kind)!.webhooks[0].clientConfig.caBundle, undefined);
+    const env = Object.fromEntries((find(sm, 'Deployment') as any).spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    assert.equal(env.SICKBAY_TLS_SECRET, 'sickbay-tls');
+    assert.equal(env.SICKBAY_TLS_DNS_NAMES, 'sickbay,sickbay.sickbay-system,sickbay.sickbay-system.svc,sickbay.sickbay-system.svc.cluster.local');
+    assert.ok(!(find(sm, 'Deployment') as any).spec.template.spec.volumes.some((v: any) => v.secret), 'no Secret volume: the pod starts before the Secret exists');
   });
 
   it('the serve Deployment and the agent DaemonSet are shaped for production', async () => {
@@ -137,6 +155,7 @@ describe('the Helm chart', () => {
     assert.equal(d.spec.replicas, 2);
     assert.ok(d.spec.template.spec.affinity.podAntiAffinity, 'replicas spread over nodes');
     assert.equal(find(all, 'PodDisruptionBudget')!.spec.minAvailable, 1);
+    assert.equal(find(docs(await template({ replicas: '1' })), 'PodDisruptionBudget'), undefined, 'no PDB with one replica: it would block every drain');
     const c = d.spec.template.spec.containers[0];
     assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit');
     assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
@@ -149,13 +168,99 @@ describe('the Helm chart', () => {
     assert.deepEqual(pod.volumes, [{ name: 'host-proc', hostPath: { path: '/proc', type: 'Directory' } }]);
     assert.deepEqual(pod.containers[0].volumeMounts, [{ name: 'host-proc', mountPath: '/host/proc', readOnly: true }]);
     assert.deepEqual(pod.containers[0].args, ['agent', '--node-name', '$(SICKBAY_NODE_NAME)']);
+    assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' }, 'agents on Linux nodes only');
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+    assert.equal(env.SICKBAY_SHIM_IMAGE, 'ghcr.io/sickbay-dev/sickbay-shim:0.1.0', 'injected pods pull the small shim image');
+    assert.equal(env.SICKBAY_SHIM_PULL_SECRETS, '');
+  });
+
+  it('takes the values charts usually take, and works as a dependency of an umbrella chart', async () => {
+    const all = docs(await template({
+      fullnameOverride: 'edge-sickbay', nameOverride: 'sb', 'shim.image.repository': 'registry.internal/sickbay-shim', 'image.tag': '0.1.1',
+    }, [
+      '--set-json', 'global={"imageRegistry":"registry.internal","storageClass":"fast"}',
+      '--set-json', 'podAnnotations={"prometheus.io/scrape":"false"}',
+      '--set-json', 'podLabels={"team":"platform"}',
+      '--set-json', 'extraVolumes=[{"name":"ca","configMap":{"name":"corp-ca"}}]',
+      '--set-json', 'extraVolumeMounts=[{"name":"ca","mountPath":"/etc/corp-ca","readOnly":true}]',
+      '--set-json', 'shim.imagePullSecrets=["corp-registry","mirror"]',
+    ]));
+    const d = find(all, 'Deployment') as any;
+    const ds = find(all, 'DaemonSet') as any;
+    assert.equal(d.metadata.name, 'edge-sickbay');
+    assert.equal(ds.metadata.name, 'edge-sickbay-agent');
+    assert.equal(d.metadata.labels['app.kubernetes.io/name'], 'sb');
+    for (const w of [d, ds]) {
+      assert.equal(w.spec.template.metadata.labels.team, 'platform');
+      assert.equal(w.spec.template.metadata.annotations['prometheus.io/scrape'], 'false');
+      assert.equal(w.spec.selector.matchLabels.team, undefined, 'pod labels stay out of the selector (it cannot change on upgrade)');
+    }
+    assert.ok(d.spec.template.spec.volumes.some((v: any) => v.name === 'ca' && v.configMap.name === 'corp-ca'));
+    assert.ok(d.spec.template.spec.containers[0].volumeMounts.some((m: any) => m.mountPath === '/etc/corp-ca'));
+    const env = Object.fromEntries(d.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    assert.equal(env.SICKBAY_SHIM_IMAGE, 'registry.internal/sickbay-shim:0.1.1', 'the shim follows image.tag');
+    assert.equal(env.SICKBAY_SHIM_PULL_SECRETS, 'corp-registry,mirror');
+    assert.equal((find(all, 'Service') as any).metadata.name, 'edge-sickbay');
+    const m = find(all, 'MutatingWebhookConfiguration')!;
+    assert.equal(m.webhooks[0].clientConfig.service.name, 'edge-sickbay', 'the webhooks call the renamed Service');
+    // As a dependency: an umbrella chart passes its globals and a subchart block.
+    const umbrella = mkdtempSync(path.join(tmpdir(), 'sickbay-umbrella-'));
+    try {
+      mkdirSync(path.join(umbrella, 'charts'));
+      cpSync(chartDir, path.join(umbrella, 'charts', 'sickbay'), { recursive: true });
+      writeFileSync(path.join(umbrella, 'Chart.yaml'), 'apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: sickbay\n    version: 0.1.0\n');
+      writeFileSync(path.join(umbrella, 'values.yaml'), 'global:\n  imageRegistry: registry.internal\nsickbay:\n  replicas: 3\n');
+      const r = await helm(['template', 'platform', umbrella, '--namespace', NS]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(find(docs(r.stdout), 'Deployment')!.spec.replicas, 3);
+    } finally {
+      rmSync(umbrella, { recursive: true, force: true });
+    }
+  });
+
+  it('helm package makes the archive a registry takes, and it renders as the folder does', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'sickbay-package-'));
+    try {
+      const r = await helm(['package', chartDir, '--destination', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const archive = path.join(out, 'sickbay-0.1.0.tgz');
+      assert.ok(existsSync(archive), r.stdout);
+      const listing = execFileSync('tar', ['-tzf', archive], { encoding: 'utf8' }).split('\n');
+      for (const f of ['sickbay/Chart.yaml', 'sickbay/values.schema.json', 'sickbay/dashboards/sickbay.json', 'sickbay/crds/nodehealths.sickbay.io.yaml']) assert.ok(listing.includes(f), `${f} in the archive`);
+      const fromArchive = await helm(['template', 'sickbay', archive, '--namespace', NS]);
+      assert.equal(fromArchive.code, 0, fromArchive.stderr);
+      assert.equal(fromArchive.stdout, await template());
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("the Grafana dashboard ships as the sidecar's ConfigMap, and every query names metrics sickbay exports", async () => {
+    const cm: any = find(docs(await template({ 'monitoring.grafanaDashboard.enabled': 'true', 'monitoring.grafanaDashboard.namespace': 'monitoring' })), 'ConfigMap', 'sickbay-dashboard')!;
+    assert.equal(cm.metadata.namespace, 'monitoring');
+    assert.equal(cm.metadata.labels.grafana_dashboard, '1');
+    const dashboard = JSON.parse(cm.data['sickbay.json']) as { uid: string; panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    assert.equal(dashboard.uid, 'sickbay');
+    const exported = await exportedMetrics();
+    assert.ok(dashboard.panels.length >= 10, `${dashboard.panels.length} panels`);
+    for (const p of dashboard.panels) {
+      for (const { expr } of p.targets) {
+        const names = (expr.match(/sickbay_[a-z_]+/g) ?? []).map((n) => n.replace(/_(bucket|sum|count)$/, ''));
+        assert.ok(names.length > 0, `${p.title}: ${expr}`);
+        for (const n of names) assert.ok(exported.has(n), `panel ${p.title} uses ${n}, which sickbay does not export`);
+      }
+    }
   });
 
   it('every rendered object is accepted by the API server (server-side dry-run), in both certificate modes', async () => {
     await createNamespace(t.core, NS);
     const api = KubernetesObjectApi.makeApiClient(t.kc);
     for (const mode of ['cert-manager', 'self-managed']) {
-      const all = docs(await template({ 'certificates.mode': mode, 'monitoring.serviceMonitor.enabled': 'true', 'monitoring.prometheusRule.enabled': 'true' }));
+      const all = docs(await template({ 'certificates.mode': mode, ...allMonitoring, 'nodes.minHealthyGroupLabel': 'karpenter.sh/nodepool' }, [
+        '--set-json', 'podAnnotations={"example.com/owner":"platform"}', '--set-json', 'podLabels={"team":"platform"}',
+        '--set-json', 'extraVolumes=[{"name":"ca","configMap":{"name":"corp-ca"}}]', '--set-json', 'extraVolumeMounts=[{"name":"ca","mountPath":"/etc/corp-ca","readOnly":true}]',
+        '--set-json', 'shim.imagePullSecrets=["corp-registry"]',
+      ]));
       assert.ok(all.length >= 15, `${mode}: ${all.length} objects`);
       for (const obj of all) {
         await api.create(obj, undefined, 'All').catch((err) => assert.fail(`${mode}: ${obj.kind}/${obj.metadata?.name} refused: ${err?.body ?? err}`));
@@ -164,16 +269,64 @@ describe('the Helm chart', () => {
   });
 
   it("every alert of the PrometheusRule names metrics sickbay exports", async () => {
-    const rule = docs(await template({ 'monitoring.prometheusRule.enabled': 'true' })).find((o) => o.kind === 'PrometheusRule') as KubernetesObject & {
+    const rule = docs(await template(allMonitoring)).find((o) => o.kind === 'PrometheusRule') as KubernetesObject & {
       spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
     };
-    const exported = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    const exported = await exportedMetrics();
+    assert.ok(rule.spec.groups[0]!.rules.some((r) => r.alert === 'SickbayAbsent' && r.expr.startsWith('absent(')), 'an alert when sickbay is gone altogether');
     const rules = rule.spec.groups.flatMap((g) => g.rules);
     assert.ok(rules.length >= 6, `${rules.length} alerts`);
     for (const r of rules) {
       const names = r.expr.match(/sickbay_[a-z_]+/g) ?? [];
       assert.ok(names.length > 0, `${r.alert}: ${r.expr}`);
       for (const n of names) assert.ok(exported.has(n), `${r.alert} uses ${n}, which sickbay does not export`);
+    }
+  });
+
+  it("Prometheus's own rule engine: the rules load, 'sickbay absent' fires when nothing is scraped, and not while sickbay is", async () => {
+    const promtool = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((f) => existsSync(f)) ?? assert.fail('promtool not found: apt-get install prometheus (Debian), whose promtool runs the PrometheusRule here');
+    const rule = docs(await template(allMonitoring)).find((o) => o.kind === 'PrometheusRule')!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'sickbay-rules-'));
+    try {
+      writeFileSync(path.join(dir, 'rules.yaml'), yaml.dump({ groups: rule.spec.groups }));
+      const check = spawnSync(promtool, ['check', 'rules', path.join(dir, 'rules.yaml')], { encoding: 'utf8' });
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+      const ns = { namespace: NS };
+      writeFileSync(path.join(dir, 'tests.yaml'), yaml.dump({
+        rule_files: ['rules.yaml'],
+        evaluation_interval: '1m',
+        tests: [
+          // Nothing scraped at all: only the absent alerts fire, after their 10 minutes.
+          {
+            interval: '1m',
+            input_series: [],
+            alert_rule_test: [
+              { eval_time: '9m', alertname: 'SickbayAbsent', exp_alerts: [] },
+              { eval_time: '11m', alertname: 'SickbayAbsent', exp_alerts: [{ exp_labels: { severity: 'critical', ...ns }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAbsent').annotations.summary } }] },
+              { eval_time: '11m', alertname: 'SickbayAgentsAbsent', exp_alerts: [{ exp_labels: { severity: 'warning', ...ns }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentsAbsent').annotations.summary } }] },
+            ],
+          },
+          // sickbay and its agents scraped, a leader: quiet. No leader for 5 minutes: that alert.
+          {
+            interval: '1m',
+            input_series: [
+              { series: `sickbay_leader{namespace="${NS}",pod="sickbay-a"}`, values: '1x10 0x10' },
+              { series: `sickbay_agent_heartbeats_total{namespace="${NS}",result="ok"}`, values: '0+6x20' },
+            ],
+            alert_rule_test: [
+              { eval_time: '10m', alertname: 'SickbayAbsent', exp_alerts: [] },
+              { eval_time: '10m', alertname: 'SickbayAgentsAbsent', exp_alerts: [] },
+              { eval_time: '10m', alertname: 'SickbayNoLeader', exp_alerts: [] },
+              { eval_time: '17m', alertname: 'SickbayNoLeader', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayNoLeader').annotations.summary } }] },
+            ],
+          },
+        ],
+      }));
+      const run = spawnSync(promtool, ['test', 'rules', path.join(dir, 'tests.yaml')], { encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /SUCCESS/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -185,9 +338,11 @@ describe('the Helm chart', () => {
 
     const startServe = async () => {
       const sa = await t.cp.serviceAccountKubeConfig(NS, 'sickbay'); // the chart's ServiceAccount and RBAC
-      const secret = await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS });
-      for (const f of ['tls.crt', 'tls.key', 'ca.crt']) writeFileSync(path.join(dir, f), Buffer.from(secret.data![f]!, 'base64'));
+      // As the chart's Deployment sets them (its Role lets this identity make the Secret).
       const config = readConfig({
+        SICKBAY_TLS_SECRET: 'sickbay-tls',
+        SICKBAY_TLS_DNS_NAMES: 'sickbay,sickbay.sickbay-system.svc',
+        SICKBAY_TLS_IP_ADDRESSES: '127.0.0.1',
         SICKBAY_PORT: String(port),
         SICKBAY_BIND_ADDRESS: '127.0.0.1',
         SICKBAY_TLS_CERT: path.join(dir, 'tls.crt'),
@@ -226,21 +381,54 @@ describe('the Helm chart', () => {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('the webhooks reach a local sickbay serve, which puts back a CA bundle that went wrong', async () => {
-      const m = await admission().readMutatingWebhookConfiguration({ name: 'sickbay' });
+    it('a local sickbay serve makes its certificate in the cluster, the webhooks reach it, and it puts back a CA bundle that went wrong', async () => {
+      assert.equal((await admission().readMutatingWebhookConfiguration({ name: 'sickbay' })).webhooks![0]!.clientConfig.caBundle, undefined, 'installed without a CA bundle');
+      await startServe();
+      const secret = await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS });
+      const ca = secret.data!['ca.crt']!;
+      const bundle = async () => (await admission().readMutatingWebhookConfiguration({ name: 'sickbay' })).webhooks![0]!.clientConfig.caBundle;
+      await waitFor('the CA bundle filled in from the Secret sickbay made', async () => (await bundle()) === ca, { timeoutMs: 20_000 });
       const wrong = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
       await admission().patchMutatingWebhookConfiguration(
         { name: 'sickbay', body: [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: wrong }] },
       );
-      assert.notEqual(m.webhooks![0]!.clientConfig.caBundle, wrong);
+      // A restart (a new replica, a rollout) keeps the same certificate.
+      await running!.shutdown();
       await startServe();
-      await waitFor('the CA bundle restored', async () => (await admission().readMutatingWebhookConfiguration({ name: 'sickbay' })).webhooks![0]!.clientConfig.caBundle === m.webhooks![0]!.clientConfig.caBundle, { timeoutMs: 20_000 });
+      await waitFor('the CA bundle restored', async () => (await bundle()) === ca, { timeoutMs: 20_000 });
+      assert.equal((await t.core.readNamespacedSecret({ name: 'sickbay-tls', namespace: NS })).metadata!.resourceVersion, secret.metadata!.resourceVersion, 'the Secret unchanged by the restart');
       await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
       const pod = await waitFor('a pod injected through the chart\'s webhook', async () => {
         const p = await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { generateName: 'web-' }, spec: { containers: [{ name: 'web', image: 'x', command: ['/app'] }] } } });
         return p.metadata?.annotations?.['sickbay.io/injected'] === 'true' ? p : undefined;
       }, { timeoutMs: 20_000, intervalMs: 500 });
       assert.equal(pod.spec!.containers[0]!.command![0], '/sickbay/bin/supervise');
+    });
+
+    it('replicas starting together make one Secret; a serving certificate late in its life is renewed once, from the same CA', async () => {
+      const log = createLogger('warn');
+      const o = (d: string) => ({ namespace: NS, name: 'race-tls', dnsNames: ['race.sickbay-system.svc'], ipAddresses: [], validityDays: 3, files: { cert: path.join(d, 'tls.crt'), key: path.join(d, 'tls.key'), ca: path.join(d, 'ca.crt') } });
+      const dirs = [0, 1, 2].map(() => mkdtempSync(path.join(dir, 'replica-')));
+      const sa = await t.cp.serviceAccountKubeConfig(NS, 'sickbay');
+      // Three replicas of a chart whose Role names this Secret: as an admin here, the race is the point.
+      const results = await Promise.all(dirs.map((d) => ensureServingSecret(t.kc, o(d), log)));
+      assert.deepEqual(results.map((r) => r.action).sort(), ['created', 'kept', 'kept']);
+      const files = (d: string) => ['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFileSync(path.join(d, f), 'utf8'));
+      assert.deepEqual(files(dirs[1]!), files(dirs[0]!));
+      assert.deepEqual(files(dirs[2]!), files(dirs[0]!));
+      // A serving certificate in the last third of its life (2 minutes, with the 5 minutes
+      // it is backdated), from the same CA: two replicas check together, one renews.
+      const secret = await t.core.readNamespacedSecret({ name: 'race-tls', namespace: NS });
+      const b = (k: string) => Buffer.from(secret.data![k]!, 'base64').toString();
+      const ending = issueCertificate({ certPem: b('ca.crt'), keyPem: b('ca.key'), notAfter: new Date(Date.now() + 86_400_000) }, { commonName: 'race', dnsNames: ['race.sickbay-system.svc'], usages: ['server'], validityDays: 2 / 1440 });
+      await t.core.replaceNamespacedSecret({ name: 'race-tls', namespace: NS, body: { ...secret, data: { ...secret.data, 'tls.crt': Buffer.from(ending.certPem).toString('base64'), 'tls.key': Buffer.from(ending.keyPem).toString('base64') } } });
+      const renewed = await Promise.all(dirs.slice(0, 2).map((d) => ensureServingSecret(t.kc, o(d), log)));
+      assert.deepEqual(renewed.map((r) => r.action).sort(), ['kept', 'renewed']);
+      assert.deepEqual(files(dirs[1]!), files(dirs[0]!), 'both serve the renewed certificate');
+      assert.notEqual(files(dirs[0]!)[0], files(dirs[2]!)[0], 'a new serving certificate');
+      assert.equal(files(dirs[0]!)[2], files(dirs[2]!)[2], 'signed by the same CA: the webhooks keep trusting it');
+      // The chart's identity may not touch a Secret of another name.
+      await assert.rejects(ensureServingSecret(sa, o(dirs[0]!), log), /cannot read Secret sickbay-system\/race-tls: 403/);
     });
 
     scenario("sickbay's ServiceAccount reaching beyond its job", {

@@ -16,7 +16,7 @@ import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { NodeAgent } from '../../src/node/agent.js';
 import { parseProcessSpecs } from '../../src/node/checks.js';
-import { lockName, setLock } from '../../src/node/node-actions.js';
+import { LABEL_NODE_LOCK, lockName, setLock } from '../../src/node/node-actions.js';
 import type { NodeHealth } from '../../src/node/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
@@ -331,6 +331,43 @@ describe('node agents and the node controller', () => {
     for (const n of atSuspension.filter((x) => !before.includes(x))) await restore(t.kc, { namespace: SICKBAY_NS, node: n });
     for (const n of broken) fixContainerd(n);
     for (const n of broken) await waitFor(`${n} healthy`, async () => (await health(n)).status?.healthy === true);
+  });
+
+  it("per node pool (SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL): a pool mostly failing keeps its nodes, another pool's faulty node is isolated", async () => {
+    const label = 'sickbay.test/pool';
+    // Nodes an earlier test isolated hold a lock (they would not be isolated again): the
+    // node expected to be isolated has none; a held pool is held whatever its locks.
+    const leases = (await t.kc.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace: SICKBAY_NS, labelSelector: `${LABEL_NODE_LOCK}=true` })).items;
+    const locked = new Set(leases.map((l) => l.metadata?.annotations?.['sickbay.io/node']));
+    const all = [...agents.keys()].sort();
+    const free = all.filter((n) => !locked.has(n));
+    assert.ok(free.length >= 2, `${free.length} nodes without a lock`);
+    const gpu = [...all.filter((n) => locked.has(n)), ...free].slice(0, 4);
+    assert.ok(free.some((n) => !gpu.includes(n)), 'a free node outside the gpu pool');
+    const general = [...agents.keys()].filter((n) => !gpu.includes(n));
+    for (const [nodes, pool] of [[gpu, 'gpu'], [general, 'general']] as const) {
+      for (const name of nodes) await t.core.patchNode({ name, body: { metadata: { labels: { [label]: pool } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    }
+    await sickbay.stop();
+    const m = new Metrics();
+    sickbay = await startSickbay(t, { ...sickbayEnv, SICKBAY_NODE_ISOLATION_BUDGET: '5', SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL: label }, { metrics: m });
+    const before = await isolatedNodes();
+    // A bad driver on the gpu pool: 3 of its 4 nodes fail (70% healthy in all, above 51%);
+    // one general node fails too.
+    const gpuBroken = gpu.slice(0, 3);
+    const generalBroken = free.find((n) => general.includes(n))!;
+    for (const n of [...gpuBroken, generalBroken]) breakContainerd(n);
+    await taintSeen(generalBroken, 20_000);
+    for (const n of gpuBroken) {
+      const held = await waitFor(`IsolationHeld on ${n}`, async () => (await nodeEvents(n, 'IsolationHeld'))[0], { timeoutMs: 15_000 });
+      assert.match(held.message!, new RegExp(`only 1 of 4 reporting nodes with ${label}=gpu are healthy, under the minimum of 51%`));
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.deepEqual(await isolatedNodes(), [...before, generalBroken].sort(), 'the gpu pool keeps its nodes');
+    assert.match(await m.registry.getSingleMetricAsString('sickbay_node_isolation_skips_total'), /reason="too-few-healthy-in-group"} 3/);
+    await restore(t.kc, { namespace: SICKBAY_NS, node: generalBroken });
+    for (const n of [...gpuBroken, generalBroken]) fixContainerd(n);
+    for (const n of [...gpuBroken, generalBroken]) await waitFor(`${n} healthy`, async () => (await health(n)).status?.healthy === true);
   });
 });
 

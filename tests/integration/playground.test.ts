@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -76,6 +76,9 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
       await playground.ready();
       assert.match(out(), /Three things to try/);
       assert.match(out(), new RegExp(`export KUBECONFIG=${devDir}/kubeconfig`));
+      // sickbay's own lines only, none of them a warning about the playground's own set-up.
+      assert.match(out(), /control plane ready with 3 kwok node\(s\) in [\d.]+ s \(logs in \S+\/logs\)/);
+      assert.doesNotMatch(out(), /"level":"(warn|error)"/);
 
       // Step 1, as printed: annotate one hello pod sickbay.dev/simulate-ready=false.
       const kc = new KubeConfig();
@@ -104,6 +107,12 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
       assert.ok(rm, 'step 4 names a fake process to remove');
       rmSync(rm[1]!, { recursive: true });
       await waitFor(`${rm[2]} tainted`, async () => !!(await core.readNode({ name: rm[2]! })).spec?.taints?.some((t) => t.key === 'sickbay.io/isolated'), { timeoutMs: 20_000, intervalMs: 250 });
+      // Its agent keeps reporting from the isolated node (its pod tolerates the taint, as
+      // the DaemonSet's do; evicted, its pod-bound token would stop working).
+      const tainted = Date.now();
+      const health = async () => (await kc.makeApiClient(CustomObjectsApi).getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: rm[2]! })) as { status?: { heartbeatTime?: string } };
+      await waitFor(`a heartbeat from ${rm[2]} after its isolation`, async () => Date.parse((await health()).status?.heartbeatTime ?? '') > tainted + 1000, { timeoutMs: 30_000, intervalMs: 500 });
+      assert.doesNotMatch(out(), /heartbeat failed/);
     } finally {
       await playground.interrupt();
     }

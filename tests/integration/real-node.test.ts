@@ -3,10 +3,12 @@
 // non-root uid, probes run by a kubelet, a quarantined JVM's thread dump taken by exec,
 // registrations made by the app itself, a pod that never opens its port.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { restore } from '../../src/commands/node.js';
-import { IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
+import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
@@ -100,7 +102,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     sickbay = await startSickbay(t, {
       SICKBAY_CONTROLLERS: 'true',
       SICKBAY_NOT_READY_GRACE: '1s',
-      SICKBAY_SHIM_IMAGE: IMAGES.sickbay,
+      SICKBAY_SHIM_IMAGE: IMAGES.shim,
       SICKBAY_SHIM_SOURCE: '/opt/sickbay/shim',
       SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]),
       SICKBAY_DIAGNOSTICS_TIMEOUT: '30s',
@@ -129,7 +131,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'crasher' }, spec: { ...onRealNode, containers: [workload({})] } } });
     const ready = await waitFor('crasher Ready', async () => ((p) => (isReady(p) ? p : undefined))(await readPod('crasher')), { timeoutMs: 120_000 });
     assert.equal(ready.spec!.nodeName, REAL_NODE.name);
-    assert.equal(ready.spec!.initContainers?.[0]?.image, IMAGES.sickbay, 'the shim came from the locally built sickbay image');
+    assert.equal(ready.spec!.initContainers?.[0]?.image, IMAGES.shim, 'the shim came from the locally built shim image (from scratch: its own busybox is the shell)');
     assert.equal((await exec('crasher', ['id', '-u'])).stdout.trim(), '1000');
     assert.match(await supervisorState('crasher'), /^state=running$/m, 'the supervisor (uid 1000) wrote its state into the volume the installer (uid 65532) made');
 
@@ -287,6 +289,63 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${first.metadata!.name}` })).items;
     assert.ok(events.some((e) => e.reason === 'NeverReadyDeleted'), events.map((e) => e.reason).join(', '));
     await t.apps.deleteNamespacedDeployment({ name: 'mute', namespace: ns });
+  });
+
+  it("a pod whose shim image cannot be pulled is never counted against its node: no deletion, no avoid-list, an Event that names the fix", async () => {
+    // The init container as the webhook would add it, with an image no registry here has
+    // (as a private registry without its pull secret): the webhook keeps an installer
+    // that is already there, so the real kubelet's pull failure is the only difference.
+    await deploy('nopull', 1, {
+      ...prefersRealNode,
+      terminationGracePeriodSeconds: 1,
+      initContainers: [{ name: 'sickbay-shim-install', image: 'registry.sickbay.invalid/sickbay-shim:0.1.0', imagePullPolicy: 'IfNotPresent', command: ['/opt/sickbay/shim/busybox', 'sh', '/opt/sickbay/shim/install', '/sickbay'] }],
+      containers: [workload({}, { liveness: false })],
+    });
+    const pod = await waitFor('the kubelet failing to pull the shim image', async () => {
+      const p = (await podsOf(t.core, ns, 'app=nopull'))[0];
+      const reason = p?.status?.initContainerStatuses?.[0]?.state?.waiting?.reason;
+      return p && (reason === 'ErrImagePull' || reason === 'ImagePullBackOff') ? p : undefined;
+    }, { timeoutMs: 120_000 });
+    assert.equal(pod.spec!.nodeName, REAL_NODE.name);
+    const event = await waitFor('ShimImageUnavailable on the Deployment', async () =>
+      (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,involvedObject.name=nopull,reason=ShimImageUnavailable' })).items[0], { timeoutMs: 60_000 });
+    assert.match(event.message!, /cannot pull sickbay's shim image registry\.sickbay\.invalid\/sickbay-shim:0\.1\.0 \((ErrImagePull|ImagePullBackOff)\); give sickbay the pull secret \(SICKBAY_SHIM_PULL_SECRETS, chart value shim\.imagePullSecrets\)/);
+    // Past SICKBAY_NEVER_READY_AFTER (30 s) and then some: still there, its node not avoided.
+    const age = () => Date.now() - new Date(pod.metadata!.creationTimestamp!).getTime();
+    await new Promise((r) => setTimeout(r, Math.max(0, 45_000 - age())));
+    const still = (await podsOf(t.core, ns, 'app=nopull')).filter((p) => !p.metadata?.deletionTimestamp);
+    assert.deepEqual(still.map((p) => p.metadata!.uid), [pod.metadata!.uid], `never Ready for ${Math.round(age() / 1000)} s, and not deleted`);
+    assert.equal((await t.apps.readNamespacedDeployment({ name: 'nopull', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES], undefined, 'no node blamed');
+    const deleted = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod.metadata!.name},reason=NeverReadyDeleted` })).items;
+    assert.equal(deleted.length, 0);
+    await t.apps.deleteNamespacedDeployment({ name: 'nopull', namespace: ns });
+  });
+
+  it('the images: the shim image is from scratch and small; the main one has no package manager, no dev tooling or source maps, an SBOM and OCI labels', async () => {
+    const built = await buildImages(['sickbay', 'shim']);
+    const files = (tar: string) => {
+      const layer = execFileSync('tar', ['-tf', tar], { encoding: 'utf8' }).split('\n').find((f) => f.endsWith('layer.tar'))!;
+      const listing = execFileSync('sh', ['-c', `tar -xOf "$0" "$1" | tar -t`, tar, layer], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').map((f) => f.replace(/^\.\//, '')).filter(Boolean);
+      const manifest = JSON.parse(execFileSync('tar', ['-xOf', tar, 'manifest.json'], { encoding: 'utf8' })) as Array<{ Config: string }>;
+      const config = JSON.parse(execFileSync('tar', ['-xOf', tar, manifest[0]!.Config], { encoding: 'utf8' })) as { config: { Labels?: Record<string, string>; User?: string } };
+      return { listing, config: config.config, bytes: statSync(tar).size };
+    };
+    const shim = files(built.shim);
+    assert.deepEqual(shim.listing.filter((f) => !f.endsWith('/')).sort(), ['opt/sickbay/shim/busybox', 'opt/sickbay/shim/diagnose', 'opt/sickbay/shim/install', 'opt/sickbay/shim/probe', 'opt/sickbay/shim/sigexec', 'opt/sickbay/shim/supervise']);
+    assert.ok(shim.bytes < 5 * 1024 * 1024, `shim image ${shim.bytes} bytes`);
+    assert.equal(shim.config.User, '65532:65532');
+    const main = files(built.sickbay);
+    const unwanted = main.listing.filter((f) => /(^|\/)(npm|npx|corepack|yarn|apk)$/.test(f) || f.startsWith('opt/sickbay/dist/dev/') || f.endsWith('.map') || f.startsWith('usr/local/lib/node_modules'));
+    assert.deepEqual(unwanted, [], 'no package manager, dev tooling or source map in the runtime image');
+    assert.ok(main.listing.includes('opt/sickbay/sbom.spdx.json'), 'SBOM');
+    const sbom = JSON.parse(execFileSync('sh', ['-c', 'tar -xOf "$0" "$1" | tar -xO ./opt/sickbay/sbom.spdx.json', built.sickbay, execFileSync('tar', ['-tf', built.sickbay], { encoding: 'utf8' }).split('\n').find((f) => f.endsWith('layer.tar'))!], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { spdxVersion: string; packages: Array<{ name: string }> };
+    assert.match(sbom.spdxVersion, /^SPDX-2\./);
+    for (const dep of ['@kubernetes/client-node', 'express', 'node-forge', 'zod']) assert.ok(sbom.packages.some((p) => p.name === dep), `${dep} in the SBOM`);
+    assert.ok(!sbom.packages.some((p) => p.name === 'typescript'), 'dev dependencies are not shipped, so not listed');
+    for (const c of [main.config, shim.config]) {
+      assert.equal(c.Labels?.['org.opencontainers.image.source'], 'https://github.com/sickbay-dev/sickbay');
+      assert.equal(c.Labels?.['org.opencontainers.image.version'], '0.1.0');
+    }
   });
 
   it('isolates the real node when its kubelet stops, evicts its pods to other nodes, and is restored', async () => {

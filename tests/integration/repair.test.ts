@@ -87,4 +87,48 @@ describe('pods that escaped injection', () => {
     await waitFor('an Event for every pod, later', async () => new Set((await notInjected()).map((e) => e.involvedObject.name)).size === 45, { timeoutMs: 60_000 });
     assert.equal((await notInjected()).length, 45, 'one Event per pod');
   });
+
+  it('containers the supervisor cannot wrap (no command): an Event on the workload naming the fix, the gauge, sickbay status', async () => {
+    await sickbay?.stop();
+    const plain = 'plain';
+    await createNamespace(t.core, plain, { 'sickbay.io/injection': 'enabled' });
+    const metrics = new Metrics();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true' }, { metrics });
+    await waitForInjection(t.core, plain);
+    // As most charts write it: the image's entrypoint, no command. The sidecar has one.
+    await t.apps.createNamespacedDeployment({
+      namespace: plain,
+      body: {
+        metadata: { name: 'cache' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'cache' } },
+          template: {
+            metadata: { labels: { app: 'cache' } },
+            spec: { containers: [{ name: 'redis', image: 'example.com/redis:7' }, { name: 'exporter', image: 'example.com/exporter:1', command: ['/exporter'] }] },
+          },
+        },
+      },
+    });
+    await waitFor('2 injected cache pods', async () => (await podsOf(t.core, plain, 'app=cache')).filter(injected).length === 2);
+    const events = await waitFor('ContainerNotSupervised on the Deployment', async () => {
+      const items = (await t.core.listNamespacedEvent({ namespace: plain, fieldSelector: 'involvedObject.kind=Deployment,involvedObject.name=cache,reason=ContainerNotSupervised' })).items;
+      return items.length ? items : undefined;
+    }, { timeoutMs: 45_000 });
+    assert.equal(events.length, 1, 'one Event for the workload, not one per pod');
+    assert.match(events[0]!.message!, /container "redis" sets no command/);
+    assert.match(events[0]!.message!, /sickbay\.io\/entrypoint\.redis/);
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_unsupervised_containers'), /sickbay_unsupervised_containers 2$/m, 'redis in both pods; the exporter is supervised');
+    const out = await status(t.kc);
+    assert.match(out, /Workloads with containers the supervisor cannot wrap \(1;/);
+    assert.match(out, /plain\/Deployment\/cache {3}redis \(2 pods\); fix: annotate the pod template sickbay\.io\/entrypoint\.redis=/);
+    // The fix works: with the annotation, new pods are supervised and the gauge falls to 0.
+    await t.apps.patchNamespacedDeployment(
+      { name: 'cache', namespace: plain, body: { spec: { template: { metadata: { annotations: { 'sickbay.io/entrypoint.redis': '["redis-server"]' } } } } } },
+      mergePatchOptions,
+    );
+    await waitFor('the gauge at 0 once the rollout replaced the pods', async () => /sickbay_unsupervised_containers 0$/m.test(await metrics.registry.getSingleMetricAsString('sickbay_unsupervised_containers')), { timeoutMs: 90_000 });
+    await sickbay.stop();
+    sickbay = undefined;
+  });
 });

@@ -35,6 +35,7 @@ export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?:
     [
       'install', 'sickbay', chartDir, '--namespace', 'sickbay-system', '--create-namespace', '--wait=false',
       '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
+      '--set', `shim.image.repository=${IMAGES.shim.split(':')[0]}`,
       '--set', `certificates.mode=${mode}`,
       '--set', 'replicas=1',
       '--set-json', `nodeSelector={"${REAL_NODE.label}":"real"}`,
@@ -47,8 +48,8 @@ export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?:
 }
 
 /** `helm template` with --set pairs; fails the test with helm's message if it fails. */
-export async function template(set: Record<string, string> = {}, o: { namespace?: string; release?: string } = {}): Promise<string> {
-  const args = ['template', o.release ?? 'sickbay', chartDir, '--namespace', o.namespace ?? 'sickbay-system', ...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+export async function template(set: Record<string, string> = {}, extra: string[] = [], o: { namespace?: string; release?: string } = {}): Promise<string> {
+  const args = ['template', o.release ?? 'sickbay', chartDir, '--namespace', o.namespace ?? 'sickbay-system', ...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`]), ...extra];
   const r = await helm(args);
   assert.equal(r.code, 0, `helm ${args.join(' ')} failed:\n${r.stderr}`);
   return r.stdout;

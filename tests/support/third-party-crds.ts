@@ -10,7 +10,7 @@ import { waitFor } from '../../src/util/wait.js';
 
 const CM = process.env.SICKBAY_CERT_MANAGER_VERSION ?? 'v1.21.2';
 const PO = process.env.SICKBAY_PROMETHEUS_OPERATOR_VERSION ?? 'v0.85.0';
-const FILES = ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml', 'monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml'];
+const FILES = ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml', 'monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_podmonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml'];
 
 export async function installThirdPartyCrds(kc: KubeConfig) {
   const dir = path.join(cacheDir(), `crds-cert-manager-${CM}-prometheus-operator-${PO}`);

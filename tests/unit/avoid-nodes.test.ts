@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/controllers/avoid-nodes.js';
+import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
 
 const dir = fileURLToPath(new URL('../golden/avoid-nodes/', import.meta.url));
 const update = process.env.SICKBAY_UPDATE_GOLDEN === '1';
@@ -79,5 +80,30 @@ describe('the avoid-nodes record', () => {
   it('expires entries after the TTL', () => {
     const now = Date.parse('2026-11-22T10:00:00Z');
     assert.deepEqual(liveEntries({ old: '2026-11-22T08:59:00Z', fresh: '2026-11-22T09:30:00Z' }, now, 3600_000), ['fresh']);
+  });
+});
+
+describe('what is never the node’s fault', () => {
+  const base = (status: V1Pod['status']): V1Pod => ({ metadata: { name: 'p', creationTimestamp: new Date('2026-11-30T10:00:00Z') }, spec: { containers: [{ name: 'app' }] }, status });
+  const waiting = (name: string, reason: string, image = 'registry.example/x:1') => ({ name, image, imageID: '', ready: false, restartCount: 0, state: { waiting: { reason } } });
+
+  it('a container that cannot pull its image, sickbay’s init container named apart', () => {
+    assert.deepEqual(imagePullFailure(base({ initContainerStatuses: [waiting('sickbay-shim-install', 'ImagePullBackOff', 'private.example/sickbay-shim:0.1.0')] })), {
+      container: 'sickbay-shim-install', reason: 'ImagePullBackOff', image: 'private.example/sickbay-shim:0.1.0', shim: true,
+    });
+    assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'ErrImagePull')] }))?.shim, false);
+    assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'InvalidImageName')] }))?.reason, 'InvalidImageName');
+    // A node that cannot start containers is the node's business: still counted.
+    assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'ContainerCreating')] })), undefined);
+    assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'CreateContainerError')] })), undefined);
+    assert.equal(imagePullFailure(base(undefined)), undefined);
+  });
+
+  it('the never-Ready clock starts when sickbay’s init container finished, if its image came late', () => {
+    const created = Date.parse('2026-11-30T10:00:00Z');
+    assert.equal(neverReadyClockStart(base(undefined)), created);
+    const shimDone = (finishedAt: string) => base({ initContainerStatuses: [{ name: 'sickbay-shim-install', image: 'x', imageID: '', ready: true, restartCount: 0, state: { terminated: { exitCode: 0, finishedAt: new Date(finishedAt) } } }] });
+    assert.equal(neverReadyClockStart(shimDone('2026-11-30T10:04:00Z')), Date.parse('2026-11-30T10:04:00Z'), 'four minutes pulling the shim do not count');
+    assert.equal(neverReadyClockStart(shimDone('2026-11-30T09:59:59Z')), created, 'never before the creation');
   });
 });

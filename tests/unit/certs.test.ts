@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { writeCerts } from '../../src/commands/certs.js';
 import { createCA, issueCertificate } from '../../src/tls/certificates.js';
+import { renewalTime } from '../../src/tls/serving-secret.js';
 
 describe('sickbay certs', () => {
   it('issues a serving certificate for the Service names and extras, signed by its CA, usable for a real handshake', async () => {
@@ -57,5 +58,15 @@ describe('sickbay certs', () => {
 
   it('rejects a bad IP address', () => {
     assert.throws(() => writeCerts({ outDir: tmpdir(), service: 's', namespace: 'n', dnsNames: [], ipAddresses: ['not-an-ip'], validityDays: 1 }), /not an IP address/);
+  });
+});
+
+describe('renewal of generated serving certificates', () => {
+  const day = 86_400_000;
+  const from = new Date('2026-01-01T00:00:00Z');
+  it('in the last third of a short life, at most 30 days before the end of a long one', () => {
+    assert.equal(renewalTime(from, new Date(from.getTime() + 90 * day)).toISOString(), new Date(from.getTime() + 60 * day).toISOString());
+    assert.equal(renewalTime(from, new Date(from.getTime() + 3650 * day)).toISOString(), new Date(from.getTime() + 3620 * day).toISOString());
+    assert.equal(renewalTime(from, new Date(from.getTime() + 3 * day)).toISOString(), new Date(from.getTime() + 2 * day).toISOString());
   });
 });

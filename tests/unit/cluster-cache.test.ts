@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { podForCache } from '../../src/controllers/cluster-cache.js';
+import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
 import { isPodReady, isQuarantined, quarantineTrigger, wasEverReady } from '../../src/controllers/quarantine-policy.js';
 import { escapedInjection } from '../../src/controllers/uninjected-pods.js';
 
@@ -79,7 +80,30 @@ describe('podForCache', () => {
     delete full.metadata!.managedFields; // the informer drops these for every resource
     const slim = podForCache(structuredClone(full));
     const text = JSON.stringify(slim);
-    for (const gone of ['supervise', 'volumeMounts', 'readinessProbe', 'sha256', 'containerd://', 'tolerations']) assert.ok(!text.includes(gone), `${gone} is still cached`);
+    for (const gone of ['--name', 'volumeMounts', 'readinessProbe', 'sha256', 'containerd://', 'tolerations']) assert.ok(!text.includes(gone), `${gone} is still cached`);
+    // Of a command, only whether the supervisor starts it (for sickbay_unsupervised_containers): one shared array.
+    assert.deepEqual(slim.spec!.containers.map((c) => c.command), full.spec!.containers.map((c) => (c.command?.[0] === '/sickbay/bin/supervise' ? ['/sickbay/bin/supervise'] : undefined)));
+    const i = slim.spec!.containers.findIndex((c) => c.command);
+    assert.ok(i >= 0, 'a supervised container');
+    assert.equal(podForCache(structuredClone(full)).spec!.containers[i]!.command, slim.spec!.containers[i]!.command, 'the same array for every pod');
     assert.ok(text.length < JSON.stringify(full).length / 2, `cached ${text.length} bytes of ${JSON.stringify(full).length}`);
+  });
+
+  it('keeps what the never-Ready rule reads: an image pull failure (with its image) and when the shim installer finished', () => {
+    const pod: V1Pod = {
+      metadata: { name: 'p', namespace: 'n' },
+      spec: { containers: [{ name: 'app', image: 'a' }] },
+      status: {
+        initContainerStatuses: [{ name: 'sickbay-shim-install', image: 'private.example/sickbay-shim:1', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'a long registry error' } } }],
+        containerStatuses: [{ name: 'app', image: 'a', imageID: 'sha256:abc', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } }],
+      },
+    };
+    const slim = podForCache(structuredClone(pod));
+    assert.deepEqual(imagePullFailure(slim), { container: 'sickbay-shim-install', reason: 'ImagePullBackOff', image: 'private.example/sickbay-shim:1', shim: true });
+    assert.equal(slim.status!.containerStatuses![0]!.image, '', 'images only where they cannot be pulled');
+    assert.ok(!JSON.stringify(slim).includes('a long registry error'));
+    const finished = new Date('2026-11-30T10:04:00Z');
+    pod.status!.initContainerStatuses![0]!.state = { terminated: { exitCode: 0, finishedAt: finished } };
+    assert.equal(neverReadyClockStart(podForCache(structuredClone(pod))), finished.getTime());
   });
 });

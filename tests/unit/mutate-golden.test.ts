@@ -72,3 +72,25 @@ describe('dry run', () => {
     assert.match((res.warnings ?? []).join('\n'), /sickbay dry run: would inject this pod \(\d+ changes/);
   });
 });
+
+describe('the shim image pull secrets', () => {
+  it('are added beside the pod’s own, once, so a private registry serves the init container', () => {
+    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    input.spec!.imagePullSecrets = [{ name: 'app-registry' }, { name: 'shim-registry' }];
+    const deps = { ...goldenDeps, injection: { ...goldenDeps.injection, pullSecrets: ['shim-registry', 'mirror'] } };
+    const res = reviewMutation(podCreateRequest(input), deps);
+    const pod = patched(input, res);
+    assert.deepEqual(pod.spec!.imagePullSecrets, [{ name: 'app-registry' }, { name: 'shim-registry' }, { name: 'mirror' }]);
+    assert.equal(pod.spec!.initContainers![0]!.image, 'registry.example/sickbay:test');
+    assert.equal(reviewMutation(podCreateRequest(pod), deps).patch, undefined, 'a mutated pod yields no patch');
+  });
+
+  it('a malformed imagePullSecrets is a 400 naming the field, not an exception', () => {
+    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    (input.spec as unknown as Record<string, unknown>).imagePullSecrets = 'registry';
+    assert.throws(
+      () => reviewMutation(podCreateRequest(input), { ...goldenDeps, injection: { ...goldenDeps.injection, pullSecrets: ['mirror'] } }),
+      (err: Error & { status?: number }) => err.status === 400 && /spec\.imagePullSecrets must be a list of objects/.test(err.message),
+    );
+  });
+});

@@ -103,4 +103,27 @@ describe('nodes others are handling, and an unhealthy majority', () => {
     assert.equal(q.isolate.length, 1);
     assert.equal(plan(badRollout, { budget: 5, minHealthy: 0 }).isolate.length, 5, 'minHealthy 0 turns the guard off');
   });
+
+  it("per node pool: a pool under minHealthy keeps its nodes while another pool's faulty node is isolated", () => {
+    // 12 nodes, 75% healthy overall: the cluster-wide guard lets isolation go on. Pool
+    // "gpu" (a bad driver image) has 3 of 4 failing: its nodes are held. Pool "general"
+    // has 1 of 8 failing: isolated.
+    const nodes = [
+      ...['g1', 'g2', 'g3'].map((n) => ({ ...failing(n), group: 'gpu' })),
+      { ...fresh('g4'), group: 'gpu' },
+      { ...failing('n1', 'kubelet', now - 100), group: 'general' },
+      ...Array.from({ length: 7 }, (_, i) => ({ ...fresh(`n-ok-${i}`), group: 'general' })),
+    ];
+    const p = plan(nodes, { budget: 5, minHealthy: 0.51 });
+    assert.equal(p.tooFewHealthy, undefined);
+    assert.deepEqual(p.isolate.map((a) => a.name), ['n1']);
+    assert.deepEqual(p.tooFewHealthyGroups.map((g) => [g.group, g.healthy, g.reporting, g.held.map((a) => a.name).sort()]), [['gpu', 1, 4, ['g1', 'g2', 'g3']]]);
+    // Without groups (no label set): the same nodes, the budget decides alone.
+    const ungrouped = plan(nodes.map(({ group: _g, ...n }) => n), { budget: 5, minHealthy: 0.51 });
+    assert.equal(ungrouped.isolate.length, 4);
+    assert.deepEqual(ungrouped.tooFewHealthyGroups, []);
+    // Nodes without the label are judged only by the cluster-wide share.
+    const mixed = plan([...nodes.slice(0, 4), { ...failing('x'), group: undefined }, ...nodes.slice(4)], { budget: 5, minHealthy: 0.51 });
+    assert.deepEqual(mixed.isolate.map((a) => a.name).sort(), ['n1', 'x']);
+  });
 });
