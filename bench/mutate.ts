@@ -2,7 +2,9 @@
 // node:https server calling the same handler, alternated in one run (the machine is
 // shared and noisy: medians and ratios of side-by-side rounds, not absolute figures).
 //   npm run bench:mutate            (BENCH_ROUNDS, BENCH_SECONDS to change the run)
-import { spawn } from 'node:child_process';
+// With BENCH_PIN=1 (and taskset, util-linux), the load generator runs on core 0 and the
+// server on core 1, so each has a core of its own.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,8 +61,12 @@ const body = JSON.stringify({
   },
 });
 
+const pin = process.env.BENCH_PIN === '1';
+if (pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
+
 async function startServer(kind: 'sickbay' | 'bare') {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'mutate-server.ts'), kind, certs.certFile, certs.keyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = ['--import', 'tsx', path.join(import.meta.dirname, 'mutate-server.ts'), kind, certs.certFile, certs.keyFile];
+  const child = pin ? spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) => {
     let out = '';
     child.stdout.on('data', (d) => {
@@ -88,6 +94,7 @@ async function load(port: number, opts: { connections: number; overallRate?: num
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results: Record<string, { rps: number[]; p50: number[]; p99: number[]; fixedP50: number[]; fixedP99: number[]; errors: number }> = {};
+console.log(pin ? 'load generator on core 0, server on core 1' : 'load generator and server share the cores');
 console.log(`POST /mutate, pod of ${Buffer.byteLength(JSON.stringify(realisticPod()))} bytes (AdmissionReview ${Buffer.byteLength(body)} bytes); ${rounds} rounds x ${seconds} s per server and mode`);
 for (let round = 1; round <= rounds; round++) {
   for (const kind of ['sickbay', 'bare'] as const) {

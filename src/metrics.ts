@@ -34,6 +34,12 @@ export class Metrics {
     help: 'Connections refused because the server holds its maximum already.',
     registers: [this.registry],
   });
+  readonly tlsHandshakes = new Counter({
+    name: 'sickbay_tls_handshakes_total',
+    help: 'TLS connections accepted on the HTTPS port, by whether the session was resumed (a full handshake costs a signature with the serving key).',
+    labelNames: ['resumed'] as const,
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({ name: 'sickbay_leader', help: '1 while this replica holds the controller lease.', registers: [this.registry] });
   readonly quarantines = new Counter({
     name: 'sickbay_quarantines_total',

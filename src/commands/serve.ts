@@ -109,7 +109,8 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     certFile: config.tlsCertFile,
     keyFile: config.tlsKeyFile,
     drainMs: config.drainMs,
-    handler: app,
+    handler: app.http1,
+    http2Handler: app.http2,
     log: log.child({ component: 'https' }),
     metrics,
   });
