@@ -109,8 +109,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     certFile: config.tlsCertFile,
     keyFile: config.tlsKeyFile,
     drainMs: config.drainMs,
-    handler: app.http1,
-    http2Handler: app.http2,
+    handler: app,
     log: log.child({ component: 'https' }),
     metrics,
   });

@@ -188,7 +188,9 @@ async function startShop(core: CoreV1Api, apps: AppsV1Api) {
         ],
         securityContext: { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false },
         readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 1 },
-        livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 5, timeoutSeconds: 1, failureThreshold: 3 },
+        // Kubernetes' default timing (10 s, 3 failures): the quarantine (readiness, then the
+        // 10 s grace) and its hold of the liveness probe come before the kubelet gives up.
+        livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
       },
     ],
   },);

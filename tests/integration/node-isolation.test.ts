@@ -360,7 +360,8 @@ describe('node agents and the node controller', () => {
     await taintSeen(generalBroken, 20_000);
     for (const n of gpuBroken) {
       const held = await waitFor(`IsolationHeld on ${n}`, async () => (await nodeEvents(n, 'IsolationHeld'))[0], { timeoutMs: 15_000 });
-      assert.match(held.message!, new RegExp(`only 1 of 4 reporting nodes with ${label}=gpu are healthy, under the minimum of 51%`));
+      // Held from the moment the pool fell under 51% (2 of 4 healthy), as its nodes failed one by one.
+      assert.match(held.message!, new RegExp(`only [12] of 4 reporting nodes with ${label}=gpu are healthy, under the minimum of 51%`));
     }
     await new Promise((r) => setTimeout(r, 2_000));
     assert.deepEqual(await isolatedNodes(), [...before, generalBroken].sort(), 'the gpu pool keeps its nodes');

@@ -1,7 +1,6 @@
 // The server as a black box: real TLS on port 0, real requests, the ugly ones included.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -129,43 +128,6 @@ describe('sickbay serve over HTTPS', () => {
     assert.match(metrics.body, /sickbay_admission_requests_total\{webhook="mutate",outcome="patched"\} [1-9]/);
     assert.match(metrics.body, /sickbay_admission_requests_total\{webhook="mutate",outcome="http_413"\} 1/);
     assert.equal((await request(handle.port, ca, '/nope', { method: 'GET' })).status, 404);
-  });
-
-  it('speaks HTTP/2 to a client that offers it: 200 admissions on one connection, one TLS handshake; every route there too', async () => {
-    // A scrape on a connection of its own (no keep-alive, no session reuse): one handshake each.
-    const handshakes = async () => {
-      const body = (await request(handle.port, ca, '/metrics', { method: 'GET', agent: new https.Agent({ keepAlive: false, maxCachedSessions: 0 }) })).body;
-      return [...body.matchAll(/^sickbay_tls_handshakes_total\{resumed="(?:true|false)"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-    };
-    const before = await handshakes();
-    const session = http2.connect(`https://127.0.0.1:${handle.port}`, { ca });
-    try {
-      const call = (method: string, path: string, body?: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-          // As the API server's Go client sends them: with their length.
-          const stream = session.request({ ':method': method, ':path': path, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) });
-          let out = '';
-          let status = 0;
-          stream.on('response', (h) => (status = Number(h[':status'])));
-          stream.setEncoding('utf8');
-          stream.on('data', (d) => (out += d));
-          stream.on('end', () => resolve({ status, body: out }));
-          stream.on('error', reject);
-          stream.end(body);
-        });
-      const reviews = await Promise.all(Array.from({ length: 200 }, () => call('POST', '/mutate', JSON.stringify(review(podCreateRequest(pod))))));
-      assert.deepEqual([...new Set(reviews.map((r) => r.status))], [200]);
-      assert.ok(reviews.every((r) => JSON.parse(r.body).response.patch), 'every pod patched');
-      assert.equal((await call('GET', '/healthz')).body, 'ok');
-      assert.equal((await call('GET', '/readyz')).status, 200);
-      assert.match((await call('GET', '/metrics')).body, /sickbay_admission_requests_total/);
-      assert.equal((await call('GET', '/nope')).status, 404);
-      assert.equal((await call('POST', '/mutate', '{"not": "a review"')).status, 400);
-      assert.equal((session.socket as tls.TLSSocket).alpnProtocol, 'h2');
-    } finally {
-      session.close();
-    }
-    assert.equal((await handshakes()) - before, 1 + 1, 'one handshake for the 206 HTTP/2 requests, and the scrape\'s own');
   });
 
   it('rotates its certificate under continuous load without a failed request', async () => {
