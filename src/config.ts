@@ -52,11 +52,7 @@ export const configSchema = z.object({
   SICKBAY_POD_NAME: z.string().default(''),
   // Injection
   SICKBAY_SHIM_IMAGE: z.string().default('ghcr.io/sickbay-dev/sickbay-shim:0.1.0'),
-  SICKBAY_SHIM_PULL_SECRETS: z
-    .string()
-    .default('')
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Secret name (lowercase letters, digits, - and .)'))),
+  SICKBAY_SHIM_PULL_SECRETS: list.pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Secret name (lowercase letters, digits, - and .)'))),
   SICKBAY_SHIM_SOURCE: z.string().default('/opt/sickbay/shim'),
   // Controllers
   SICKBAY_CONTROLLERS: bool.default(true),

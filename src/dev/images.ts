@@ -202,11 +202,6 @@ export function dockerfileStage(dockerfile: string, name?: string): { from: stri
   };
 }
 
-/** The Dockerfile's final stage, as directives. */
-export function finalStage(dockerfile: string): { op: string; args: string }[] {
-  return dockerfileStage(dockerfile).directives;
-}
-
 type StageSources = Record<string, (p: string) => string>;
 
 /** Alpine's busybox-static there, Debian's here: both a static busybox; sigexec is built with musl there, with glibc here, both static. */
