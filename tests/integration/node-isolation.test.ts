@@ -348,6 +348,9 @@ describe('node agents and the node controller', () => {
     for (const [nodes, pool] of [[gpu, 'gpu'], [general, 'general']] as const) {
       for (const name of nodes) await t.core.patchNode({ name, body: { metadata: { labels: { [label]: pool } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     }
+    // Isolated nodes count as unhealthy in the cluster-wide share: start from none, so 4
+    // failing of 10 stays above 51% and only the pool's own share decides.
+    for (const n of await isolatedNodes()) await restore(t.kc, { namespace: SICKBAY_NS, node: n });
     await sickbay.stop();
     const m = new Metrics();
     sickbay = await startSickbay(t, { ...sickbayEnv, SICKBAY_NODE_ISOLATION_BUDGET: '5', SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL: label }, { metrics: m });
