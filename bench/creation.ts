@@ -21,42 +21,12 @@ import { waitFor } from '../src/util/wait.js';
 import { createNamespace, startCluster } from '../tests/support/cluster.js';
 import { request } from '../tests/support/https.js';
 import { SICKBAY_NS, spawnSickbay, waitForInjection } from '../tests/support/sickbay.js';
+import { buckets, cpuSeconds, median, quantile } from './support.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const NODES = Number(process.env.BENCH_NODES ?? 20);
 const ns = 'bench';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** Cumulative bucket counts of a Prometheus histogram, summed over the series `match` selects. */
-export function buckets(text: string, metric: string, match: (labels: string) => boolean): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${metric}_bucket\\{(.*)\\} (\\S+)$`).exec(line);
-    if (!m || !match(m[1]!)) continue;
-    const le = /(?:^|,)le="([^"]+)"/.exec(m[1]!)![1]!;
-    const bound = le === '+Inf' ? Infinity : Number(le);
-    out.set(bound, (out.get(bound) ?? 0) + Number(m[2]));
-  }
-  return out;
-}
-
-/** histogram_quantile as Prometheus computes it: linear within the bucket the rank falls in. */
-export function quantile(after: Map<number, number>, before: Map<number, number>, q: number): { value: number; count: number; bucket: string } {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
-  const total = counts.at(-1) ?? 0;
-  if (total === 0) return { value: NaN, count: 0, bucket: '-' };
-  const rank = q * total;
-  let i = counts.findIndex((c) => c >= rank);
-  if (i < 0) i = counts.length - 1;
-  const lower = i === 0 ? 0 : bounds[i - 1]!;
-  const upper = bounds[i]!;
-  const below = i === 0 ? 0 : counts[i - 1]!;
-  const value = upper === Infinity ? lower : lower + ((upper - lower) * (rank - below)) / Math.max(1, counts[i]! - below);
-  return { value, count: total, bucket: `${lower}-${upper} s` };
-}
-
 const t = await startCluster({ nodes: NODES, log: () => undefined });
 try {
   const dir = mkdtempSync(path.join(tmpdir(), 'sickbay-bench-creation-'));
@@ -152,10 +122,7 @@ try {
 
   // CPU seconds each process used during a round (/proc/<pid>/stat utime + stime): where the time goes.
   const procs = () => ({ sickbay: sickbay.pid, ...Object.fromEntries((['kube-apiserver', 'etcd', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const).map((n) => [n, t.cp.pidOf(n)])) }) as Record<string, number | undefined>;
-  const cpu = () => Object.fromEntries(Object.entries(procs()).map(([n, pid]) => {
-    const f = pid ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ') : [];
-    return [n, f.length ? (Number(f[11]) + Number(f[12])) / 100 : NaN];
-  }));
+  const cpu = () => Object.fromEntries(Object.entries(procs()).map(([n, pid]) => [n, pid ? cpuSeconds(pid) : NaN]));
   const cpuSpent: Record<'with' | 'without', Record<string, number>[]> = { with: [], without: [] };
   const results: Record<'with' | 'without', number[]> = { with: [], without: [] };
   let before = '';

@@ -6,27 +6,19 @@
 //   - BENCH_STOP (50) nodes stop heartbeating, one every 500 ms: for each, the time from
 //     its deadline (last heartbeat written + 3 intervals) to the taint seen on a watch.
 //   npm run bench:nodes
-import { readFileSync } from 'node:fs';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { installNodeHealthCrd } from '../src/dev/local-install.js';
 import { withConnectionReuse } from '../src/kube/connection-reuse.js';
 import { waitFor } from '../src/util/wait.js';
 import { startCluster } from '../tests/support/cluster.js';
 import { spawnSickbay } from '../tests/support/sickbay.js';
+import { cpuSeconds, pct, rssMiB } from './support.js';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const INTERVAL_S = Number(process.env.BENCH_INTERVAL ?? 10);
 const WINDOW_S = Number(process.env.BENCH_WINDOW ?? 60);
 const STOP = Number(process.env.BENCH_STOP ?? 50);
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-/** utime + stime of a process, in seconds. */
-const cpuSeconds = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const started = Date.now();

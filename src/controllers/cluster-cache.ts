@@ -5,18 +5,21 @@ import type { KubeConfig, V1ContainerStatus, V1Deployment, V1Namespace, V1Node, 
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { LABEL_INJECTION, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../names.js';
+import { LABEL_INJECTION, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../names.js';
 import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo } from './quarantine-policy.js';
 
 /**
- * What sickbay keeps of a pod: all of its metadata, and of spec and status only what
- * its decisions read (node, container names, phase, conditions, addresses, start and
- * restart facts). Containers' commands, env, probes, volumes and images are dropped:
- * they are most of an injected pod's size. Of a command, only whether sickbay's
- * supervisor starts it is kept (one shared array); of a container's state, only why it
- * waits (and its image when it cannot pull it), and when sickbay's installer finished.
- * Writes never start from a cached pod's spec (quarantine and release patch metadata
- * only).
+ * What sickbay keeps of a pod: only what its decisions read. Of metadata: identity,
+ * times, labels (the quarantine strips and restores them), sickbay's own annotations and
+ * the controlling owner reference. Of spec and status: node, container names, phase, the
+ * Ready and Initialized conditions, the pod IP, start and restart facts. Containers'
+ * commands, env, probes, volumes and images, other annotations (a service mesh's status
+ * annotation alone can be a kilobyte), other owner references, IPs and conditions are
+ * dropped: at 10,000 pods the cache is most of the process's memory (bench/README.md).
+ * Of a command, only whether sickbay's supervisor starts it is kept (one shared array);
+ * of a container's state, only why it waits (and its image when it cannot pull it), and
+ * when sickbay's installer finished. Writes never start from a cached pod's spec
+ * (quarantine and release patch metadata only).
  */
 const SUPERVISED: string[] = Object.freeze([SHIM_SUPERVISOR]) as unknown as string[];
 
@@ -24,9 +27,32 @@ const pulling = (c: V1ContainerStatus) => IMAGE_PULL_REASONS.has(c.state?.waitin
 /** A waiting container's reason (ContainerCreating, ImagePullBackOff...), nothing else of its state. */
 const waitingFor = (c: V1ContainerStatus): Pick<V1ContainerStatus, 'state'> => (c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {});
 
+/** The conditions the quarantine and never-Ready rules read. */
+const KEPT_CONDITIONS = new Set(['Ready', 'Initialized']);
+
+function sickbayAnnotations(annotations: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!annotations) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const k in annotations) if (k.startsWith(`${PREFIX}/`)) (out ??= {})[k] = annotations[k]!;
+  return out;
+}
+
 export function podForCache(pod: V1Pod): V1Pod {
-  const { spec, status } = pod;
-  const slim: V1Pod = { apiVersion: pod.apiVersion, kind: pod.kind, metadata: pod.metadata };
+  const { metadata: m, spec, status } = pod;
+  const owner = m?.ownerReferences?.find((r) => r.controller) ?? m?.ownerReferences?.[0];
+  const slim: V1Pod = {
+    metadata: m && {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      creationTimestamp: m.creationTimestamp,
+      deletionTimestamp: m.deletionTimestamp,
+      labels: m.labels,
+      annotations: sickbayAnnotations(m.annotations),
+      ownerReferences: owner && [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: owner.controller }],
+    },
+  };
   if (spec) {
     slim.spec = {
       nodeName: spec.nodeName,
@@ -38,12 +64,10 @@ export function podForCache(pod: V1Pod): V1Pod {
     slim.status = {
       phase: status.phase,
       reason: status.reason,
-      conditions: status.conditions?.map((c) => ({ type: c.type, status: c.status, lastTransitionTime: c.lastTransitionTime, reason: c.reason })),
+      conditions: status.conditions?.filter((c) => KEPT_CONDITIONS.has(c.type)).map((c) => ({ type: c.type, status: c.status, lastTransitionTime: c.lastTransitionTime })),
       podIP: status.podIP,
-      podIPs: status.podIPs,
-      hostIP: status.hostIP,
       startTime: status.startTime,
-      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, started: c.started, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c) })),
+      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c) })),
       // The never-Ready rule reads image pull failures, and when sickbay's installer finished.
       ...(status.initContainerStatuses
         ? {
@@ -56,6 +80,13 @@ export function podForCache(pod: V1Pod): V1Pod {
     };
   }
   return slim;
+}
+
+/** A Node without the list of images it holds (tens of kilobytes on a busy node; nothing reads it). */
+export function nodeForCache(node: V1Node): V1Node {
+  if (!node.status?.images) return node;
+  const { images: _, ...status } = node.status;
+  return { ...node, status };
 }
 
 const BY_NAMESPACE = 'namespace';
@@ -91,7 +122,7 @@ export class ClusterCache {
     this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
     this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
     this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
-    this.nodes = new Informer(kc, { ...common, resource: 'nodes', path: '/api/v1/nodes' });
+    this.nodes = new Informer(kc, { ...common, resource: 'nodes', path: '/api/v1/nodes', transform: nodeForCache });
     this.pods.on({
       add: (p) => this.track(p),
       update: (p) => this.track(p),

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { V1Pod } from '@kubernetes/client-node';
-import { podForCache } from '../../src/controllers/cluster-cache.js';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { nodeForCache, podForCache } from '../../src/controllers/cluster-cache.js';
 import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
 import { isPodReady, isQuarantined, quarantineTrigger, wasEverReady } from '../../src/controllers/quarantine-policy.js';
 import { escapedInjection } from '../../src/controllers/uninjected-pods.js';
@@ -65,10 +65,17 @@ describe('podForCache', () => {
     }
   });
 
-  it('keeps what the pipeline and the controllers read, and all metadata', () => {
+  it('keeps what the pipeline and the controllers read', () => {
     const full = injectedRunningPod(true);
+    full.metadata!.annotations = { ...full.metadata!.annotations, 'sidecar.istio.io/status': '{"initContainers":["istio-init"]}', 'sickbay.io/owner': 'Deployment/web' };
+    full.metadata!.ownerReferences = [{ apiVersion: 'v1', kind: 'Other', name: 'x', uid: 'x-1' }, ...full.metadata!.ownerReferences!];
     const slim = podForCache(structuredClone(full));
-    assert.deepEqual(slim.metadata, full.metadata);
+    const { name, namespace, uid, resourceVersion, creationTimestamp, labels } = full.metadata!;
+    for (const [k, v] of Object.entries({ name, namespace, uid, resourceVersion, creationTimestamp, labels })) assert.deepEqual(slim.metadata![k as 'name'], v, k);
+    // sickbay's own annotations; others (a mesh's status, kubectl's last applied) stay out.
+    assert.deepEqual(Object.keys(slim.metadata!.annotations!).sort(), Object.keys(full.metadata!.annotations!).filter((k) => k.startsWith('sickbay.io/')).sort());
+    assert.deepEqual(slim.metadata!.ownerReferences, [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f', uid: 'rs-1', controller: true }], 'the controller only');
+    assert.deepEqual(slim.status!.conditions!.map((c) => c.type).sort(), ['Initialized', 'Ready']);
     assert.equal(slim.spec?.nodeName, 'node-7');
     assert.deepEqual(slim.spec?.containers.map((c) => c.name), full.spec!.containers.map((c) => c.name)); // the diagnostics container
     assert.equal(slim.status?.podIP, '10.244.0.9'); // registry deregistration
@@ -77,16 +84,26 @@ describe('podForCache', () => {
 
   it('drops commands, env, probes, volumes and image details: most of an injected pod', () => {
     const full = injectedRunningPod(true);
-    delete full.metadata!.managedFields; // the informer drops these for every resource
     const slim = podForCache(structuredClone(full));
     const text = JSON.stringify(slim);
-    for (const gone of ['--name', 'volumeMounts', 'readinessProbe', 'sha256', 'containerd://', 'tolerations']) assert.ok(!text.includes(gone), `${gone} is still cached`);
+    for (const gone of ['--name', 'volumeMounts', 'readinessProbe', 'sha256', 'containerd://', 'tolerations', 'managedFields', 'hostIP', 'podIPs']) assert.ok(!text.includes(gone), `${gone} is still cached`);
     // Of a command, only whether the supervisor starts it (for sickbay_unsupervised_containers): one shared array.
     assert.deepEqual(slim.spec!.containers.map((c) => c.command), full.spec!.containers.map((c) => (c.command?.[0] === '/sickbay/bin/supervise' ? ['/sickbay/bin/supervise'] : undefined)));
     const i = slim.spec!.containers.findIndex((c) => c.command);
     assert.ok(i >= 0, 'a supervised container');
     assert.equal(podForCache(structuredClone(full)).spec!.containers[i]!.command, slim.spec!.containers[i]!.command, 'the same array for every pod');
     assert.ok(text.length < JSON.stringify(full).length / 2, `cached ${text.length} bytes of ${JSON.stringify(full).length}`);
+  });
+
+  it('keeps a Node whole but for the images it holds', () => {
+    const node: V1Node = {
+      metadata: { name: 'n1', labels: { pool: 'a' } },
+      spec: { taints: [{ key: 'k', effect: 'NoExecute' }] },
+      status: { conditions: [{ type: 'Ready', status: 'True' }], images: [{ names: ['registry.example/big:1'], sizeBytes: 1 }] },
+    };
+    const slim = nodeForCache(structuredClone(node));
+    assert.equal(slim.status!.images, undefined);
+    assert.deepEqual({ ...slim, status: { ...slim.status, images: node.status!.images } }, node);
   });
 
   it('keeps what the never-Ready rule reads: an image pull failure (with its image) and when the shim installer finished', () => {
