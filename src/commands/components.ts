@@ -1,5 +1,6 @@
 // Assembles what `sickbay serve` runs besides the webhook: the informer caches (every
-// replica), the leader election (every replica), and the controllers (the leader only).
+// replica), the Lease elector, and the controllers (the leader only, once per term). The
+// manager (src/manager/) starts them in that order.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { type KubeConfig } from '@kubernetes/client-node';
@@ -18,7 +19,8 @@ import { DiagnosticsStep, RegistryStep } from '../controllers/post-quarantine.js
 import { ZooKeeperRegistry } from '../registry/zookeeper-registry.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Components, Runnable } from './serve.js';
+import type { Runnable } from '../manager/manager.js';
+import type { Components } from './serve.js';
 
 export interface Controller {
   name: string;
@@ -37,7 +39,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   // steps anew (queues, per-term state, handlers on the shared caches, registry watches):
   // a replica that loses the lease and wins it again starts as a new leader would.
   let leading: () => boolean = () => true;
-  const runControllers = (term: AbortSignal) => {
+  const runControllers = async (term: AbortSignal) => {
     const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
     term.addEventListener('abort', () => {
       for (const r of registries) r.close();
@@ -60,9 +62,9 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       const nodes = new NodeController(deps('node-controller'), overrides.steps ? undefined : registryStep);
       controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
     }
-    for (const c of controllers) {
-      c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }));
-    }
+    await Promise.all(
+      controllers.map((c) => c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }))),
+    );
   };
 
   const runnables: Runnable[] = [
@@ -72,9 +74,10 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     const sync = new CaBundleSync(kc, { name: config.caBundleSync.configurationName, caFile: config.caBundleSync.caFile }, log.child({ component: 'ca-bundle' }), metrics);
     runnables.push({ name: 'ca-bundle-sync', needsLeadership: false, start: (s) => sync.run(s) });
   }
+  let elector: LeaseElector | undefined;
   if (config.leaderElection.enabled) {
     const identity = config.podName || `${hostname()}-${randomBytes(4).toString('hex')}`;
-    const elector = new LeaseElector(kc, {
+    elector = new LeaseElector(kc, {
       namespace: config.namespace,
       name: config.leaderElection.leaseName,
       identity,
@@ -84,11 +87,11 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       log: log.child({ component: 'leader-election' }),
       onLeadershipChange: (now) => metrics.isLeader.set(now ? 1 : 0),
     });
-    leading = () => elector.isLeader();
-    runnables.push({ name: 'leader-election', needsLeadership: false, start: (s) => elector.run(s, runControllers) });
+    const e = elector;
+    leading = () => e.isLeader();
   } else {
     metrics.isLeader.set(1);
-    runnables.push({ name: 'controllers', needsLeadership: true, start: async (s) => runControllers(s) });
   }
-  return { runnables, decoratePod: avoidNodesDecorator(cache, config.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { token: config.alertsToken, ratePerMinute: config.alertsRatePerMinute, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
+  runnables.push({ name: 'controllers', needsLeadership: true, start: runControllers });
+  return { runnables, elector, waitForCaches: (signal) => cache.waitForSync(signal), decoratePod: avoidNodesDecorator(cache, config.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { token: config.alertsToken, ratePerMinute: config.alertsRatePerMinute, maxBodyBytes: config.maxBodyBytes, log: log.child({ component: 'alerts' }) }) };
 }

@@ -1,6 +1,6 @@
 // `sickbay serve`: the webhook on every replica, the controllers on the leader.
-// Start order: health endpoints and webhook first, then (when controllers run) caches
-// synced, then leader-only work.
+// Start order: health endpoints and webhook first, then the manager (src/manager/):
+// caches, then, once they have synced, leader-only work under the Lease.
 import { setMaxListeners } from 'node:events';
 import type { RequestListener } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -14,15 +14,9 @@ import { sleep } from '../util/wait.js';
 import { processEventGate } from '../kube/events.js';
 import { errorText } from '../kube/api.js';
 import { ensureServingSecret } from '../tls/serving-secret.js';
+import { type Elector, Manager, type Runnable } from '../manager/manager.js';
 
-export interface Runnable {
-  name: string;
-  /** Needs the controller lease: runs only on the leader. */
-  needsLeadership: boolean;
-  start(signal: AbortSignal): Promise<void>;
-  /** undefined once ready (caches synced), else why not. */
-  notReadyReason?(): string | undefined;
-}
+export type { Runnable } from '../manager/manager.js';
 
 export interface ServeHandle {
   port: number;
@@ -34,6 +28,10 @@ export interface ServeHandle {
 
 export interface Components {
   runnables: Runnable[];
+  /** Campaigns for the Lease; without one, this replica leads from the start. */
+  elector?: Elector;
+  /** Resolves once the caches have synced (or `signal` aborts): leader-only work waits for it. */
+  waitForCaches?(signal: AbortSignal): Promise<void>;
   /** POST /alerts. */
   alerts?: RequestListener;
   /** Extra pure changes to pods the webhook injects (node avoidance). */
@@ -76,7 +74,12 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   setMaxListeners(100, abort.signal);
   let shuttingDown = false;
   const components = (await opts.components?.({ metrics, log })) ?? { runnables: [] };
-  const runnables = [...components.runnables, ...(keepCertificates ? [keepCertificates] : [])];
+  const manager = new Manager({
+    runnables: [...components.runnables, ...(keepCertificates ? [keepCertificates] : [])],
+    elector: components.elector,
+    waitForCaches: components.waitForCaches,
+    log,
+  });
 
   const app = buildHandler({
     metrics,
@@ -93,14 +96,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     },
     alerts: components.alerts,
     readiness: {
-      notReadyReason() {
-        if (shuttingDown) return 'shutting down';
-        for (const r of runnables) {
-          const why = r.notReadyReason?.();
-          if (why) return `${r.name}: ${why}`;
-        }
-        return undefined;
-      },
+      notReadyReason: () => (shuttingDown ? 'shutting down' : manager.notReadyReason()),
     },
   });
   const server = new HttpsServer({
@@ -116,9 +112,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   const port = await server.listen();
   log.info('serving', { port, tls: config.tlsCertFile });
 
-  const running = runnables.map((r) =>
-    r.start(abort.signal).catch((err) => log.error('runnable stopped with an error', { runnable: r.name, error: err instanceof Error ? err.stack : String(err) })),
-  );
+  const running = manager.run(abort.signal);
 
   let done: Promise<void> | undefined;
   return {
@@ -135,7 +129,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
         const eventsWritten = processEventGate.idle(5_000).then((all) => {
           if (!all) log.warn('stopping with Events still unwritten');
         });
-        await Promise.all([Promise.race([Promise.allSettled(running), sleep(5_000)]), server.close(), eventsWritten]);
+        await Promise.all([Promise.race([running, sleep(5_000)]), server.close(), eventsWritten]);
         log.info('stopped');
       })();
       return done;

@@ -83,7 +83,7 @@ export class NeverReadyController extends ControllerBase {
   }
 
   async run(signal: AbortSignal) {
-    await this.cache.waitForSync(signal);
+    // Started by the manager once the caches have synced.
     for (const p of this.cache.pods.list()) if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(`pod:${keyOf(p)}`);
     this.enqueueAllRecords();
     await this.queue.run(signal);

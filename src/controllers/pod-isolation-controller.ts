@@ -89,8 +89,8 @@ export class PodIsolationController extends ControllerBase {
 
   async run(signal: AbortSignal) {
     this.signal = signal;
-    await this.cache.waitForSync(signal);
-    // Leadership may have just moved here: act only on a view listed after that.
+    // The manager starts leader work once the caches have synced; leadership may have
+    // just moved here, so act only on a view listed after that.
     await this.cache.relistAll(signal);
     for (const p of this.cache.pods.list()) if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
     this.log.info('pod isolation controller started', { dryRun: this.config.dryRun });

@@ -96,7 +96,7 @@ export class UninjectedPodsController extends ControllerBase {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    await this.cache.waitForSync(signal);
+    // Started by the manager once the caches have synced.
     while (!signal.aborted) {
       await this.scan().catch((err) => this.log.warn('scan for escaped pods failed', { error: errorText(err) }));
       await new Promise<void>((resolve) => {
