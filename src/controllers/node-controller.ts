@@ -17,7 +17,7 @@ import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../names.js';
 import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from '../node/node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../node/nodehealth.js';
-import { isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
+import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
 /** A lock known valid is re-read at most this often (someone may lift it by hand). */
@@ -119,7 +119,9 @@ export class NodeController extends ControllerBase {
     await this.waitForCrd(signal);
     if (signal.aborted) return;
     void this.healths.run(signal);
-    await Promise.all([this.cache.waitForSync(signal), this.healths.waitForSync(signal)]);
+    // The shared caches have synced (the manager starts leader work after that); the
+    // NodeHealth informer is this controller's own.
+    await this.healths.waitForSync(signal);
     if (signal.aborted) return;
     await this.finishHalfDone().catch((err) => this.log.warn('could not check for half-done isolations', { error: errorText(err) }));
     if (signal.aborted) return;
@@ -182,11 +184,6 @@ export class NodeController extends ControllerBase {
     }, Math.max(0, at - Date.now()));
   }
 
-  private intervalMsOf(h: NodeHealth) {
-    const s = Number(h.status?.heartbeatIntervalSeconds);
-    return Number.isFinite(s) && s > 0 ? s * 1000 : this.config.node.heartbeatIntervalMs;
-  }
-
   /** Builds the view, plans, acts, and schedules the next evaluation at the next deadline. */
   evaluate() {
     if (!this.active || !this.leading()) return;
@@ -202,15 +199,13 @@ export class NodeController extends ControllerBase {
       const group = this.config.node.minHealthyGroupLabel ? node.metadata?.labels?.[this.config.node.minHealthyGroupLabel] : undefined;
       const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node), group };
       if (h && seen) {
-        const interval = this.intervalMsOf(h);
-        const deadline = seen.at + this.config.node.missedHeartbeats * interval;
-        const stale = now > deadline;
+        const { deadline, stale, late } = heartbeatState(seen.at, heartbeatIntervalMs(h.status?.heartbeatIntervalSeconds, this.config.node.heartbeatIntervalMs), this.config.node.missedHeartbeats, now);
         if (!stale) nextDeadline = Math.min(nextDeadline, deadline + 1);
         view.health = {
           healthy: h.status?.healthy !== false,
           failing: h.status?.failing ?? '',
           stale,
-          late: now > seen.at + 1.5 * interval,
+          late,
           faultySince: stale ? deadline : this.unhealthySince.get(name),
           since: h.status?.since ? Date.parse(h.status.since) : undefined,
         };

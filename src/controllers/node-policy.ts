@@ -91,6 +91,22 @@ export function maintenanceOf(node: { spec?: { unschedulable?: boolean; taints?:
 }
 
 /** "10%" of the nodes (rounded down) or a count; never less than 1. */
+/** A NodeHealth's own heartbeat interval when it states a usable one, else the configured one. */
+export function heartbeatIntervalMs(statedSeconds: unknown, fallbackMs: number): number {
+  const s = Number(statedSeconds);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : fallbackMs;
+}
+
+/**
+ * Where a node's heartbeats stand at `now`, from when the last one was seen: stale past
+ * the deadline (`missed` intervals later), late past one and a half intervals (a warning,
+ * not a fault).
+ */
+export function heartbeatState(lastSeenAt: number, intervalMs: number, missed: number, now: number): { deadline: number; stale: boolean; late: boolean } {
+  const deadline = lastSeenAt + missed * intervalMs;
+  return { deadline, stale: now > deadline, late: now > lastSeenAt + 1.5 * intervalMs };
+}
+
 export function isolationBudget(spec: string, nodeCount: number): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(spec);
   if (!m) throw new Error(`not a budget: ${JSON.stringify(spec)} (use a count like 2 or a share like 10%)`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isolationBudget, maintenanceOf, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
+import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
 
 const now = 1_000_000;
 const fresh = (name: string, extra: Partial<NodeView> = {}): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, since: now - 3_600_000 }, ...extra });
@@ -9,6 +9,31 @@ const late = (name: string): NodeView => ({ name, isolated: false, health: { hea
 const failing = (name: string, checks = 'processes', since = now - 500): NodeView => ({ name, isolated: false, health: { healthy: false, failing: checks, stale: false, faultySince: since } });
 const plan = (nodes: NodeView[], o: { budget?: number; inFlight?: string[]; recoveryAfterMs?: number; minHealthy?: number } = {}) =>
   planNodes({ nodes, budget: o.budget ?? 1, inFlight: new Set(o.inFlight ?? []), now, recoveryAfterMs: o.recoveryAfterMs ?? 0, minHealthy: o.minHealthy });
+
+describe('heartbeat staleness', () => {
+  it('is stale only past the missed intervals, and late past one and a half', () => {
+    const seen = 1_000_000;
+    const cases: Array<[string, number, { stale: boolean; late: boolean }]> = [
+      ['just seen', seen, { stale: false, late: false }],
+      ['one interval on', seen + 10_000, { stale: false, late: false }],
+      ['one and a half intervals on', seen + 15_000, { stale: false, late: false }],
+      ['just past one and a half', seen + 15_001, { stale: false, late: true }],
+      ['at the deadline', seen + 30_000, { stale: false, late: true }],
+      ['just past the deadline', seen + 30_001, { stale: true, late: true }],
+      ['a clock behind the heartbeat', seen - 5_000, { stale: false, late: false }],
+    ];
+    for (const [what, now, want] of cases) {
+      const got = heartbeatState(seen, 10_000, 3, now);
+      assert.deepEqual({ stale: got.stale, late: got.late }, want, what);
+      assert.equal(got.deadline, seen + 30_000, what);
+    }
+  });
+
+  it("takes a NodeHealth's own interval when it states a usable one", () => {
+    const cases: Array<[unknown, number]> = [[5, 5000], ['5', 5000], [0.5, 500], [undefined, 10_000], [null, 10_000], [0, 10_000], [-3, 10_000], ['soon', 10_000], [Infinity, 10_000]];
+    for (const [stated, want] of cases) assert.equal(heartbeatIntervalMs(stated, 10_000), want, String(stated));
+  });
+});
 
 describe('node isolation budget', () => {
   it('is 10% of the nodes rounded down, never less than 1, or a count', () => {
