@@ -1,38 +1,20 @@
 // Golden files for the affinity merge (tests/golden/avoid-nodes/), and the pure parts of
 // node avoidance: the record, feasibility.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/controllers/avoid-nodes.js';
 import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
+import { goldenFiles } from '../support/golden.js';
 
-const dir = fileURLToPath(new URL('../golden/avoid-nodes/', import.meta.url));
-const update = process.env.SICKBAY_UPDATE_GOLDEN === '1';
 const AVOID = ['kwok-node-2', 'kwok-node-0'];
 
-describe('affinity merge golden files', () => {
-  const files = readdirSync(dir);
-  const cases = files.filter((f) => f.endsWith('.pod.json')).map((f) => f.slice(0, -'.pod.json'.length));
-  it('no stale golden files; the cases are found', () => {
-    assert.deepEqual(files.filter((f) => f.endsWith('.golden.json') && !cases.includes(f.slice(0, -'.golden.json'.length))), []);
-    assert.ok(cases.length >= 5);
-  });
-  for (const name of cases) {
-    it(name, () => {
-      const input = JSON.parse(readFileSync(path.join(dir, `${name}.pod.json`), 'utf8')) as V1Pod;
-      const before = structuredClone(input);
-      const out = excludeNodes(input, AVOID);
-      assert.deepEqual(input, before, 'the input is not changed');
-      const golden = path.join(dir, `${name}.golden.json`);
-      if (update) writeFileSync(golden, `${JSON.stringify(out, null, 2)}\n`);
-      assert.ok(existsSync(golden), `missing ${golden}; run with SICKBAY_UPDATE_GOLDEN=1`);
-      assert.deepEqual(out, JSON.parse(readFileSync(golden, 'utf8')));
-      assert.deepEqual(excludeNodes(out, AVOID), out, 'applying it again changes nothing');
-    });
-  }
+goldenFiles({
+  suite: 'avoid-nodes',
+  title: 'affinity merge golden files',
+  minCases: 5,
+  run: (pod) => excludeNodes(pod, AVOID),
+  again: (out) => assert.deepEqual(excludeNodes(out, AVOID), out, 'applying it again changes nothing'),
 });
 
 const node = (name: string, o: { labels?: Record<string, string>; ready?: boolean; taints?: V1Node['spec'] extends infer S ? (S extends { taints?: infer T } ? T : never) : never; unschedulable?: boolean } = {}): V1Node => ({

@@ -1,18 +1,14 @@
-// Golden files for the mutating webhook: tests/golden/mutate/<case>.pod.json is the pod
-// sent to the webhook, <case>.golden.json the pod the API server would store plus the
-// warnings. Cases are found automatically; SICKBAY_UPDATE_GOLDEN=1 rewrites the golden
-// files; a golden file without its input fails the run.
+// Golden files for the mutating webhook (tests/support/golden.ts runs them):
+// tests/golden/mutate/<case>.pod.json is the pod sent to the webhook, <case>.golden.json
+// the pod the API server would store plus the warnings.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { V1Pod } from '@kubernetes/client-node';
+import { ANN_INJECTED } from '../../src/names.js';
 import { type AdmissionDeps, reviewMutation } from '../../src/webhook/admission.js';
 import { patched, podCreateRequest } from '../support/admission.js';
+import { goldenFiles, readGoldenInput } from '../support/golden.js';
 
-const dir = fileURLToPath(new URL('../golden/mutate/', import.meta.url));
-const update = process.env.SICKBAY_UPDATE_GOLDEN === '1';
 export const goldenDeps: AdmissionDeps = {
   injection: { shimImage: 'registry.example/sickbay:test', shimSource: '/opt/sickbay/shim' },
   sickbayUsername: 'system:serviceaccount:sickbay-system:sickbay',
@@ -31,41 +27,33 @@ function scrub(pod: V1Pod): V1Pod {
   return p;
 }
 
-const files = readdirSync(dir);
-const cases = files.filter((f) => f.endsWith('.pod.json')).map((f) => f.slice(0, -'.pod.json'.length));
+const mutate = (pod: V1Pod) => {
+  const res = reviewMutation(podCreateRequest(pod), goldenDeps);
+  assert.equal(res.allowed, true, 'the mutating webhook never denies');
+  return { pod: scrub(patched(pod, res)), warnings: res.warnings ?? [], patched: !!res.patch };
+};
 
-describe('mutation golden files', () => {
-  it('every golden file has its input (no stale golden files)', () => {
-    const stale = files.filter((f) => f.endsWith('.golden.json') && !cases.includes(f.slice(0, -'.golden.json'.length)));
-    assert.deepEqual(stale, [], `stale golden files: ${stale.join(', ')}`);
-    assert.ok(cases.length >= 10, 'the golden cases are found');
-  });
-
-  for (const name of cases) {
-    it(name, () => {
-      const input = JSON.parse(readFileSync(path.join(dir, `${name}.pod.json`), 'utf8')) as V1Pod;
-      const before = structuredClone(input);
-      const res = reviewMutation(podCreateRequest(input), goldenDeps);
-      assert.deepEqual(input, before, 'the mutation never changes its input');
-      assert.equal(res.allowed, true, 'the mutating webhook never denies');
-      const actual = { pod: scrub(patched(input, res)), warnings: res.warnings ?? [], patched: !!res.patch };
-      const goldenFile = path.join(dir, `${name}.golden.json`);
-      if (update || !existsSync(goldenFile)) {
-        if (!update) assert.fail(`missing ${goldenFile}; run with SICKBAY_UPDATE_GOLDEN=1 to create it`);
-        writeFileSync(goldenFile, `${JSON.stringify(actual, null, 2)}\n`);
-      }
-      assert.deepEqual(actual, JSON.parse(readFileSync(goldenFile, 'utf8')));
-
-      // f(f(x)) = f(x): the webhook run on its own output changes nothing.
-      const again = reviewMutation(podCreateRequest(actual.pod), goldenDeps);
-      assert.equal(again.patch, undefined, 'a mutated pod yields no patch');
-    });
-  }
+goldenFiles({
+  suite: 'mutate',
+  title: 'mutation golden files',
+  minCases: 10,
+  run: mutate,
+  again(out) {
+    // The marker alone stops a second injection...
+    assert.equal(reviewMutation(podCreateRequest(out.pod), goldenDeps).patch, undefined, 'a marked pod yields no patch');
+    // ...and without it the mutation is still a fixed point: it recognises its own work
+    // (the shim's init container, volume and wrapped commands) and adds only the marker back.
+    const unmarked = structuredClone(out.pod);
+    if (unmarked.metadata?.annotations) delete unmarked.metadata.annotations[ANN_INJECTED];
+    assert.deepEqual(mutate(unmarked).pod, out.pod, 'the mutation of its own output, marker removed, is that output');
+  },
 });
+
+const readInput = (name: string) => readGoldenInput('mutate', name);
 
 describe('dry run', () => {
   it('the webhook decides the injection, applies none, and says what it would be', () => {
-    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    const input = readInput('no-command-with-entrypoint-annotation');
     const res = reviewMutation(podCreateRequest(input), { ...goldenDeps, dryRun: true });
     assert.equal(res.allowed, true);
     assert.equal(res.patch, undefined, 'no patch');
@@ -75,7 +63,7 @@ describe('dry run', () => {
 
 describe('the shim image pull secrets', () => {
   it('are added beside the pod’s own, once, so a private registry serves the init container', () => {
-    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    const input = readInput('no-command-with-entrypoint-annotation');
     input.spec!.imagePullSecrets = [{ name: 'app-registry' }, { name: 'shim-registry' }];
     const deps = { ...goldenDeps, injection: { ...goldenDeps.injection, pullSecrets: ['shim-registry', 'mirror'] } };
     const res = reviewMutation(podCreateRequest(input), deps);
@@ -86,7 +74,7 @@ describe('the shim image pull secrets', () => {
   });
 
   it('a malformed imagePullSecrets is a 400 naming the field, not an exception', () => {
-    const input = JSON.parse(readFileSync(path.join(dir, 'no-command-with-entrypoint-annotation.pod.json'), 'utf8')) as V1Pod;
+    const input = readInput('no-command-with-entrypoint-annotation');
     (input.spec as unknown as Record<string, unknown>).imagePullSecrets = 'registry';
     assert.throws(
       () => reviewMutation(podCreateRequest(input), { ...goldenDeps, injection: { ...goldenDeps.injection, pullSecrets: ['mirror'] } }),
