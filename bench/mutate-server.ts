@@ -3,10 +3,10 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { serve } from '../src/commands/serve.js';
-import { readConfig } from '../src/config.js';
-import { silentLogger } from '../src/log.js';
-import { Metrics } from '../src/metrics.js';
+import { serve } from '../src/manager/serve.js';
+import { readConfig } from '../src/core/config.js';
+import { silentLogger } from '../src/core/log.js';
+import { Metrics } from '../src/core/metrics.js';
 import { admissionHandler } from '../src/webhook/admission.js';
 
 const [kind, certFile, keyFile] = process.argv.slice(2) as [string, string, string];

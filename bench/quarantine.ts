@@ -74,7 +74,12 @@ const get = (p: SickbayProcess, route: string) => request(p.port, p.caPem, route
 async function startReplica(name: string, env: Record<string, string>, at?: { dir: string; port: number }) {
   const p = await spawnSickbay(t, name, { ...baseEnv, ...env }, at);
   const spawned = performance.now();
-  await waitFor(`${name} to serve`, async () => (await get(p, '/healthz')) === 200, { timeoutMs: 60_000, intervalMs: 20 });
+  let exited = false;
+  void p.exited.then(() => (exited = true));
+  await waitFor(`${name} to serve`, async () => {
+    if (exited) throw new Error(`${name} exited: ${p.output().slice(-2000)}`);
+    return (await get(p, '/healthz')) === 200;
+  }, { timeoutMs: 60_000, intervalMs: 20 });
   const serving = performance.now();
   await scrape(p); // resets the event-loop lag maximum: what follows is the listing
   await waitFor(`${name} to sync its caches`, async () => (await get(p, '/readyz')) === 200, { timeoutMs: 600_000, intervalMs: 20 });

@@ -7,11 +7,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
-import { writeCerts } from './commands/certs.js';
-import { serve } from './commands/serve.js';
-import { ConfigError, parseDuration, readConfig } from './config.js';
+import { writeCerts } from './cli/certs.js';
+import { serve } from './manager/serve.js';
+import { cliNamespace, ConfigError, parseDuration, readConfig } from './core/config.js';
 import { codeOf } from './kube/api.js';
-import { createLogger, exitOnUnhandled } from './log.js';
+import { createLogger, exitOnUnhandled } from './core/log.js';
 import { withDeadline } from './util/wait.js';
 
 /** How the user called us: `kubectl sickbay` when kubectl runs us as its plugin. */
@@ -184,8 +184,8 @@ async function main(argv: string[]): Promise<number> {
       const config = readConfig();
       const log = createLogger(config.logLevel);
       exitOnUnhandled('serve');
-      const kubeConfig = config.controllers || config.tlsSecret ? loadKubeConfig(values.kubeconfig, values.context) : undefined;
-      const { buildComponents } = await import('./commands/components.js');
+      const kubeConfig = config.controllers || config.server.tlsSecret ? loadKubeConfig(values.kubeconfig, values.context) : undefined;
+      const { buildComponents } = await import('./manager/components.js');
       const handle = await serve(config, log, { kubeConfig, components: kubeConfig && config.controllers ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
       await new Promise<void>((resolve) => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.shutdown().then(resolve));
@@ -193,9 +193,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, output: { type: 'string', short: 'o' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } } });
+      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, output: { type: 'string', short: 'o' }, namespace: { type: 'string', default: cliNamespace() } } });
       const output = outputFormat(values.output, ['text', 'json', 'yaml']);
-      const { formatStatus, statusReport } = await import('./commands/status.js');
+      const { formatStatus, statusReport } = await import('./cli/status.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
       const report = await withCluster(kc, () => statusReport(kc, values.namespace));
       process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : output === 'yaml' ? yaml.dump(report, { noRefs: true, lineWidth: -1 }) : formatStatus(report));
@@ -207,7 +207,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`usage: ${PROG} release <namespace>/<pod>\n`);
         return 2;
       }
-      const { release } = await import('./commands/status.js');
+      const { release } = await import('./cli/release.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
       process.stdout.write(await withCluster(kc, () => release(kc, positionals[0]!)));
       return 0;
@@ -226,10 +226,10 @@ async function main(argv: string[]): Promise<number> {
         throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
       }
       const config = readConfig();
-      const { injectManifest, renderManifest } = await import('./commands/inject.js');
+      const { injectManifest, renderManifest } = await import('./cli/inject.js');
       let result;
       try {
-        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.shimImage, shimSource: config.shimSource, pullSecrets: config.shimPullSecrets });
+        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets });
       } catch (err) {
         throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
       }
@@ -247,8 +247,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const log = createLogger(config.logLevel).child({ component: 'agent' });
       exitOnUnhandled('agent');
-      const { runAgent } = await import('./commands/agent.js');
-      const handle = await runAgent(config, loadKubeConfig(values.kubeconfig, values.context), log, { nodeName, version: version() });
+      const { runAgent } = await import('./agent/command.js');
+      const handle = await runAgent(config.agent, loadKubeConfig(values.kubeconfig, values.context), log, { nodeName, version: version() });
       await new Promise<void>((resolve) => {
         for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => void handle.stop().then(resolve));
       });
@@ -258,14 +258,14 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { ...KUBE_OPTIONS, for: { type: 'string' }, namespace: { type: 'string', default: process.env.SICKBAY_NAMESPACE || 'sickbay-system' } },
+        options: { ...KUBE_OPTIONS, for: { type: 'string' }, namespace: { type: 'string', default: cliNamespace() } },
       });
       const [action, node, ...extra] = positionals;
       if (!node || extra.length || (action !== 'protect' && action !== 'restore')) {
         process.stderr.write(HELP.node!);
         return 2;
       }
-      const { protect, restore } = await import('./commands/node.js');
+      const { protect, restore } = await import('./cli/node.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
       if (action === 'restore') {
         process.stdout.write(await withCluster(kc, () => restore(kc, { namespace: values.namespace, node })));

@@ -2,10 +2,10 @@
 // chart does on a real cluster: its namespace, a ServiceAccount, least-privilege RBAC,
 // and the two webhook configurations (by URL: there is no pod network locally).
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
-import { nodeHealthCrd } from '../node/nodehealth.js';
+import { nodeHealthCrd } from '../core/nodehealth.js';
 import { waitFor } from '../util/wait.js';
-import { writeCerts } from '../commands/certs.js';
-import { AGENT_CLUSTER_RULES, SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../rbac.js';
+import { writeCerts } from '../cli/certs.js';
+import { AGENT_CLUSTER_RULES, SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../core/rbac.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../webhook/webhook-configurations.js';
 
 const ignoreConflict = (e: { code?: number }) => {

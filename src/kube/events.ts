@@ -2,10 +2,12 @@
 // Event never fails the action that caused it, and never holds it up: Event writes wait
 // their turn behind one gate per process (a few in flight, a bounded queue), so a burst
 // of 50 quarantines sends its 50 patches first, not 50 patches among 100 Events
-// (client-go's broadcaster queues Events the same way).
+// (client-go's broadcaster queues Events the same way). `serve` makes the one gate of
+// the process and hands it to every recorder; the gate counts what came of each Event
+// (sickbay_events_total).
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { withDeadline } from '../util/wait.js';
 
 export interface ObjectRef {
@@ -21,6 +23,9 @@ export class EventGate {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
+  /** Events written, failed to write, and dropped because too many were waiting. */
+  written = 0;
+  failed = 0;
   dropped = 0;
 
   constructor(
@@ -65,12 +70,6 @@ export class EventGate {
   }
 }
 
-/** Events this process wrote or failed to write (`sickbay_events_total`; drops are the gate's). */
-export const eventCounts = { written: 0, failed: 0 };
-
-/** The gate every recorder in this process shares unless it is given its own. */
-export const processEventGate = new EventGate();
-
 /** Dry run writes only Events that say what sickbay would have done. */
 export const isWouldEvent = (reason: string) => /^Would[A-Z]/.test(reason);
 
@@ -78,13 +77,21 @@ export class EventRecorder {
   /** In dry run, Events other than Would* are logged, not written (dry run changes nothing but Would* Events). */
   dryRun = false;
 
+  private readonly component: string;
+  private readonly host: string;
+  private readonly log?: Logger;
+  private readonly gate: EventGate;
+
+  /** `host`: the reporting instance (the pod's name); `gate`: the process's one Event gate. */
   constructor(
     private readonly core: CoreV1Api,
-    private readonly component: string,
-    private readonly log?: Logger,
-    private readonly host = process.env.HOSTNAME ?? '',
-    private readonly gate = processEventGate,
-  ) {}
+    o: { gate: EventGate; host?: string; log?: Logger; component?: string },
+  ) {
+    this.gate = o.gate;
+    this.host = o.host ?? '';
+    this.log = o.log;
+    this.component = o.component ?? 'sickbay';
+  }
 
   /**
    * Resolves once the Event is written (or given up on); never rejects. Controllers in a
@@ -121,9 +128,9 @@ export class EventRecorder {
           count: 1,
         },
       }), 10_000, 'event create');
-      eventCounts.written++;
+      this.gate.written++;
     } catch (err) {
-      eventCounts.failed++;
+      this.gate.failed++;
       this.log?.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: String((err as Error)?.message ?? err) });
     }
   }

@@ -6,8 +6,8 @@
 // and replays its cache on a slow resync so level-triggered controllers converge.
 import https from 'node:https';
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { sleep } from '../util/wait.js';
 
 export interface KubeObject {

@@ -10,7 +10,7 @@
 // so another replica takes over immediately.
 import { setMaxListeners } from 'node:events';
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { abortable, codeOf, errorText } from './api.js';
 import { sleep } from '../util/wait.js';
 

@@ -2,8 +2,8 @@
 // at most once; one reconcile per key at a time (a key added while it is being
 // processed runs again afterwards); failures retry with per-key exponential backoff;
 // a reconcile may ask to run again after a delay.
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 export type Reconciler = (key: string) => Promise<ReconcileResult>;

@@ -3,7 +3,7 @@
 // first (the informer caches, certificate upkeep), then, once every cache has synced,
 // the leader election, and the runnables that need leadership for each term won. A term
 // ends with its own signal: what ran in it stops, and the next term starts anew.
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 
 export interface Runnable {
   name: string;

@@ -6,8 +6,8 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { CertificateReloader } from '../tls/certificate-reloader.js';
 import { sleep } from '../util/wait.js';
 

@@ -4,8 +4,8 @@
 import { readFileSync, type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 
 export interface KeyPairPem {
   cert: string;

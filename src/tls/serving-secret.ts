@@ -12,7 +12,7 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { withDeadline } from '../util/wait.js';
 import { createCA, issueCertificate } from './certificates.js';
 

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AdmissionregistrationV1Api, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
 import { sleep, withDeadline } from '../util/wait.js';
 
 type Configuration = V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration;

@@ -5,7 +5,7 @@
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { IntOrString } from '@kubernetes/client-node';
-import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../names.js';
+import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../core/names.js';
 
 export interface InjectionSettings {
   /** Image of the init container; it carries the shim at `shimSource`. */

@@ -6,7 +6,7 @@
 //   ReplicaSet would adopt it again (and delete a healthy pod to keep the count), and its
 //   Services would send it traffic.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANN_ISOLATE, ANN_ORIGINAL_LABELS, CONTROLLER_ANNOTATIONS, LABEL_STATUS, STATUS_QUARANTINED } from '../names.js';
+import { ANN_ISOLATE, ANN_ORIGINAL_LABELS, CONTROLLER_ANNOTATIONS, LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
 
 export type Verdict = { allowed: true } | { allowed: false; message: string };
 

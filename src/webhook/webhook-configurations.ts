@@ -2,7 +2,7 @@
 // manifests, `sickbay certs`, the Helm chart's expectations, the tests and the
 // playground all come from here.
 import type { V1MutatingWebhookConfiguration, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
-import { CONTROLLER_ANNOTATIONS, LABEL_INJECT, LABEL_INJECTION, LABEL_STATUS, STATUS_QUARANTINED, SYSTEM_NAMESPACES } from '../names.js';
+import { CONTROLLER_ANNOTATIONS, LABEL_INJECT, LABEL_INJECTION, LABEL_STATUS, STATUS_QUARANTINED, SYSTEM_NAMESPACES } from '../core/names.js';
 
 export type WebhookTarget =
   | { service: { name: string; namespace: string; port?: number } }

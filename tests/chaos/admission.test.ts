@@ -13,7 +13,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { applyPatch } from 'rfc6902';
 import { freePorts } from '../../src/dev/control-plane.js';
 import { registerWebhooks, unregisterWebhooks } from '../../src/dev/local-install.js';
-import { ANN_INJECTED } from '../../src/names.js';
+import { ANN_INJECTED } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { sample } from 'fast-check';
 import { expand, type GeneratedReview, reviewArbitrary } from '../support/admission-arbitrary.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { mergePatch } from '../../src/kube/api.js';
-import { ANN_ORIGINAL_LABELS } from '../../src/names.js';
+import { ANN_ORIGINAL_LABELS } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import tls from 'node:tls';
 import { REAL_NODE } from '../../src/dev/real-node.js';
-import { ANN_INJECTED } from '../../src/names.js';
+import { ANN_INJECTED } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { type CertManager, startCertManager } from '../support/cert-manager.js';
 import { scenario, secs } from '../support/chaos.js';

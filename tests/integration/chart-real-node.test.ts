@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { IMAGES } from '../../src/dev/images.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
-import type { NodeHealth } from '../../src/node/nodehealth.js';
+import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, isReady, podsOf, rawApiRequest, startCluster, type TestCluster } from '../support/cluster.js';
 import { helm, installOnRealNode } from '../support/helm.js';

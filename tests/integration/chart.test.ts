@@ -9,14 +9,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import yaml from 'js-yaml';
 import { AdmissionregistrationV1Api, type KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
-import { type ServeHandle, serve } from '../../src/commands/serve.js';
-import { buildComponents } from '../../src/commands/components.js';
-import { readConfig } from '../../src/config.js';
+import { type ServeHandle, serve } from '../../src/manager/serve.js';
+import { buildComponents } from '../../src/manager/components.js';
+import { readConfig } from '../../src/core/config.js';
 import { freePorts } from '../../src/dev/control-plane.js';
-import { createLogger } from '../../src/log.js';
-import { AgentMetrics, Metrics } from '../../src/metrics.js';
-import { nodeHealthCrd } from '../../src/node/nodehealth.js';
-import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules, servingSecretRules } from '../../src/rbac.js';
+import { createLogger } from '../../src/core/log.js';
+import { AgentMetrics, Metrics } from '../../src/core/metrics.js';
+import { nodeHealthCrd } from '../../src/core/nodehealth.js';
+import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules, servingSecretRules } from '../../src/core/rbac.js';
 import { issueCertificate } from '../../src/tls/certificates.js';
 import { ensureServingSecret } from '../../src/tls/serving-secret.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../../src/webhook/webhook-configurations.js';
@@ -108,7 +108,7 @@ describe('the Helm chart', () => {
     assert.equal(none.find((e) => e.name === 'SICKBAY_REGISTRIES'), undefined);
   });
 
-  it('grants exactly the rules of src/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
+  it('grants exactly the rules of src/core/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
     const cm = docs(await template());
     assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: true })));
     assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false })), 'no nodes/status without a Node condition');

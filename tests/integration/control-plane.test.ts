@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { Informer } from '../../src/kube/informer.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';

@@ -2,9 +2,9 @@
 // and with SICKBAY_REPAIR_RESTART their Deployment is restarted once the webhook works.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { status } from '../../src/commands/status.js';
+import { status } from '../../src/cli/status.js';
 import { mergePatch as mergePatchOptions } from '../../src/kube/api.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';

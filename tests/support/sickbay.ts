@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { installIdentity, localServe, registerWebhooks, unregisterWebhooks } from '../../src/dev/local-install.js';
-import { type ServeHandle, type ServeOptions, serve } from '../../src/commands/serve.js';
-import { buildComponents, type ComponentOverrides } from '../../src/commands/components.js';
-import { readConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { type ServeHandle, type ServeOptions, serve } from '../../src/manager/serve.js';
+import { buildComponents, type ComponentOverrides } from '../../src/manager/components.js';
+import { readConfig, type Config } from '../../src/core/config.js';
+import { createLogger } from '../../src/core/log.js';
 import { freePorts } from '../../src/dev/control-plane.js';
-import { ANN_INJECTED } from '../../src/names.js';
+import { ANN_INJECTED } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import type { TestCluster } from './cluster.js';
 
@@ -108,8 +108,9 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   const local = localServe({ certDir: dir, port, namespace: SICKBAY_NS, serviceAccount: SICKBAY_SA, podName: name });
   // SICKBAY_NODE_ARGS adds Node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof for a profile).
   const nodeArgs = (process.env.SICKBAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  // SICKBAY_USE_DIST=1 runs the compiled dist/cli.js (`npm run build` first), as the image does.
-  const entry = process.env.SICKBAY_USE_DIST === '1' ? [distCliPath] : ['--import', 'tsx', cliPath];
+  // SICKBAY_USE_DIST=1 runs the compiled dist/cli.js (`npm run build` first), as the image
+  // does; SICKBAY_DIST_CLI names another build's (a benchmark of two builds side by side).
+  const entry = process.env.SICKBAY_USE_DIST === '1' ? [process.env.SICKBAY_DIST_CLI ?? distCliPath] : ['--import', 'tsx', cliPath];
   const child = spawn(process.execPath, [...nodeArgs, ...entry, 'serve', '--kubeconfig', kubeconfig], {
     env: {
       ...process.env,

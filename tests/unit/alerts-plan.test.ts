@@ -1,7 +1,7 @@
 // What an Alertmanager payload asks of sickbay, decided without I/O: one write per pod.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type AlertPayload, planAlerts, type PodLookup } from '../../src/controllers/alerts.js';
+import { type AlertPayload, planAlerts, type PodLookup } from '../../src/quarantine/alerts.js';
 
 const pods: PodLookup = {
   requested: (ns, pod) => new Map([['shop/a', false], ['shop/b', true], ['kube-system/dns', false]]).get(`${ns}/${pod}`),

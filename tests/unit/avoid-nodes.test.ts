@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/controllers/avoid-nodes.js';
-import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
+import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/never-ready/avoid-nodes.js';
+import { imagePullFailure, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
 import { goldenFiles } from '../support/golden.js';
 
 const AVOID = ['kwok-node-2', 'kwok-node-0'];

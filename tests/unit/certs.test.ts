@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { writeCerts } from '../../src/commands/certs.js';
+import { writeCerts } from '../../src/cli/certs.js';
 import { createCA, issueCertificate } from '../../src/tls/certificates.js';
 import { renewalTime } from '../../src/tls/serving-secret.js';
 

@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { nodeForCache, podForCache } from '../../src/controllers/cluster-cache.js';
-import { imagePullFailure, neverReadyClockStart } from '../../src/controllers/never-ready-controller.js';
-import { isPodReady, isQuarantined, quarantineTrigger, wasEverReady } from '../../src/controllers/quarantine-policy.js';
-import { escapedInjection } from '../../src/controllers/uninjected-pods.js';
+import { nodeForCache, podForCache } from '../../src/kube/cluster-cache.js';
+import { imagePullFailure, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
+import { quarantineTrigger } from '../../src/quarantine/quarantine-policy.js';
+import { escapedInjection } from '../../src/webhook/uninjected-pods.js';
+import { isPodReady, isQuarantined, wasEverReady } from '../../src/kube/pods.js';
 
 // The webhook's output for a two-container pod, as the API server stores it once it runs.
 function injectedRunningPod(ready: boolean): V1Pod {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { injectManifest, renderManifest } from '../../src/commands/inject.js';
+import { injectManifest, renderManifest } from '../../src/cli/inject.js';
 
 const settings = { shimImage: 'registry.example/sickbay-shim:test', shimSource: '/opt/sickbay/shim', pullSecrets: ['shim-pull'] };
 const plain = <T>(v: T): any => JSON.parse(JSON.stringify(v));

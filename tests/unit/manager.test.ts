@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { type Elector, Manager, type Runnable } from '../../src/manager/manager.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 
 const log = createLogger('error');
 const tick = () => new Promise((r) => setImmediate(r));

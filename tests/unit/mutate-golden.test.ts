@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANN_INJECTED } from '../../src/names.js';
+import { ANN_INJECTED } from '../../src/core/names.js';
 import { type AdmissionDeps, reviewMutation } from '../../src/webhook/admission.js';
 import { patched, podCreateRequest } from '../support/admission.js';
 import { goldenFiles, readGoldenInput } from '../support/golden.js';

@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CheckTracker, conditionsCheck, parseProcessSpecs, parseStat, ProcessWatch, readProcessTable } from '../../src/node/checks.js';
-import { ConfigError, readConfig } from '../../src/config.js';
-import { healthCondition, nodeProblemCondition } from '../../src/node/nodehealth.js';
-import { agentClusterRules } from '../../src/rbac.js';
-import { runtimeLayout } from '../../src/node/runtime-layout.js';
+import { CheckTracker, conditionsCheck, ProcessWatch } from '../../src/agent/checks.js';
+import { parseStat, readProcessTable } from '../../src/agent/proc.js';
+import { parseProcessSpecs } from '../../src/core/agent-settings.js';
+import { ConfigError, readConfig } from '../../src/core/config.js';
+import { healthCondition, nodeProblemCondition } from '../../src/core/nodehealth.js';
+import { agentClusterRules } from '../../src/core/rbac.js';
+import { runtimeLayout } from '../../src/agent/runtime-layout.js';
 import { type ProcRoot, procRoot } from '../support/proc-root.js';
 
 const roots: ProcRoot[] = [];
@@ -228,10 +230,10 @@ describe('node configuration', () => {
   });
 
   it('refuses a lock outside 30-60 minutes, unknown checks, bad targets and budgets, naming the variable', () => {
-    assert.throws(() => readConfig({ SICKBAY_NODE_LOCK_DURATION: '10m' }), (e: Error) => e instanceof ConfigError && /SICKBAY_NODE_LOCK_DURATION must be between 30m and 60m/.test(e.message));
+    assert.throws(() => readConfig({ SICKBAY_NODE_LOCK_DURATION: '10m' }), (e: Error) => e instanceof ConfigError && /SICKBAY_NODE_LOCK_DURATION="10m": must be between 30m and 60m/.test(e.message));
     assert.equal(readConfig({ SICKBAY_NODE_LOCK_DURATION: '1h' }).node.lockDurationMs, 3_600_000);
     assert.throws(() => readConfig({ SICKBAY_AGENT_CHECKS: 'kubelet,disk' }), /unknown check "disk"/);
-    assert.throws(() => readConfig({ SICKBAY_AGENT_NETWORK_TARGETS: '10.0.0.1' }), /SICKBAY_AGENT_NETWORK_TARGETS: "10.0.0.1" is not host:port/);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_NETWORK_TARGETS: '10.0.0.1' }), /SICKBAY_AGENT_NETWORK_TARGETS="10.0.0.1": "10.0.0.1" is not host:port/);
     assert.throws(() => readConfig({ SICKBAY_NODE_ISOLATION_BUDGET: 'ten' }), /SICKBAY_NODE_ISOLATION_BUDGET/);
     assert.throws(() => readConfig({ SICKBAY_AGENT_PROCESSES: 'a b' }), /SICKBAY_AGENT_PROCESSES/);
     assert.equal(readConfig({ SICKBAY_DRY_RUN: 'true' }).node.dryRun, true);

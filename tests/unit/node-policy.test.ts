@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeView, planNodes } from '../../src/controllers/node-policy.js';
+import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeView, planNodes } from '../../src/nodes/node-policy.js';
 
 const now = 1_000_000;
 const fresh = (name: string, extra: Partial<NodeView> = {}): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, since: now - 3_600_000 }, ...extra });

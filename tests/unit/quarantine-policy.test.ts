@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { decide, type DecisionInput, labelsToStrip, parseMaxQuarantined, quarantineTrigger, selectorMatches, wasEverReady } from '../../src/controllers/quarantine-policy.js';
+import { decide, type DecisionInput, labelsToStrip, parseMaxQuarantined, quarantineTrigger, selectorMatches } from '../../src/quarantine/quarantine-policy.js';
+import { wasEverReady } from '../../src/kube/pods.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();

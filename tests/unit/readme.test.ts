@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { configSchema } from '../../src/config.js';
+import { configSchema } from '../../src/core/config.js';
 
 describe('README configuration table', () => {
-  it('lists exactly the variables src/config.ts reads', () => {
+  it('lists exactly the variables src/core/config.ts reads', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const section = readme.slice(readme.indexOf('## Configuration'));
     const tableRows = section.split('\n').filter((l) => l.startsWith('| `SICKBAY_'));

@@ -1,0 +1,250 @@
+// The informer caches sickbay reads from. They run on every replica (the webhook reads
+// them on the admission path, and a replica that becomes leader starts warm); the
+// controllers only run on the leader.
+import type { KubeConfig, V1ContainerStatus, V1Deployment, V1Namespace, V1Node, V1Pod, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import { Informer } from './informer.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import { LABEL_INJECTION, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
+import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo } from './pods.js';
+
+/**
+ * What sickbay keeps of a pod: only what its decisions read. Of metadata: identity,
+ * times, labels (the quarantine strips and restores them), sickbay's own annotations and
+ * the controlling owner reference. Of spec and status: node, container names, phase, the
+ * Ready and Initialized conditions, the pod IP, start and restart facts. Containers'
+ * commands, env, probes, volumes and images, other annotations (a service mesh's status
+ * annotation alone can be a kilobyte), other owner references, IPs and conditions are
+ * dropped: at 10,000 pods the cache is most of the process's memory (bench/README.md).
+ * Of a command, only whether sickbay's supervisor starts it is kept (one shared array);
+ * of a container's state, only why it waits (and its image when it cannot pull it), and
+ * when sickbay's installer finished. Writes never start from a cached pod's spec
+ * (quarantine and release patch metadata only).
+ */
+const SUPERVISED: string[] = Object.freeze([SHIM_SUPERVISOR]) as unknown as string[];
+
+const pulling = (c: V1ContainerStatus) => IMAGE_PULL_REASONS.has(c.state?.waiting?.reason ?? '');
+/** A waiting container's reason (ContainerCreating, ImagePullBackOff...), nothing else of its state. */
+const waitingFor = (c: V1ContainerStatus): Pick<V1ContainerStatus, 'state'> => (c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {});
+
+/** The conditions the quarantine and never-Ready rules read. */
+const KEPT_CONDITIONS = new Set(['Ready', 'Initialized']);
+
+function sickbayAnnotations(annotations: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!annotations) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const k in annotations) if (k.startsWith(`${PREFIX}/`)) (out ??= {})[k] = annotations[k]!;
+  return out;
+}
+
+export function podForCache(pod: V1Pod): V1Pod {
+  const { metadata: m, spec, status } = pod;
+  const owner = m?.ownerReferences?.find((r) => r.controller) ?? m?.ownerReferences?.[0];
+  const slim: V1Pod = {
+    metadata: m && {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      creationTimestamp: m.creationTimestamp,
+      deletionTimestamp: m.deletionTimestamp,
+      labels: m.labels,
+      annotations: sickbayAnnotations(m.annotations),
+      ownerReferences: owner && [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: owner.controller }],
+    },
+  };
+  if (spec) {
+    slim.spec = {
+      nodeName: spec.nodeName,
+      containers: (spec.containers ?? []).map((c) => (c.command?.[0] === SHIM_SUPERVISOR ? { name: c.name, command: SUPERVISED } : { name: c.name })),
+      ...(spec.initContainers ? { initContainers: spec.initContainers.map((c) => ({ name: c.name })) } : {}),
+    };
+  }
+  if (status) {
+    slim.status = {
+      phase: status.phase,
+      reason: status.reason,
+      conditions: status.conditions?.filter((c) => KEPT_CONDITIONS.has(c.type)).map((c) => ({ type: c.type, status: c.status, lastTransitionTime: c.lastTransitionTime })),
+      podIP: status.podIP,
+      startTime: status.startTime,
+      containerStatuses: status.containerStatuses?.map((c) => ({ name: c.name, ready: c.ready, restartCount: c.restartCount, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c) })),
+      // The never-Ready rule reads image pull failures, and when sickbay's installer finished.
+      ...(status.initContainerStatuses
+        ? {
+            initContainerStatuses: status.initContainerStatuses.map((c) => {
+              const finishedAt = c.name === SHIM_INIT_CONTAINER ? (c.state?.terminated?.finishedAt ?? c.lastState?.terminated?.finishedAt) : undefined;
+              return { name: c.name, ready: c.ready, restartCount: c.restartCount, image: pulling(c) ? c.image : '', imageID: '', ...waitingFor(c), ...(finishedAt ? { lastState: { terminated: { exitCode: 0, finishedAt } } } : {}) };
+            }),
+          }
+        : {}),
+    };
+  }
+  return slim;
+}
+
+/** A Node without the list of images it holds (tens of kilobytes on a busy node; nothing reads it). */
+export function nodeForCache(node: V1Node): V1Node {
+  if (!node.status?.images) return node;
+  const { images: _, ...status } = node.status;
+  return { ...node, status };
+}
+
+const BY_NAMESPACE = 'namespace';
+const BY_CONTROLLER = 'controller';
+const QUARANTINED_IN = 'quarantined';
+const BY_DEPLOYMENT = 'deployment';
+
+/** `<namespace>/<kind>/<name>` of the pod's controller (as ownerOf picks it), or of the pod itself. */
+function controllerKey(pod: V1Pod): string {
+  const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
+  return ref ? `${pod.metadata?.namespace}/${ref.kind}/${ref.name}` : `${pod.metadata?.namespace}/Pod/${pod.metadata?.name}`;
+}
+
+export class ClusterCache {
+  readonly namespaces: Informer<V1Namespace>;
+  readonly pods: Informer<V1Pod>;
+  readonly replicaSets: Informer<V1ReplicaSet>;
+  readonly deployments: Informer<V1Deployment>;
+  readonly services: Informer<V1Service>;
+  readonly nodes: Informer<V1Node>;
+  /** Pod UIDs this replica has seen Ready: part of how "has ever been Ready" is known. */
+  private readonly seenReady = new Set<string>();
+  private readonly firstNotReady = new Map<string, number>();
+
+  /** The system namespaces and sickbay's own: never acted in, even if labelled. */
+  private readonly offLimits: ReadonlySet<string>;
+
+  constructor(kc: KubeConfig, o: { resyncMs: number; ownNamespace?: string; log?: Logger; metrics?: Metrics }) {
+    this.offLimits = new Set<string>([...SYSTEM_NAMESPACES, ...(o.ownNamespace ? [o.ownNamespace] : [])]);
+    const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
+    this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
+    this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
+    this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
+    this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
+    this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
+    this.nodes = new Informer(kc, { ...common, resource: 'nodes', path: '/api/v1/nodes', transform: nodeForCache });
+    this.pods.on({
+      add: (p) => this.track(p),
+      update: (p) => this.track(p),
+      delete: (p) => {
+        const uid = p.metadata?.uid ?? '';
+        this.seenReady.delete(uid);
+        this.firstNotReady.delete(uid);
+      },
+    });
+    // Decisions look at one namespace's quarantined pods and Services, or one workload's pods: with
+    // indexes that is a lookup, where a scan of 10,000 cached pods for each of 50 failing
+    // pods blocked the event loop for 0.8 s (bench/README.md).
+    this.pods.addIndex(BY_NAMESPACE, (p) => p.metadata?.namespace);
+    this.pods.addIndex(BY_CONTROLLER, (p) => controllerKey(p));
+    this.pods.addIndex(QUARANTINED_IN, (p) => (isQuarantined(p) ? p.metadata?.namespace : undefined));
+    this.services.addIndex(BY_NAMESPACE, (svc) => svc.metadata?.namespace);
+    this.replicaSets.addIndex(BY_DEPLOYMENT, (rs) => {
+      const dep = rs.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
+      return dep ? `${rs.metadata?.namespace}/Deployment/${dep.name}` : undefined;
+    });
+  }
+
+  private track(p: V1Pod) {
+    const uid = p.metadata?.uid ?? '';
+    if (isPodReady(p)) {
+      this.seenReady.add(uid);
+      this.firstNotReady.delete(uid);
+    } else if (!this.firstNotReady.has(uid)) this.firstNotReady.set(uid, Date.now());
+  }
+
+  all() {
+    return [this.namespaces, this.pods, this.replicaSets, this.deployments, this.services, this.nodes];
+  }
+
+  run(signal: AbortSignal) {
+    return Promise.all(this.all().map((i) => i.run(signal)));
+  }
+
+  notSynced(): string | undefined {
+    const waiting = this.all().filter((i) => !i.hasSynced());
+    return waiting.length ? 'informer caches not synced yet' : undefined;
+  }
+
+  /** Resolves once every informer has synced, or when `signal` aborts (one listener on it). */
+  waitForSync(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void Promise.all(this.all().map((i) => i.waitForSync())).then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /** Fresh lists of everything: what a new leader does before it acts. */
+  relistAll(signal: AbortSignal) {
+    return Promise.all(this.all().map((i) => i.relist(signal)));
+  }
+
+  hasBeenSeenReady(pod: V1Pod) {
+    return this.seenReady.has(pod.metadata?.uid ?? '');
+  }
+
+  firstSeenNotReady(pod: V1Pod) {
+    return this.firstNotReady.get(pod.metadata?.uid ?? '');
+  }
+
+  isOptedIn(namespace: string): boolean {
+    if (this.offLimits.has(namespace)) return false;
+    return this.namespaces.get(namespace)?.metadata?.labels?.[LABEL_INJECTION] === 'enabled';
+  }
+
+  podsIn(namespace: string): V1Pod[] {
+    return this.pods.byIndex(BY_NAMESPACE, namespace);
+  }
+
+  quarantinedIn(namespace: string): V1Pod[] {
+    return this.pods.byIndex(QUARANTINED_IN, namespace);
+  }
+
+  /**
+   * The workload a pod belongs to: its Deployment through its ReplicaSet, else its
+   * controller, else itself. `namespace` for a pod being created, which may not carry one yet.
+   */
+  ownerOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): OwnerInfo {
+    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
+    if (!ref) return { kind: 'Pod', name: pod.metadata?.name ?? '' };
+    if (ref.kind === 'ReplicaSet') {
+      const rs = this.replicaSets.get(`${namespace}/${ref.name}`);
+      const dep = rs?.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment');
+      if (dep) return { kind: 'Deployment', name: dep.name };
+    }
+    return { kind: ref.kind, name: ref.name };
+  }
+
+  /** The Deployment a pod belongs to, from the caches (the admission path makes no API call). */
+  deploymentOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): V1Deployment | undefined {
+    const owner = this.ownerOf(pod, namespace);
+    return owner.kind === 'Deployment' ? this.deployments.get(`${namespace}/${owner.name}`) : undefined;
+  }
+
+  /** A workload's pods still in service: not quarantined, not being deleted. */
+  inServicePodsOf(namespace: string, owner: OwnerInfo): V1Pod[] {
+    const candidates =
+      owner.kind === 'Deployment'
+        ? this.replicaSets.byIndex(BY_DEPLOYMENT, `${namespace}/Deployment/${owner.name}`).flatMap((rs) => this.pods.byIndex(BY_CONTROLLER, `${namespace}/ReplicaSet/${rs.metadata?.name}`))
+        : this.pods.byIndex(BY_CONTROLLER, `${namespace}/${owner.kind}/${owner.name}`);
+    return candidates.filter((p) => {
+      if (isQuarantined(p) || p.metadata?.deletionTimestamp) return false;
+      const o = this.ownerOf(p, namespace);
+      return o.kind === owner.kind && o.name === owner.name;
+    });
+  }
+
+  replicaSetOf(pod: V1Pod): V1ReplicaSet | undefined {
+    const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
+    return ref ? this.replicaSets.get(`${pod.metadata?.namespace}/${ref.name}`) : undefined;
+  }
+
+  servicesIn(namespace: string): V1Service[] {
+    return this.services.byIndex(BY_NAMESPACE, namespace);
+  }
+}

@@ -1,0 +1,50 @@
+// What is done to a pod once it is out of service (deregistration, diagnostics): the
+// contract between the controllers that take pods out of service (quarantine, node
+// isolation) and the steps, which live with their own concerns (registry/, diagnostics/).
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import { type EventGate, EventRecorder } from './events.js';
+import { codeOf, mergePatch } from './api.js';
+import { withDeadline } from '../util/wait.js';
+
+/** A step run after a quarantine (registry deregistration, diagnostics). It may fail; the quarantine stands. */
+export interface PostQuarantineStep {
+  name: string;
+  run(pod: V1Pod, signal: AbortSignal): Promise<void>;
+  /** Called when a quarantined pod is gone (released, expired, deleted). */
+  forget?(pod: V1Pod): void;
+}
+
+/** Records what a step did on the pod, as JSON in one annotation; false when the pod is gone. */
+export async function annotate(core: CoreV1Api, pod: V1Pod, key: string, value: unknown): Promise<boolean> {
+  try {
+    await withDeadline(
+      core.patchNamespacedPod(
+        { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [key]: JSON.stringify(value) } } } },
+        mergePatch,
+      ),
+      10_000,
+      'annotation patch',
+    );
+    return true;
+  } catch (err) {
+    if (codeOf(err) === 404) return false;
+    throw err;
+  }
+}
+
+/** What a step is built with. */
+export interface StepDeps {
+  kc: KubeConfig;
+  log: Logger;
+  metrics: Metrics;
+  /** The process's Event gate, and the instance that reports the Events. */
+  events: { gate: EventGate; host: string };
+}
+
+/** The API client and the Event recorder a step writes with. */
+export function stepWriters(d: StepDeps): { core: CoreV1Api; events: EventRecorder } {
+  const core = d.kc.makeApiClient(CoreV1Api);
+  return { core, events: new EventRecorder(core, { ...d.events, log: d.log }) };
+}

@@ -1,0 +1,101 @@
+// Assembles what `sickbay serve` runs besides the webhook: the informer caches (every
+// replica), the Lease elector, and the controllers (the leader only, once per term). The
+// manager (src/manager/) starts them in that order.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { type KubeConfig } from '@kubernetes/client-node';
+import type { Config } from '../core/config.js';
+import { alertsHandler } from '../quarantine/alerts.js';
+import { ClusterCache } from '../kube/cluster-cache.js';
+import { PodIsolationController } from '../quarantine/pod-isolation-controller.js';
+import { withConnectionReuse } from '../kube/connection-reuse.js';
+import { LeaseElector } from '../kube/lease-elector.js';
+import type { EventGate } from '../kube/events.js';
+import { NodeController } from '../nodes/node-controller.js';
+import { UninjectedPodsController } from '../webhook/uninjected-pods.js';
+import { CaBundleSync } from '../webhook/ca-bundle-sync.js';
+import { NeverReadyController } from '../never-ready/never-ready-controller.js';
+import { avoidNodesDecorator } from '../never-ready/avoid-nodes-decorator.js';
+import { DiagnosticsStep } from '../diagnostics/diagnostics-step.js';
+import { RegistryStep } from '../registry/registry-step.js';
+import { ZooKeeperRegistry } from '../registry/zookeeper-registry.js';
+import type { Logger } from '../core/log.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Runnable } from './manager.js';
+import type { Components } from './serve.js';
+import { type PostQuarantineStep } from '../kube/steps.js';
+
+export interface Controller {
+  name: string;
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface ComponentOverrides {
+  steps?: PostQuarantineStep[];
+}
+
+export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { metrics: Metrics; log: Logger; events: EventGate }, overrides: ComponentOverrides = {}): Components {
+  const { metrics, log } = ctx;
+  const eventsTo = { gate: ctx.events, host: config.identity.host };
+  const kc = withConnectionReuse(kubeConfig);
+  const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, ownNamespace: config.identity.namespace, log: log.child({ component: 'informer' }), metrics });
+  // Each leadership term builds its controllers, registry clients and post-quarantine
+  // steps anew (queues, per-term state, handlers on the shared caches, registry watches):
+  // a replica that loses the lease and wins it again starts as a new leader would.
+  let leading: () => boolean = () => true;
+  const runControllers = async (term: AbortSignal) => {
+    const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
+    term.addEventListener('abort', () => {
+      for (const r of registries) r.close();
+    });
+    // One registry step for quarantined pods and for the pods of isolated nodes.
+    const registryStep = registries.length ? new RegistryStep({ kc, log: log.child({ component: 'registry' }), metrics, events: eventsTo }, registries) : undefined;
+    const steps: PostQuarantineStep[] = overrides.steps ?? [
+      ...(registryStep ? [registryStep] : []),
+      ...(config.diagnostics.enabled ? [new DiagnosticsStep({ kc, log: log.child({ component: 'diagnostics' }), metrics, events: eventsTo }, { timeoutMs: config.diagnostics.timeoutMs })] : []),
+    ];
+    const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, events: ctx.events, host: config.identity.host, term, leading: () => !term.aborted && leading() });
+    const controllers: Controller[] = [];
+    const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps);
+    controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
+    const neverReady = new NeverReadyController(deps('never-ready', config.neverReady));
+    controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });
+    const uninjected = new UninjectedPodsController(deps('repair', config.repair));
+    controllers.push({ name: 'uninjected-pods', run: (s) => uninjected.run(s) });
+    if (config.node.enabled) {
+      const nodes = new NodeController(deps('node-controller', config.node), overrides.steps ? undefined : registryStep);
+      controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
+    }
+    await Promise.all(
+      controllers.map((c) => c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }))),
+    );
+  };
+
+  const runnables: Runnable[] = [
+    { name: 'informers', needsLeadership: false, start: (s) => cache.run(s).then(() => undefined), notReadyReason: () => cache.notSynced() },
+  ];
+  if (config.server.caBundleSync.enabled) {
+    const sync = new CaBundleSync(kc, { name: config.server.caBundleSync.configurationName, caFile: config.server.caBundleSync.caFile }, log.child({ component: 'ca-bundle' }), metrics);
+    runnables.push({ name: 'ca-bundle-sync', needsLeadership: false, start: (s) => sync.run(s) });
+  }
+  let elector: LeaseElector | undefined;
+  if (config.leaderElection.enabled) {
+    const identity = config.identity.podName || `${hostname()}-${randomBytes(4).toString('hex')}`;
+    elector = new LeaseElector(kc, {
+      namespace: config.identity.namespace,
+      name: config.leaderElection.leaseName,
+      identity,
+      leaseDurationMs: config.leaderElection.leaseDurationMs,
+      renewDeadlineMs: config.leaderElection.renewDeadlineMs,
+      retryPeriodMs: config.leaderElection.retryPeriodMs,
+      log: log.child({ component: 'leader-election' }),
+      onLeadershipChange: (now) => metrics.isLeader.set(now ? 1 : 0),
+    });
+    const e = elector;
+    leading = () => e.isLeader();
+  } else {
+    metrics.isLeader.set(1);
+  }
+  runnables.push({ name: 'controllers', needsLeadership: true, start: runControllers });
+  return { runnables, elector, waitForCaches: (signal) => cache.waitForSync(signal), decoratePod: avoidNodesDecorator(cache, config.neverReady.avoidNodesTtlMs), alerts: alertsHandler(kc, cache, { ...config.alerts, log: log.child({ component: 'alerts' }) }) };
+}

@@ -1,0 +1,422 @@
+// The node controller (leader only): isolates a node whose agent reports it unhealthy or
+// whose heartbeat is older than N intervals, with the NoExecute taint that makes
+// kube-controller-manager evict its pods, under three guards: the per-node protection
+// lock, a cluster-wide budget, and "more than half of the heartbeats stale at once means
+// the fault is on our side".
+//
+// Staleness is judged by when this process saw a heartbeat change, not by the time the
+// agent wrote in it (the kube-controller-manager's node lifecycle controller does the
+// same): clocks may differ, and a new leader gives every node a full deadline.
+import type { NodeControllerConfig } from '../core/config.js';
+import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { codeOf, errorText } from '../kube/api.js';
+import { sleep, withDeadline } from '../util/wait.js';
+import type { ObjectRef } from '../kube/events.js';
+import { Informer } from '../kube/informer.js';
+import { NODE_TAINT_ISOLATED } from '../core/names.js';
+import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from './node-actions.js';
+import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../core/nodehealth.js';
+import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
+import { type PostQuarantineStep } from '../kube/steps.js';
+
+export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
+/** A lock known valid is re-read at most this often (someone may lift it by hand). */
+const LOCK_RECHECK_MS = 30_000;
+/** Evaluations are coalesced to at most one per this many ms. */
+const MIN_SPACING_MS = 50;
+/** And happen at least this often, whatever else. */
+const MAX_SPACING_MS = 1_000;
+
+export class NodeController extends ControllerBase<NodeControllerConfig> {
+  readonly healths: Informer<NodeHealth>;
+  private readonly coord: CoordinationV1Api;
+  private readonly custom: CustomObjectsApi;
+  /** When this process saw each node's heartbeat change. */
+  private readonly observed = new Map<string, { beat: string; at: number }>();
+  private readonly unhealthySince = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
+  private readonly locks = new Map<string, { until: number; checkedAt: number }>();
+  /** The last Event reason recorded per node in the current episode, so each is said once. */
+  private readonly said = new Map<string, string>();
+  private suppressed = false;
+  private tooFewHealthy = false;
+  private active = false;
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  private lastEval = 0;
+
+  private signal?: AbortSignal;
+
+  /**
+   * `registry`: the pods of a node it isolates leave the service registries at once, as a
+   * quarantined pod does (with the same watch against re-registration), not only when
+   * their eviction ends.
+   */
+  constructor(
+    deps: ControllerDeps<NodeControllerConfig>,
+    private readonly registry?: PostQuarantineStep,
+  ) {
+    super(deps);
+    // SICKBAY_NODE_DRY_RUN alone makes the node controller's Events dry too.
+    this.events.dryRun = deps.config.dryRun;
+    const { kc, config, log, metrics } = deps;
+    this.coord = kc.makeApiClient(CoordinationV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.healths = new Informer<NodeHealth>(kc, { resource: 'nodehealths', path: NODEHEALTH_PATH, resyncMs: config.resyncMs, log, metrics });
+    const observe = (h: NodeHealth) => {
+      this.observe(h);
+      this.schedule(0);
+    };
+    this.healths.on({
+      add: observe,
+      update: observe,
+      delete: (h) => {
+        this.observed.delete(h.metadata?.name ?? '');
+        this.unhealthySince.delete(h.metadata?.name ?? '');
+      },
+    });
+    this.cache.nodes.on({ update: (n, old) => isIsolated(n) !== isIsolated(old) && this.schedule(0), delete: (n) => this.forget(n.metadata?.name ?? '') }, deps.term);
+  }
+
+  private observe(h: NodeHealth, now = Date.now()) {
+    const name = h.metadata?.name ?? '';
+    const beat = h.status?.heartbeatTime ?? '';
+    const prev = this.observed.get(name);
+    if (!prev || prev.beat !== beat) this.observed.set(name, { beat, at: now });
+    if (h.status?.healthy === false) {
+      if (!this.unhealthySince.has(name)) this.unhealthySince.set(name, now);
+    } else this.unhealthySince.delete(name);
+  }
+
+  private forget(name: string) {
+    this.observed.delete(name);
+    this.unhealthySince.delete(name);
+    this.locks.delete(name);
+    this.said.delete(name);
+  }
+
+  /** Waits until NodeHealths can be listed: the CRD may be installed after sickbay. */
+  private async waitForCrd(signal: AbortSignal) {
+    let said = false;
+    while (!signal.aborted) {
+      try {
+        await withDeadline(this.custom.listClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, limit: 1 }), 10_000, 'NodeHealth list');
+        if (said) this.log.info('the NodeHealth CRD is there now; node isolation starts');
+        return;
+      } catch (err) {
+        if (!said) {
+          said = true;
+          const why = codeOf(err) === 404 ? 'the NodeHealth CRD is not installed' : errorText(err);
+          this.log.warn(`cannot list NodeHealths (${why}); node isolation is off until it can, checked every 30 s`);
+        }
+        await sleep(30_000, signal);
+      }
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
+    await this.waitForCrd(signal);
+    if (signal.aborted) return;
+    void this.healths.run(signal);
+    // The shared caches have synced (the manager starts leader work after that); the
+    // NodeHealth informer is this controller's own.
+    await this.healths.waitForSync(signal);
+    if (signal.aborted) return;
+    await this.finishHalfDone().catch((err) => this.log.warn('could not check for half-done isolations', { error: errorText(err) }));
+    if (signal.aborted) return;
+    // A new leader: every heartbeat counts as seen now, so each node gets a full deadline.
+    const now = Date.now();
+    this.observed.clear();
+    this.unhealthySince.clear();
+    for (const h of this.healths.list()) this.observe(h, now);
+    this.active = true;
+    this.log.info('node controller running', { nodes: this.cache.nodes.size, reporting: this.healths.size });
+    this.schedule(0);
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    this.active = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  /**
+   * A previous leader that died between taking a node's lock and tainting the node left
+   * the lock in phase "isolating" on an untainted node: it would keep the node from being
+   * isolated for the whole window. Tainted after all: the lock is marked isolated.
+   * Untainted: the lock is given back, and the node is judged afresh like any other.
+   */
+  private async finishHalfDone() {
+    const ns = this.config.namespace;
+    for (const lock of await listLocks(this.coord, ns)) {
+      if (lock.holder !== NODE_CONTROLLER_IDENTITY || lock.phase !== 'isolating' || !lockValid(lock)) continue;
+      if (isIsolated(this.cache.nodes.get(lock.node))) {
+        await setLockPhase(this.coord, ns, lock, 'isolated');
+        this.log.info('a previous leader isolated this node but did not mark its lock; marked now', { node: lock.node });
+        continue;
+      }
+      if (this.config.dryRun) {
+        this.sayOnce(lock.node, 'WouldReleaseLock', () => ({ type: 'Normal', message: 'dry run: would give back the lock of an isolation a previous leader did not finish' }));
+        continue;
+      }
+      await releaseLock(this.coord, ns, lock);
+      this.metrics.nodeIsolations.inc({ cause: 'half-done', result: 'lock-released' });
+      this.log.warn('a previous leader took this node\'s lock but did not taint it: lock given back, the node is judged afresh', { node: lock.node });
+      await this.events.record(this.nodeRef(lock.node), 'Normal', 'IsolationLockReleased', 'a previous sickbay leader took the protection lock but stopped before tainting the node; the lock is given back and the node is judged afresh');
+    }
+  }
+
+  private schedule(delayMs: number) {
+    if (!this.active) return;
+    const at = Math.max(Date.now() + delayMs, this.lastEval + MIN_SPACING_MS);
+    if (this.timer && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      try {
+        this.evaluate();
+      } catch (err) {
+        this.log.error('node evaluation failed', { error: err instanceof Error ? err.stack : String(err) });
+        this.schedule(MAX_SPACING_MS);
+      }
+    }, Math.max(0, at - Date.now()));
+  }
+
+  /** Builds the view, plans, acts, and schedules the next evaluation at the next deadline. */
+  evaluate() {
+    if (!this.active || !this.leading()) return;
+    const now = Date.now();
+    this.lastEval = now;
+    let nextDeadline = now + MAX_SPACING_MS;
+    const views: NodeView[] = [];
+    for (const node of this.cache.nodes.list()) {
+      const name = node.metadata?.name ?? '';
+      const h = this.healths.get(name);
+      const seen = this.observed.get(name);
+      const lock = this.locks.get(name);
+      const group = this.config.minHealthyGroupLabel ? node.metadata?.labels?.[this.config.minHealthyGroupLabel] : undefined;
+      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node), group };
+      if (h && seen) {
+        const { deadline, stale, late } = heartbeatState(seen.at, heartbeatIntervalMs(h.status?.heartbeatIntervalSeconds, this.config.heartbeatIntervalMs), this.config.missedHeartbeats, now);
+        if (!stale) nextDeadline = Math.min(nextDeadline, deadline + 1);
+        view.health = {
+          healthy: h.status?.healthy !== false,
+          failing: h.status?.failing ?? '',
+          stale,
+          late,
+          faultySince: stale ? deadline : this.unhealthySince.get(name),
+          since: h.status?.since ? Date.parse(h.status.since) : undefined,
+        };
+      }
+      views.push(view);
+    }
+    const plan = planNodes({
+      nodes: views,
+      budget: isolationBudget(this.config.isolationBudget, views.length),
+      inFlight: this.inFlight,
+      now,
+      recoveryAfterMs: this.config.recoveryAfterMs,
+      minHealthy: this.config.minHealthy,
+    });
+    this.metrics.nodes.set({ state: 'reporting' }, plan.counts.reporting);
+    this.metrics.nodes.set({ state: 'late' }, plan.counts.late);
+    this.metrics.nodes.set({ state: 'stale' }, plan.counts.stale);
+    this.metrics.nodes.set({ state: 'unhealthy' }, plan.counts.unhealthy);
+    this.metrics.nodes.set({ state: 'isolated' }, plan.counts.isolated);
+    this.metrics.nodes.set({ state: 'maintenance' }, plan.counts.maintenance);
+
+    // An episode ends when the node is fine again (or isolated): its Events may be said again.
+    const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
+    for (const name of this.said.keys()) if (!faultyNow.has(name)) this.said.delete(name);
+
+    if (plan.suppressed) {
+      if (!this.suppressed) {
+        this.suppressed = true;
+        const { late, reporting } = plan.suppressed;
+        this.metrics.nodeIsolationSkips.inc({ reason: 'stale-majority' });
+        this.log.warn('more than half of the heartbeats are missing at once: isolating no node (the fault is likely on this side)', { late, reporting });
+        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `${late} of ${reporting} node heartbeats are missing at once; sickbay isolates no node until most report again`);
+      }
+    } else if (this.suppressed) {
+      this.suppressed = false;
+      // Agents cut off together come back one by one: as a new leader does, give every
+      // node a full deadline from now, or the last few back would be isolated on the way.
+      for (const [name, seen] of this.observed) this.observed.set(name, { ...seen, at: now });
+      this.log.info('heartbeats are back; node isolation resumes');
+      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'most node heartbeats are fresh again; node isolation resumes');
+      // This plan was made on the old deadlines: plan again on the new ones.
+      this.schedule(0);
+      return;
+    }
+
+    if (plan.tooFewHealthy) {
+      if (!this.tooFewHealthy) {
+        this.tooFewHealthy = true;
+        const { healthy, reporting } = plan.tooFewHealthy;
+        const min = Math.round(this.config.minHealthy * 100);
+        this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy' });
+        this.log.warn('fewer nodes are healthy than the minimum: isolating no node (a bad check or agent rollout makes every node look faulty)', { healthy, reporting, minHealthyPercent: min });
+        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `only ${healthy} of ${reporting} reporting nodes are healthy, under the minimum of ${min}%; sickbay isolates no node until more are healthy`);
+      }
+    } else if (this.tooFewHealthy) {
+      this.tooFewHealthy = false;
+      this.log.info('enough nodes are healthy again; node isolation resumes');
+      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
+    }
+
+    for (const g of plan.tooFewHealthyGroups) {
+      const min = Math.round(this.config.minHealthy * 100);
+      for (const a of g.held) {
+        this.sayOnce(a.name, 'IsolationHeld', () => {
+          this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy-in-group' });
+          return {
+            type: 'Warning',
+            message: `node is faulty (${a.detail}) but only ${g.healthy} of ${g.reporting} reporting nodes with ${this.config.minHealthyGroupLabel}=${g.group} are healthy, under the minimum of ${min}%; none of them is isolated until more are healthy`,
+          };
+        });
+      }
+    }
+    for (const a of plan.deferred) {
+      this.sayOnce(a.name, 'IsolationDeferred', () => {
+        this.metrics.nodeIsolationSkips.inc({ reason: 'budget' });
+        return { type: 'Warning', message: `node is faulty (${a.detail}) but ${plan.counts.isolated} node(s) are isolated already, the budget (${this.config.isolationBudget}, at least 1) allows no more` };
+      });
+    }
+    for (const a of plan.protected) {
+      const lock = this.locks.get(a.name)!;
+      if (now - lock.checkedAt > LOCK_RECHECK_MS) this.startIsolation(a); // re-reads the lock first
+      else this.sayProtected(a, new Date(lock.until));
+    }
+    for (const a of plan.isolate) this.startIsolation(a);
+    for (const name of plan.restore) this.startRestore(name);
+    this.schedule(Math.max(0, nextDeadline - Date.now()));
+  }
+
+  private selfRef(): ObjectRef {
+    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: this.config.leaderLeaseName, namespace: this.config.namespace };
+  }
+
+  private nodeRef(name: string): ObjectRef {
+    return { apiVersion: 'v1', kind: 'Node', name, uid: this.cache.nodes.get(name)?.metadata?.uid };
+  }
+
+  private sayOnce(name: string, reason: string, what: () => { type: 'Normal' | 'Warning'; message: string }) {
+    if (this.said.get(name) === reason) return;
+    this.said.set(name, reason);
+    const { type, message } = what();
+    this.log.info(message, { node: name, reason });
+    void this.events.record(this.nodeRef(name), type, reason, message);
+  }
+
+  private sayProtected(a: NodeAction, until: Date) {
+    this.sayOnce(a.name, 'IsolationSkipped', () => {
+      this.metrics.nodeIsolationSkips.inc({ reason: 'protected' });
+      return { type: 'Warning', message: `node is faulty (${a.detail}) but protected until ${until.toISOString()}; not isolated` };
+    });
+  }
+
+  private startIsolation(a: NodeAction) {
+    if (this.inFlight.has(a.name)) return;
+    this.inFlight.add(a.name);
+    void this.isolate(a)
+      .catch((err) => {
+        this.metrics.reconcileErrors.inc({ controller: 'node' });
+        this.log.warn('node isolation failed; will try again', { node: a.name, error: errorText(err) });
+      })
+      .finally(() => {
+        this.inFlight.delete(a.name);
+        this.schedule(200);
+      });
+  }
+
+  private async isolate(a: NodeAction) {
+    const ns = this.config.namespace;
+    const lock = await readLock(this.coord, ns, a.name);
+    if (lockValid(lock)) {
+      this.locks.set(a.name, { until: lock!.until.getTime(), checkedAt: Date.now() });
+      this.sayProtected(a, lock!.until);
+      return;
+    }
+    this.locks.delete(a.name);
+    const dryRun = this.config.dryRun;
+    if (dryRun) {
+      this.sayOnce(a.name, 'WouldIsolate', () => {
+        this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'dry-run' });
+        return { type: 'Normal', message: `dry run: would isolate the node (${a.detail})` };
+      });
+      return;
+    }
+    const node = this.cache.nodes.get(a.name);
+    if (!node || isIsolated(node)) return;
+    const taken = await setLock(this.coord, ns, a.name, {
+      durationMs: this.config.lockDurationMs,
+      holder: NODE_CONTROLLER_IDENTITY,
+      reason: `isolated: ${a.detail}`,
+      ifFree: true,
+      phase: 'isolating',
+    });
+    this.locks.set(a.name, { until: taken.lock.until.getTime(), checkedAt: Date.now() });
+    if (taken.result === 'held') {
+      this.sayProtected(a, taken.lock.until);
+      return;
+    }
+    let updated;
+    try {
+      // The term may have ended while the lock was taken: the next leader decides.
+      if (!this.leading()) throw new Error('leadership ended before the taint');
+      updated = await isolateNode(this.core, node, a.cause === 'heartbeat' ? 'heartbeat-stale' : 'checks-failing');
+    } catch (err) {
+      // Not isolated: the lock was taken for nothing and would keep the node from being
+      // isolated for the whole window. Give it back; the next evaluation tries again.
+      this.locks.delete(a.name);
+      await releaseLock(this.coord, ns, taken.lock).catch((e) => this.log.warn('could not release the lock of a failed isolation', { node: a.name, error: errorText(e) }));
+      throw err;
+    }
+    this.cache.nodes.writeThrough(updated);
+    // Off the Event's path: a lock left "isolating" on a tainted node is marked by the next leader.
+    void setLockPhase(this.coord, ns, taken.lock, 'isolated').catch((err) => this.log.warn('could not mark the lock isolated; the next leader will', { node: a.name, error: errorText(err) }));
+    const took = Math.max(0, Date.now() - a.faultySince);
+    this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'isolated' });
+    this.metrics.timeToIsolate.observe(took / 1000);
+    const message = `isolated (${a.detail}): tainted ${NODE_TAINT_ISOLATED}:NoExecute, its pods are evicted; protected from another isolation until ${taken.lock.until.toISOString()}`;
+    this.log.warn('node isolated', { node: a.name, cause: a.cause, detail: a.detail, msAfterDeadline: took });
+    await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
+    this.deregisterPodsOn(a.name);
+  }
+
+  /** Until its pods are gone, consumers still call them: remove them from the registries now. */
+  private deregisterPodsOn(node: string) {
+    const signal = this.signal;
+    if (!this.registry || !signal) return;
+    const pods = [...this.cache.pods.list()].filter((p) => p.spec?.nodeName === node && !p.metadata?.deletionTimestamp && this.cache.isOptedIn(p.metadata?.namespace ?? ''));
+    if (pods.length === 0) return;
+    this.log.info('removing the pods of an isolated node from the service registries', { node, pods: pods.length });
+    for (const pod of pods) {
+      this.registry.run(pod, signal).catch((err) => this.log.warn('registry deregistration of a pod on an isolated node failed', { node, pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: errorText(err) }));
+    }
+  }
+
+  private startRestore(name: string) {
+    if (this.inFlight.has(name)) return;
+    this.inFlight.add(name);
+    void (async () => {
+      if (this.config.dryRun) {
+        this.sayOnce(name, 'WouldRestore', () => ({ type: 'Normal', message: 'dry run: would restore the node (healthy again)' }));
+        return;
+      }
+      if (await restoreNode(this.core, name)) {
+        this.metrics.nodeRestores.inc({ by: 'recovery' });
+        this.log.info('node restored: healthy again', { node: name });
+        await this.events.record(this.nodeRef(name), 'Normal', 'NodeRestored', `healthy for ${Math.round(this.config.recoveryAfterMs / 1000)} s: taint and label removed`);
+      }
+    })()
+      .catch((err) => this.log.warn('node restore failed; will try again', { node: name, error: errorText(err) }))
+      .finally(() => {
+        this.inFlight.delete(name);
+        this.schedule(200);
+      });
+  }
+}

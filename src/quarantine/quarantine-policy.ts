@@ -1,0 +1,151 @@
+// "Should this pod be quarantined, and how": plain functions over plain objects.
+import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
+import { ANN_ISOLATE } from '../core/names.js';
+import { isPodReady, notReadySince, type OwnerInfo, wasEverReady } from '../kube/pods.js';
+
+export type Trigger =
+  | { kind: 'annotation' | 'alert'; reason: string; since: number }
+  | { kind: 'not-ready'; reason: string; since: number }
+  | { kind: 'wait'; afterMs: number }
+  | { kind: 'none' };
+
+/**
+ * How long a request waits after sickbay first sees it, so the requests of one alert group
+ * (or one person's loop) are all in the cache when the first is decided: the systemic
+ * guard then counts them together.
+ */
+export const REQUEST_SETTLE_MS = 500;
+
+export function quarantineTrigger(pod: V1Pod, now: number, graceMs: number, o: { seenReady: boolean; firstSeenNotReady?: number; requestSeenAt?: number }): Trigger {
+  const request = pod.metadata?.annotations?.[ANN_ISOLATE];
+  if (request !== undefined) {
+    const seen = o.requestSeenAt ?? now;
+    if (seen + REQUEST_SETTLE_MS > now) return { kind: 'wait', afterMs: seen + REQUEST_SETTLE_MS - now };
+    const reason = request.trim() || 'requested by annotation';
+    return { kind: reason.startsWith('alert') ? 'alert' : 'annotation', reason, since: seen };
+  }
+  if (isPodReady(pod) || !wasEverReady(pod, o.seenReady)) return { kind: 'none' };
+  const since = notReadySince(pod, o.firstSeenNotReady);
+  if (since === undefined) return { kind: 'none' };
+  const left = since + graceMs - now;
+  if (left > 0) return { kind: 'wait', afterMs: left };
+  // Time-to-quarantine counts from when sickbay could first act: the end of the grace
+  // period, or, if later, when its watch first saw the pod NotReady. The condition's time
+  // alone has one-second resolution (it would add up to a second) and includes the
+  // kubelet's and the watch's delays, which are not sickbay's.
+  const due = Math.max(since + graceMs, o.firstSeenNotReady ?? -Infinity);
+  return { kind: 'not-ready', reason: `NotReady for ${Math.round((now - since) / 1000)}s (grace ${Math.round(graceMs / 1000)}s)`, since: due };
+}
+
+export function selectorMatches(labels: Record<string, string>, selector: V1LabelSelector | undefined): boolean {
+  if (!selector) return false;
+  const ml = Object.entries(selector.matchLabels ?? {});
+  const me = selector.matchExpressions ?? [];
+  if (ml.length === 0 && me.length === 0) return false; // an empty selector selects nothing here
+  for (const [k, v] of ml) if (labels[k] !== v) return false;
+  for (const e of me) {
+    const has = Object.hasOwn(labels, e.key);
+    const v = labels[e.key];
+    switch (e.operator) {
+      case 'In':
+        if (!has || !(e.values ?? []).includes(v!)) return false;
+        break;
+      case 'NotIn':
+        if (has && (e.values ?? []).includes(v!)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The labels to remove so the pod matches none of the given selectors: every key a
+ * matching selector requires to be present (matchLabels, In, Exists). NotIn and
+ * DoesNotExist cannot be broken by removing a label. sickbay's own keys are never removed.
+ */
+export function labelsToStrip(labels: Record<string, string>, selectors: V1LabelSelector[]): string[] {
+  const keys = new Set<string>();
+  for (const s of selectors) {
+    if (!selectorMatches(labels, s)) continue;
+    for (const k of Object.keys(s.matchLabels ?? {})) keys.add(k);
+    for (const e of s.matchExpressions ?? []) if (e.operator === 'In' || e.operator === 'Exists') keys.add(e.key);
+  }
+  return [...keys].filter((k) => Object.hasOwn(labels, k) && !k.startsWith('sickbay.io/')).sort();
+}
+
+
+/** Owners whose pods sickbay quarantines by relabelling: relabelling makes them start a replacement. */
+export const REPLACING_OWNERS = new Set(['Deployment', 'ReplicaSet', 'Pod']);
+
+export const UNSUPPORTED_OWNER_REASON: Record<string, string> = {
+  StatefulSet: 'a StatefulSet does not replace a relabelled pod (its identity is its name); sickbay leaves it to Kubernetes',
+  DaemonSet: 'a DaemonSet would start a second pod on the same node beside the relabelled one; sickbay leaves it to Kubernetes',
+  Job: 'a Job has its own retry policy; sickbay leaves it to Kubernetes',
+  CronJob: 'a Job has its own retry policy; sickbay leaves it to Kubernetes',
+};
+
+export type Decision =
+  /** `systemic`: most of the workload fails together; this one is kept as the scene, nothing is deleted. */
+  | { action: 'quarantine'; systemic?: string }
+  | { action: 'delete'; reason: string }
+  | { action: 'skip'; reason: 'systemic' | 'rate-limited' | 'unsupported-owner' | 'backoff'; message: string };
+
+export interface DecisionInput {
+  owner: OwnerInfo;
+  /** Pods of the owner still in service (not quarantined), this one included. */
+  ownerPods: number;
+  /** Of those, how many are failing now (NotReady after having been Ready), this one included. */
+  ownerFailing: number;
+  quarantinedForOwner: number;
+  maxQuarantined: number;
+  systemicRatio: number;
+  rateAllowed: boolean;
+  /** Quarantines and deletions of this workload within the back-off window, and the limit. */
+  recentActions?: number;
+  backoffAfter?: number;
+  backoffWindowMs?: number;
+}
+
+export function decide(i: DecisionInput): Decision {
+  if (!REPLACING_OWNERS.has(i.owner.kind)) {
+    return { action: 'skip', reason: 'unsupported-owner', message: UNSUPPORTED_OWNER_REASON[i.owner.kind] ?? `sickbay does not quarantine pods owned by a ${i.owner.kind}` };
+  }
+  // Replacements failing the same way, again and again: acting more only churns.
+  if (i.backoffAfter !== undefined && (i.recentActions ?? 0) >= i.backoffAfter) {
+    return {
+      action: 'skip',
+      reason: 'backoff',
+      message: `sickbay quarantined or deleted ${i.recentActions} pods of ${i.owner.kind}/${i.owner.name} within ${Math.round((i.backoffWindowMs ?? 0) / 60_000)} min and its replacements fail too: it stops acting on this workload until the window has passed`,
+    };
+  }
+  // Many failing together is not a broken pod but a broken dependency or rollout: taking
+  // them all out would turn a degradation into an outage. Keep the scene all the same:
+  // quarantine up to the workload's quota (one by default) for diagnosis, delete nothing.
+  if (i.ownerPods > 1 && i.ownerFailing / i.ownerPods > i.systemicRatio) {
+    const what = `${i.ownerFailing} of ${i.ownerPods} pods of ${i.owner.kind}/${i.owner.name} are failing together (over ${Math.round(i.systemicRatio * 100)}%): a systemic failure`;
+    if (i.quarantinedForOwner < i.maxQuarantined && i.rateAllowed) {
+      return { action: 'quarantine', systemic: `${what}; sickbay keeps one failing pod quarantined for diagnosis and deletes nothing` };
+    }
+    return { action: 'skip', reason: 'systemic', message: `${what}; sickbay keeps ${i.quarantinedForOwner} quarantined pod(s) for diagnosis and deletes nothing` };
+  }
+  if (!i.rateAllowed) return { action: 'skip', reason: 'rate-limited', message: 'the cluster-wide quarantine rate limit is reached; retrying later' };
+  if (i.quarantinedForOwner >= i.maxQuarantined) {
+    return { action: 'delete', reason: `${i.owner.kind}/${i.owner.name} already keeps ${i.quarantinedForOwner} quarantined pod(s) (max ${i.maxQuarantined})` };
+  }
+  return { action: 'quarantine' };
+}
+
+export function parseMaxQuarantined(raw: string | undefined, fallback: number): { value: number; error?: string } {
+  if (raw === undefined) return { value: fallback };
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < 0 || n > 1000) return { value: fallback, error: `must be an integer from 0 to 1000, got ${JSON.stringify(raw)}` };
+  return { value: n };
+}

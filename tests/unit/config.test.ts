@@ -1,0 +1,45 @@
+// Reading the configuration: defaults, conversions, and a clear error for a bad value.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, readConfig } from '../../src/core/config.js';
+
+describe('readConfig', () => {
+  it('has defaults', () => {
+    const c = readConfig({});
+    assert.equal(c.server.port, 8443);
+    assert.equal(c.quarantine.notReadyGraceMs, 10_000);
+    assert.equal(c.quarantine.ttlMs, 24 * 3600 * 1000);
+    assert.equal(c.identity.serviceAccountUsername, 'system:serviceaccount:sickbay-system:sickbay');
+    assert.deepEqual(c.leaderElection, { enabled: true, leaseName: 'sickbay-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+  });
+  it('names every bad value in one error', () => {
+    assert.throws(
+      () => readConfig({ SICKBAY_PORT: 'http', SICKBAY_NOT_READY_GRACE: 'soon', SICKBAY_DRY_RUN: 'maybe' }),
+      (e: Error) => e instanceof ConfigError && /SICKBAY_PORT="http"/.test(e.message) && /SICKBAY_NOT_READY_GRACE="soon"/.test(e.message) && /SICKBAY_DRY_RUN/.test(e.message),
+    );
+  });
+  it('refuses a renew deadline not shorter than the lease', () => {
+    assert.throws(() => readConfig({ SICKBAY_LEASE_DURATION: '10s', SICKBAY_RENEW_DEADLINE: '10s' }), /SICKBAY_RENEW_DEADLINE="10s": must be shorter than SICKBAY_LEASE_DURATION/);
+  });
+  it('parses durations to milliseconds and every setting to its component', () => {
+    const c = readConfig({ SICKBAY_NOT_READY_GRACE: '1.5s', SICKBAY_DRAIN: '250ms', SICKBAY_NEVER_READY_AFTER: '2m', SICKBAY_NODE_MIN_HEALTHY: '60%', SICKBAY_DRY_RUN: 'true', HOSTNAME: 'sickbay-0' });
+    assert.equal(c.quarantine.notReadyGraceMs, 1500);
+    assert.equal(c.server.drainMs, 250);
+    assert.equal(c.neverReady.afterMs, 120_000);
+    assert.equal(c.node.minHealthy, 0.6);
+    assert.equal(c.identity.host, 'sickbay-0');
+    assert.deepEqual([c.injection.dryRun, c.quarantine.dryRun, c.neverReady.dryRun, c.repair.dryRun, c.node.dryRun], [true, true, true, true, true], 'SICKBAY_DRY_RUN reaches every part that acts');
+    assert.equal(readConfig({ SICKBAY_NODE_DRY_RUN: 'true' }).quarantine.dryRun, false, 'the node dry run is the node controller\'s only');
+  });
+  it('reports every bad value of the agent, the registries and the shares in one error', () => {
+    assert.throws(
+      () => readConfig({ SICKBAY_AGENT_CHECKS: 'kubelet,disk', SICKBAY_AGENT_PROCESSES: 'kubelet@host', SICKBAY_REGISTRIES: '[{"name":""}]', SICKBAY_NODE_MIN_HEALTHY: '150%' }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /SICKBAY_AGENT_CHECKS="kubelet,disk": unknown check "disk"/.test(e.message) &&
+        /SICKBAY_AGENT_PROCESSES="kubelet@host": not a process spec/.test(e.message) &&
+        /SICKBAY_REGISTRIES=.*expected a JSON array/.test(e.message) &&
+        /SICKBAY_NODE_MIN_HEALTHY="150%": not a share between 0 and 1/.test(e.message),
+    );
+  });
+});
