@@ -7,7 +7,7 @@ import type { ClusterCache } from '../kube/cluster-cache.js';
 import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
 import { ANN_AVOID_NODES } from '../core/names.js';
 
-/** The webhook calls it with each pod it injects (AdmissionDeps.decoratePod), and the request's namespace. */
+/** The webhook calls it with each pod it injects (ReviewDeps.decoratePod in webhook/review.ts), and the request's namespace. */
 export function avoidNodesDecorator(cache: ClusterCache, ttlMs: number) {
   return (pod: V1Pod, req: { namespace?: string }, warnings: string[]): V1Pod => {
     if (cache.notSynced()) return pod;

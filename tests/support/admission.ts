@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { applyPatch, type Operation } from 'rfc6902';
-import type { AdmissionRequest, AdmissionResponse } from '../../src/webhook/admission.js';
+import type { AdmissionRequest, AdmissionResponse } from '../../src/webhook/review.js';
 
 export function podCreateRequest(pod: V1Pod, namespace = pod.metadata?.namespace ?? 'default'): AdmissionRequest {
   return {

@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANN_INJECTED } from '../../src/core/names.js';
-import { type AdmissionDeps, reviewMutation } from '../../src/webhook/admission.js';
+import { reviewMutation, type ReviewDeps } from '../../src/webhook/review.js';
 import { patched, podCreateRequest } from '../support/admission.js';
 import { goldenFiles, readGoldenInput } from '../support/golden.js';
 
-export const goldenDeps: AdmissionDeps = {
+export const goldenDeps: ReviewDeps = {
   injection: { shimImage: 'registry.example/sickbay:test', shimSource: '/opt/sickbay/shim' },
   sickbayUsername: 'system:serviceaccount:sickbay-system:sickbay',
-  maxBodyBytes: 1 << 20,
 };
 
 // Fields the API server or a run fills in differently each time.
