@@ -59,10 +59,12 @@ export class ZooKeeperServer {
   }
 }
 
+/** ZooKeeper's "ruok"; a server that accepts and does not answer within 2 s is not ready. */
 function ruok(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, host, () => s.write('ruok'));
     let data = '';
+    s.setTimeout(2000, () => s.destroy());
     s.on('data', (d) => (data += d));
     s.on('close', () => resolve(data === 'imok'));
     s.on('error', () => resolve(false));

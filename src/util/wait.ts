@@ -23,7 +23,9 @@ export async function waitFor<T>(
   let lastError: unknown;
   for (;;) {
     try {
-      const v = await check();
+      // A check that hangs (a call with no timeout of its own) must not hold the wait
+      // past its deadline: it is left to finish in the background.
+      const v = await withDeadline(Promise.resolve().then(check), Math.max(deadline - Date.now(), 1000), `a check of ${what}`);
       if (v !== undefined && v !== false) return v as T;
       lastError = undefined;
     } catch (err) {
