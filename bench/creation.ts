@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import { Watch, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { freePorts } from '../src/dev/control-plane.js';
 import { registerWebhooks, unregisterWebhooks } from '../src/dev/local-install.js';
 import { mergePatch } from '../src/kube/api.js';
@@ -21,7 +21,7 @@ import { waitFor } from '../src/util/wait.js';
 import { createNamespace, startCluster } from '../tests/support/cluster.js';
 import { request } from '../tests/support/https.js';
 import { SICKBAY_NS, spawnSickbay, waitForInjection } from '../tests/support/sickbay.js';
-import { buckets, cpuSeconds, median, quantile } from './support.js';
+import { buckets, cpuSeconds, keepWatching, median, quantile } from './support.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -88,23 +88,14 @@ try {
     let last = 0;
     let done!: () => void;
     const all = new Promise<void>((r) => (done = r));
-    // The API server closes a watch that falls behind a burst (its buffer is full): go on
-    // from the last resourceVersion seen, so no pod is missed.
-    let rv: string | undefined;
-    let stopped = false;
-    let req: AbortController | undefined;
-    const watch = async (): Promise<void> => {
-      req = await new Watch(t.kc).watch(`/api/v1/namespaces/${ns}/pods`, { labelSelector: `app=${name}`, ...(rv ? { resourceVersion: rv } : {}) }, (type: string, pod: V1Pod) => {
-        rv = pod.metadata?.resourceVersion ?? rv;
-        if (type !== 'ADDED' || seen.has(pod.metadata!.uid!)) return;
-        seen.add(pod.metadata!.uid!);
-        last = performance.now();
-        if (seen.size >= PODS) done();
-      }, () => {
-        if (!stopped) void watch();
-      });
-    };
-    await watch();
+    // The API server closes a watch that falls behind a burst (its buffer is full): it
+    // goes on from the last resourceVersion seen, so no pod is missed.
+    const stopWatch = await keepWatching<V1Pod>(t.kc, `/api/v1/namespaces/${ns}/pods`, undefined, (type, pod) => {
+      if (type !== 'ADDED' || seen.has(pod.metadata!.uid!)) return;
+      seen.add(pod.metadata!.uid!);
+      last = performance.now();
+      if (seen.size >= PODS) done();
+    }, `app=${name}`);
     await sleep(500);
     const start = performance.now();
     await t.apps.patchNamespacedDeployment({ name, namespace: ns, body: { spec: { replicas: PODS } } }, mergePatch);
@@ -112,8 +103,7 @@ try {
     await Promise.race([all, sleep(600_000).then(() => Promise.reject(new Error(`${seen.size} of ${PODS} pods after 10 minutes`)))]).finally(() => clearInterval(progress));
     const seconds = (last - start) / 1000;
     created();
-    stopped = true;
-    req?.abort();
+    stopWatch();
     // Gone before the next round, so every round starts from the same cluster.
     await t.apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' });
     await waitFor('the round\'s pods gone', async () => (await t.core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}`, limit: 1 })).items.length === 0, { timeoutMs: 600_000, intervalMs: 2000 });

@@ -22,7 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DiscoveryV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { DiscoveryV1Api } from '@kubernetes/client-node';
 import { freePorts } from '../src/dev/control-plane.js';
 import { SIMULATE_READY_ANNOTATION } from '../src/dev/kwok-config.js';
 import { registerWebhooks } from '../src/dev/local-install.js';
@@ -31,7 +31,7 @@ import { waitFor } from '../src/util/wait.js';
 import { createNamespace, createWebApp, startCluster } from '../tests/support/cluster.js';
 import { request } from '../tests/support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay, waitForInjection } from '../tests/support/sickbay.js';
-import { buckets, cpuSeconds, pct, quantile, rssMiB, sample, underBounds } from './support.js';
+import { buckets, cpuSeconds, keepWatching, pct, quantile, rssMiB, sample, underBounds } from './support.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 1000);
 const NODES = Number(process.env.BENCH_NODES ?? 50);
@@ -119,25 +119,6 @@ async function heapOf(p: SickbayProcess): Promise<{ byName: Map<string, { count:
     byName.set(key, e);
   }
   return { byName, used };
-}
-
-/** A watch that goes on from the last version it saw when the API server ends it. */
-async function keepWatching<T extends { metadata?: { resourceVersion?: string } }>(kc: KubeConfig, apiPath: string, rv: string | undefined, on: (phase: string, obj: T) => void) {
-  let stopped = false;
-  let req: AbortController | undefined;
-  const start = async (): Promise<void> => {
-    req = await new Watch(kc).watch(apiPath, rv ? { resourceVersion: rv } : {}, (phase: string, obj: T) => {
-      rv = obj.metadata?.resourceVersion ?? rv;
-      on(phase, obj);
-    }, () => {
-      if (!stopped) void start().catch((err) => console.log(`the watch of ${apiPath} could not resume: ${String(err)}`));
-    });
-  };
-  await start();
-  return () => {
-    stopped = true;
-    req?.abort();
-  };
 }
 
 try {

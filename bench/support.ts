@@ -1,6 +1,7 @@
 // What the benchmarks share: percentiles, a process's memory and CPU from /proc, and
 // reading Prometheus histograms and gauges out of a scrape.
 import { readFileSync } from 'node:fs';
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
 
 /** The p-th percentile (nearest rank) of xs. */
 export const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
@@ -56,3 +57,22 @@ export function underBounds(after: Map<number, number>, before: Map<number, numb
 
 /** An unlabelled sample's value in a scrape (NaN if absent). */
 export const sample = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+
+/** A watch that goes on from the last version it saw when the API server ends it. */
+export async function keepWatching<T extends { metadata?: { resourceVersion?: string } }>(kc: KubeConfig, apiPath: string, rv: string | undefined, on: (phase: string, obj: T) => void, labelSelector?: string) {
+  let stopped = false;
+  let req: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    req = await new Watch(kc).watch(apiPath, { ...(labelSelector ? { labelSelector } : {}), ...(rv ? { resourceVersion: rv } : {}) }, (phase: string, obj: T) => {
+      rv = obj.metadata?.resourceVersion ?? rv;
+      on(phase, obj);
+    }, () => {
+      if (!stopped) void start().catch((err) => console.log(`the watch of ${apiPath} could not resume: ${String(err)}`));
+    });
+  };
+  await start();
+  return () => {
+    stopped = true;
+    req?.abort();
+  };
+}
