@@ -91,6 +91,12 @@ function installExitHooks(signals: boolean) {
   }
 }
 
+/**
+ * Ports free on every address of this machine. The probe binds the wildcard address,
+ * which fails if any address has a listener on the port: a probe on loopback alone
+ * would hand out a port already served on the real node's address (the API server's,
+ * the kubelet's), and the server given it could not bind.
+ */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
@@ -99,7 +105,7 @@ export async function freePorts(count: number): Promise<number[]> {
         new Promise<net.Server>((resolve, reject) => {
           const s = net.createServer();
           s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
+          s.listen(0, '0.0.0.0', () => resolve(s));
         }),
     ),
   );

@@ -13,11 +13,12 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 /**
  * Polls `check` until it returns a value other than undefined/false, or throws after
  * `timeoutMs` with `what` and the last error seen, so a failing wait says what it waited for.
+ * An error for which `stopOn` is true ends the wait at once (no point waiting on a dead process).
  */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+  { timeoutMs = 30_000, intervalMs = 100, stopOn }: { timeoutMs?: number; intervalMs?: number; stopOn?: (err: unknown) => boolean } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -29,6 +30,7 @@ export async function waitFor<T>(
       if (v !== undefined && v !== false) return v as T;
       lastError = undefined;
     } catch (err) {
+      if (stopOn?.(err)) throw new Error(`gave up waiting for ${what}: ${err instanceof Error ? err.message : String(err)}`);
       lastError = err;
     }
     if (Date.now() > deadline) {
