@@ -176,7 +176,8 @@ export class LocalControlPlane {
     return this.opts.log!;
   }
 
-  private file(name: string) {
+  /** A path in the control plane's folder (its logs are under logs/). */
+  file(name: string) {
     return path.join(this.dir, name);
   }
 
@@ -582,7 +583,8 @@ function b64(s: string) {
   return Buffer.from(s).toString('base64');
 }
 
-function tail(file: string, lines = 15): string {
+/** The last lines of a log file, or '(no log)'. */
+export function tail(file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {

@@ -19,6 +19,7 @@ import { IMAGES, WORKLOAD_COMMAND } from './images.js';
 import { REAL_NODE } from './real-node.js';
 import { ZooKeeperServer } from './zookeeper-server.js';
 import { writeFakeProcess } from './fake-proc.js';
+import { podReport } from './pod-report.js';
 import { installAgentIdentity, installIdentity, installNodeHealthCrd, localServe, registerWebhooks } from './local-install.js';
 
 const devDir = path.resolve(process.env.SICKBAY_DEV_DIR ?? '.sickbay-dev');
@@ -136,7 +137,7 @@ async function main() {
     const pods = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=hello' })).items;
     return pods.length === 3 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
   });
-  if (realNode) await startShop(core, apps);
+  if (realNode) await startShop(core, apps, cp.file('logs/kubelet.log'));
   await waitFor(`a healthy NodeHealth for each of the ${nodeNames.length} nodes`, async () => {
     const list = (await admin.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
     return list.items.filter((h) => h.status?.healthy).length === nodeNames.length;
@@ -170,7 +171,7 @@ ${realNode ? realNodeHelp() : ''}Ctrl-C stops everything.
 }
 
 /** The JVM workload on the real node: 2 replicas under the shim, HTTP probes, registered in ZooKeeper. */
-async function startShop(core: CoreV1Api, apps: AppsV1Api) {
+async function startShop(core: CoreV1Api, apps: AppsV1Api, kubeletLog: string) {
   await deployApp(apps, core, 'shop', 2, {
     nodeSelector: { [REAL_NODE.label]: 'real' },
     terminationGracePeriodSeconds: 2,
@@ -201,7 +202,9 @@ async function startShop(core: CoreV1Api, apps: AppsV1Api) {
       return pods.length === 2 && pods.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     },
     { timeoutMs: 180_000 },
-  );
+  ).catch(async (err) => {
+    throw new Error(`${(err as Error).message}\n${await podReport(core, 'demo', 'app=shop', kubeletLog)}`);
+  });
 }
 
 function realNodeHelp(): string {
@@ -279,7 +282,9 @@ async function installChart(local: LocalControlPlane, namespace: string) {
       return pods.some((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     },
     { timeoutMs: 180_000, intervalMs: 1000 },
-  );
+  ).catch(async (err) => {
+    throw new Error(`${(err as Error).message}\n${await podReport(core, namespace, '', local.file('logs/kubelet.log'))}`);
+  });
 }
 
 /** A Deployment of pods labelled app=<name>, and a Service for them on port 80. */

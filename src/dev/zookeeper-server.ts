@@ -3,12 +3,12 @@
 // be stopped and started again on the same port and data. Used by the integration tests
 // and the playground.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { waitFor } from '../util/wait.js';
-import { freePorts } from './control-plane.js';
+import { freePorts, tail } from './control-plane.js';
 
 const JAR = '/usr/share/java/zookeeper.jar';
 // The jar's manifest names slf4j's API and no binding, so ZooKeeper logs nothing. The
@@ -41,7 +41,7 @@ export class ZooKeeperServer {
         await zk.resume();
         return zk;
       } catch (err) {
-        if (attempt >= 3 || !/Address already in use/.test(logTail(zk.logFile, 40))) throw err;
+        if (attempt >= 3 || !/Address already in use/.test(tail(zk.logFile, 40))) throw err;
         rmSync(dir, { recursive: true, force: true });
       }
     }
@@ -87,8 +87,8 @@ export class ZooKeeperServer {
       );
     } catch (err) {
       await this.pause();
-      const tail = logTail(this.logFile, 20);
-      throw new Error(`${(err as Error).message} (after ${Date.now() - started} ms); the end of its log, ${this.logFile}:\n${tail}`);
+      const logEnd = tail(this.logFile, 20);
+      throw new Error(`${(err as Error).message} (after ${Date.now() - started} ms); the end of its log, ${this.logFile}:\n${logEnd}`);
     }
   }
 
@@ -107,14 +107,6 @@ export class ZooKeeperServer {
 }
 
 class ExitedError extends Error {}
-
-function logTail(file: string, lines: number): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') || '(empty)';
-  } catch (err) {
-    return `(unreadable: ${(err as Error).message})`;
-  }
-}
 
 /**
  * ZooKeeper's "ruok": 'imok', or what went wrong, named so that a start that times out

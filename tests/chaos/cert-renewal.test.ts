@@ -7,6 +7,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
 import tls from 'node:tls';
+import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { ANN_INJECTED } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -33,7 +34,9 @@ describe('certificate renewal by a real cert-manager under load', { timeout: 900
     const pod = await waitFor('the sickbay serve pod Ready with its cert-manager certificate', async () => {
       const p = (await podsOf(t.core, NS, 'app.kubernetes.io/component=serve')).find((x) => x.spec?.nodeName === REAL_NODE.name);
       return p && isReady(p) ? p : undefined;
-    }, { timeoutMs: 240_000, intervalMs: 1000 }).catch((err) => assert.fail(`${(err as Error).message}\n${cm?.logs()}`));
+    }, { timeoutMs: 240_000, intervalMs: 1000 }).catch(async (err) =>
+      assert.fail(`${(err as Error).message}\n${await podReport(t.core, NS, '', t.cp.file('logs/kubelet.log'))}\n${cm?.logs()}`),
+    );
     podIP = pod.status!.podIP!;
     await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
     let last = '';

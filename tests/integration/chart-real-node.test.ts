@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { IMAGES } from '../../src/dev/images.js';
+import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -34,10 +35,7 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
         return p && isReady(p) ? p : undefined;
       },
       { timeoutMs: 180_000, intervalMs: 1000 },
-    ).catch(async (err) => {
-      const pods = await podsOf(t.core, NS, '');
-      assert.fail(`${(err as Error).message}: ${JSON.stringify(pods.map((p) => ({ name: p.metadata?.name, node: p.spec?.nodeName, status: p.status?.containerStatuses })), null, 1)}`);
-    });
+    ).catch(async (err) => assert.fail(`${(err as Error).message}\n${await podReport(t.core, NS, '', t.cp.file('logs/kubelet.log'))}`));
     assert.equal(pod.spec!.containers[0]!.image, IMAGES.sickbay);
     assert.match(pod.status!.podIP!, /^198\.18\.64\./, 'a pod address from the real node bridge');
     // It got its leadership Lease through the API: it reached the API server from the pod network.

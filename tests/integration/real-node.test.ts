@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { restore } from '../../src/cli/node.js';
 import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
+import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
@@ -310,6 +311,12 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const event = await waitFor('ShimImageUnavailable on the Deployment', async () =>
       (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,involvedObject.name=nopull,reason=ShimImageUnavailable' })).items[0], { timeoutMs: 60_000 });
     assert.match(event.message!, /cannot pull sickbay's shim image registry\.sickbay\.invalid\/sickbay-shim:0\.1\.0 \((ErrImagePull|ImagePullBackOff)\); give sickbay the pull secret \(SICKBAY_SHIM_PULL_SECRETS, chart value shim\.imagePullSecrets\)/);
+    // What a wait on the real node that gives up reports: the container's state, the
+    // kubelet's own log lines about the pod, and its Events.
+    const report = await podReport(t.core, ns, 'app=nopull', t.cp.file('logs/kubelet.log'));
+    assert.match(report, /sickbay-shim-install: ready=false, restarts 0, waiting \((ErrImagePull|ImagePullBackOff)/, report);
+    assert.match(report, /the kubelet's last lines about these pods[^\n]*\n(  .*\n)*  .*registry\.sickbay\.invalid/, report);
+    assert.match(report, /latest Events of these pods in [^\n]*\n(  .*\n)*  .* Warning Failed Pod\/nopull-.*registry\.sickbay\.invalid/, report);
     // Past SICKBAY_NEVER_READY_AFTER (30 s) and then some: still there, its node not avoided.
     const age = () => Date.now() - new Date(pod.metadata!.creationTimestamp!).getTime();
     await new Promise((r) => setTimeout(r, Math.max(0, 45_000 - age())));
