@@ -25,6 +25,8 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
       SICKBAY_CONTROLLERS: 'true',
       SICKBAY_LEADER_ELECTION: 'true',
       SICKBAY_NOT_READY_GRACE: '1s',
+      // Each reconcile's trigger, for the failure report: a pod left over once had no line.
+      SICKBAY_LOG_LEVEL: 'debug',
       // The default rate limit (30 a minute, 30 at once): the last 10 of the 40 come one
       // every 2 s, so the restart lands in the middle of them.
     });
@@ -78,7 +80,16 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
         .map((n) => ps.find((x) => x.metadata!.name === n))
         .filter((p) => p && !p.metadata?.deletionTimestamp && p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined')
         .map((p) => `${p!.metadata!.name}: ready=${isReady(p!)} annotations=${JSON.stringify(p!.metadata?.annotations)}`);
-      assert.fail(`${(err as Error).message}; not handled:\n${left.join('\n')}\n${sickbay!.output().slice(-3000)}`);
+      // What sickbay said about those pods, its watches and its leadership, from the start:
+      // the tail alone once showed nothing about the pods left over.
+      const names = broken.filter((n) => left.some((l) => l.startsWith(`${n}:`)));
+      const said = sickbay!
+        .output()
+        .split('\n')
+        .filter((l) => names.some((n) => l.includes(n)) || /watch ended|leader|stopped leading|informer|reconcile failed/.test(l))
+        .slice(-80)
+        .join('\n');
+      assert.fail(`${(err as Error).message}; not handled:\n${left.join('\n')}\nsickbay on them, its watches and leadership:\n${said}\nits last words:\n${sickbay!.output().slice(-2000)}`);
     });
     fig('all handled after it was back', secs(Date.now() - backAt));
     fig('failing to all handled', secs(Date.now() - failedAt));
