@@ -92,6 +92,17 @@ export class ZooKeeperServer {
     }
   }
 
+  /** SIGSTOP: a hung server. The kernel still accepts connections; nothing answers them. */
+  freeze() {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT: the hung server goes on, and answers what queued up meanwhile. */
+  thaw() {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** SIGKILL; `resume` starts it again on the same port and data. */
   async pause() {
     const child = this.child;
     if (!child || child.exitCode !== null) return;

@@ -57,6 +57,34 @@ export interface ZooKeeperRegistryOptions {
 
 type Client = ReturnType<typeof zookeeper.createClient>;
 
+const HARDENED = Symbol('sickbay.hardened');
+
+/**
+ * node-zookeeper-client 1.1.3 parses the server's bytes in a socket 'data' listener and
+ * throws from it on bytes it cannot place (seen: "Unknown code: 1071251457" when a
+ * ZooKeeper that was stopped for ~20 s resumes and answers the connections that
+ * sickbay had given up on and closed meanwhile). A throw there is an uncaught exception:
+ * the whole process would die because a registry came back. The parser is wrapped so that
+ * such bytes drop the connection instead, which the library already treats as a
+ * connection loss (pending calls fail, a live client reconnects, a closing one closes).
+ * The listener is bound at connect(), so patching the prototype before then covers it.
+ */
+function hardenParser(client: Client) {
+  const manager = (client as unknown as { connectionManager?: object }).connectionManager;
+  const proto = manager && (Object.getPrototypeOf(manager) as Record<PropertyKey, unknown>);
+  if (!proto || proto[HARDENED] || typeof proto.onSocketData !== 'function') return;
+  const parse = proto.onSocketData as (this: unknown, buffer: Buffer) => void;
+  proto.onSocketData = function (this: { pendingBuffer: Buffer | null; socket?: { destroy(): void } }, buffer: Buffer) {
+    try {
+      parse.call(this, buffer);
+    } catch {
+      this.pendingBuffer = null;
+      this.socket?.destroy();
+    }
+  };
+  proto[HARDENED] = true;
+}
+
 /** host and port of a Dubbo provider node's URL. */
 function endpointOf(entryName: string): { host: string; port?: number } | undefined {
   try {
@@ -93,6 +121,7 @@ export class ZooKeeperRegistry implements ServiceRegistry {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= new Promise<Client>((resolve, reject) => {
       const client = zookeeper.createClient(this.o.connect, { sessionTimeout: this.o.sessionTimeoutMs ?? 10_000, spinDelay: 500, retries: 0 });
+      hardenParser(client);
       const timer = setTimeout(() => {
         client.close();
         this.connecting = undefined;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import zookeeper from 'node-zookeeper-client';
 import { ZooKeeperRegistry } from '../../src/registry/zookeeper-registry.js';
-import { waitFor } from '../../src/util/wait.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
@@ -189,7 +189,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
   scenario('ZooKeeper down, then back', {
     title: 'keeps the quarantine while ZooKeeper is down and removes the entries once it is back; the annotation tells the story',
     load: "a quarantined pod's provider entry",
-    fault: 'ZooKeeper stopped (SIGSTOP) through the quarantine, then resumed',
+    fault: 'ZooKeeper killed (SIGKILL) through the quarantine, then started again on its port and data',
     outcome: 'quarantined at once; the entry removed once ZooKeeper is reachable',
   }, async (fig) => {
     await createWebApp(t, ns, 'payments', 2);
@@ -220,6 +220,49 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     });
     assert.ok((done.removed as string[]).some((e) => e.endsWith(entry)));
     assert.ok(Number(done.attempts) >= 2);
+  });
+
+  scenario('ZooKeeper frozen, then back', {
+    title: 'keeps running when a hung ZooKeeper comes back and answers the connections sickbay gave up on; the entry is removed then',
+    load: "a quarantined pod's provider entry (persistent: only sickbay can remove it); sickbay retrying its deregistration",
+    fault: 'ZooKeeper frozen (SIGSTOP: connections accepted, none answered) until sickbay had failed 3 attempts, then resumed (SIGCONT)',
+    outcome: 'sickbay keeps running and serving; the entry removed once ZooKeeper answers',
+  }, async (fig) => {
+    // node-zookeeper-client threw from its socket listener on the answers a resumed server
+    // sends to connections the client had closed: an uncaught exception, in sickbay's process.
+    await createWebApp(t, ns, 'ledger', 2);
+    const [victim] = (await readyPods('ledger', 2)) as [V1Pod];
+    const name = victim.metadata!.name!;
+    const entry = await registerDubboProvider(await session(), 'com.shop.AuditService', victim.status!.podIP!, 20881, { persistent: true });
+    // sickbay runs in this process: what would have killed it is an uncaught exception here.
+    const uncaught: string[] = [];
+    const onUncaught = (err: unknown) => void uncaught.push(String(err));
+    process.on('uncaughtException', onUncaught);
+    zk.freeze();
+    const frozenAt = Date.now();
+    try {
+      await isolate(name);
+      await waitFor('3 failed attempts', async () => {
+        const r = await annotation(name, 'sickbay.io/registry');
+        return r?.status === 'retrying' && Number(r.attempts) >= 3;
+      }, { timeoutMs: 90_000, intervalMs: 250 });
+    } finally {
+      zk.thaw();
+    }
+    fig('frozen for', secs(Date.now() - frozenAt));
+    const thawedAt = Date.now();
+    const probe = await session();
+    await waitFor('the entry removed after ZooKeeper answered again', async () => !(await exists(probe, entry)), { timeoutMs: 60_000, intervalMs: 200 });
+    fig('entry removed after ZooKeeper was back', secs(Date.now() - thawedAt));
+    const done = await waitFor('the annotation to say watching', async () => {
+      const r = await annotation(name, 'sickbay.io/registry');
+      return r?.status === 'watching' ? r : undefined;
+    });
+    assert.ok((done.removed as string[]).some((e) => e.endsWith(entry)), JSON.stringify(done));
+    await sleep(1_000); // the resumed server's last answers
+    process.off('uncaughtException', onUncaught);
+    fig('uncaught exceptions', uncaught.length);
+    assert.deepEqual(uncaught, [], "an uncaught exception: sickbay's process would have died");
   });
 
   it('captures diagnostics of a real JVM through exec into the kwok pod and reports success on the pod', async () => {

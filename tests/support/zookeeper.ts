@@ -30,9 +30,9 @@ export function mkdirp(c: Client, p: string): Promise<void> {
   return new Promise((resolve, reject) => c.mkdirp(p, (err: unknown) => (err ? reject(err) : resolve())));
 }
 
-export function createEphemeral(c: Client, p: string, data?: string): Promise<void> {
+export function createEphemeral(c: Client, p: string, data?: string, mode: number = zookeeper.CreateMode.EPHEMERAL): Promise<void> {
   return new Promise((resolve, reject) =>
-    c.create(p, Buffer.from(data ?? ""), zookeeper.CreateMode.EPHEMERAL, (err: unknown) => (err ? reject(err) : resolve())),
+    c.create(p, Buffer.from(data ?? ""), mode, (err: unknown) => (err ? reject(err) : resolve())),
   );
 }
 
@@ -40,13 +40,17 @@ export function exists(c: Client, p: string): Promise<boolean> {
   return within(5_000, `exists ${p}`, new Promise((resolve, reject) => c.exists(p, (err: unknown, stat: unknown) => (err ? reject(err) : resolve(!!stat)))));
 }
 
-/** Registers a Dubbo provider the way Dubbo does: an ephemeral node named by the URL-encoded provider URL. */
-export async function registerDubboProvider(c: Client, iface: string, host: string, port = 20880): Promise<string> {
+/**
+ * Registers a Dubbo provider the way Dubbo does: an ephemeral node named by the URL-encoded
+ * provider URL (`persistent`: one that outlives its session, as a static registration does,
+ * so that only sickbay can have removed it).
+ */
+export async function registerDubboProvider(c: Client, iface: string, host: string, port = 20880, { persistent = false } = {}): Promise<string> {
   const url = `dubbo://${host}:${port}/${iface}?anyhost=true&application=shop&interface=${iface}&methods=get,put&side=provider&timestamp=${Date.now()}`;
   const dir = `/dubbo/${encodeURIComponent(iface)}/providers`;
   await mkdirp(c, dir);
   const p = `${dir}/${encodeURIComponent(url)}`;
-  await createEphemeral(c, p);
+  await createEphemeral(c, p, undefined, persistent ? zookeeper.CreateMode.PERSISTENT : zookeeper.CreateMode.EPHEMERAL);
   return p;
 }
 
