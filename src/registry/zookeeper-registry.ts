@@ -68,6 +68,9 @@ const HARDENED = Symbol('sickbay.hardened');
  * such bytes drop the connection instead, which the library already treats as a
  * connection loss (pending calls fail, a live client reconnects, a closing one closes).
  * The listener is bound at connect(), so patching the prototype before then covers it.
+ * Known upstream and open: alexguan/node-zookeeper-client issues 23 and 70 (the same
+ * "Unknown code" throw, with ZooKeeper offline and back); pull request 5, which would have
+ * emitted an error event instead, was closed unmerged.
  */
 function hardenParser(client: Client) {
   const manager = (client as unknown as { connectionManager?: object }).connectionManager;
