@@ -3,6 +3,7 @@
 // twice, and no pod is left half-marked.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
+import type { V1Pod } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { mergePatch } from '../../src/kube/api.js';
 import { ANN_ORIGINAL_LABELS } from '../../src/core/names.js';
@@ -76,13 +77,13 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
     const backAt = Date.now();
     await waitFor('every failing pod quarantined or deleted', async () => (await handled()) === broken.length, { timeoutMs: 90_000, intervalMs: 250 }).catch(async (err) => {
       const ps = await podsOf(t.core, ns, '');
-      const left = broken
+      const leftPods = broken
         .map((n) => ps.find((x) => x.metadata!.name === n))
-        .filter((p) => p && !p.metadata?.deletionTimestamp && p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined')
-        .map((p) => `${p!.metadata!.name}: ready=${isReady(p!)} annotations=${JSON.stringify(p!.metadata?.annotations)}`);
+        .filter((p): p is V1Pod => !!p && !p.metadata?.deletionTimestamp && p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined');
+      const left = leftPods.map((p) => `${p.metadata!.name}: ready=${isReady(p)} annotations=${JSON.stringify(p.metadata?.annotations)}`);
       // What sickbay said about those pods, its watches and its leadership, from the start:
       // the tail alone once showed nothing about the pods left over.
-      const names = broken.filter((n) => left.some((l) => l.startsWith(`${n}:`)));
+      const names = leftPods.map((p) => p.metadata!.name!);
       const said = sickbay!
         .output()
         .split('\n')

@@ -30,7 +30,8 @@ export function mkdirp(c: Client, p: string): Promise<void> {
   return new Promise((resolve, reject) => c.mkdirp(p, (err: unknown) => (err ? reject(err) : resolve())));
 }
 
-export function createEphemeral(c: Client, p: string, data?: string, mode: number = zookeeper.CreateMode.EPHEMERAL): Promise<void> {
+/** A node of `mode` (ephemeral unless told: a registration lives as long as its session). */
+export function createNode(c: Client, p: string, data?: string, mode: number = zookeeper.CreateMode.EPHEMERAL): Promise<void> {
   return new Promise((resolve, reject) =>
     c.create(p, Buffer.from(data ?? ""), mode, (err: unknown) => (err ? reject(err) : resolve())),
   );
@@ -50,7 +51,7 @@ export async function registerDubboProvider(c: Client, iface: string, host: stri
   const dir = `/dubbo/${encodeURIComponent(iface)}/providers`;
   await mkdirp(c, dir);
   const p = `${dir}/${encodeURIComponent(url)}`;
-  await createEphemeral(c, p, undefined, persistent ? zookeeper.CreateMode.PERSISTENT : zookeeper.CreateMode.EPHEMERAL);
+  await createNode(c, p, undefined, persistent ? zookeeper.CreateMode.PERSISTENT : zookeeper.CreateMode.EPHEMERAL);
   return p;
 }
 
@@ -58,6 +59,6 @@ export async function registerDubboProvider(c: Client, iface: string, host: stri
 export async function registerAppInstance(c: Client, app: string, id: string, address: string, port = 20880): Promise<string> {
   await mkdirp(c, `/services/${app}`);
   const p = `/services/${app}/${id}`;
-  await createEphemeral(c, p, JSON.stringify({ name: app, id, address, port, sslPort: null, payload: null, registrationTimeUTC: Date.now(), serviceType: 'DYNAMIC' }));
+  await createNode(c, p, JSON.stringify({ name: app, id, address, port, sslPort: null, payload: null, registrationTimeUTC: Date.now(), serviceType: 'DYNAMIC' }));
   return p;
 }
