@@ -19,6 +19,8 @@ export interface AgentOptions {
   checkIntervalMs: number;
   heartbeatIntervalMs: number;
   failureThreshold: number;
+  /** A pressure condition fails the conditions check once it has lasted this long; 0 or unset: never. */
+  pressureAfterMs?: number;
   kubeletUrl: string;
   /** host:port targets that must accept a TCP connection. */
   networkTargets: string[];
@@ -124,7 +126,7 @@ export class NodeAgent {
       case 'kubelet':
         return httpHealth(this.o.kubeletUrl, timeoutMs);
       case 'conditions':
-        return Promise.resolve(this.node!.hasSynced() ? conditionsCheck(this.node!.get(this.o.nodeName)) : { ok: true, message: 'waiting for the Node object' });
+        return Promise.resolve(this.node!.hasSynced() ? conditionsCheck(this.node!.get(this.o.nodeName), Date.now(), this.o.pressureAfterMs ?? 0) : { ok: true, message: 'waiting for the Node object' });
       case 'network':
         return reachable(this.o.networkTargets, timeoutMs);
       case 'processes':

@@ -86,10 +86,22 @@ export class ProcessWatch {
 
 const PRESSURE = ['MemoryPressure', 'DiskPressure', 'PIDPressure'];
 
-export function conditionsCheck(node: V1Node | undefined): CheckResult {
+/**
+ * The Node's pressure conditions. Pressure is the kubelet's to remedy: it evicts the pod
+ * that fills the disk or the memory, and any tenant can cause it (a pod that tolerates
+ * every taint and fills an emptyDir). So pressure alone does not fail the check: it
+ * fails only once a condition has lasted `pressureAfterMs` (past the kubelet's own
+ * eviction, which did not help), and never with 0, the default. The condition's time is
+ * written by the kubelet on this same node, on the agent's own clock.
+ */
+export function conditionsCheck(node: V1Node | undefined, now = Date.now(), pressureAfterMs = 0): CheckResult {
   if (!node) return { ok: false, message: 'the Node object is not there' };
   const on = (node.status?.conditions ?? []).filter((c) => PRESSURE.includes(c.type) && c.status === 'True');
-  if (on.length) return { ok: false, message: on.map((c) => `${c.type}${c.message ? ` (${c.message})` : ''}`).join('; ') };
+  const describe = (c: (typeof on)[number]) => `${c.type}${c.message ? ` (${c.message})` : ''}`;
+  const since = (c: (typeof on)[number]) => Date.parse(String(c.lastTransitionTime ?? '')) || now;
+  const sustained = pressureAfterMs > 0 ? on.filter((c) => now - since(c) >= pressureAfterMs) : [];
+  if (sustained.length) return { ok: false, message: `${sustained.map(describe).join('; ')} for over ${Math.round(pressureAfterMs / 1000)}s, past the kubelet's evictions` };
+  if (on.length) return { ok: true, message: `${on.map(describe).join('; ')}: the kubelet's evictions handle pressure; not a node fault${pressureAfterMs > 0 ? ` unless it lasts ${Math.round(pressureAfterMs / 1000)}s` : ''}` };
   return { ok: true, message: 'no memory, disk or PID pressure' };
 }
 

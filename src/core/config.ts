@@ -153,13 +153,14 @@ export const configSchema = z.object({
   SICKBAY_NODE_ISOLATION_BUDGET: z.string().regex(/^\s*\d+(\.\d+)?\s*%?\s*$/, 'a count like 2 or a share like 10%').default('10%'),
   SICKBAY_NODE_MIN_HEALTHY: shareOf.default(0.51),
   SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL: z.string().regex(/^([a-z0-9.-]+\/)?[A-Za-z0-9._-]*$/, 'a node label key such as karpenter.sh/nodepool').default(''),
-  SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('0'),
+  SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('45m'),
   SICKBAY_NODE_DRY_RUN: bool.default(false),
   // Nodes: the agent
   SICKBAY_NODE_NAME: z.string().default(''),
   SICKBAY_AGENT_CHECKS: checkNames.default([...CHECK_NAMES]),
   SICKBAY_AGENT_CHECK_INTERVAL: duration.prefault('1s'),
   SICKBAY_AGENT_FAILURE_THRESHOLD: num(1, 100).default(3),
+  SICKBAY_AGENT_PRESSURE_AFTER: duration.prefault('0'),
   SICKBAY_AGENT_KUBELET_URL: z.string().url().default('http://127.0.0.1:10248/healthz'),
   SICKBAY_AGENT_NETWORK_TARGETS: hostPorts,
   SICKBAY_AGENT_PROCESSES: processSpecs.default('auto'),
@@ -290,6 +291,8 @@ export interface AgentConfig {
   checks: CheckName[];
   checkIntervalMs: number;
   failureThreshold: number;
+  /** A pressure condition fails the conditions check once it has lasted this long; 0: never. */
+  pressureAfterMs?: number;
   heartbeatIntervalMs: number;
   kubeletUrl: string;
   /** Empty: the API server the kubeconfig points at. */
@@ -411,6 +414,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       checks: c.SICKBAY_AGENT_CHECKS,
       checkIntervalMs: c.SICKBAY_AGENT_CHECK_INTERVAL,
       failureThreshold: c.SICKBAY_AGENT_FAILURE_THRESHOLD,
+      pressureAfterMs: c.SICKBAY_AGENT_PRESSURE_AFTER,
       heartbeatIntervalMs: c.SICKBAY_HEARTBEAT_INTERVAL,
       kubeletUrl: c.SICKBAY_AGENT_KUBELET_URL,
       networkTargets: c.SICKBAY_AGENT_NETWORK_TARGETS,

@@ -115,7 +115,7 @@ export class Metrics {
 
   readonly nodes = new Gauge({
     name: 'sickbay_nodes',
-    help: 'Nodes by what the node controller sees (reporting, late, stale, unhealthy, isolated, maintenance: cordoned or being removed, left to others).',
+    help: 'Nodes by what the node controller sees (reporting, late, stale, unhealthy, isolated, maintenance: cordoned or being removed, left to others; agent-down: the agent is silent but nothing says the node is at fault).',
     labelNames: ['state'] as const,
     registers: [this.registry],
   });

@@ -10,6 +10,15 @@
 // - list a node in `neverReadyNodes`: every pod placed there runs but never becomes Ready.
 
 export const SIMULATE_READY_ANNOTATION = 'sickbay.dev/simulate-ready';
+/**
+ * On a node: kwok leaves the node's status alone, as a kubelet that stopped would. The
+ * test then writes the status it wants (Ready Unknown, DiskPressure...), and
+ * kube-controller-manager's node lifecycle controller reacts to it as to a real node's
+ * (its pods marked NotReady, the not-ready or unreachable taints). kwok still renews the
+ * node's Lease, so only the status says the kubelet is gone. Removing the annotation
+ * hands the node back to kwok, which reports it Ready again.
+ */
+export const SIMULATE_KUBELET_ANNOTATION = 'sickbay.dev/simulate-kubelet';
 
 export interface KwokSimulation {
   /** Pods scheduled to these nodes start Running but never become Ready. */
@@ -132,6 +141,7 @@ ${containerStatuses(ready, 'or $.status.startTime $now')}`;
 export function kwokConfigDocuments(sim: KwokSimulation = {}): object[] {
   const broken = sim.neverReadyNodes?.length ? sim.neverReadyNodes : [NO_NODE];
   const alive: Expression[] = [{ key: '.metadata.deletionTimestamp', operator: 'DoesNotExist' }];
+  const kubeletRuns: Expression = { key: `.metadata.annotations["${SIMULATE_KUBELET_ANNOTATION}"]`, operator: 'DoesNotExist' };
   const wantsReady: Expression[] = [
     { key: simulateReady, operator: 'NotIn', values: ['false'] },
     { key: '.spec.nodeName', operator: 'NotIn', values: broken },
@@ -153,11 +163,12 @@ export function kwokConfigDocuments(sim: KwokSimulation = {}): object[] {
         enablePodsOnNodeSyncListPager: true,
       },
     },
-    stage('node-initialize', 'Node', [{ key: readyStatus, operator: 'NotIn', values: ['True'] }], { statusTemplate: nodeInitialize }),
+    stage('node-initialize', 'Node', [kubeletRuns, { key: readyStatus, operator: 'NotIn', values: ['True'] }], { statusTemplate: nodeInitialize }),
     stage(
       'node-heartbeat',
       'Node',
       [
+        kubeletRuns,
         { key: '.status.phase', operator: 'In', values: ['Running'] },
         { key: readyStatus, operator: 'In', values: ['True'] },
       ],

@@ -6,7 +6,7 @@ import { Informer } from './informer.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { LABEL_INJECTION, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
-import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo } from './pods.js';
+import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
 
 /**
  * What sickbay keeps of a pod: only what its decisions read. Of metadata: identity,
@@ -109,7 +109,10 @@ export class ClusterCache {
   readonly nodes: Informer<V1Node>;
   /** Pod UIDs this replica has seen Ready: part of how "has ever been Ready" is known. */
   private readonly seenReady = new Set<string>();
-  private readonly firstNotReady = new Map<string, number>();
+  /** Per NotReady pod, when this replica first saw its current NotReady spell, and that spell's transition time. */
+  private readonly firstNotReady = new Map<string, { at: number; transition: string }>();
+  /** When this replica saw each node turn Ready after it was not. */
+  private readonly nodeBack = new Map<string, number>();
 
   /** The system namespaces and sickbay's own: never acted in, even if labelled. */
   private readonly offLimits: ReadonlySet<string>;
@@ -132,6 +135,13 @@ export class ClusterCache {
         this.firstNotReady.delete(uid);
       },
     });
+    const nodeReady = (n: V1Node) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    this.nodes.on({
+      update: (n, old) => {
+        if (nodeReady(n) && !nodeReady(old)) this.nodeBack.set(n.metadata?.name ?? '', Date.now());
+      },
+      delete: (n) => this.nodeBack.delete(n.metadata?.name ?? ''),
+    });
     // Decisions look at one namespace's quarantined pods and Services, or one workload's pods: with
     // indexes that is a lookup, where a scan of 10,000 cached pods for each of 50 failing
     // pods blocked the event loop for 0.8 s (bench/README.md).
@@ -150,7 +160,10 @@ export class ClusterCache {
     if (isPodReady(p)) {
       this.seenReady.add(uid);
       this.firstNotReady.delete(uid);
-    } else if (!this.firstNotReady.has(uid)) this.firstNotReady.set(uid, Date.now());
+    } else {
+      const transition = readyTransition(p);
+      if (this.firstNotReady.get(uid)?.transition !== transition) this.firstNotReady.set(uid, { at: Date.now(), transition });
+    }
   }
 
   all() {
@@ -189,7 +202,12 @@ export class ClusterCache {
   }
 
   firstSeenNotReady(pod: V1Pod) {
-    return this.firstNotReady.get(pod.metadata?.uid ?? '');
+    return this.firstNotReady.get(pod.metadata?.uid ?? '')?.at;
+  }
+
+  /** When this replica saw the node turn Ready again after it was not (undefined: not seen). */
+  nodeBackAt(name: string | undefined): number | undefined {
+    return name === undefined ? undefined : this.nodeBack.get(name);
   }
 
   isOptedIn(namespace: string): boolean {

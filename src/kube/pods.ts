@@ -1,8 +1,8 @@
 // What sickbay reads of a pod, shared by every concern that looks at pods: whether it
 // is Ready, has ever been, is quarantined, waits on an image, and how to name it in an
 // Event. Plain functions over plain objects.
-import type { V1Pod } from '@kubernetes/client-node';
-import { LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { LABEL_STATUS, NODE_TAINT_ISOLATED, STATUS_QUARANTINED } from '../core/names.js';
 import type { ObjectRef } from './events.js';
 
 const time = (t: unknown): number | undefined => {
@@ -43,10 +43,47 @@ export function wasEverReady(pod: V1Pod, seenReady: boolean): boolean {
   return ready - initialized >= 1000;
 }
 
-/** When a NotReady pod turned NotReady, from its Ready condition (or when first seen so). */
-export function notReadySince(pod: V1Pod, firstSeenNotReady?: number): number | undefined {
+/**
+ * When a NotReady pod began failing, on sickbay's clock: when its watch first saw this
+ * NotReady spell (the cache starts a new one whenever the Ready condition's transition
+ * time changes, so a spell the watch missed across a relist is not taken for an old one).
+ * The condition's lastTransitionTime is written on the kubelet's clock (or
+ * kube-controller-manager's): a node clock 10 s behind would take 10 s off the grace
+ * period, one ahead would add to it. It is used only where sickbay has not seen the pod,
+ * and never later than now.
+ */
+export function notReadySince(pod: V1Pod, now: number, firstSeenNotReady?: number): number | undefined {
   if (isPodReady(pod)) return undefined;
-  return time(condition(pod, 'Ready')?.lastTransitionTime) ?? firstSeenNotReady;
+  if (firstSeenNotReady !== undefined) return firstSeenNotReady;
+  const t = time(condition(pod, 'Ready')?.lastTransitionTime);
+  return t === undefined ? undefined : Math.min(t, now);
+}
+
+/** The Ready condition's transition time as written, to tell one NotReady spell from the next. */
+export function readyTransition(pod: V1Pod): string {
+  return String(condition(pod, 'Ready')?.lastTransitionTime ?? '');
+}
+
+/** Taints that say a node is away or faulty: the node lifecycle controller's and sickbay's own. */
+const NODE_AWAY_TAINTS: ReadonlySet<string> = new Set(['node.kubernetes.io/unreachable', 'node.kubernetes.io/not-ready', NODE_TAINT_ISOLATED]);
+
+/**
+ * Why a pod on this node cannot be judged by its own readiness now, or undefined. A
+ * kubelet that stops reporting (down, rebooting, cut off) makes kube-controller-manager
+ * mark every pod on its node Ready=False: that says nothing of the pods. Such pods are
+ * left to the node's verdict (the taint manager's evictions, sickbay's node controller).
+ */
+export function nodeAway(nodeName: string | undefined, node: V1Node | undefined): string | undefined {
+  if (!nodeName) return undefined;
+  if (!node) return `its node ${nodeName} is not known to sickbay`;
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.status !== 'True') {
+    const state = ready?.status === 'False' ? 'NotReady' : 'not reporting (Ready Unknown)';
+    return `its node ${nodeName} is ${state}${ready?.reason ? ` (${ready.reason})` : ''}`;
+  }
+  const taint = node.spec?.taints?.find((t) => NODE_AWAY_TAINTS.has(t.key));
+  if (taint) return `its node ${nodeName} carries the taint ${taint.key}:${taint.effect}`;
+  return undefined;
 }
 
 export interface OwnerInfo {

@@ -9,7 +9,7 @@
 // same): clocks may differ, and a new leader gives every node a full deadline.
 import type { NodeControllerConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
-import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
 import { sleep, withDeadline } from '../util/wait.js';
 import type { ObjectRef } from '../kube/events.js';
@@ -21,6 +21,8 @@ import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, ty
 import { type PostQuarantineStep } from '../kube/steps.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
+/** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
+export const AGENT_COMPONENT_LABEL = 'app.kubernetes.io/component';
 /** A lock known valid is re-read at most this often (someone may lift it by hand). */
 const LOCK_RECHECK_MS = 30_000;
 /** Evaluations are coalesced to at most one per this many ms. */
@@ -200,13 +202,15 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       const group = this.config.minHealthyGroupLabel ? node.metadata?.labels?.[this.config.minHealthyGroupLabel] : undefined;
       const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node), group };
       if (h && seen) {
-        const { deadline, stale, late } = heartbeatState(seen.at, heartbeatIntervalMs(h.status?.heartbeatIntervalSeconds, this.config.heartbeatIntervalMs), this.config.missedHeartbeats, now);
+        const intervalMs = heartbeatIntervalMs(h.status?.heartbeatIntervalSeconds, this.config.heartbeatIntervalMs);
+        const { deadline, stale, late } = heartbeatState(seen.at, intervalMs, this.config.missedHeartbeats, now);
         if (!stale) nextDeadline = Math.min(nextDeadline, deadline + 1);
         view.health = {
           healthy: h.status?.healthy !== false,
           failing: h.status?.failing ?? '',
           stale,
           late,
+          nodeEvidence: stale ? this.nodeEvidence(node, intervalMs * this.config.missedHeartbeats, now) : undefined,
           faultySince: stale ? deadline : this.unhealthySince.get(name),
           since: h.status?.since ? Date.parse(h.status.since) : undefined,
         };
@@ -227,6 +231,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.metrics.nodes.set({ state: 'unhealthy' }, plan.counts.unhealthy);
     this.metrics.nodes.set({ state: 'isolated' }, plan.counts.isolated);
     this.metrics.nodes.set({ state: 'maintenance' }, plan.counts.maintenance);
+    this.metrics.nodes.set({ state: 'agent-down' }, plan.counts.agentDown);
 
     // An episode ends when the node is fine again (or isolated): its Events may be said again.
     const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
@@ -267,6 +272,12 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
     }
 
+    for (const name of plan.agentDown) {
+      this.sayOnce(name, 'AgentDown', () => ({
+        type: 'Warning',
+        message: `no heartbeat from sickbay's agent, but nothing says the node is at fault (its kubelet reports Ready, and no agent pod is Running and Ready on it): the agent is away (an upgrade, a crash, a changed nodeSelector), not isolating the node`,
+      }));
+    }
     for (const g of plan.tooFewHealthyGroups) {
       const min = Math.round(this.config.minHealthy * 100);
       for (const a of g.held) {
@@ -293,6 +304,28 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     for (const a of plan.isolate) this.startIsolation(a);
     for (const name of plan.restore) this.startRestore(name);
     this.schedule(Math.max(0, nextDeadline - Date.now()));
+  }
+
+  /**
+   * What says a node whose agent is silent is itself at fault: its kubelet not reporting
+   * either (kube-controller-manager turns Ready Unknown once the kubelet's Lease is
+   * stale), or an agent pod Running and Ready on it for longer than the heartbeat deadline
+   * and silent all the same (the node cannot reach the API server). An agent pod that is
+   * missing, starting, crash-looping or being replaced says nothing about the node.
+   */
+  private nodeEvidence(node: V1Node, deadlineMs: number, now: number): string | undefined {
+    const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status !== 'True') return `its kubelet is not reporting either (Ready ${ready?.status ?? 'missing'}${ready?.reason ? `: ${ready.reason}` : ''})`;
+    const name = node.metadata?.name;
+    for (const p of this.cache.podsIn(this.config.namespace)) {
+      if (p.spec?.nodeName !== name || p.metadata?.labels?.[AGENT_COMPONENT_LABEL] !== 'agent' || p.metadata?.deletionTimestamp) continue;
+      const podReady = p.status?.conditions?.find((c) => c.type === 'Ready');
+      const readySince = Date.parse(String(podReady?.lastTransitionTime ?? ''));
+      if (p.status?.phase === 'Running' && podReady?.status === 'True' && now - readySince > deadlineMs) {
+        return `its agent pod ${p.metadata?.name} has been Running and Ready since ${new Date(readySince).toISOString()} yet is silent (the node cannot reach the API server)`;
+      }
+    }
+    return undefined;
   }
 
   private selfRef(): ObjectRef {

@@ -22,6 +22,13 @@ export interface NodeView {
     /** The heartbeat is older than the allowed number of intervals. */
     stale: boolean;
     /**
+     * With a stale heartbeat: what shows the node itself is at fault, not only its agent
+     * (its kubelet not reporting either, or the agent pod Running and Ready yet silent).
+     * Without it, a silent agent is an agent that is away (an upgrade, an OOM, a crash
+     * loop, a changed nodeSelector): reported, never a reason to isolate.
+     */
+    nodeEvidence?: string;
+    /**
      * At least one heartbeat missed (older than 1.5 intervals; stale implies late). Agents
      * cut off together go stale one by one over an interval, but are all late by the time
      * the first is stale: the majority guard counts late ones.
@@ -60,6 +67,8 @@ export interface NodeAction {
 }
 
 export interface NodePlan {
+  /** Nodes whose agent is silent while nothing says the node is at fault: reported, not isolated. */
+  agentDown: string[];
   /** More than half of all heartbeats are late: the fault is more likely ours; nothing is isolated. */
   suppressed?: { late: number; reporting: number };
   /** Fewer than minHealthy of the reporting nodes are healthy: nothing is isolated. */
@@ -72,7 +81,7 @@ export interface NodePlan {
   /** Faulty but protected by a valid lock. */
   protected: NodeAction[];
   restore: string[];
-  counts: { reporting: number; late: number; stale: number; unhealthy: number; isolated: number; maintenance: number };
+  counts: { reporting: number; late: number; stale: number; unhealthy: number; isolated: number; maintenance: number; agentDown: number };
 }
 
 /** Taints of the node removers: the cluster autoscaler's and Karpenter's. */
@@ -90,11 +99,14 @@ export function maintenanceOf(node: { spec?: { unschedulable?: boolean; taints?:
   return undefined;
 }
 
-/** "10%" of the nodes (rounded down) or a count; never less than 1. */
-/** A NodeHealth's own heartbeat interval when it states a usable one, else the configured one. */
-export function heartbeatIntervalMs(statedSeconds: unknown, fallbackMs: number): number {
+/**
+ * The heartbeat interval a node is judged by: its NodeHealth's own when it states a
+ * usable one, never longer than the configured one. The agent writes the NodeHealth, so
+ * an agent that says "every hour" must not buy its node an hour of silence.
+ */
+export function heartbeatIntervalMs(statedSeconds: unknown, configuredMs: number): number {
   const s = Number(statedSeconds);
-  return Number.isFinite(s) && s > 0 ? s * 1000 : fallbackMs;
+  return Number.isFinite(s) && s > 0 ? Math.min(s * 1000, configuredMs) : configuredMs;
 }
 
 /**
@@ -107,6 +119,7 @@ export function heartbeatState(lastSeenAt: number, intervalMs: number, missed: n
   return { deadline, stale: now > deadline, late: now > lastSeenAt + 1.5 * intervalMs };
 }
 
+/** "10%" of the nodes (rounded down) or a count; never less than 1. */
 export function isolationBudget(spec: string, nodeCount: number): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(spec);
   if (!m) throw new Error(`not a budget: ${JSON.stringify(spec)} (use a count like 2 or a share like 10%)`);
@@ -120,9 +133,10 @@ export function planNodes(input: NodePlanInput): NodePlan {
   const stale = reporting.filter((n) => n.health!.stale);
   const late = reporting.filter((n) => n.health!.stale || n.health!.late);
   const unhealthy = reporting.filter((n) => !n.health!.stale && !n.health!.healthy);
+  const agentDown = stale.filter((n) => !n.health!.nodeEvidence && !n.isolated);
   const isolatedNow = input.nodes.filter((n) => n.isolated);
-  const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length, maintenance: maintenance.length };
-  const plan: NodePlan = { isolate: [], deferred: [], protected: [], restore: [], tooFewHealthyGroups: [], counts };
+  const counts = { reporting: reporting.length, late: late.length, stale: stale.length, unhealthy: unhealthy.length, isolated: isolatedNow.length, maintenance: maintenance.length, agentDown: agentDown.length };
+  const plan: NodePlan = { agentDown: agentDown.map((n) => n.name), isolate: [], deferred: [], protected: [], restore: [], tooFewHealthyGroups: [], counts };
 
   if (input.recoveryAfterMs > 0) {
     for (const n of isolatedNow) {
@@ -130,12 +144,14 @@ export function planNodes(input: NodePlanInput): NodePlan {
       if (h && !h.stale && h.healthy && h.since !== undefined && input.now - h.since >= input.recoveryAfterMs) plan.restore.push(n.name);
     }
   }
+  // A node about to be restored is healthy: it holds no budget and counts as healthy.
+  const restoring = new Set(plan.restore);
 
   if (late.length * 2 > reporting.length) {
     plan.suppressed = { late: late.length, reporting: reporting.length };
     return plan;
   }
-  const isHealthy = (n: NodeView) => !n.isolated && n.health!.healthy && !n.health!.stale;
+  const isHealthy = (n: NodeView) => (!n.isolated || restoring.has(n.name)) && n.health!.healthy && !n.health!.stale;
   const healthy = reporting.filter(isHealthy).length;
   if (input.minHealthy && reporting.length > 0 && healthy < input.minHealthy * reporting.length) {
     plan.tooFewHealthy = { healthy, reporting: reporting.length };
@@ -153,17 +169,17 @@ export function planNodes(input: NodePlanInput): NodePlan {
     }
   }
 
-  const faulty: NodeAction[] = [...stale, ...unhealthy]
+  const faulty: NodeAction[] = [...stale.filter((n) => n.health!.nodeEvidence), ...unhealthy]
     .filter((n) => !n.isolated)
     .map((n) => ({
       name: n.name,
       cause: n.health!.stale ? ('heartbeat' as const) : ('checks' as const),
-      detail: n.health!.stale ? 'no heartbeat' : `failing: ${n.health!.failing || 'unhealthy'}`,
+      detail: n.health!.stale ? `no heartbeat, and ${n.health!.nodeEvidence}` : `failing: ${n.health!.failing || 'unhealthy'}`,
       faultySince: n.health!.faultySince ?? input.now,
     }))
     .sort((a, b) => a.faultySince - b.faultySince || a.name.localeCompare(b.name));
 
-  let room = input.budget - isolatedNow.filter((n) => !input.inFlight.has(n.name)).length - input.inFlight.size;
+  let room = input.budget - isolatedNow.filter((n) => !input.inFlight.has(n.name) && !restoring.has(n.name)).length - input.inFlight.size;
   const isProtected = new Set(input.nodes.filter((n) => n.protected).map((n) => n.name));
   const groupOf = new Map(input.nodes.map((n) => [n.name, n.group]));
   for (const action of faulty) {

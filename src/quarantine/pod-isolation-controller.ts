@@ -27,8 +27,8 @@ import {
 import { execInPod } from '../kube/exec.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
-import { decide, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
-import { isPodReady, isQuarantined, type OwnerInfo, wasEverReady } from '../kube/pods.js';
+import { admit, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
+import { isPodReady, isQuarantined, nodeAway, type OwnerInfo, wasEverReady } from '../kube/pods.js';
 import { podRef } from '../kube/pods.js';
 import type { PostQuarantineStep } from '../kube/steps.js';
 
@@ -40,8 +40,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
   private readonly requestSeen = new Map<string, number>();
-  /** Per workload, when sickbay quarantined or deleted one of its pods (the back-off window's worth). */
-  private readonly actions = new Map<string, number[]>();
+  /** Per workload, sickbay's quarantines and evictions of its pods (the back-off window's worth). */
+  private readonly actions = new Map<string, Omit<EarlierAction, 'replaced'>[]>();
   /** Pods this process evicted whose deletion the watch has not shown yet (by uid). */
   private readonly evicted = new Set<string>();
   /** Pods whose post-quarantine steps have been started by this leader. */
@@ -108,10 +108,21 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       seenReady: this.cache.hasBeenSeenReady(pod),
       firstSeenNotReady: this.cache.firstSeenNotReady(pod),
       requestSeenAt: this.requestSeen.get(key),
+      nodeBackAt: this.cache.nodeBackAt(pod.spec?.nodeName),
     });
     log.debug('reconcile', { trigger: trigger.kind, ready: isPodReady(pod), seenReady: this.cache.hasBeenSeenReady(pod) });
     if (trigger.kind === 'none') return;
     if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
+
+    // A pod whose node is away is NotReady because the node is: the node's verdict (the
+    // taint manager, the node controller) decides, not sickbay's pod rules.
+    const away = nodeAway(pod.spec?.nodeName, this.cache.nodes.get(pod.spec?.nodeName ?? ''));
+    if (away) {
+      this.metrics.skips.inc({ reason: 'node-away' });
+      log.info('not judging the pod while its node is away', { why: away });
+      this.eventOnce(podRef(pod), 'Normal', 'WaitingForNode', `not judged while ${away}: a pod is NotReady because its node is; sickbay leaves it to the node's verdict and looks again when the node is back`);
+      return { requeueAfterMs: 5_000 };
+    }
 
     // Events inform no decision, and the reconcile does not wait for them: a worker is
     // free for the next failing pod as soon as its own write is done.
@@ -134,23 +145,26 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
     for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.workload === workload) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
-    const recent = (this.actions.get(workload) ?? []).filter((t) => now - t < this.config.backoffWindowMs);
+    const recent = (this.actions.get(workload) ?? []).filter((a) => now - a.at < this.config.backoffWindowMs);
     this.actions.set(workload, recent);
-    // The pods sickbay quarantined or evicted within the window failed together with
-    // these: once one is quarantined and replaced, the replacement must not dilute a
-    // systemic failure into a "half" that lets the rest be deleted.
-    const decision = decide({
-      owner,
-      ownerPods: Math.max(inService.length, 1) + recent.length,
-      ownerFailing: Math.max(failing, trigger.kind === 'not-ready' ? 1 : 0) + recent.length,
-      quarantinedForOwner,
-      maxQuarantined: max,
-      systemicRatio: this.config.systemicFailureRatio,
-      rateAllowed: this.config.dryRun || this.rate.tryTake(),
-      recentActions: recent.length,
-      backoffAfter: this.config.backoffAfter,
-      backoffWindowMs: this.config.backoffWindowMs,
-    });
+    // A pod created after an action that has been Ready since: that action's replacement works.
+    const readySince = inService.filter((p) => isPodReady(p) || this.cache.hasBeenSeenReady(p)).map((p) => Date.parse(String(p.metadata?.creationTimestamp ?? '')));
+    const earlier: EarlierAction[] = recent.map((a) => ({ ...a, replaced: readySince.some((created) => created >= a.at - 1000) }));
+    const decision = admit(
+      decide({
+        owner,
+        ownerPods: Math.max(inService.length, 1),
+        ownerFailing: Math.max(failing, trigger.kind === 'not-ready' ? 1 : 0),
+        failedAt: trigger.failedAt,
+        earlier,
+        quarantinedForOwner,
+        maxQuarantined: max,
+        systemicRatio: this.config.systemicFailureRatio,
+        backoffAfter: this.config.backoffAfter,
+        backoffWindowMs: this.config.backoffWindowMs,
+      }),
+      () => this.config.dryRun || this.rate.tryTake(),
+    );
 
     log.debug('decided', { decision, inService: inService.length, failing, quarantinedForOwner, max });
     if (decision.action === 'skip') {
@@ -161,7 +175,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       const reason = decision.reason === 'systemic' ? 'SystemicFailure' : decision.reason === 'backoff' ? 'WorkloadBackOff' : 'QuarantineSkipped';
       this.eventOnce(target, 'Warning', reason, decision.message);
       // Backing off: look again once the oldest action leaves the window.
-      if (decision.reason === 'backoff') return { requeueAfterMs: Math.max(recent[0]! + this.config.backoffWindowMs - now, 1000) };
+      if (decision.reason === 'backoff') return { requeueAfterMs: Math.max(recent[0]!.at + this.config.backoffWindowMs - now, 1000) };
       // Re-check later: the failure may stop being systemic.
       return { requeueAfterMs: 10_000 };
     }
@@ -181,7 +195,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     this.inFlight.set(key, { action: decision.action, workload });
     // Counted for the back-off from the reservation on, so concurrent decisions see it;
     // taken back if the action does not happen.
-    recent.push(now);
+    const record = { at: now, failedAt: trigger.failedAt, systemic: decision.action === 'quarantine' && !!decision.systemic };
+    recent.push(record);
     let acted = false;
     try {
       if (decision.action === 'delete') {
@@ -198,7 +213,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     } finally {
       // The write is in the cache now (writeThrough), or it failed and the pod decides again.
       this.inFlight.delete(key);
-      if (!acted) recent.splice(recent.indexOf(now), 1);
+      if (!acted) recent.splice(recent.indexOf(record), 1);
     }
   }
 

@@ -320,6 +320,15 @@ describe('the Helm chart', () => {
               { eval_time: '17m', alertname: 'SickbayNoLeader', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayNoLeader').annotations.summary } }] },
             ],
           },
+          // An agent away (AgentDown, issue 26): not an isolation, but an alert after 10 minutes.
+          {
+            interval: '1m',
+            input_series: [{ series: `sickbay_nodes{namespace="${NS}",pod="sickbay-a",state="agent-down"}`, values: '0x2 1x15' }],
+            alert_rule_test: [
+              { eval_time: '8m', alertname: 'SickbayAgentDown', exp_alerts: [] },
+              { eval_time: '14m', alertname: 'SickbayAgentDown', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentDown').annotations.summary } }] },
+            ],
+          },
         ],
       }));
       const run = spawnSync(promtool, ['test', 'rules', path.join(dir, 'tests.yaml')], { encoding: 'utf8' });

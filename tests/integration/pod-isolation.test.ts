@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { SIMULATE_KUBELET_ANNOTATION, SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
@@ -16,6 +16,7 @@ import { request } from '../support/https.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const run = promisify(execFile);
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 const ns = 'shop';
@@ -360,6 +361,71 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await waitFor('the released pod gone', async () => !(await podsOf(t.core, ns, '')).some((p) => p.metadata!.name === target.metadata!.name));
     const notQ = (await readyPods('search', 2))[0]!.metadata!.name!;
     await assert.rejects(run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${notQ}`, '--kubeconfig', kubeconfig]), /not quarantined/);
+  });
+
+  it("a node that stops reporting: its pods are left to the node's verdict (0 quarantines, 0 evictions, an Event saying why) and are Ready again when it is back", async () => {
+    await createWebApp(t, ns, 'away', 3);
+    const pods = await readyPods('away', 3);
+    const node = pods[0]!.spec!.nodeName!;
+    const onNode = pods.filter((p) => p.spec!.nodeName === node).map((p) => p.metadata!.name!);
+    const uids = new Set(pods.map((p) => p.metadata!.uid!));
+    // The kubelet stops: kwok leaves the node's status alone, and it says what
+    // kube-controller-manager writes of a node that stopped posting its status.
+    await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: 'stopped' } } } }, mergePatch);
+    const now = new Date();
+    await t.core.patchNodeStatus(
+      { name: node, body: { status: { conditions: [{ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastHeartbeatTime: now, lastTransitionTime: now }] } } },
+      strategicMerge,
+    );
+    try {
+      // kube-controller-manager's node lifecycle controller reacts as to a real node: the unreachable taint, its pods NotReady.
+      await waitFor('the unreachable taint', async () => (await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'node.kubernetes.io/unreachable'), { timeoutMs: 20_000 });
+      // A dead kubelet does not report its pods Ready again: neither does kwok now.
+      for (const name of onNode) await breakPod(name);
+      await waitFor("the node's pods NotReady", async () => {
+        const ps = (await podsOf(t.core, ns, 'app=away')).filter((p) => p.spec!.nodeName === node);
+        return ps.length === onNode.length && ps.every((p) => !isReady(p));
+      }, { timeoutMs: 20_000 });
+      await waitFor('a WaitingForNode Event', async () => (await eventsFor(onNode[0]!)).some((e) => e.reason === 'WaitingForNode' && e.message?.includes(node)), { timeoutMs: 10_000 });
+      // Well past the grace period (500 ms): nothing quarantined, nothing evicted.
+      await new Promise((r) => setTimeout(r, 4_000));
+      const during = await podsOf(t.core, ns, 'app=away');
+      assert.deepEqual(during.filter((p) => p.spec!.nodeName === node).map((p) => p.metadata!.name).sort(), [...onNode].sort(), 'its pods are all still there');
+      assert.ok(during.every((p) => !p.metadata?.deletionTimestamp && !p.metadata?.labels?.['sickbay.io/status']));
+      assert.match(await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="node-away"\} [1-9]/);
+    } finally {
+      // The kubelet is back: kwok reports the node Ready again, and its pods.
+      await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: null } } } }, mergePatch);
+      for (const name of onNode) await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: null } } } }, mergePatch);
+    }
+    const back = await readyPods('away', 3);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const after = await podsOf(t.core, ns, 'app=away');
+    assert.deepEqual(new Set(after.map((p) => p.metadata!.uid!)), uids, 'the same three pods, none replaced');
+    assert.ok(back.every(isReady) && after.every((p) => !p.metadata?.labels?.['sickbay.io/status']));
+    await t.apps.deleteNamespacedDeployment({ name: 'away', namespace: ns });
+  });
+
+  it('a 2-replica Deployment: one pod quarantined and replaced, then the other fails: evicted and replaced within grace + 5 s, back to 2/2 (issue 25)', async () => {
+    await createWebApp(t, ns, 'pair2', 2);
+    const [first] = await readyPods('pair2', 2);
+    await breakPod(first!.metadata!.name!);
+    await waitFor('the first pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === first!.metadata!.name));
+    const [second] = (await readyPods('pair2', 2)).filter((p) => p.metadata!.name !== first!.metadata!.name);
+    const broken = Date.now();
+    await breakPod(second!.metadata!.name!);
+    await waitFor('the second pod evicted', async () => {
+      const p = (await podsOf(t.core, ns, '')).find((x) => x.metadata!.uid === second!.metadata!.uid);
+      return !p || !!p.metadata?.deletionTimestamp;
+    }, { timeoutMs: 500 + 5_000, intervalMs: 50 });
+    const evictedAfter = Date.now() - broken;
+    await readyPods('pair2', 2);
+    assert.ok(evictedAfter <= 5_500, `evicted ${evictedAfter} ms after it failed`);
+    const kept = (await quarantinedPods()).filter((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/pair2');
+    assert.deepEqual(kept.map((p) => p.metadata!.name), [first!.metadata!.name], 'the first scene is kept');
+    assert.ok(!(await eventsFor('pair2')).some((e) => e.reason === 'SystemicFailure'), 'two failures minutes apart, or with a working replacement between, are not systemic');
+    await t.core.deleteNamespacedPod({ name: first!.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
+    await t.apps.deleteNamespacedDeployment({ name: 'pair2', namespace: ns });
   });
 
   it('backs off a workload whose replacements keep failing: after K actions in the window it stops, and says so', async () => {

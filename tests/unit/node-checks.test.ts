@@ -143,11 +143,19 @@ describe('a check over time', () => {
 });
 
 describe('node conditions', () => {
-  it('fails on memory, disk or PID pressure and names them', () => {
-    const node = (conds: Record<string, string>) => ({ status: { conditions: Object.entries(conds).map(([type, status]) => ({ type, status })) } });
-    assert.equal(conditionsCheck(node({ Ready: 'True', MemoryPressure: 'False', DiskPressure: 'False' })).ok, true);
-    assert.deepEqual(conditionsCheck(node({ Ready: 'True', DiskPressure: 'True', PIDPressure: 'True' })), { ok: false, message: 'DiskPressure; PIDPressure' });
+  const now = Date.parse('2026-12-07T10:00:00Z');
+  const node = (conds: Record<string, string>, since = now - 60_000) => ({ status: { conditions: Object.entries(conds).map(([type, status]) => ({ type, status, lastTransitionTime: new Date(since) })) } });
+  it('pressure alone is the kubelet\'s to remedy: reported, never a failure by default (issue 26, item 2)', () => {
+    assert.equal(conditionsCheck(node({ Ready: 'True', MemoryPressure: 'False', DiskPressure: 'False' }), now).ok, true);
+    const p = conditionsCheck(node({ Ready: 'True', DiskPressure: 'True', PIDPressure: 'True' }, now - 86_400_000), now);
+    assert.equal(p.ok, true, 'a day of DiskPressure is still not a node fault by default');
+    assert.match(p.message, /^DiskPressure; PIDPressure: the kubelet's evictions handle pressure; not a node fault$/);
     assert.equal(conditionsCheck(undefined).ok, false);
+  });
+  it('with SICKBAY_AGENT_PRESSURE_AFTER, fails once a pressure condition has lasted that long', () => {
+    const tenMinutes = 600_000;
+    assert.equal(conditionsCheck(node({ DiskPressure: 'True' }, now - 599_000), now, tenMinutes).ok, true, 'not yet');
+    assert.deepEqual(conditionsCheck(node({ DiskPressure: 'True', MemoryPressure: 'False' }, now - 600_000), now, tenMinutes), { ok: false, message: "DiskPressure for over 600s, past the kubelet's evictions" });
   });
 });
 
@@ -220,7 +228,8 @@ describe('node configuration', () => {
     assert.equal(c.node.heartbeatIntervalMs, 10_000);
     assert.equal(c.node.missedHeartbeats, 3);
     assert.equal(c.node.isolationBudget, '10%');
-    assert.equal(c.node.recoveryAfterMs, 0);
+    assert.equal(c.node.recoveryAfterMs, 45 * 60_000, 'on by default, as long as the protection lock');
+    assert.equal(c.agent.pressureAfterMs, 0, 'pressure alone never fails the conditions check');
     assert.equal(c.agent.checkIntervalMs, 1000);
     assert.equal(c.agent.failureThreshold, 3);
     assert.deepEqual(c.agent.checks, ['kubelet', 'conditions', 'network', 'processes']);

@@ -4,7 +4,9 @@ import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, ty
 
 const now = 1_000_000;
 const fresh = (name: string, extra: Partial<NodeView> = {}): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, since: now - 3_600_000 }, ...extra });
-const stale = (name: string, since = now - 1000): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: true, late: true, faultySince: since } });
+const stale = (name: string, since = now - 1000, nodeEvidence: string | null = 'its kubelet is not reporting either (Ready Unknown)'): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: true, late: true, faultySince: since, nodeEvidence: nodeEvidence ?? undefined } });
+/** An agent that is silent while its node's kubelet reports Ready: away, not a node fault. */
+const agentAway = (name: string): NodeView => stale(name, now - 1000, null);
 const late = (name: string): NodeView => ({ name, isolated: false, health: { healthy: true, failing: '', stale: false, late: true } });
 const failing = (name: string, checks = 'processes', since = now - 500): NodeView => ({ name, isolated: false, health: { healthy: false, failing: checks, stale: false, faultySince: since } });
 const plan = (nodes: NodeView[], o: { budget?: number; inFlight?: string[]; recoveryAfterMs?: number; minHealthy?: number } = {}) =>
@@ -30,7 +32,7 @@ describe('heartbeat staleness', () => {
   });
 
   it("takes a NodeHealth's own interval when it states a usable one", () => {
-    const cases: Array<[unknown, number]> = [[5, 5000], ['5', 5000], [0.5, 500], [undefined, 10_000], [null, 10_000], [0, 10_000], [-3, 10_000], ['soon', 10_000], [Infinity, 10_000]];
+    const cases: Array<[unknown, number]> = [[5, 5000], ['5', 5000], [0.5, 500], [undefined, 10_000], [null, 10_000], [0, 10_000], [-3, 10_000], ['soon', 10_000], [Infinity, 10_000], [3600, 10_000], [11, 10_000]];
     for (const [stated, want] of cases) assert.equal(heartbeatIntervalMs(stated, 10_000), want, String(stated));
   });
 });
@@ -44,6 +46,60 @@ describe('node isolation budget', () => {
     assert.equal(isolationBudget('3', 10), 3);
     assert.equal(isolationBudget('0', 10), 1);
     assert.throws(() => isolationBudget('lots', 10), /not a budget/);
+  });
+});
+
+describe('an agent that is away is not a failing node (issue 26, item 1)', () => {
+  it('a silent agent on a node whose kubelet reports Ready: AgentDown, not isolated, no budget spent', () => {
+    const p = plan([agentAway('upgrading'), failing('bad'), ...Array.from({ length: 8 }, (_, i) => fresh(`ok-${i}`))]);
+    assert.deepEqual(p.agentDown, ['upgrading']);
+    assert.deepEqual(p.isolate.map((a) => a.name), ['bad'], 'the budget of 1 goes to the node with evidence');
+    assert.deepEqual(p.deferred, []);
+  });
+  it('a silent agent with evidence about the node (kubelet silent too, or the agent pod Ready yet silent): isolated, saying why', () => {
+    const p = plan([stale('gone'), ...Array.from({ length: 9 }, (_, i) => fresh(`ok-${i}`))]);
+    assert.deepEqual(p.isolate.map((a) => [a.name, a.cause, a.detail]), [['gone', 'heartbeat', 'no heartbeat, and its kubelet is not reporting either (Ready Unknown)']]);
+    assert.deepEqual(p.agentDown, []);
+  });
+  it('a DaemonSet rollout of 10% (every agent of it away for 45 s): nothing isolated', () => {
+    const nodes = [...Array.from({ length: 10 }, (_, i) => agentAway(`rolling-${i}`)), ...Array.from({ length: 90 }, (_, i) => fresh(`ok-${i}`))];
+    const p = plan(nodes, { budget: isolationBudget('10%', 100), minHealthy: 0.51 });
+    assert.deepEqual([p.isolate, p.deferred, p.agentDown.length], [[], [], 10]);
+  });
+});
+
+describe('small clusters and recovery (issue 26, item 4)', () => {
+  // The defaults: budget 10% (at least 1), minHealthy 51%. One node faulty, the rest healthy,
+  // then a second faulty node while the first is isolated.
+  const table: Array<[nodes: number, isolatesFirst: boolean, budget: number, isolatesSecond: boolean]> = [
+    [1, false, 1, false], // nowhere for its pods to go: 0 of 1 healthy is under 51%
+    [2, false, 1, false], // 1 of 2 healthy is under 51% (Node Healthcheck's default says the same)
+    [3, true, 1, false], // 2 of 3 healthy: one isolated; a second finds the budget (1) used and 1 of 3 healthy
+    [5, true, 1, false],
+    [19, true, 1, false],
+    [20, true, 2, true],
+    [100, true, 10, true],
+  ];
+  for (const [n, first, budget, second] of table) {
+    it(`${n} node(s): budget ${budget}, ${first ? 'isolates' : 'never isolates'} one faulty node${first ? `, ${second ? 'and' : 'not'} a second while it is isolated` : ''}`, () => {
+      assert.equal(isolationBudget('10%', n), budget);
+      const healthyNodes = (k: number) => Array.from({ length: k }, (_, i) => fresh(`ok-${i}`));
+      const one = plan([failing('bad-1'), ...healthyNodes(n - 1)], { budget, minHealthy: 0.51 });
+      assert.equal(one.isolate.length, first ? 1 : 0, JSON.stringify(one));
+      if (n < 2) return;
+      const isolated = { ...failing('bad-1'), isolated: true };
+      const two = plan([isolated, failing('bad-2'), ...healthyNodes(n - 2)], { budget, minHealthy: 0.51 });
+      assert.equal(two.isolate.length, second ? 1 : 0, JSON.stringify(two));
+    });
+  }
+  it('an isolated node healthy again is restored after recoveryAfter, and holds no budget meanwhile', () => {
+    const back = { ...fresh('back', { health: { healthy: true, failing: '', stale: false, since: now - 46 * 60_000 } }), isolated: true };
+    const p = plan([back, failing('next'), fresh('a'), fresh('b'), fresh('c')], { budget: 1, minHealthy: 0.51, recoveryAfterMs: 45 * 60_000 });
+    assert.deepEqual(p.restore, ['back']);
+    assert.deepEqual(p.isolate.map((a) => a.name), ['next'], 'the restorable node neither holds the budget nor counts as unhealthy');
+    const notYet = { ...back, health: { ...back.health!, since: now - 10 * 60_000 } };
+    const q = plan([notYet, failing('next'), fresh('a'), fresh('b'), fresh('c')], { budget: 1, minHealthy: 0.51, recoveryAfterMs: 45 * 60_000 });
+    assert.deepEqual([q.restore, q.isolate.map((a) => a.name), q.deferred.map((a) => a.name)], [[], [], ['next']]);
   });
 });
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { V1Pod } from '@kubernetes/client-node';
-import { decide, type DecisionInput, labelsToStrip, parseMaxQuarantined, quarantineTrigger, selectorMatches } from '../../src/quarantine/quarantine-policy.js';
-import { wasEverReady } from '../../src/kube/pods.js';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { admit, decide, type DecisionInput, type EarlierAction, failedTogether, labelsToStrip, NODE_BACK_SETTLE_MS, parseMaxQuarantined, quarantineTrigger, selectorMatches } from '../../src/quarantine/quarantine-policy.js';
+import { nodeAway, wasEverReady } from '../../src/kube/pods.js';
+import { TokenBucket } from '../../src/util/rate-limiter.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();
@@ -47,9 +48,25 @@ describe('quarantineTrigger', () => {
     const seen = T0 + 60_700;
     const t = quarantineTrigger(p, T0 + 60_900, 0, { seenReady: true, firstSeenNotReady: seen });
     assert.equal((t as { since: number }).since, seen);
-    // A replica that started long after the pod failed counts from when it saw it.
-    const late = quarantineTrigger(p, T0 + 500_000, grace, { seenReady: true, firstSeenNotReady: T0 + 499_000 });
-    assert.equal((late as { since: number }).since, T0 + 499_000);
+    // A replica that started long after the pod failed gives it a full grace from when it saw it.
+    assert.deepEqual(quarantineTrigger(p, T0 + 500_000, grace, { seenReady: true, firstSeenNotReady: T0 + 499_000 }), { kind: 'wait', afterMs: 9_000 });
+  });
+  it('counts the grace on its own clock: a node clock 60 s behind or ahead neither removes nor stretches it (issue 25, item 3)', () => {
+    const now = T0 + 100_000;
+    // sickbay saw the pod NotReady just now; the kubelet wrote the transition 60 s earlier (its clock behind).
+    assert.deepEqual(quarantineTrigger(pod(false, 40_000), now, grace, { seenReady: true, firstSeenNotReady: now }), { kind: 'wait', afterMs: grace });
+    // ...and 60 s later (its clock ahead): the grace still counts from when sickbay saw it.
+    assert.deepEqual(quarantineTrigger(pod(false, 160_000), now, grace, { seenReady: true, firstSeenNotReady: now }), { kind: 'wait', afterMs: grace });
+    const due = quarantineTrigger(pod(false, 160_000), now + grace, grace, { seenReady: true, firstSeenNotReady: now });
+    assert.equal(due.kind, 'not-ready');
+    assert.equal((due as { failedAt: number }).failedAt, now, 'the failure began when sickbay saw it');
+    // Not seen by sickbay at all: the written time, never later than now.
+    assert.deepEqual(quarantineTrigger(pod(false, 160_000), now, grace, { seenReady: true }), { kind: 'wait', afterMs: grace });
+  });
+  it('after the pod\'s node comes back, waits for the pods to report again before their grace starts', () => {
+    const now = T0 + 100_000;
+    const t = quarantineTrigger(pod(false, 10_000), now, grace, { seenReady: true, firstSeenNotReady: T0 + 10_000, nodeBackAt: now - 1_000 });
+    assert.deepEqual(t, { kind: 'wait', afterMs: NODE_BACK_SETTLE_MS - 1_000 + grace });
   });
   it('ignores Ready pods and pods that never were Ready (another controller handles those)', () => {
     assert.deepEqual(quarantineTrigger(pod(true, 0), T0 + 100_000, grace, { seenReady: true }), { kind: 'none' });
@@ -58,10 +75,25 @@ describe('quarantineTrigger', () => {
   it('takes a request by annotation half a second after first seeing it, Ready or not; an alert says so', () => {
     const seen = { seenReady: true, requestSeenAt: T0 - 500 };
     assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, { seenReady: true }), { kind: 'wait', afterMs: 500 }, 'just seen: the rest of its alert group may still be coming');
-    assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, seen), { kind: 'annotation', reason: 'leak', since: T0 - 500 });
+    assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, seen), { kind: 'annotation', reason: 'leak', since: T0 - 500, failedAt: T0 - 500 });
     assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'alert X' }), T0, grace, seen).kind, 'alert');
     assert.equal((quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': '' }), T0, grace, seen) as { reason: string }).reason, 'requested by annotation');
   });
+});
+
+describe('nodeAway', () => {
+  const node = (ready: string, taints: Array<{ key: string; effect: string }> = []): V1Node => ({ metadata: { name: 'n1' }, spec: { taints }, status: { conditions: [{ type: 'Ready', status: ready, reason: 'R' }] } });
+  const cases: Array<[string, V1Node | undefined, RegExp | undefined]> = [
+    ['Ready and untainted: judge its pods', node('True'), undefined],
+    ['NotReady', node('False'), /node n1 is NotReady \(R\)/],
+    ['not reporting', node('Unknown'), /not reporting/],
+    ['unreachable taint (the node lifecycle controller)', node('True', [{ key: 'node.kubernetes.io/unreachable', effect: 'NoExecute' }]), /unreachable:NoExecute/],
+    ['isolated by sickbay', node('True', [{ key: 'sickbay.io/isolated', effect: 'NoExecute' }]), /sickbay.io\/isolated/],
+    ['not in the cache', undefined, /not known/],
+    ['another taint is not about the node being away', node('True', [{ key: 'dedicated', effect: 'NoSchedule' }]), undefined],
+  ];
+  for (const [name, n, want] of cases) it(name, () => (want ? assert.match(nodeAway('n1', n) ?? '', want) : assert.equal(nodeAway('n1', n), undefined)));
+  it('an unscheduled pod has no node to wait for', () => assert.equal(nodeAway(undefined, undefined), undefined));
 });
 
 describe('labelsToStrip', () => {
@@ -82,7 +114,9 @@ describe('labelsToStrip', () => {
 });
 
 describe('decide', () => {
-  const base: DecisionInput = { owner: { kind: 'Deployment', name: 'web' }, ownerPods: 4, ownerFailing: 1, quarantinedForOwner: 0, maxQuarantined: 1, systemicRatio: 0.5, rateAllowed: true };
+  const base: DecisionInput = { owner: { kind: 'Deployment', name: 'web' }, ownerPods: 4, ownerFailing: 1, quarantinedForOwner: 0, maxQuarantined: 1, systemicRatio: 0.5 };
+  /** An earlier action `agoS` seconds before this pod began failing (at T0). */
+  const earlier = (agoS: number, o: Partial<EarlierAction> = {}): EarlierAction => ({ at: T0 - agoS * 1000 + 500, failedAt: T0 - agoS * 1000, systemic: false, replaced: true, ...o });
   const cases: Array<[string, Partial<DecisionInput>, string, string?]> = [
     ['first failing pod: quarantine', {}, 'quarantine'],
     ['quota used: delete instead', { quarantinedForOwner: 1 }, 'delete'],
@@ -93,28 +127,74 @@ describe('decide', () => {
     ['systemic with the quota used: nothing, and never a delete', { ownerFailing: 3, quarantinedForOwner: 1 }, 'skip', 'systemic'],
     ['systemic wins over the quota', { ownerFailing: 3, quarantinedForOwner: 5 }, 'skip', 'systemic'],
     ['systemic and max 0: nothing', { ownerFailing: 3, maxQuarantined: 0 }, 'skip', 'systemic'],
-    ['systemic and rate-limited: nothing', { ownerFailing: 3, rateAllowed: false }, 'skip', 'systemic'],
-    ['rate limit', { rateAllowed: false }, 'skip', 'rate-limited'],
-    ['back-off: K actions within the window, no more', { recentActions: 5, backoffAfter: 5, backoffWindowMs: 900_000 }, 'skip', 'backoff'],
-    ['back-off wins over a systemic failure', { recentActions: 5, backoffAfter: 5, ownerFailing: 3 }, 'skip', 'backoff'],
-    ['one action short of the back-off: act', { recentActions: 4, backoffAfter: 5 }, 'quarantine'],
+    ['back-off: K actions within the window, no more', { earlier: [1, 2, 3, 4, 5].map((m) => earlier(m * 60)), quarantinedForOwner: 1, backoffAfter: 5, backoffWindowMs: 900_000 }, 'skip', 'backoff'],
+    ['back-off wins over a systemic failure', { earlier: [1, 2, 3, 4, 5].map((m) => earlier(m * 60)), backoffAfter: 5, ownerFailing: 3 }, 'skip', 'backoff'],
+    ['one action short of the back-off: act', { earlier: [1, 2, 3, 4].map((m) => earlier(m * 60)), quarantinedForOwner: 1, backoffAfter: 5 }, 'delete'],
     ['StatefulSet pods are left alone', { owner: { kind: 'StatefulSet', name: 'db' } }, 'skip', 'unsupported-owner'],
     ['DaemonSet pods are left alone', { owner: { kind: 'DaemonSet', name: 'agent' } }, 'skip', 'unsupported-owner'],
     ['Job pods are left alone', { owner: { kind: 'Job', name: 'batch' } }, 'skip', 'unsupported-owner'],
     ['a bare pod is quarantined (out of its Services)', { owner: { kind: 'Pod', name: 'p' }, ownerPods: 1 }, 'quarantine'],
     ['a single-replica Deployment is not systemic by itself', { ownerPods: 1, ownerFailing: 1 }, 'quarantine'],
+    // The pods a systemic failure took out stay part of it, however their replacements fare:
+    // 3 of 4 failed at once, one was kept, its replacement is Ready; the other two are not deleted.
+    ['a systemic failure stays systemic for the pods that failed with it', { ownerPods: 4, ownerFailing: 2, failedAt: T0, earlier: [earlier(0, { systemic: true })], quarantinedForOwner: 1 }, 'skip', 'systemic'],
+    ['a later failure is not part of an earlier systemic one whose replacement works', { ownerPods: 4, ownerFailing: 1, failedAt: T0, earlier: [earlier(300, { systemic: true })], quarantinedForOwner: 1 }, 'delete'],
   ];
   for (const [name, over, action, reason] of cases) {
     it(name, () => {
-      const d = decide({ ...base, ...over });
-      assert.equal(d.action, action);
+      const d = decide({ ...base, failedAt: T0, ...over });
+      assert.equal(d.action, action, JSON.stringify(d));
       if (reason) assert.equal((d as { reason: string }).reason, reason);
     });
   }
+
+  // Issue 25: 1, 2, 3 and 10 replicas, this pod the only one of them failing now, with 0-3
+  // earlier actions (the first quarantined, the rest evicted), all minutes before. Their
+  // replacements Ready: each is a failure of its own, so the pod is quarantined while the
+  // quota (1) is free, else evicted and replaced. Not Ready yet: they count as failing with it.
+  const table: Array<[replicas: number, earlierActions: number, replaced: boolean, want: string]> = [];
+  for (const replicas of [1, 2, 3, 10]) {
+    for (const k of [0, 1, 2, 3]) {
+      table.push([replicas, k, true, k === 0 ? 'quarantine' : 'delete']);
+      if (k === 0) continue;
+      // ownerPods = replicas + k, failing = 1 + k: systemic above half, and the quota is used.
+      table.push([replicas, k, false, (1 + k) / (replicas + k) > 0.5 ? 'skip' : 'delete']);
+    }
+  }
+  for (const [replicas, k, replaced, want] of table) {
+    it(`${replicas} replica(s), ${k} earlier action(s) minutes before, replacements ${replaced ? 'Ready' : 'not Ready yet'}: ${want}`, () => {
+      const d = decide({ ...base, ownerPods: replicas, ownerFailing: 1, failedAt: T0, earlier: Array.from({ length: k }, (_, i) => earlier(120 * (i + 1), { replaced })), quarantinedForOwner: Math.min(k, 1), backoffAfter: 5 });
+      assert.equal(d.action, want, JSON.stringify(d));
+    });
+  }
+  it('the playground sequence: shop (2 replicas) has one pod quarantined and replaced; minutes later the other fails: evicted, not systemic', () => {
+    const d = decide({ ...base, ownerPods: 2, ownerFailing: 1, failedAt: T0, earlier: [earlier(180)], quarantinedForOwner: 1, backoffAfter: 5 });
+    assert.deepEqual(d.action, 'delete');
+    // Before the change: the earlier pod counted as failing together for the whole back-off window.
+    assert.equal(decide({ ...base, ownerPods: 2, ownerFailing: 1, failedAt: T0, earlier: [earlier(180, { replaced: false })], quarantinedForOwner: 1 }).action, 'skip');
+  });
+  it('failedTogether: within the minute of a systemic failure, or while the replacement is not Ready', () => {
+    assert.equal(failedTogether(earlier(30, { systemic: true }), T0), true);
+    assert.equal(failedTogether(earlier(30), T0), false, 'not systemic, replaced: a failure of its own');
+    assert.equal(failedTogether(earlier(90, { systemic: true }), T0), false, 'a systemic failure 90 s before, replaced: another failure');
+    assert.equal(failedTogether(earlier(900, { replaced: false }), T0), true, 'its replacement never became Ready');
+  });
   it('says so when it keeps a scene of a systemic failure', () => {
     const d = decide({ ...base, ownerFailing: 3 });
     assert.match((d as { systemic?: string }).systemic ?? '', /3 of 4 pods of Deployment\/web are failing together.*keeps one failing pod quarantined for diagnosis and deletes nothing/);
     assert.equal((decide(base) as { systemic?: string }).systemic, undefined);
+  });
+  it('takes a rate token only for an action it performs (issue 25, item 7)', () => {
+    const bucket = new TokenBucket(1, () => T0);
+    const take = () => bucket.tryTake();
+    // Five skips (a StatefulSet, a systemic failure, a back-off) spend nothing...
+    for (const over of [{ owner: { kind: 'StatefulSet', name: 'db' } }, { ownerFailing: 3, quarantinedForOwner: 1 }, { earlier: [1, 2, 3, 4, 5].map((m) => earlier(m * 60)), backoffAfter: 5 }]) {
+      for (let i = 0; i < 2; i++) assert.equal(admit(decide({ ...base, ...over }), take).action, 'skip');
+    }
+    // ...so the one token of the minute is there for the pod sickbay does act on,
+    assert.equal(admit(decide(base), take).action, 'quarantine');
+    // and the next action waits for the rate.
+    assert.deepEqual(admit(decide(base), take), { action: 'skip', reason: 'rate-limited', message: 'the cluster-wide quarantine rate limit is reached; retrying later' });
   });
 
   it('parses the max-quarantined annotation, rejecting garbage', () => {
