@@ -5,6 +5,7 @@ import { type ConfigurationOptions, Observable, PatchStrategy, setHeaderOptions 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** For built-in objects whose lists merge by key (a Node's status.conditions by type). */
 export const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+export const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
 /**
  * Options for a typed API call that `signal` cancels: the HTTP request itself is aborted

@@ -5,7 +5,7 @@ import type { KubeConfig, V1ContainerStatus, V1Deployment, V1Namespace, V1Node, 
 import { Informer } from './informer.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { LABEL_INJECTION, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
+import { LABEL_INJECTION, NODE_TAINT_ISOLATED, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
 import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
 
 /**
@@ -17,6 +17,8 @@ import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTra
  * annotation alone can be a kilobyte), other owner references, IPs and conditions are
  * dropped: at 10,000 pods the cache is most of the process's memory (bench/README.md).
  * Of a command, only whether sickbay's supervisor starts it is kept (one shared array);
+ * of a hostNetwork pod, that it is one and the ports its containers declare; of
+ * tolerations, only sickbay's own;
  * of a container's state, only why it waits (and its image when it cannot pull it), and
  * when sickbay's installer finished. Writes never start from a cached pod's spec
  * (quarantine and release patch metadata only).
@@ -56,7 +58,17 @@ export function podForCache(pod: V1Pod): V1Pod {
   if (spec) {
     slim.spec = {
       nodeName: spec.nodeName,
-      containers: (spec.containers ?? []).map((c) => (c.command?.[0] === SHIM_SUPERVISOR ? { name: c.name, command: SUPERVISED } : { name: c.name })),
+      // Only whether it tolerates sickbay's own node taint (a quarantined pod must).
+      ...(spec.tolerations?.some((t) => t.key === NODE_TAINT_ISOLATED) ? { tolerations: spec.tolerations.filter((t) => t.key === NODE_TAINT_ISOLATED) } : {}),
+      // A hostNetwork pod's address is its node's: the registry step (re-run from this cache
+      // by a new leader, and by node isolation) tells its own registrations by the ports it
+      // declares. Kept for those pods only.
+      ...(spec.hostNetwork ? { hostNetwork: true } : {}),
+      containers: (spec.containers ?? []).map((c) => ({
+        name: c.name,
+        ...(c.command?.[0] === SHIM_SUPERVISOR ? { command: SUPERVISED } : {}),
+        ...(spec.hostNetwork && c.ports?.length ? { ports: c.ports.map((p) => ({ containerPort: p.containerPort, ...(p.hostPort ? { hostPort: p.hostPort } : {}) })) } : {}),
+      })),
       ...(spec.initContainers ? { initContainers: spec.initContainers.map((c) => ({ name: c.name })) } : {}),
     };
   }

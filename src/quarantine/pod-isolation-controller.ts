@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
 import { type ObjectRef } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
 import {
@@ -21,6 +21,7 @@ import {
   ANN_QUARANTINED_AT,
   ANN_REASON,
   LABEL_STATUS,
+  NODE_TAINT_ISOLATED,
   SHIM_PROBE,
   STATUS_QUARANTINED,
 } from '../core/names.js';
@@ -229,6 +230,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
     }
     this.startPipeline(quarantined);
+    void this.tolerateIsolation(quarantined, log);
     return true;
   }
 
@@ -246,6 +248,11 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     // Deregistration and diagnostics act on the pod: not in dry run.
     if (this.config.dryRun) return void log.info('dry run: would deregister and diagnose the quarantined pod');
     this.startPipeline(pod);
+    // Quarantined before this toleration was added (an older sickbay, a failed write): add it now.
+    if (!tolerates(pod)) {
+      const full = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! }).catch(() => undefined);
+      if (full && isQuarantined(full)) await this.tolerateIsolation(full, log);
+    }
     return Number.isNaN(expires) ? undefined : { requeueAfterMs: expires - now + 10 };
   }
 
@@ -280,9 +287,11 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
         },
       },
     };
-    void this.hold(pod, log);
     try {
       const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, mergePatch), API_DEADLINE_MS, 'quarantine patch');
+      // The hold reads the liveness probes off the pod as the API returned it: the cached
+      // pod keeps no probes, and the hold never ran while it read them there.
+      void this.hold(patched, log);
       this.cache.pods.writeThrough(patched);
       log.info('quarantined', { reason, owner: `${owner.kind}/${owner.name}`, removedLabels: strip });
       return patched;
@@ -295,11 +304,35 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 
   /**
+   * A quarantined pod is a kept scene: when its node is isolated (often for the very fault
+   * that made its pods fail), sickbay's own NoExecute taint must not evict it. It gets a
+   * toleration of `sickbay.io/isolated` (a running pod may gain tolerations), from the pod as
+   * the API returned it (the cached pod keeps no tolerations but this one). Best effort,
+   * re-tried by the next reconcile of the quarantined pod.
+   */
+  private async tolerateIsolation(pod: V1Pod, log: Logger): Promise<void> {
+    const tolerations = pod.spec?.tolerations ?? [];
+    if (tolerates(pod)) return;
+    const ops = [
+      { op: 'test', path: '/metadata/uid', value: pod.metadata!.uid },
+      tolerations.length ? { op: 'add', path: '/spec/tolerations/-', value: ISOLATION_TOLERATION } : { op: 'add', path: '/spec/tolerations', value: [ISOLATION_TOLERATION] },
+    ];
+    try {
+      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops }, jsonPatch), API_DEADLINE_MS, 'toleration patch');
+      this.cache.pods.writeThrough(patched);
+      log.debug('the quarantined pod tolerates node isolation');
+    } catch (err) {
+      if (codeOf(err) === 404 || codeOf(err) === 422) return; // gone, or another pod by that name now
+      log.warn('could not add the node isolation toleration to the quarantined pod; an isolation of its node would evict it; retried later', { error: errorText(err) });
+    }
+  }
+
+  /**
    * A container whose liveness probe sickbay wrapped passes it while the pod is
    * quarantined, as read from the downward API; the kubelet rewrites that file some
    * seconds after the label changes, and a failing liveness probe would restart the
    * container (the scene lost) in between. `probe --hold` makes the pod's liveness checks
-   * pass for 120 s from now: sent alongside the quarantine patch, it reaches the
+   * pass for 120 s from now: sent as soon as the quarantine patch returns, it reaches the
    * container within an exec's round trip. Best effort: the quarantine does not wait on it.
    */
   private hold(pod: V1Pod, log: Logger): Promise<void> {
@@ -379,6 +412,13 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     this.eventSent.set(k, Date.now());
     void this.events.record(ref, type, reason, message);
   }
+}
+
+/** Tolerated for as long as the quarantine lasts: no tolerationSeconds. */
+const ISOLATION_TOLERATION = { key: NODE_TAINT_ISOLATED, operator: 'Exists', effect: 'NoExecute' };
+
+function tolerates(pod: V1Pod): boolean {
+  return (pod.spec?.tolerations ?? []).some((t) => t.key === NODE_TAINT_ISOLATED && t.operator === 'Exists' && (!t.effect || t.effect === 'NoExecute') && t.tolerationSeconds == null);
 }
 
 function ownerObjectRef(namespace: string, owner: OwnerInfo): ObjectRef {

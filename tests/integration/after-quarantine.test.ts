@@ -35,12 +35,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     zk = await ZooKeeperServer.start();
     jvm = await startStuckJvm();
     t = await startCluster({ nodes: 2, simulation: { exec: { workDir: shimDir, env: { SICKBAY_DIR: shimDir, SICKBAY_DIAG_MATCH: 'StuckApp' } } } });
-    sickbay = await startSickbay(t, {
-      SICKBAY_CONTROLLERS: 'true',
-      SICKBAY_NOT_READY_GRACE: '500ms',
-      SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]),
-      SICKBAY_DIAGNOSTICS_TIMEOUT: '3s',
-    });
+    sickbay = await startSickbay(t, sickbayEnv());
     await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
   });
   after(async () => {
@@ -52,6 +47,12 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     rmSync(shimDir, { recursive: true, force: true });
   });
 
+  const sickbayEnv = () => ({
+    SICKBAY_CONTROLLERS: 'true',
+    SICKBAY_NOT_READY_GRACE: '500ms',
+    SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]),
+    SICKBAY_DIAGNOSTICS_TIMEOUT: '3s',
+  });
   const readyPods = (app: string, n: number) =>
     waitFor(`${n} ready ${app} pods`, async () => {
       const ps = await podsOf(t.core, ns, `app=${app}`);
@@ -132,6 +133,16 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.ok(await exists(probe, neighbourApp), "another process's instance on the same node stays");
     const record = await waitFor('the registry annotation', () => annotation(victim.metadata!.name!, 'sickbay.io/registry'));
     assert.deepEqual(record.ports, [20880]);
+
+    // A new leader (a restart, a fail-over) runs the step again from its cache, whose
+    // pods are slim: it must still know the pod is hostNetwork and which ports are its own.
+    await sickbay.stop();
+    sickbay = await startSickbay(t, sickbayEnv());
+    const again = await waitFor('the step run again by the new sickbay', async () => ((r) => (r && r.at !== record.at ? r : undefined))(await annotation(victim.metadata!.name!, 'sickbay.io/registry')), { timeoutMs: 15_000 });
+    assert.deepEqual(again.ports, [20880], 'the re-run knows the ports the pod declares');
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.ok(await exists(probe, neighbour), "after the re-run, another process's provider on the same node stays");
+    assert.ok(await exists(probe, neighbourApp), "after the re-run, another process's instance on the same node stays");
   });
 
   scenario('ZooKeeper session expired', {

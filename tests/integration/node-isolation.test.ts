@@ -19,12 +19,14 @@ import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { LABEL_NODE_LOCK, lockName, setLock } from '../../src/nodes/node-actions.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { scenario, secs } from '../support/chaos.js';
-import { createNamespace, createWebApp, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, createWebApp, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
 import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const NODES = 10;
 const HEARTBEAT_MS = 1000;
 
@@ -169,6 +171,56 @@ describe('node agents and the node controller', () => {
     await waitFor('the node healthy again', async () => (await health(node)).status?.healthy === true);
   });
 
+  it("an agent that is away while its node's kubelet reports Ready (an upgrade, a crash loop): never isolated; AgentDown Event and metric; healthy again when it is back (issue 26)", async () => {
+    const node = 'kwok-node-9';
+    await stopAgent(node);
+    const last = Date.parse((await health(node)).status!.heartbeatTime!);
+    const down = await waitFor('the AgentDown Event', async () => (await nodeEvents(node, 'AgentDown'))[0], { timeoutMs: 15_000 });
+    assert.match(down.message ?? '', /not isolating the node/);
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_nodes'), /state="agent-down"} 1/);
+    // Well past the 3-interval deadline: still in service.
+    await new Promise((r) => setTimeout(r, Math.max(0, last + 3 * HEARTBEAT_MS + 3_000 - Date.now())));
+    assert.ok(!tainted(await readNode(node)), 'not tainted');
+    assert.equal((await nodeEvents(node, 'NodeIsolated')).length, 0);
+    agents.get(node)!.proc.dispose();
+    startAgent(node);
+    await waitFor(`${node} healthy again`, async () => (await health(node)).status?.healthy === true && /state="agent-down"} 0/.test(await metrics.registry.getSingleMetricAsString('sickbay_nodes')), { timeoutMs: 15_000 });
+  });
+
+  it("a quarantined pod tolerates sickbay's own node taint: isolating its node evicts the other pods, never the kept scene (issue 26)", async () => {
+    const nsq = 'scene';
+    await createNamespace(t.core, nsq, { 'sickbay.io/injection': 'enabled' });
+    await createWebApp(t, nsq, 'kept', 3);
+    const pods = await waitFor('3 ready kept pods', async () => ((ps) => (ps.length === 3 && ps.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ? ps : undefined))((await t.core.listNamespacedPod({ namespace: nsq, labelSelector: 'app=kept' })).items));
+    const victim = pods[0]!;
+    const node = victim.spec!.nodeName!;
+    await t.core.patchNamespacedPod({ name: victim.metadata!.name!, namespace: nsq, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    const quarantined = await waitFor('quarantined, with the toleration', async () => {
+      const p = await t.core.readNamespacedPod({ name: victim.metadata!.name!, namespace: nsq });
+      return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && p.spec?.tolerations?.some((x) => x.key === 'sickbay.io/isolated' && x.operator === 'Exists' && x.effect === 'NoExecute' && x.tolerationSeconds == null) ? p : undefined;
+    }, { timeoutMs: 15_000 });
+    // Another pod on that node, without the toleration, to show the taint does evict.
+    const bystander = await t.core.createNamespacedPod({ namespace: nsq, body: { metadata: { name: 'bystander', labels: { 'sickbay.io/inject': 'false' } }, spec: { nodeName: node, containers: [{ name: 'c', image: 'example.com/x:1' }] } } });
+    await waitFor('the bystander running', async () => (await t.core.readNamespacedPod({ name: 'bystander', namespace: nsq })).status?.phase === 'Running');
+    // The node isolated: sickbay's taint, as the node controller writes it; kube-controller-manager's taint manager evicts.
+    const taint = { key: 'sickbay.io/isolated', value: 'checks-failing', effect: 'NoExecute', timeAdded: new Date() };
+    await t.core.patchNode({ name: node, body: { spec: { taints: [...((await readNode(node)).spec?.taints ?? []), taint] } } }, mergePatch);
+    try {
+      await waitFor('the bystander evicted', async () => {
+        const p = await t.core.readNamespacedPod({ name: 'bystander', namespace: nsq }).catch(() => undefined);
+        return !p || p.metadata!.uid !== bystander.metadata!.uid || !!p.metadata?.deletionTimestamp;
+      }, { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 2_000));
+      const still = await t.core.readNamespacedPod({ name: victim.metadata!.name!, namespace: nsq });
+      assert.equal(still.metadata!.uid, quarantined.metadata!.uid);
+      assert.ok(!still.metadata?.deletionTimestamp, 'the quarantined pod is not evicted');
+      assert.equal(still.status?.phase, 'Running');
+    } finally {
+      await t.core.patchNode({ name: node, body: { spec: { taints: ((await readNode(node)).spec?.taints ?? []).filter((x) => x.key !== 'sickbay.io/isolated') } } }, mergePatch);
+    }
+    await t.core.deleteNamespace({ name: nsq });
+  });
+
   it('heartbeats stop: tainted within 1 s after the 3-interval deadline; its pods leave the registries, are evicted and replaced on other nodes', async (ctx) => {
     await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
     await createWebApp(t, 'shop', 'cart', 10);
@@ -190,6 +242,9 @@ describe('node agents and the node controller', () => {
     const bystander = running.find((p) => !victimIps.has(p.status!.podIP!))!;
     const probe = await zkSession(zk.connect);
     zkSessions.push(probe);
+    // The node goes away: its kubelet stops reporting (Ready Unknown, as kube-controller-manager
+    // writes it) and its agent falls silent. The kubelet's silence is the evidence about the node.
+    await stopKubelet(t, node);
     await stopAgent(node);
     const last = Date.parse((await health(node)).status!.heartbeatTime!);
     const seen = await taintSeen(node);
@@ -210,6 +265,8 @@ describe('node agents and the node controller', () => {
       return !pods.some((p) => victims.includes(p.metadata!.name!)) && live.length === 10 && live.every((p) => p.spec?.nodeName !== node);
     }, { timeoutMs: 30_000 });
     assert.equal((await metrics.registry.getSingleMetricAsString('sickbay_node_isolations_total')).match(/cause="heartbeat",result="isolated"} 1/)?.length, 1);
+    // The kubelet back (kwok reports the node Ready again); the isolation stands until a restore.
+    await startKubelet(t, node);
   });
 
   it('budget: 3 of 10 faulty with a budget of 1 — one isolated, Events for the other two', async () => {

@@ -7,16 +7,15 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { SIMULATE_KUBELET_ANNOTATION, SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
-import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const strategicMerge = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const run = promisify(execFile);
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 const ns = 'shop';
@@ -369,14 +368,8 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const node = pods[0]!.spec!.nodeName!;
     const onNode = pods.filter((p) => p.spec!.nodeName === node).map((p) => p.metadata!.name!);
     const uids = new Set(pods.map((p) => p.metadata!.uid!));
-    // The kubelet stops: kwok leaves the node's status alone, and it says what
-    // kube-controller-manager writes of a node that stopped posting its status.
-    await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: 'stopped' } } } }, mergePatch);
-    const now = new Date();
-    await t.core.patchNodeStatus(
-      { name: node, body: { status: { conditions: [{ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastHeartbeatTime: now, lastTransitionTime: now }] } } },
-      strategicMerge,
-    );
+    // The kubelet stops (kwok leaves the node's status to what kube-controller-manager writes).
+    await stopKubelet(t, node);
     try {
       // kube-controller-manager's node lifecycle controller reacts as to a real node: the unreachable taint, its pods NotReady.
       await waitFor('the unreachable taint', async () => (await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'node.kubernetes.io/unreachable'), { timeoutMs: 20_000 });
@@ -395,7 +388,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       assert.match(await sickbay.handle.metrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="node-away"\} [1-9]/);
     } finally {
       // The kubelet is back: kwok reports the node Ready again, and its pods.
-      await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: null } } } }, mergePatch);
+      await startKubelet(t, node);
       for (const name of onNode) await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: null } } } }, mergePatch);
     }
     const back = await readyPods('away', 3);

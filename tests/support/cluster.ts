@@ -1,6 +1,7 @@
 // One real control plane per integration test file, and the helpers tests share.
 import assert from 'node:assert/strict';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { type ControlPlaneOptions, LocalControlPlane } from '../../src/dev/control-plane.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -104,4 +105,29 @@ export async function rawApiRequest(kc: KubeConfig, method: string, path: string
     if (body !== undefined) req.write(JSON.stringify(body));
     req.end();
   });
+}
+
+/**
+ * A kwok node's kubelet stops: kwok leaves the node's status alone, which then says Ready
+ * Unknown as kube-controller-manager writes it for a kubelet that stopped posting. A
+ * heartbeat kwok had already scheduled still lands once (within its 10-12 s period), so
+ * the status is written again until that period has passed: on return, the node has
+ * stayed not Ready for good.
+ */
+export async function stopKubelet(t: TestCluster, node: string) {
+  await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: 'stopped' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const since = new Date();
+  const unknown = { type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastHeartbeatTime: since, lastTransitionTime: since };
+  const until = Date.now() + 13_000;
+  for (;;) {
+    const ready = (await t.core.readNode({ name: node })).status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    if (ready === 'True') await t.core.patchNodeStatus({ name: node, body: { status: { conditions: [unknown] } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    if (Date.now() > until && ready !== 'True') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The kubelet is back: kwok reports the node Ready again. */
+export async function startKubelet(t: TestCluster, node: string) {
+  await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 }
