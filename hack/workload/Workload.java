@@ -7,7 +7,7 @@
 //   POST /stop-answering   close the listening socket (the process stays)
 //
 // Environment: PORT (8080), APP_NAME (workload), POD_IP (the address it registers),
-// ZK_CONNECT (host:port; no registration without it), STATE_DIR (/tmp), NEVER_LISTEN=1
+// ZK_CONNECT (host:port; no registration without it), STATE_DIR (/tmp), CRASH_ON_START=1 (exits 3 at every start), NEVER_LISTEN=1
 // (start, but never open the port).
 //
 // Registrations (ephemeral, made again on every new session, as Dubbo and Curator do):
@@ -47,6 +47,10 @@ public class Workload {
         String app = env("APP_NAME", "workload");
         String ip = env("POD_IP", "127.0.0.1");
         Path crashMarker = Path.of(env("STATE_DIR", "/tmp"), "workload-crash-on-start");
+        if ("1".equals(System.getenv("CRASH_ON_START"))) {
+            System.out.println("workload: CRASH_ON_START=1, exiting 3");
+            System.exit(3);
+        }
         if (Files.exists(crashMarker)) {
             System.out.println("workload: crash marker present, exiting 3");
             System.exit(3);

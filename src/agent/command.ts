@@ -37,7 +37,7 @@ export async function runAgent(a: AgentConfig, kc: KubeConfig, log: Logger, o: {
   let server: http.Server | undefined;
   if (a.port > 0) {
     const { registry, heartbeats: beats, checkFailing: failing } = new AgentMetrics();
-    server = http.createServer((req, res) => {
+    server = createAgentServer((req, res) => {
       const lastRound = Date.now() - agent.lastRoundAt;
       if (req.url === '/healthz') {
         // The loop must have turned recently; an agent that cannot reach the API server is still alive.
@@ -76,4 +76,28 @@ export async function runAgent(a: AgentConfig, kc: KubeConfig, log: Logger, o: {
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     },
   };
+}
+
+/**
+ * The agent's port serves the kubelet's probe and Prometheus, on every node: a client
+ * that holds connections open or sends slowly must not starve them, nor grow the agent.
+ * Headers and the whole request within 5 s, idle keep-alive connections closed after
+ * 5 s (Prometheus scrapes every 15-60 s and reconnects cheaply), at most 64 at once.
+ */
+export const AGENT_SERVER_LIMITS = { requestTimeoutMs: 5_000, keepAliveMs: 5_000, maxConnections: 64 };
+
+export function createAgentServer(handler: http.RequestListener): http.Server {
+  const server = http.createServer(
+    {
+      requestTimeout: AGENT_SERVER_LIMITS.requestTimeoutMs,
+      headersTimeout: AGENT_SERVER_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: AGENT_SERVER_LIMITS.keepAliveMs,
+      // How often Node looks for requests past their timeout (30 s by default): a slow
+      // client would otherwise hold its connection up to 35 s.
+      connectionsCheckingInterval: 1_000,
+    },
+    handler,
+  );
+  server.maxConnections = AGENT_SERVER_LIMITS.maxConnections;
+  return server;
 }

@@ -254,6 +254,9 @@ export interface NeverReadyConfig {
   avoidNodesTtlMs: number;
   systemicFailureRatio: number;
   ratePerMinute: number;
+  /** The same per-workload back-off as quarantines. */
+  backoffAfter: number;
+  backoffWindowMs: number;
 }
 
 /** Pods that escaped injection. */
@@ -391,6 +394,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       avoidNodesTtlMs: c.SICKBAY_AVOID_NODES_TTL,
       systemicFailureRatio: c.SICKBAY_SYSTEMIC_FAILURE_RATIO,
       ratePerMinute: c.SICKBAY_QUARANTINE_RATE_PER_MINUTE,
+      backoffAfter: c.SICKBAY_BACKOFF_AFTER,
+      backoffWindowMs: c.SICKBAY_BACKOFF_WINDOW,
     },
     repair: { dryRun, restart: c.SICKBAY_REPAIR_RESTART, ownNamespace: c.SICKBAY_NAMESPACE },
     registries: c.SICKBAY_REGISTRIES,

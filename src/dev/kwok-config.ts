@@ -7,7 +7,9 @@
 // - annotate a pod `sickbay.dev/simulate-ready: "false"`: a Ready pod turns NotReady (its
 //   containers keep running); a new pod starts Running but never Ready. Removing the
 //   annotation (or setting "true") makes it Ready again.
-// - list a node in `neverReadyNodes`: every pod placed there runs but never becomes Ready.
+// - list a node in `neverReadyNodes`: every pod placed there stays Pending, its containers
+//   never created (ContainerCreating), as on a node whose runtime or CNI cannot start a
+//   sandbox.
 
 export const SIMULATE_READY_ANNOTATION = 'sickbay.dev/simulate-ready';
 /**
@@ -21,7 +23,7 @@ export const SIMULATE_READY_ANNOTATION = 'sickbay.dev/simulate-ready';
 export const SIMULATE_KUBELET_ANNOTATION = 'sickbay.dev/simulate-kubelet';
 
 export interface KwokSimulation {
-  /** Pods scheduled to these nodes start Running but never become Ready. */
+  /** Pods scheduled to these nodes are never started: Pending, containers ContainerCreating. */
   neverReadyNodes?: string[];
   /** The local working directory and environment of commands run by `exec`. */
   exec?: { workDir: string; env?: Record<string, string> };
@@ -130,6 +132,25 @@ podIPs:
 phase: Running
 startTime: {{ or .status.startTime $now | Quote }}`;
 
+// A pod the node never starts: scheduled, its containers waiting to be created.
+const podNeverStarted = `
+{{ $now := Now }}
+conditions:
+- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Initialized, status: "False", lastTransitionTime: {{ $now | Quote }}, reason: ContainersNotInitialized}
+- {type: Ready, status: "False", lastTransitionTime: {{ $now | Quote }}, reason: ContainersNotReady}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state: {waiting: {reason: ContainerCreating}}
+{{ end }}
+phase: Pending
+startTime: {{ or .status.startTime $now | Quote }}`;
+
 // Flip readiness only; the containers keep running and the pod keeps its IP.
 const podReadiness = (ready: boolean) => `
 {{ $now := Now }}
@@ -187,8 +208,8 @@ export function kwokConfigDocuments(sim: KwokSimulation = {}): object[] {
     stage(
       'pod-start-on-broken-node',
       'Pod',
-      [...alive, { key: '.status.phase', operator: 'In', values: ['Pending'] }, { key: '.spec.nodeName', operator: 'In', values: broken }],
-      { statusTemplate: podRunning(false) },
+      [...alive, { key: '.status.phase', operator: 'In', values: ['Pending'] }, { key: '.status.startTime', operator: 'DoesNotExist' }, { key: '.spec.nodeName', operator: 'In', values: broken }],
+      { statusTemplate: podNeverStarted },
     ),
     stage(
       'pod-become-not-ready',

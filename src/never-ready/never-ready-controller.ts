@@ -1,8 +1,11 @@
-// Pods that never become Ready are often the node's fault (a broken runtime, a bad
-// mount, a full disk). A pod in an opted-in namespace that has never been Ready and is
-// older than SICKBAY_NEVER_READY_AFTER is deleted (not quarantined: there is no app
-// state worth keeping), and its node is recorded in its Deployment's
-// `sickbay.io/avoid-nodes`, so the webhook keeps the replacement off that node.
+// Pods that never become Ready: the node's fault (a broken runtime, a bad mount, a CNI
+// that cannot give the sandbox a network) or the app's (a bad config, a crash at start).
+// A pod in an opted-in namespace never Ready for SICKBAY_NEVER_READY_AFTER is judged by
+// its evidence. Containers never created on the node, or other workloads never Ready on
+// the same node: the node's fault, the pod is deleted and its node recorded in its
+// Deployment's `sickbay.io/avoid-nodes`, so the webhook keeps the replacement off it.
+// Containers that started: the app's fault, the pod is kept as the scene (a quarantine
+// request) and no node is blamed. Either way under the systemic rule and a back-off.
 // Records expire after SICKBAY_AVOID_NODES_TTL; a record that would leave no node able
 // to take the Deployment's pods is cleared.
 import type { NeverReadyConfig } from '../core/config.js';
@@ -14,11 +17,11 @@ import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
-import { ANN_AVOID_NODES, SHIM_INIT_CONTAINER } from '../core/names.js';
+import { ANN_AVOID_NODES, ANN_ISOLATE, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR } from '../core/names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
-import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, podRef, wasEverReady } from '../kube/pods.js';
+import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, nodeAway, type OwnerInfo, podRef, wasEverReady } from '../kube/pods.js';
 
 
 /** The first container (init containers first) waiting for an image it cannot pull. */
@@ -42,6 +45,35 @@ export function neverReadyClockStart(pod: V1Pod): number {
   return Math.max(created, finished ? new Date(finished).getTime() : 0);
 }
 
+/** Why an app container has not started, when the node is the one that could not start it: its sandbox, mounts or network. */
+const NODE_START_REASONS: ReadonlySet<string> = new Set(['ContainerCreating', 'PodInitializing']);
+
+export type NeverReadyCause =
+  /** The node did its part (the app's containers started): the app's fault (a bad config, a crash at start). */
+  | { kind: 'app'; why: string }
+  /** The app's containers were never started on this node, for reasons that are the node's. */
+  | { kind: 'node'; why: string };
+
+/**
+ * Whose fault a pod that never became Ready is, from the pod alone. A container that
+ * started (running now, or restarted, or in CrashLoopBackOff) shows the node created the
+ * sandbox, mounted the volumes and ran the image: what fails after that is the app's,
+ * and a new node would not help. Only containers that were never created (still
+ * ContainerCreating or PodInitializing long after the pod was placed) point at the node;
+ * a missing ConfigMap or Secret (CreateContainerConfigError) or a bad command does not.
+ */
+export function neverReadyCause(pod: V1Pod): NeverReadyCause {
+  const app = pod.status?.containerStatuses ?? [];
+  const started = app.filter((c) => !c.state?.waiting?.reason || c.state.waiting.reason === 'CrashLoopBackOff' || (c.restartCount ?? 0) > 0);
+  if (started.length > 0) return { kind: 'app', why: `container ${started[0]!.name} started on the node but the pod never became Ready` };
+  const waiting = app.map((c) => c.state?.waiting?.reason ?? '');
+  const init = (pod.status?.initContainerStatuses ?? []).find((c) => c.state?.waiting?.reason && !NODE_START_REASONS.has(c.state.waiting.reason));
+  if (init) return { kind: 'app', why: `init container ${init.name} is waiting: ${init.state!.waiting!.reason}` };
+  const other = waiting.find((r) => r && !NODE_START_REASONS.has(r));
+  if (other) return { kind: 'app', why: `its containers wait with ${other}, which is not the node's doing` };
+  return { kind: 'node', why: `its containers were never started on the node (${waiting.find(Boolean) ?? 'no container status'})` };
+}
+
 /** What of a node decides whether a pod can be placed on it. */
 function schedulingView(n: V1Node): string {
   const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
@@ -53,6 +85,8 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
   private readonly warned = new Map<string, string>();
+  /** Per workload, when sickbay deleted one of its never-Ready pods (the back-off window's worth). */
+  private readonly actions = new Map<string, number[]>();
 
   constructor(deps: ControllerDeps<NeverReadyConfig>) {
     super(deps);
@@ -100,6 +134,8 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     if (!pod || pod.metadata?.deletionTimestamp || isQuarantined(pod) || !pod.spec?.nodeName) return;
     if (!this.cache.isOptedIn(pod.metadata!.namespace!) || isPodReady(pod) || wasEverReady(pod, this.cache.hasBeenSeenReady(pod))) return;
     const owner = this.cache.ownerOf(pod);
+    // A pod on a node that is away is left to the node's verdict.
+    if (nodeAway(pod.spec.nodeName, this.cache.nodes.get(pod.spec.nodeName))) return { requeueAfterMs: 5_000 };
     // An image that cannot be pulled (a private registry without its pull secret, a
     // mistyped tag) is not the node's doing: no deletion, no avoid-list entry.
     const pull = imagePullFailure(pod);
@@ -118,20 +154,48 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     const age = Date.now() - neverReadyClockStart(pod);
     const left = this.config.afterMs - age;
     if (left > 0) return { requeueAfterMs: left + 10 };
-    if (owner.kind !== 'Deployment') return; // the record lives on a Deployment
     const namespace = pod.metadata!.namespace!;
-    const deployment = this.cache.deployments.get(`${namespace}/${owner.name}`);
-    if (!deployment) return;
     const node = pod.spec.nodeName;
 
     // Most of a Deployment never starting is the app's fault (a bad image, a bad config),
     // not the nodes': deleting and blacklisting would only churn.
     const siblings = this.cache.inServicePodsOf(namespace, owner);
-    const stuck = siblings.filter((p) => !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - neverReadyClockStart(p) >= this.config.afterMs).length;
+    const stuck = siblings.filter((p) => this.stuck(p)).length;
     if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
       this.metrics.skips.inc({ reason: 'systemic' });
-      await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', deploymentRef(deployment), 'SystemicFailure', `${stuck} of ${siblings.length} pods of Deployment ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
+      const ref = owner.kind === 'Deployment' ? { apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name, namespace } : podRef(pod);
+      await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', ref, 'SystemicFailure', `${stuck} of ${siblings.length} pods of ${owner.kind} ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
       return { requeueAfterMs: 30_000 };
+    }
+
+    // Whose fault: the pod's own evidence, then its neighbours'. Other workloads' pods
+    // never Ready on the same node point at the node even where the containers started.
+    const cause = neverReadyCause(pod);
+    let nodeEvidence = cause.kind === 'node' ? cause.why : undefined;
+    if (!nodeEvidence) {
+      const others = new Set<string>();
+      for (const p of this.cache.pods.list()) {
+        if (p.spec?.nodeName !== node || isQuarantined(p) || p.metadata?.deletionTimestamp || !this.cache.isOptedIn(p.metadata?.namespace ?? '')) continue;
+        const o = this.cache.ownerOf(p);
+        if ((o.kind !== owner.kind || o.name !== owner.name || p.metadata?.namespace !== namespace) && this.stuck(p) && !imagePullFailure(p)) others.add(`${p.metadata?.namespace}/${o.kind}/${o.name}`);
+      }
+      if (others.size > 0) nodeEvidence = `pods of ${others.size} other workload(s) never became Ready on it either (${[...others].slice(0, 3).join(', ')})`;
+    }
+    if (!nodeEvidence) return this.appFault(pod, owner, cause.why, age, log);
+
+    if (owner.kind !== 'Deployment') return; // the record lives on a Deployment
+    const deployment = this.cache.deployments.get(`${namespace}/${owner.name}`);
+    if (!deployment) return;
+    // The same per-workload back-off as quarantines: replacements failing on node after
+    // node are no longer the nodes' doing.
+    const workload = `${namespace}/${owner.name}`;
+    const now = Date.now();
+    const recent = (this.actions.get(workload) ?? []).filter((at) => now - at < this.config.backoffWindowMs);
+    this.actions.set(workload, recent);
+    if (recent.length >= this.config.backoffAfter) {
+      this.metrics.skips.inc({ reason: 'backoff' });
+      await this.warnOnce(workload, 'backoff', deploymentRef(deployment), 'WorkloadBackOff', `sickbay deleted ${recent.length} never-Ready pods of Deployment ${owner.name} within ${Math.round(this.config.backoffWindowMs / 60_000)} min and its replacements do not start either: it stops acting on this workload until the window has passed`);
+      return { requeueAfterMs: Math.max(recent[0]! + this.config.backoffWindowMs - now, 1000) };
     }
     if (!this.config.dryRun && !this.rate.tryTake()) return { requeueAfterMs: Math.max(this.rate.waitMs(), 100) };
     if (this.config.dryRun) {
@@ -143,6 +207,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
 
     // Record first, so the replacement the deletion causes already avoids the node.
     await this.updateRecord(deployment, (record) => ({ ...record, [node]: new Date().toISOString() }));
+    recent.push(now);
     this.metrics.avoidRecords.inc({ action: 'recorded' });
     try {
       await withDeadline(this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, body: { preconditions: { uid: pod.metadata!.uid } } }), 10_000, 'pod delete');
@@ -152,9 +217,54 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     }
     this.metrics.podDeletions.inc({ reason: 'never-ready' });
     const ageS = Math.round(age / 1000);
-    log.info('deleted a pod that never became Ready; its Deployment now avoids the node', { pod: key, node, ageSeconds: ageS });
-    await this.events.record(podRef(pod), 'Warning', 'NeverReadyDeleted', `never became Ready in ${ageS}s on node ${node}; deleted so a replacement starts elsewhere`);
+    log.info('deleted a pod that never became Ready; its Deployment now avoids the node', { pod: key, node, ageSeconds: ageS, evidence: nodeEvidence });
+    await this.events.record(podRef(pod), 'Warning', 'NeverReadyDeleted', `never became Ready in ${ageS}s on node ${node}, and the node is to blame: ${nodeEvidence}; deleted so a replacement starts elsewhere`);
     await this.events.record({ apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name, namespace }, 'Warning', 'NodeAvoided', `new pods avoid node ${node}: pod ${pod.metadata!.name} never became Ready there`);
+  }
+
+  /** Never Ready, for longer than the never-Ready time. */
+  private stuck(p: V1Pod): boolean {
+    return !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - neverReadyClockStart(p) >= this.config.afterMs;
+  }
+
+  /**
+   * A pod whose app started and never became Ready: the app's fault. Deleting it would
+   * lose the scene (the supervisor holds a crashed app in its container for exactly this)
+   * and blame an innocent node. A supervised pod is handed to the pod isolation
+   * controller as a quarantine request, with its guards (the quota, the systemic rule,
+   * the back-off, the rate): quarantined once, kept. Any other pod is left alone.
+   */
+  private async appFault(pod: V1Pod, owner: OwnerInfo, why: string, age: number, log: Logger): Promise<ReconcileResult> {
+    const key = keyOf(pod);
+    if (pod.metadata?.annotations?.[ANN_ISOLATE] !== undefined) return;
+    const node = pod.spec!.nodeName!;
+    const ageS = Math.round(age / 1000);
+    const supervised = (pod.spec?.containers ?? []).some((c) => c.command?.[0] === SHIM_SUPERVISOR);
+    this.metrics.skips.inc({ reason: 'never-ready-app' });
+    if (!supervised) {
+      await this.warnOnce(key, 'app', podRef(pod), 'NeverReadyAppFault', `never became Ready in ${ageS}s: ${why}. That is the app's fault, not node ${node}'s: sickbay neither deletes it nor avoids the node`);
+      return;
+    }
+    if (this.config.dryRun) {
+      log.info('dry run: would request the quarantine of a never-Ready pod whose app started', { pod: key, why });
+      await this.warnOnce(key, 'app', podRef(pod), 'WouldQuarantine', `dry run: never became Ready in ${ageS}s (${why}); would keep it as the scene, not delete it, and not blame node ${node}`);
+      return;
+    }
+    const reason = `never Ready in ${ageS}s: ${why}; the app's fault, not node ${node}'s`;
+    try {
+      const patched = await withDeadline(
+        this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANN_ISOLATE]: reason } } } }, mergePatch),
+        10_000,
+        'pod patch',
+      );
+      this.cache.pods.writeThrough(patched);
+    } catch (err) {
+      if (codeOf(err) === 404) return;
+      throw new Error(`requesting the quarantine failed: ${errorText(err)}`);
+    }
+    log.info('never Ready, its app started: requested its quarantine (the scene is kept, the node is not blamed)', { pod: key, owner: `${owner.kind}/${owner.name}`, why });
+    await this.events.record(podRef(pod), 'Warning', 'NeverReadyAppFault', `never became Ready in ${ageS}s: ${why}. The app's fault, not node ${node}'s: kept as the scene (quarantine requested), not deleted, the node not avoided`);
+    return;
   }
 
   private async reconcileDeployment(key: string, log: Logger): Promise<ReconcileResult> {

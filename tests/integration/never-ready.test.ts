@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { waitFor } from '../../src/util/wait.js';
+import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { createNamespace, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
@@ -63,6 +64,37 @@ describe('pods that never become Ready', { timeout: 300_000 }, () => {
     // Events are written after the action, off the reconcile's path.
     await waitFor('a NeverReadyDeleted Event on the pod', async () => (await events(stuck.metadata!.name!)).includes('NeverReadyDeleted'));
     await waitFor('a NodeAvoided Event on the Deployment', async () => (await events('web')).includes('NodeAvoided'));
+  });
+
+  it("an app that starts and never becomes Ready is the app's fault: kept as the scene (quarantined once), never deleted, no node avoided, its replacement left alone (issue 25)", async () => {
+    // Started by kwok on a good node, never Ready: what a crash at start held by the supervisor looks like to the API.
+    await t.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'badconf' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'badconf' } },
+          template: {
+            metadata: { labels: { app: 'badconf' }, annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } },
+            spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [BROKEN] }] }] } } }, containers: [{ name: 'c', image: 'x', command: ['/run'] }] },
+          },
+        },
+      },
+    });
+    const first = await waitFor('the first pod quarantined as the scene', async () => (await podsOf(t.core, ns, 'sickbay.io/status=quarantined')).find((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/badconf'), { timeoutMs: 30_000 });
+    assert.match(first.metadata!.annotations!['sickbay.io/reason']!, /never Ready in \d+s: container c started on the node but the pod never became Ready; the app's fault, not node kwok-node-\d's/);
+    await waitFor('a NeverReadyAppFault Event', async () => (await events(first.metadata!.name!)).includes('NeverReadyAppFault'));
+    // Its replacement fails the same way: well past the never-Ready time (3 s), nothing more happens.
+    const replacement = await waitFor('the replacement running', async () => (await podsOf(t.core, ns, 'app=badconf')).find((p) => p.status?.phase === 'Running'));
+    await new Promise((r) => setTimeout(r, 8_000));
+    const pods = await podsOf(t.core, ns, '');
+    assert.ok(pods.some((p) => p.metadata!.uid === first.metadata!.uid && !p.metadata?.deletionTimestamp), 'the scene is kept, not deleted');
+    assert.ok(pods.some((p) => p.metadata!.uid === replacement.metadata!.uid && !p.metadata?.deletionTimestamp && !p.metadata?.labels?.['sickbay.io/status']), 'the replacement is neither deleted nor quarantined: failing the same way is the app, not a new pod to take out');
+    assert.equal(await avoidRecord('badconf'), undefined, 'no node avoided');
+    assert.ok(!(await events(first.metadata!.name!)).includes('NeverReadyDeleted'));
+    await t.apps.deleteNamespacedDeployment({ name: 'badconf', namespace: ns });
+    await t.core.deleteNamespacedPod({ name: first.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
   });
 
   it('clears the record when every feasible node is recorded, and pods schedule again', async () => {

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
-import { restore } from '../../src/cli/node.js';
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
+import { protect, restore } from '../../src/cli/node.js';
+import { lockName } from '../../src/nodes/node-actions.js';
 import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
 import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
@@ -262,34 +263,30 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     }
   });
 
-  it('deletes a pod that never becomes Ready on the real node, and the node is avoided', async () => {
-    // Prefers the real node, can run elsewhere: a pinned Deployment's avoid-list would be
-    // cleared at once (it would leave no node).
-    await deploy('mute', 1, { ...prefersRealNode, terminationGracePeriodSeconds: 1, containers: [workload({ NEVER_LISTEN: '1' }, { liveness: false })] });
+  it("an app that exits at start on the real node is the app's fault: held by its supervisor, kept as the scene (quarantined), never deleted, the node not avoided (issue 25)", async () => {
+    // Prefers the real node, can run elsewhere. Its app exits 3 at every start: the supervisor
+    // restarts it in the container, gives up, and holds the container; the pod is never Ready.
+    await deploy('mute', 1, { ...prefersRealNode, terminationGracePeriodSeconds: 1, containers: [workload({ CRASH_ON_START: '1' }, { liveness: false })] });
     const first = await waitFor('the mute pod running on the real node, not Ready', async () => {
       const p = (await podsOf(t.core, ns, 'app=mute'))[0];
       return p && p.spec?.nodeName === REAL_NODE.name && appStatus(p)?.state?.running && !isReady(p) ? p : undefined;
     }, { timeoutMs: 120_000 });
-    const avoid = await waitFor(
-      'the real node on the Deployment avoid-list',
-      async () => {
-        const raw = (await t.apps.readNamespacedDeployment({ name: 'mute', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES];
-        return raw && REAL_NODE.name in (JSON.parse(raw) as Record<string, string>) ? raw : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 1000 },
-    );
-    assert.ok(avoid);
-    await waitFor('the never-Ready pod deleted', async () => !(await podsOf(t.core, ns, 'app=mute')).some((p) => p.metadata!.uid === first.metadata!.uid && !p.metadata?.deletionTimestamp), {
-      timeoutMs: 30_000,
-    });
-    const replacement = await waitFor('its replacement Ready on another node', async () => {
-      const p = (await podsOf(t.core, ns, 'app=mute')).find((x) => x.metadata!.uid !== first.metadata!.uid && !x.metadata?.deletionTimestamp);
-      return p && isReady(p) ? p : undefined;
-    }, { timeoutMs: 60_000 });
-    assert.notEqual(replacement.spec!.nodeName, REAL_NODE.name);
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${first.metadata!.name}` })).items;
-    assert.ok(events.some((e) => e.reason === 'NeverReadyDeleted'), events.map((e) => e.reason).join(', '));
+    await waitFor('the supervisor to give up', async () => /^state=gave-up$/m.test(await supervisorState(first.metadata!.name!)), { timeoutMs: 90_000, intervalMs: 1000 });
+    // Past the never-Ready time (30 s here): quarantined as the scene, not deleted.
+    const kept = await waitFor('the never-Ready pod quarantined', async () => ((p) => (p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined))(await readPod(first.metadata!.name!)), { timeoutMs: 90_000, intervalMs: 1000 });
+    assert.equal(kept.metadata!.uid, first.metadata!.uid);
+    assert.match(kept.metadata!.annotations!['sickbay.io/reason']!, /never Ready in \d+s: container app started on the node but the pod never became Ready; the app's fault, not node sickbay-real-node's/);
+    assert.match(await supervisorState(first.metadata!.name!), /^last_exit_code=3$/m, 'the scene: the supervisor still holds the crashed app');
+    assert.equal(appStatus(await readPod(first.metadata!.name!))?.restartCount, 0, 'the kubelet never restarted it');
+    // Its replacement crashes the same way: neither deleted nor quarantined, and no node is ever avoided.
+    await sleep(40_000);
+    const pods = await podsOf(t.core, ns, '');
+    assert.ok(pods.some((p) => p.metadata!.uid === first.metadata!.uid && !p.metadata?.deletionTimestamp), 'the scene is kept');
+    assert.equal((await t.apps.readNamespacedDeployment({ name: 'mute', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES], undefined, 'no node avoided');
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${first.metadata!.name}` })).items.map((e) => e.reason);
+    assert.ok(events.includes('NeverReadyAppFault') && !events.includes('NeverReadyDeleted'), events.join(', '));
     await t.apps.deleteNamespacedDeployment({ name: 'mute', namespace: ns });
+    await t.core.deleteNamespacedPod({ name: first.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
   });
 
   it("a pod whose shim image cannot be pulled is never counted against its node: no deletion, no avoid-list, an Event that names the fix", async () => {
@@ -352,6 +349,37 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     for (const c of [main.config, shim.config]) {
       assert.equal(c.Labels?.['org.opencontainers.image.source'], 'https://github.com/sickbay-dev/sickbay');
       assert.equal(c.Labels?.['org.opencontainers.image.version'], '0.1.0');
+    }
+  });
+
+  it("its kubelet stopped for 60 s (past the node monitor grace period): the node's pods are not judged, 0 quarantines, 0 evictions, Ready again after (issue 25)", async () => {
+    // The node's own verdict is not what this test is about: a protection lock keeps the
+    // node controller from isolating it (the kubelet check fails), so only the pod rules act.
+    await protect(t.kc, { namespace: SICKBAY_NS, node: REAL_NODE.name, seconds: 600 });
+    try {
+      await deploy('steady', 1, { ...onRealNode, terminationGracePeriodSeconds: 1, containers: [workload({}, { liveness: false })] });
+      const before = await waitFor('the steady pod Ready on the real node', async () => ((p) => (p && isReady(p) ? p : undefined))((await podsOf(t.core, ns, 'app=steady'))[0]), { timeoutMs: 120_000 });
+      const kubelet = t.cp.pidOf('kubelet')!;
+      const stoppedAt = Date.now();
+      process.kill(kubelet, 'SIGSTOP');
+      try {
+        // kube-controller-manager marks the node's pods NotReady once it gives up on the kubelet.
+        await waitFor("the pod marked NotReady by the node lifecycle controller", async () => !isReady((await podsOf(t.core, ns, 'app=steady'))[0]!), { timeoutMs: 70_000, intervalMs: 500 });
+        await waitFor('a WaitingForNode Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${before.metadata!.name},reason=WaitingForNode` })).items.length > 0, { timeoutMs: 15_000 });
+        await sleep(Math.max(0, stoppedAt + 60_000 - Date.now()));
+      } finally {
+        process.kill(kubelet, 'SIGCONT');
+      }
+      const after = await waitFor('the same pod Ready again', async () => ((p) => (p && isReady(p) ? p : undefined))(await readPod(before.metadata!.name!).catch(() => undefined)), { timeoutMs: 60_000 });
+      await sleep(5_000);
+      const now = await readPod(before.metadata!.name!);
+      assert.equal(now.metadata!.uid, before.metadata!.uid, 'not evicted, not replaced');
+      assert.ok(!now.metadata?.deletionTimestamp && !now.metadata?.labels?.['sickbay.io/status'], 'not quarantined');
+      assert.ok(isReady(after));
+      assert.equal((await podsOf(t.core, ns, 'app=steady')).length, 1);
+      await t.apps.deleteNamespacedDeployment({ name: 'steady', namespace: ns });
+    } finally {
+      await t.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: lockName(REAL_NODE.name), namespace: SICKBAY_NS }).catch(() => undefined);
     }
   });
 

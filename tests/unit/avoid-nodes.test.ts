@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/never-ready/avoid-nodes.js';
-import { imagePullFailure, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
+import { imagePullFailure, neverReadyCause, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
 import { goldenFiles } from '../support/golden.js';
 
 const AVOID = ['kwok-node-2', 'kwok-node-0'];
@@ -88,4 +88,26 @@ describe('what is never the node’s fault', () => {
     assert.equal(neverReadyClockStart(shimDone('2026-11-30T10:04:00Z')), Date.parse('2026-11-30T10:04:00Z'), 'four minutes pulling the shim do not count');
     assert.equal(neverReadyClockStart(shimDone('2026-11-30T09:59:59Z')), created, 'never before the creation');
   });
+});
+
+describe('whose fault a never-Ready pod is (issue 25, item 6)', () => {
+  const pod = (app: Array<{ reason?: string; restarts?: number }>, init: Array<{ reason?: string }> = []): V1Pod => ({
+    metadata: { name: 'p' },
+    status: {
+      containerStatuses: app.map((c, i) => ({ name: `c${i}`, ready: false, restartCount: c.restarts ?? 0, image: '', imageID: '', ...(c.reason ? { state: { waiting: { reason: c.reason } } } : {}) })),
+      initContainerStatuses: init.map((c, i) => ({ name: `i${i}`, ready: false, restartCount: 0, image: '', imageID: '', ...(c.reason ? { state: { waiting: { reason: c.reason } } } : {}) })),
+    },
+  });
+  const cases: Array<[string, V1Pod, 'app' | 'node']> = [
+    ['running, never Ready (a port never opened, a crash held by the supervisor)', pod([{}]), 'app'],
+    ['crash-looping: it ran', pod([{ reason: 'CrashLoopBackOff', restarts: 4 }]), 'app'],
+    ['restarted once, waiting again', pod([{ reason: 'ContainerCreating', restarts: 1 }]), 'app'],
+    ['a missing ConfigMap or Secret', pod([{ reason: 'CreateContainerConfigError' }]), 'app'],
+    ['a bad command', pod([{ reason: 'RunContainerError' }]), 'app'],
+    ['never created: no sandbox, a mount that never came, no network', pod([{ reason: 'ContainerCreating' }, { reason: 'ContainerCreating' }]), 'node'],
+    ['init containers never ran either', pod([{ reason: 'PodInitializing' }], [{ reason: 'PodInitializing' }]), 'node'],
+    ['no container status at all, long after it was placed', pod([]), 'node'],
+    ['an init container failing its own way', pod([{ reason: 'PodInitializing' }], [{ reason: 'CrashLoopBackOff' }]), 'app'],
+  ];
+  for (const [name, p, want] of cases) it(name, () => assert.equal(neverReadyCause(p).kind, want));
 });
