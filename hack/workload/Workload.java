@@ -3,12 +3,13 @@
 //
 //   GET  /ready  /live     200 while healthy; both hang once the app is deadlocked
 //   POST /crash            exit 3 now, and at every start after (a marker under $STATE_DIR)
+//   POST /exit             exit 4 now, once (the next start is a normal one)
 //   POST /deadlock         two threads deadlock on two monitors; /ready and /live hang
 //   POST /stop-answering   close the listening socket (the process stays)
 //
 // Environment: PORT (8080), APP_NAME (workload), POD_IP (the address it registers),
 // ZK_CONNECT (host:port; no registration without it), STATE_DIR (/tmp), CRASH_ON_START=1 (exits 3 at every start), NEVER_LISTEN=1
-// (start, but never open the port).
+// (start, but never open the port), START_DELAY_SECS (take that long to start, as a big app does).
 //
 // Registrations (ephemeral, made again on every new session, as Dubbo and Curator do):
 // - Curator x-discovery, Dubbo 3 application level: /services/<app>/<id>, JSON payload;
@@ -57,6 +58,11 @@ public class Workload {
         }
         String zk = System.getenv("ZK_CONNECT");
         if (zk != null && !zk.isEmpty()) register(zk, app, ip, port);
+        int delay = Integer.parseInt(env("START_DELAY_SECS", "0"));
+        if (delay > 0) {
+            System.out.println("workload: starting slowly, " + delay + " s");
+            Thread.sleep(delay * 1000L);
+        }
         if ("1".equals(System.getenv("NEVER_LISTEN"))) {
             System.out.println("workload: started, never listening");
             Thread.sleep(Long.MAX_VALUE);
@@ -70,6 +76,11 @@ public class Workload {
             reply(ex, 200, "crashing\n");
             System.out.println("workload: told to crash");
             System.exit(3);
+        });
+        server.createContext("/exit", ex -> {
+            reply(ex, 200, "exiting\n");
+            System.out.println("workload: told to exit");
+            System.exit(4);
         });
         server.createContext("/deadlock", ex -> {
             deadlock();

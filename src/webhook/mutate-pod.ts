@@ -158,13 +158,17 @@ function parseProbeAnnotation(raw: string | undefined, warnings: string[]): { po
 /**
  * Makes a supervised container's liveness probe keep the scene: the same check, run by
  * the shim's `probe --live`, which passes while the supervisor holds the container or the
- * pod is quarantined. Timing fields stay as written. Returns false where the probe is left
+ * pod is quarantined, and while the supervisor restarts the app (its back-off, then the
+ * start allowance the user gave the container: initialDelaySeconds, plus what a startup
+ * probe allows). Timing fields stay as written. Returns false where the probe is left
  * as it is (gRPC probes, an unknown named port, or one already rewritten).
  */
 function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
   const { exec, httpGet, tcpSocket, grpc, ...timing } = c.livenessProbe!;
   if (exec?.command?.[0] === PROBE) return true;
-  const head = [PROBE, '--live', c.name, '--timeout', String(timing.timeoutSeconds ?? 1)];
+  // The start allowance a restarted app gets: what the user gave the container's start.
+  const allowance = (timing.initialDelaySeconds ?? 0) + startupBudget(c);
+  const head = [PROBE, '--live', c.name, '--timeout', String(timing.timeoutSeconds ?? 1), ...(allowance > 0 ? ['--start-allowance', String(allowance)] : [])];
   let check: string[] | undefined;
   let needsPodIp = false;
   if (exec?.command?.length) {
@@ -196,6 +200,13 @@ function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
 }
 
 const POD_IP_ENV = 'SICKBAY_POD_IP';
+
+/** The seconds a startup probe allows before liveness checks begin (Kubernetes' defaults: period 10, threshold 3). */
+function startupBudget(c: V1Container): number {
+  const s = c.startupProbe;
+  if (!s) return 0;
+  return (s.initialDelaySeconds ?? 0) + (s.periodSeconds ?? 10) * (s.failureThreshold ?? 3);
+}
 
 function containerPort(c: V1Container, port: IntOrString): number | undefined {
   if (typeof port === 'number') return port;

@@ -129,7 +129,8 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
   });
 
   it('the shim keeps a crashed app in its container: uid 1000, restarts inside, gives up, held against its own liveness probe', async () => {
-    // A bare pod: no owner, so sickbay never quarantines it; only the shim and the kubelet act.
+    // A bare pod on the real node: what the shim and the kubelet do. (sickbay quarantines a
+    // bare pod too once it turns NotReady; nothing here depends on that.)
     await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'crasher' }, spec: { ...onRealNode, containers: [workload({})] } } });
     const ready = await waitFor('crasher Ready', async () => ((p) => (isReady(p) ? p : undefined))(await readPod('crasher')), { timeoutMs: 120_000 });
     assert.equal(ready.spec!.nodeName, REAL_NODE.name);
@@ -157,6 +158,32 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=crasher' })).items;
     assert.ok(!events.some((e) => e.reason === 'Killing'), `no Killing event: ${events.map((e) => `${e.reason}: ${e.message}`).join('; ')}`);
     await t.core.deleteNamespacedPod({ name: 'crasher', namespace: ns, gracePeriodSeconds: 0 });
+  });
+
+  it("an app slower to start than its liveness budget survives two restarts inside its container: the wrapper gives each start the container's allowance (issue 25)", async () => {
+    // 20 s to start; liveness allows 20 s before its first check, then 5 failures 2 s apart (10 s).
+    const slow = workload({ START_DELAY_SECS: '20' });
+    slow.livenessProbe = { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 20, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 5 };
+    slow.readinessProbe = { ...slow.readinessProbe!, periodSeconds: 2 };
+    await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'slowstart' }, spec: { ...onRealNode, containers: [slow] } } });
+    await waitFor('slowstart Ready', async () => isReady(await readPod('slowstart')), { timeoutMs: 120_000 });
+    for (const round of [1, 2]) {
+      // The app exits after a normal run: the supervisor starts it again inside the
+      // container, and it takes 20 s; the kubelet's liveness counts from the container's start.
+      await exec('slowstart', ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/exit']).catch(() => undefined);
+      await waitFor(`restart ${round} by the supervisor`, async () => new RegExp(`^restarts=${round}$`, 'm').test(await supervisorState('slowstart')), { timeoutMs: 15_000, intervalMs: 500 });
+      await waitFor(`slowstart Ready again after restart ${round}`, async () => {
+        const p = await readPod('slowstart');
+        assert.equal(appStatus(p)?.restartCount, 0, `the kubelet restarted the container (round ${round})`);
+        return isReady(p);
+      }, { timeoutMs: 90_000, intervalMs: 1000 });
+    }
+    const p = await readPod('slowstart');
+    assert.equal(appStatus(p)?.restartCount, 0, 'the kubelet never restarted the container');
+    assert.match(await supervisorState('slowstart'), /^restarts=2$/m);
+    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=slowstart' })).items;
+    assert.ok(!events.some((e) => e.reason === 'Killing'), events.map((e) => `${e.reason}: ${e.message}`).join('; '));
+    await t.core.deleteNamespacedPod({ name: 'slowstart', namespace: ns, gracePeriodSeconds: 0 });
   });
 
   it('the shim works with fsGroup and a read-only root filesystem, as 65532 and as root: state and diagnostics are written', async () => {

@@ -248,6 +248,20 @@ for (const [name, argv] of shells) {
       assert.notEqual(await live(['http', 'http', '127.0.0.1', String(closedPort), '/ok']), 0);
     });
 
+    it("while the supervisor restarts the app: passes in its back-off and within the container's start allowance after each start, then runs the check (issue 25)", async () => {
+      setLabels('app="web"\n');
+      const failing = ['tcp', '127.0.0.1', String(closedPort)];
+      const now = Math.floor(Date.now() / 1000);
+      writeFileSync(path.join(dir, 'run/app/state'), 'state=backoff\nrestarts=1\n');
+      assert.equal(await live(failing), 0, 'in its back-off the app is not dead, it is waiting');
+      writeFileSync(path.join(dir, 'run/app/state'), `state=running\nrestarts=1\nstarted_at=${now - 5}\n`);
+      assert.equal(await live(['--start-allowance', '20', ...failing]), 0, 'started 5 s ago, 20 s allowed');
+      assert.notEqual(await live(failing), 0, 'no allowance given: the check as written');
+      writeFileSync(path.join(dir, 'run/app/state'), `state=running\nrestarts=1\nstarted_at=${now - 25}\n`);
+      assert.notEqual(await live(['--start-allowance', '20', ...failing]), 0, 'past the allowance: the check as written');
+      assert.equal(await live(['--start-allowance', '20', 'exec', '--', 'sh', '-c', 'exit 0']), 0);
+    });
+
     it('passes for 120 s after `probe --hold` (sickbay quarantining), before the labels file catches up', async () => {
       setState('running');
       setLabels('app="web"\n');
