@@ -154,6 +154,7 @@ export const configSchema = z.object({
   SICKBAY_NODE_MIN_HEALTHY: shareOf.default(0.51),
   SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL: z.string().regex(/^([a-z0-9.-]+\/)?[A-Za-z0-9._-]*$/, 'a node label key such as karpenter.sh/nodepool').default(''),
   SICKBAY_NODE_RECOVERY_AFTER: duration.prefault('45m'),
+  SICKBAY_NODE_HEALTH_CLEANUP_AFTER: duration.prefault('10m'),
   SICKBAY_NODE_DRY_RUN: bool.default(false),
   // Nodes: the agent
   SICKBAY_NODE_NAME: z.string().default(''),
@@ -286,6 +287,8 @@ export interface NodeControllerConfig {
   /** A node label (a node pool's): minHealthy also holds within each group of nodes sharing its value. Empty: the whole cluster only. */
   minHealthyGroupLabel: string;
   recoveryAfterMs: number;
+  /** A NodeHealth whose node has had no agent pod at all for this long is removed; 0: never. */
+  healthCleanupAfterMs: number;
 }
 
 /** The node agent (`sickbay agent`). */
@@ -413,6 +416,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minHealthy: c.SICKBAY_NODE_MIN_HEALTHY,
       minHealthyGroupLabel: c.SICKBAY_NODE_MIN_HEALTHY_GROUP_LABEL,
       recoveryAfterMs: c.SICKBAY_NODE_RECOVERY_AFTER,
+      healthCleanupAfterMs: c.SICKBAY_NODE_HEALTH_CLEANUP_AFTER,
     },
     agent: {
       nodeName: c.SICKBAY_NODE_NAME,

@@ -131,6 +131,11 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly nodeHealthsRemoved = new Counter({
+    name: 'sickbay_nodehealths_removed_total',
+    help: 'NodeHealths removed because no agent pod has run on their node for SICKBAY_NODE_HEALTH_CLEANUP_AFTER (the DaemonSet no longer covers it).',
+    registers: [this.registry],
+  });
   readonly nodeRestores = new Counter({
     name: 'sickbay_node_restores_total',
     help: 'Isolations the controller lifted itself, by why (recovery). `sickbay node restore` leaves an Event instead.',

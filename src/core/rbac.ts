@@ -3,8 +3,14 @@
 // verbs each part uses.
 import type { V1PolicyRule } from '@kubernetes/client-node';
 
-/** Diagnostics run the shim's script inside quarantined containers: only granted when they are on. An exec over websocket is a GET upgrade; the API server checks get and create. */
-export const DIAGNOSTICS_RULES: V1PolicyRule[] = [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] }];
+/**
+ * Exec into pods: the liveness hold (`probe --hold`, at every quarantine of a pod whose
+ * liveness probe sickbay wrapped, so the kubelet does not restart the kept container) and
+ * the diagnostics script. Granted whenever the controllers run, diagnostics on or off: the
+ * hold is needed by every quarantine. An exec over websocket is a GET upgrade; the API
+ * server checks get and create.
+ */
+export const EXEC_RULES: V1PolicyRule[] = [{ apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] }];
 
 /** Self-managed certificates: sickbay keeps its own webhook configurations' CA bundle in sync, and no others. */
 export const caBundleSyncRules = (configurationName: string): V1PolicyRule[] => [
@@ -22,15 +28,16 @@ const SERVE_BASE_RULES: V1PolicyRule[] = [
   { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get', 'list', 'watch'] },
   // avoid-nodes records, and restarts of Deployments whose pods escaped injection.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'patch'] },
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch'] },
+  // Watched; removed when no agent runs on the node any more (the DaemonSet stopped covering it).
+  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch', 'delete'] },
 ];
 
-export function serveClusterRules(o: { diagnostics: boolean; caBundleSyncFor?: string }): V1PolicyRule[] {
-  return [...SERVE_BASE_RULES, ...(o.diagnostics ? DIAGNOSTICS_RULES : []), ...(o.caBundleSyncFor ? caBundleSyncRules(o.caBundleSyncFor) : [])];
+export function serveClusterRules(o: { caBundleSyncFor?: string } = {}): V1PolicyRule[] {
+  return [...SERVE_BASE_RULES, ...EXEC_RULES, ...(o.caBundleSyncFor ? caBundleSyncRules(o.caBundleSyncFor) : [])];
 }
 
 /** What a local install (tests, playground) grants: diagnostics on, certificates handed in. */
-export const SERVE_CLUSTER_RULES = serveClusterRules({ diagnostics: true });
+export const SERVE_CLUSTER_RULES = serveClusterRules();
 
 /**
  * Self-managed certificates generated in the cluster: the serving Secret, by name, and

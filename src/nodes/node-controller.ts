@@ -38,6 +38,10 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
   private readonly observed = new Map<string, { beat: string; at: number }>();
   private readonly unhealthySince = new Map<string, number>();
   private readonly inFlight = new Set<string>();
+  /** Since when each node whose agent is away has had no agent pod at all. */
+  private readonly agentGone = new Map<string, number>();
+  /** NodeHealth removals on their way (not isolations: they hold no budget). */
+  private readonly cleaning = new Set<string>();
   private readonly locks = new Map<string, { until: number; checkedAt: number }>();
   /** The last Event reason recorded per node in the current episode, so each is said once. */
   private readonly said = new Map<string, string>();
@@ -96,6 +100,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.unhealthySince.delete(name);
     this.locks.delete(name);
     this.said.delete(name);
+    this.agentGone.delete(name);
   }
 
   /** Waits until NodeHealths can be listed: the CRD may be installed after sickbay. */
@@ -272,6 +277,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
     }
 
+    this.cleanUpNodeHealths(plan.agentDown, now);
     for (const name of plan.agentDown) {
       this.sayOnce(name, 'AgentDown', () => ({
         type: 'Warning',
@@ -316,9 +322,8 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
   private nodeEvidence(node: V1Node, deadlineMs: number, now: number): string | undefined {
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
     if (ready?.status !== 'True') return `its kubelet is not reporting either (Ready ${ready?.status ?? 'missing'}${ready?.reason ? `: ${ready.reason}` : ''})`;
-    const name = node.metadata?.name;
-    for (const p of this.cache.podsIn(this.config.namespace)) {
-      if (p.spec?.nodeName !== name || p.metadata?.labels?.[AGENT_COMPONENT_LABEL] !== 'agent' || p.metadata?.deletionTimestamp) continue;
+    for (const p of this.agentPodsOn(node.metadata?.name)) {
+      if (p.metadata?.deletionTimestamp) continue;
       const podReady = p.status?.conditions?.find((c) => c.type === 'Ready');
       const readySince = Date.parse(String(podReady?.lastTransitionTime ?? ''));
       if (p.status?.phase === 'Running' && podReady?.status === 'True' && now - readySince > deadlineMs) {
@@ -326,6 +331,57 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       }
     }
     return undefined;
+  }
+
+  /** sickbay's agent pods on a node (the chart's DaemonSet, in sickbay's namespace). */
+  private agentPodsOn(node: string | undefined) {
+    return this.cache.podsIn(this.config.namespace).filter((p) => p.spec?.nodeName === node && p.metadata?.labels?.[AGENT_COMPONENT_LABEL] === 'agent');
+  }
+
+  /**
+   * A node whose agent is away and that has no agent pod at all, for healthCleanupAfterMs:
+   * the DaemonSet no longer covers it (a changed nodeSelector). Its NodeHealth would stay
+   * stale for ever; it is removed (an agent that comes back creates it again).
+   */
+  private cleanUpNodeHealths(agentDown: string[], now: number) {
+    const down = new Set(agentDown);
+    for (const name of this.agentGone.keys()) if (!down.has(name)) this.agentGone.delete(name);
+    if (this.config.healthCleanupAfterMs <= 0) return;
+    for (const name of agentDown) {
+      if (this.agentPodsOn(name).length > 0) {
+        this.agentGone.delete(name);
+        continue;
+      }
+      const since = this.agentGone.get(name);
+      if (since === undefined) this.agentGone.set(name, now);
+      else if (now - since >= this.config.healthCleanupAfterMs) this.startCleanup(name);
+    }
+  }
+
+  private startCleanup(name: string) {
+    const h = this.healths.get(name);
+    if (!h || this.cleaning.has(name)) return;
+    if (this.config.dryRun) {
+      this.sayOnce(name, 'WouldRemoveNodeHealth', () => ({ type: 'Normal', message: 'dry run: would remove the stale NodeHealth of a node no agent pod runs on' }));
+      return;
+    }
+    this.cleaning.add(name);
+    const minutes = Math.round(this.config.healthCleanupAfterMs / 60_000);
+    void withDeadline(
+      this.custom.deleteClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, name, body: { preconditions: { uid: h.metadata?.uid, resourceVersion: h.metadata?.resourceVersion } } }),
+      10_000,
+      'NodeHealth delete',
+    )
+      .then(async () => {
+        this.agentGone.delete(name);
+        this.metrics.nodeHealthsRemoved.inc();
+        this.log.info('removed the NodeHealth of a node no agent runs on', { node: name });
+        await this.events.record(this.nodeRef(name), 'Normal', 'NodeHealthRemoved', `no sickbay agent pod has run on this node for ${minutes} min and its NodeHealth is stale: the agent DaemonSet no longer covers it (its nodeSelector, its tolerations?). The NodeHealth is removed; the node is not judged until an agent reports again`);
+      })
+      .catch((err) => {
+        if (codeOf(err) !== 404 && codeOf(err) !== 409) this.log.warn('could not remove a stale NodeHealth; will try again', { node: name, error: errorText(err) });
+      })
+      .finally(() => this.cleaning.delete(name));
   }
 
   private selfRef(): ObjectRef {

@@ -5,24 +5,46 @@
 // reads the host's /proc and checks the real kubelet.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { NodeAgent } from '../../src/agent/agent.js';
+import { parseProcessSpecs } from '../../src/core/agent-settings.js';
+import { createLogger } from '../../src/core/log.js';
+import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { IMAGES } from '../../src/dev/images.js';
 import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, isReady, podsOf, rawApiRequest, startCluster, type TestCluster } from '../support/cluster.js';
-import { helm, installOnRealNode } from '../support/helm.js';
+import { chartDir, helm, installOnRealNode } from '../support/helm.js';
 
 const NS = 'sickbay-system';
 
 describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
   let t: TestCluster;
+  // The kwok nodes report through agents run here: with them, an isolation of the real node
+  // is within every guard (budget 1 of 5 nodes, 4 of 5 healthy, 1 of 5 late), so a test
+  // that it does not happen can fail. The chart's agent runs on the real node only.
+  const agents: Array<{ abort: AbortController; running: Promise<void>; proc: ProcRoot }> = [];
   before(async () => {
-    t = await startCluster({ nodes: 1, realNode: true });
-    await installOnRealNode(t.cp, 'self-managed');
+    t = await startCluster({ nodes: 4, realNode: true });
+    await installOnRealNode(t.cp, 'self-managed', ['--set-json', `agent.nodeSelector={"${REAL_NODE.label}":"real"}`]);
+    for (const n of (await t.core.listNode()).items.map((x) => x.metadata!.name!).filter((x) => x !== REAL_NODE.name)) {
+      const proc = procRoot();
+      proc.add(100, 'containerd');
+      const agent = new NodeAgent(
+        t.kc,
+        { nodeName: n, checks: ['processes'], checkIntervalMs: 1000, heartbeatIntervalMs: 10_000, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
+        createLogger('warn').child({ node: n }),
+      );
+      const abort = new AbortController();
+      agents.push({ abort, running: agent.run(abort.signal), proc });
+    }
   });
   after(async () => {
+    for (const a of agents) a.abort.abort();
+    await Promise.all(agents.map((a) => a.running));
+    for (const a of agents) a.proc.dispose();
     if (t) await helm(['uninstall', 'sickbay', '--namespace', NS, '--wait=false'], { KUBECONFIG: t.cp.kubeconfigPath });
     await t?.stop();
   });
@@ -104,5 +126,52 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
     assert.ok(checks.processes?.ok, JSON.stringify(checks));
     // The chart's default (processes: auto): what the Node says it runs.
     assert.match(checks.processes?.message ?? '', /^running: containerd\|docker-containerd, kubelet\|kubelite \(containerd node\)$/);
+  });
+
+  it('an agent that is away (an upgrade whose new agent cannot start for 45 s; a crash loop) never gets its node isolated: AgentDown, then healthy again (issue 26)', async () => {
+    const custom = t.kc.makeApiClient(CustomObjectsApi);
+    const health = async () => (await custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: REAL_NODE.name }).catch(() => undefined)) as NodeHealth | undefined;
+    const realHealthy = () => waitFor('the real node healthy by its agent, and the 4 kwok nodes', async () => {
+      const all = ((await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] }).items;
+      return all.filter((h) => h.status?.healthy && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 20_000).length === 5;
+    }, { timeoutMs: 120_000, intervalMs: 1000 });
+    const isolated = async () => !!(await t.core.readNode({ name: REAL_NODE.name })).spec?.taints?.some((x) => x.key === 'sickbay.io/isolated');
+    const agentDownEvents = async () => (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${REAL_NODE.name},reason=AgentDown` })).items.length;
+    /** Past the heartbeat deadline (3 x 10 s) plus `extra`, checking every second that the node is never tainted. */
+    const neverIsolatedFor = async (ms: number) => {
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        assert.ok(!(await isolated()), 'the real node was isolated while only its agent was away');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    };
+    const kubeconfig = { KUBECONFIG: t.cp.kubeconfigPath };
+    await realHealthy();
+
+    // 1. helm upgrade whose new agent cannot start (its PriorityClass does not exist yet): 45 s without an agent.
+    const up = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reuse-values', '--wait=false', '--set', 'agent.priorityClassName=not-there-yet'], kubeconfig);
+    assert.equal(up.code, 0, up.stderr);
+    const gone = Date.parse((await health())!.status!.heartbeatTime!);
+    await waitFor('the AgentDown Event', async () => (await agentDownEvents()) > 0, { timeoutMs: 60_000, intervalMs: 1000 });
+    await neverIsolatedFor(Math.max(0, gone + 45_000 - Date.now()));
+    const back = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reuse-values', '--wait=false', '--set', 'agent.priorityClassName=system-node-critical'], kubeconfig);
+    assert.equal(back.code, 0, back.stderr);
+    await realHealthy();
+
+    // 2. An agent killed into CrashLoopBackOff (a setting it cannot read makes it exit at start).
+    const apps = t.apps;
+    const ds = (await apps.listNamespacedDaemonSet({ namespace: NS })).items.find((d) => d.metadata!.name!.endsWith('-agent'))!;
+    await apps.patchNamespacedDaemonSet(
+      { name: ds.metadata!.name!, namespace: NS, body: [{ op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'SICKBAY_LEASE_DURATION', value: 'bogus' } }] },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
+    const before = await agentDownEvents();
+    await waitFor('the agent in CrashLoopBackOff', async () => (await podsOf(t.core, NS, 'app.kubernetes.io/component=agent')).some((p) => p.status?.containerStatuses?.some((c) => c.state?.waiting?.reason === 'CrashLoopBackOff')), { timeoutMs: 120_000, intervalMs: 1000 });
+    await waitFor('a new AgentDown Event', async () => (await agentDownEvents()) > before || (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${REAL_NODE.name},reason=AgentDown` })).items.some((e) => (e.count ?? 1) > 1), { timeoutMs: 60_000, intervalMs: 1000 });
+    await neverIsolatedFor(15_000);
+    const fixed = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reuse-values', '--wait=false'], kubeconfig);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    await realHealthy();
+    assert.ok(!(await isolated()));
   });
 });

@@ -108,15 +108,16 @@ describe('the Helm chart', () => {
     assert.equal(none.find((e) => e.name === 'SICKBAY_REGISTRIES'), undefined);
   });
 
-  it('grants exactly the rules of src/core/rbac.ts, pods/exec only with diagnostics, webhook patching only when self-managed', async () => {
+  it('grants exactly the rules of src/core/rbac.ts, pods/exec with diagnostics off too (the liveness hold), webhook patching only when self-managed', async () => {
     const cm = docs(await template());
-    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: true })));
+    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules()));
     assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false })), 'no nodes/status without a Node condition');
     const withCondition = docs(await template({ 'agent.nodeCondition': 'SickbayNodeProblem' }));
     assert.deepEqual(canon(find(withCondition, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: true })));
     assert.deepEqual(canon(find(cm, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
     const sm = docs(await template({ 'certificates.mode': 'self-managed', 'controllers.diagnostics.enabled': 'false' }));
-    assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ diagnostics: false, caBundleSyncFor: 'sickbay' })));
+    assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ caBundleSyncFor: 'sickbay' })));
+    assert.ok(find(sm, 'ClusterRole', 'sickbay')!.rules.some((r: any) => r.resources.includes('pods/exec')), 'the liveness hold needs exec with diagnostics off');
     assert.deepEqual(canon(find(sm, 'Role', 'sickbay')!.rules), canon([...SERVE_NAMESPACE_RULES, ...servingSecretRules('sickbay-tls')]), 'the serving Secret, by name, only when sickbay generates it');
     const own = docs(await template({ 'certificates.mode': 'self-managed', 'certificates.selfManaged.existingSecret': 'corp-tls' }));
     assert.deepEqual(canon(find(own, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));

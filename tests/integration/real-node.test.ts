@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { protect, restore } from '../../src/cli/node.js';
-import { lockName } from '../../src/nodes/node-actions.js';
+import { isolateNode, lockName } from '../../src/nodes/node-actions.js';
 import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
 import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
@@ -172,6 +172,8 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       // container, and it takes 20 s; the kubelet's liveness counts from the container's start.
       await exec('slowstart', ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/exit']).catch(() => undefined);
       await waitFor(`restart ${round} by the supervisor`, async () => new RegExp(`^restarts=${round}$`, 'm').test(await supervisorState('slowstart')), { timeoutMs: 15_000, intervalMs: 500 });
+      // NotReady while it starts again (20 s), then Ready, the container never restarted by the kubelet.
+      await waitFor(`slowstart NotReady while restart ${round} starts`, async () => !isReady(await readPod('slowstart')), { timeoutMs: 15_000, intervalMs: 500 });
       await waitFor(`slowstart Ready again after restart ${round}`, async () => {
         const p = await readPod('slowstart');
         assert.equal(appStatus(p)?.restartCount, 0, `the kubelet restarted the container (round ${round})`);
@@ -256,6 +258,10 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         { timeoutMs: 30_000, intervalMs: 250 },
       );
       assert.equal(q.metadata?.labels?.app, undefined);
+      const quarantinedAt = Date.now();
+      // The liveness hold ran in the container (it read the probes off the pod the API returned).
+      const hold = await waitFor('the liveness hold written in the container', async () => (await exec(name, ['cat', '/sickbay/run/hold']).catch(() => undefined))?.stdout.trim() || undefined, { timeoutMs: 10_000, intervalMs: 250 });
+      assert.ok(Math.abs(Number(hold) - quarantinedAt / 1000) < 30, `the hold's time ${hold} is the quarantine's`);
       await waitFor('the replacement Ready', async () => {
         const ps = (await podsOf(t.core, ns, 'app=shop')).filter((p) => !p.metadata?.deletionTimestamp);
         return ps.length === 3 && ps.every(isReady) && !ps.some((p) => p.metadata!.name === name);
@@ -280,11 +286,33 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       assert.match(dump.stdout, /Found one Java-level deadlock/, 'jcmd found the deadlock');
       assert.match(dump.stdout, /sickbay-deadlock-a/);
 
-      // Its /live hangs in the deadlock, so its own liveness probe fails; quarantined, it is held.
-      await sleep(15_000);
+      // Its /live hangs in the deadlock, so its own liveness probe fails from the moment it is
+      // quarantined (2 s apart, 2 failures): held, it is not restarted over 60 s.
+      await sleep(Math.max(0, quarantinedAt + 60_000 - Date.now()));
       const held = await readPod(name);
       assert.equal(appStatus(held)?.restartCount, 0, 'the quarantined container was not restarted');
       assert.ok(appStatus(held)?.state?.running);
+
+      // The node is isolated (sickbay's taint, as the node controller writes it): the
+      // taint manager evicts the node's other pods, never the scene sickbay kept (issue 26).
+      assert.ok(held.spec?.tolerations?.some((x) => x.key === 'sickbay.io/isolated' && x.effect === 'NoExecute' && x.tolerationSeconds == null), 'the quarantined pod tolerates sickbay.io/isolated');
+      const others = (await podsOf(t.core, ns, 'app=shop')).filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!);
+      await isolateNode(t.core, await t.core.readNode({ name: REAL_NODE.name }), 'checks-failing');
+      try {
+        await waitFor("the node's other shop pods evicted", async () => {
+          const live = (await podsOf(t.core, ns, 'app=shop')).filter((p) => others.includes(p.metadata!.uid!) && !p.metadata?.deletionTimestamp);
+          return live.length === 0;
+        }, { timeoutMs: 60_000 });
+        await sleep(3_000);
+        const kept = await readPod(name);
+        assert.equal(kept.metadata!.uid, held.metadata!.uid);
+        assert.ok(!kept.metadata?.deletionTimestamp, 'the quarantined pod is not evicted');
+        assert.ok(appStatus(kept)?.state?.running, 'and keeps running');
+        const again = await exec(name, ['sh', '-c', 'cat /sickbay/diag/*/threads.txt']);
+        assert.match(again.stdout, /Found one Java-level deadlock/, 'its dumps are readable on the isolated node');
+      } finally {
+        await restore(t.kc, { namespace: SICKBAY_NS, node: REAL_NODE.name });
+      }
     } finally {
       client.close();
     }

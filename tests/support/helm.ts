@@ -29,7 +29,7 @@ export function helm(args: string[], env: Record<string, string> = {}): Promise<
  * `helm install sickbay` with the image built here, one replica on the real node, the
  * agent checking its real kubelet, and the certificates from `mode`.
  */
-export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?: { kubeletHealthz: string } }, mode: 'self-managed' | 'cert-manager'): Promise<void> {
+export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?: { kubeletHealthz: string } }, mode: 'self-managed' | 'cert-manager', extra: string[] = []): Promise<void> {
   const [repository, tag] = IMAGES.sickbay.split(':') as [string, string];
   const r = await helm(
     [
@@ -41,6 +41,7 @@ export async function installOnRealNode(cp: { kubeconfigPath: string; realNode?:
       '--set-json', `nodeSelector={"${REAL_NODE.label}":"real"}`,
       '--set', `agent.kubeletUrl=${cp.realNode!.kubeletHealthz}`,
       '--set', 'controllers.diagnostics.enabled=false',
+      ...extra,
     ],
     { KUBECONFIG: cp.kubeconfigPath },
   );

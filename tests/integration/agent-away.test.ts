@@ -1,0 +1,91 @@
+// Issue 26 on the real control plane: whose fault a silent agent is. An agent that is away
+// while its node's kubelet reports Ready is reported (AgentDown), never a reason to isolate;
+// one whose pod is Running and Ready on the node yet silent is the node's fault; the
+// NodeHealth of a node no agent pod runs on any more is removed.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { createLogger } from '../../src/core/log.js';
+import { Metrics } from '../../src/core/metrics.js';
+import { NodeAgent } from '../../src/agent/agent.js';
+import { parseProcessSpecs } from '../../src/core/agent-settings.js';
+import type { NodeHealth } from '../../src/core/nodehealth.js';
+import { waitFor } from '../../src/util/wait.js';
+import { startCluster, type TestCluster } from '../support/cluster.js';
+import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
+
+const NODES = 4;
+
+describe('an agent that is away, and one that is silent on a live pod', { timeout: 300_000 }, () => {
+  let t: TestCluster;
+  let sickbay: RunningSickbay;
+  let custom: CustomObjectsApi;
+  const metrics = new Metrics();
+  const agents = new Map<string, { abort: AbortController; running: Promise<void>; proc: ProcRoot }>();
+
+  const startAgent = (node: string) => {
+    const proc = procRoot();
+    proc.add(100, 'containerd');
+    const agent = new NodeAgent(
+      t.kc,
+      { nodeName: node, checks: ['processes'], checkIntervalMs: 1000, heartbeatIntervalMs: 1000, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
+      createLogger('warn').child({ node }),
+    );
+    const abort = new AbortController();
+    agents.set(node, { abort, running: agent.run(abort.signal), proc });
+  };
+  const stopAgent = async (node: string) => {
+    const a = agents.get(node)!;
+    a.abort.abort();
+    await a.running;
+    a.proc.dispose();
+    agents.delete(node);
+  };
+  const health = (node: string) => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: node }).then((h) => h as NodeHealth, () => undefined);
+  const tainted = async (node: string) => !!(await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'sickbay.io/isolated');
+  const events = async (node: string, reason: string) => (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${node},reason=${reason}` })).items;
+
+  before(async () => {
+    t = await startCluster({ nodes: NODES });
+    custom = t.kc.makeApiClient(CustomObjectsApi);
+    await installNodeHealthCrd(t.kc);
+    for (let i = 0; i < NODES; i++) startAgent(`kwok-node-${i}`);
+    await waitFor('every agent heartbeating', async () => {
+      const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
+      return list.items.filter((h) => h.status?.healthy === true).length === NODES;
+    });
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_HEARTBEAT_INTERVAL: '1s', SICKBAY_NODE_HEALTH_CLEANUP_AFTER: '5s' }, { metrics });
+  });
+  after(async () => {
+    await Promise.all([...agents.keys()].map(stopAgent));
+    await sickbay?.stop();
+    await t?.stop();
+  });
+
+  it('an agent away with no agent pod on its node: AgentDown, never isolated, and its stale NodeHealth removed after the cleanup time; back when an agent reports again', async () => {
+    const node = 'kwok-node-2';
+    await stopAgent(node);
+    await waitFor('the AgentDown Event', async () => (await events(node, 'AgentDown')).length > 0, { timeoutMs: 15_000 });
+    await waitFor('the NodeHealth removed', async () => (await health(node)) === undefined, { timeoutMs: 20_000, intervalMs: 250 });
+    const removed = await waitFor('a NodeHealthRemoved Event', async () => (await events(node, 'NodeHealthRemoved'))[0]);
+    assert.match(removed.message ?? '', /no sickbay agent pod has run on this node/);
+    assert.match(await metrics.registry.getSingleMetricAsString('sickbay_nodehealths_removed_total'), /sickbay_nodehealths_removed_total 1/);
+    assert.equal(await tainted(node), false, 'never isolated');
+    startAgent(node);
+    await waitFor('the NodeHealth back and healthy', async () => (await health(node))?.status?.healthy === true, { timeoutMs: 15_000 });
+  });
+
+  it("an agent pod Running and Ready on its node yet silent: the node's fault, isolated", async () => {
+    const node = 'kwok-node-1';
+    // The DaemonSet's pod as the chart labels it; kwok runs it and reports it Ready.
+    await t.core.createNamespacedPod({ namespace: SICKBAY_NS, body: { metadata: { name: 'agent-on-1', labels: { 'app.kubernetes.io/component': 'agent' } }, spec: { nodeName: node, containers: [{ name: 'agent', image: 'x' }] } } });
+    await waitFor('the agent pod Ready', async () => (await t.core.readNamespacedPod({ name: 'agent-on-1', namespace: SICKBAY_NS })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    await stopAgent(node);
+    await waitFor(`${node} isolated`, () => tainted(node), { timeoutMs: 20_000, intervalMs: 250 });
+    const isolated = await waitFor('the NodeIsolated Event', async () => (await events(node, 'NodeIsolated'))[0]);
+    assert.match(isolated.message ?? '', /no heartbeat, and its agent pod agent-on-1 has been Running and Ready since .* yet is silent/);
+    assert.equal((await events(node, 'AgentDown')).length, 0, 'not taken for an agent that is away');
+  });
+});
