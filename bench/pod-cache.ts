@@ -62,7 +62,7 @@ function podJson(i: number): string {
 }
 
 const texts = Array.from({ length: N }, (_, i) => podJson(i));
-const ways: Record<string, (p: V1Pod) => V1Pod> = {
+const ways: Record<string, (p: V1Pod) => { metadata?: { name?: string; namespace?: string } }> = {
   'as sent, less managedFields': (p) => {
     const { managedFields: _, ...metadata } = p.metadata!;
     return { ...p, metadata };

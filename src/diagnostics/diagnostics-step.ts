@@ -3,7 +3,8 @@
 // Each step runs on its own, records what it did on the pod (an annotation a person
 // reads), in an Event and in a metric, and never undoes or blocks the quarantine:
 // failures retry or are reported, that is all.
-import type { CoreV1Api, KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { AnyPod } from '../kube/pods.js';
 import type { EventRecorder } from '../kube/events.js';
 import { execInPod } from '../kube/exec.js';
 import { keyOf } from '../kube/informer.js';
@@ -40,7 +41,7 @@ export class DiagnosticsStep implements PostQuarantineStep {
     ({ core: this.core, events: this.events } = stepWriters(deps));
   }
 
-  async run(pod: V1Pod, signal: AbortSignal): Promise<void> {
+  async run(pod: AnyPod, signal: AbortSignal): Promise<void> {
     const ann = pod.metadata?.annotations ?? {};
     if (ann[ANN_DIAGNOSTICS] !== undefined || signal.aborted) return; // already captured (maybe by a previous leader)
     const container = ann[ANN_DIAGNOSTICS_CONTAINER] ?? pod.spec?.containers?.[0]?.name;

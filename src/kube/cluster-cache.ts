@@ -6,7 +6,7 @@ import { Informer } from './informer.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { LABEL_INJECTION, NODE_TAINT_ISOLATED, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
-import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
+import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
 
 /**
  * What sickbay keeps of a pod: only what its decisions read. Of metadata: identity,
@@ -39,10 +39,10 @@ function sickbayAnnotations(annotations: Record<string, string> | undefined): Re
   return out;
 }
 
-export function podForCache(pod: V1Pod): V1Pod {
+export function podForCache(pod: V1Pod): CachedPod {
   const { metadata: m, spec, status } = pod;
   const owner = m?.ownerReferences?.find((r) => r.controller) ?? m?.ownerReferences?.[0];
-  const slim: V1Pod = {
+  const slim: CachedPod = {
     metadata: m && {
       name: m.name,
       namespace: m.namespace,
@@ -107,14 +107,14 @@ const QUARANTINED_IN = 'quarantined';
 const BY_DEPLOYMENT = 'deployment';
 
 /** `<namespace>/<kind>/<name>` of the pod's controller (as ownerOf picks it), or of the pod itself. */
-function controllerKey(pod: V1Pod): string {
+function controllerKey(pod: CachedPod): string {
   const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
   return ref ? `${pod.metadata?.namespace}/${ref.kind}/${ref.name}` : `${pod.metadata?.namespace}/Pod/${pod.metadata?.name}`;
 }
 
 export class ClusterCache {
   readonly namespaces: Informer<V1Namespace>;
-  readonly pods: Informer<V1Pod>;
+  readonly pods: Informer<CachedPod, V1Pod>;
   readonly replicaSets: Informer<V1ReplicaSet>;
   readonly deployments: Informer<V1Deployment>;
   readonly services: Informer<V1Service>;
@@ -133,7 +133,7 @@ export class ClusterCache {
     this.offLimits = new Set<string>([...SYSTEM_NAMESPACES, ...(o.ownNamespace ? [o.ownNamespace] : [])]);
     const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
     this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
-    this.pods = new Informer(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
+    this.pods = new Informer<CachedPod, V1Pod>(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
     this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
     this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
     this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
@@ -167,7 +167,7 @@ export class ClusterCache {
     });
   }
 
-  private track(p: V1Pod) {
+  private track(p: CachedPod) {
     const uid = p.metadata?.uid ?? '';
     if (isPodReady(p)) {
       this.seenReady.add(uid);
@@ -209,11 +209,11 @@ export class ClusterCache {
     return Promise.all(this.all().map((i) => i.relist(signal)));
   }
 
-  hasBeenSeenReady(pod: V1Pod) {
+  hasBeenSeenReady(pod: AnyPod) {
     return this.seenReady.has(pod.metadata?.uid ?? '');
   }
 
-  firstSeenNotReady(pod: V1Pod) {
+  firstSeenNotReady(pod: AnyPod) {
     return this.firstNotReady.get(pod.metadata?.uid ?? '')?.at;
   }
 
@@ -227,11 +227,11 @@ export class ClusterCache {
     return this.namespaces.get(namespace)?.metadata?.labels?.[LABEL_INJECTION] === 'enabled';
   }
 
-  podsIn(namespace: string): V1Pod[] {
+  podsIn(namespace: string): CachedPod[] {
     return this.pods.byIndex(BY_NAMESPACE, namespace);
   }
 
-  quarantinedIn(namespace: string): V1Pod[] {
+  quarantinedIn(namespace: string): CachedPod[] {
     return this.pods.byIndex(QUARANTINED_IN, namespace);
   }
 
@@ -239,7 +239,7 @@ export class ClusterCache {
    * The workload a pod belongs to: its Deployment through its ReplicaSet, else its
    * controller, else itself. `namespace` for a pod being created, which may not carry one yet.
    */
-  ownerOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): OwnerInfo {
+  ownerOf(pod: AnyPod, namespace = pod.metadata?.namespace ?? ''): OwnerInfo {
     const ref = pod.metadata?.ownerReferences?.find((r) => r.controller) ?? pod.metadata?.ownerReferences?.[0];
     if (!ref) return { kind: 'Pod', name: pod.metadata?.name ?? '' };
     if (ref.kind === 'ReplicaSet') {
@@ -251,13 +251,13 @@ export class ClusterCache {
   }
 
   /** The Deployment a pod belongs to, from the caches (the admission path makes no API call). */
-  deploymentOf(pod: V1Pod, namespace = pod.metadata?.namespace ?? ''): V1Deployment | undefined {
+  deploymentOf(pod: AnyPod, namespace = pod.metadata?.namespace ?? ''): V1Deployment | undefined {
     const owner = this.ownerOf(pod, namespace);
     return owner.kind === 'Deployment' ? this.deployments.get(`${namespace}/${owner.name}`) : undefined;
   }
 
   /** A workload's pods still in service: not quarantined, not being deleted. */
-  inServicePodsOf(namespace: string, owner: OwnerInfo): V1Pod[] {
+  inServicePodsOf(namespace: string, owner: OwnerInfo): CachedPod[] {
     const candidates =
       owner.kind === 'Deployment'
         ? this.replicaSets.byIndex(BY_DEPLOYMENT, `${namespace}/Deployment/${owner.name}`).flatMap((rs) => this.pods.byIndex(BY_CONTROLLER, `${namespace}/ReplicaSet/${rs.metadata?.name}`))
@@ -269,7 +269,7 @@ export class ClusterCache {
     });
   }
 
-  replicaSetOf(pod: V1Pod): V1ReplicaSet | undefined {
+  replicaSetOf(pod: AnyPod): V1ReplicaSet | undefined {
     const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
     return ref ? this.replicaSets.get(`${pod.metadata?.namespace}/${ref.name}`) : undefined;
   }

@@ -20,7 +20,7 @@ export interface Handlers<T> {
   delete?(obj: T): void;
 }
 
-export interface InformerOptions<T = KubeObject> {
+export interface InformerOptions<T = KubeObject, Raw = T> {
   /** Resource name for logs and metrics ("pods"). */
   resource: string;
   /** Collection path, e.g. /api/v1/pods or /apis/apps/v1/replicasets. */
@@ -43,9 +43,10 @@ export interface InformerOptions<T = KubeObject> {
   /**
    * Shrinks each object before it is cached (managedFields are always dropped): at
    * 10,000 pods the cache is most of the process's memory, and most of a pod is spec
-   * that no decision reads.
+   * that no decision reads. The cached type may then be a type of its own (`Raw` is what
+   * the API sends), so code that needs what the cache drops cannot compile against it.
    */
-  transform?: (obj: T) => T;
+  transform?: (obj: Raw) => T;
 }
 
 // resourceVersions are opaque, but etcd-backed ones are integers; only compare those.
@@ -85,7 +86,7 @@ const LIST_PAGE_TIMEOUT_MS = 60_000;
 
 export const keyOf = (o: KubeObject) => (o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? ''));
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
   private readonly cache = new Map<string, T>();
   private readonly indexes = new Map<string, { fn: (obj: T) => string | undefined; index: Index }>();
   private readonly handlers: Handlers<T>[] = [];
@@ -98,7 +99,7 @@ export class Informer<T extends KubeObject> {
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly o: InformerOptions<T>,
+    private readonly o: InformerOptions<T, Raw>,
   ) {}
 
   /** Adds handlers; they are removed when `until` aborts (a leadership term's end). */
@@ -164,7 +165,7 @@ export class Informer<T extends KubeObject> {
    * holds a newer version: the next decision sees its own write without waiting for the
    * watch. The watch event that follows is delivered as usual.
    */
-  writeThrough(obj: T) {
+  writeThrough(obj: Raw) {
     const key = keyOf(obj);
     const old = this.cache.get(key);
     if (old && newerOrSame(old.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
@@ -237,14 +238,15 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private strip(obj: T): T {
+  private strip(obj: Raw): T {
     if (obj.metadata?.managedFields) {
       // A copy without them, not `delete`: an object that lost a property is kept in
       // V8's slower and larger dictionary form.
       const { managedFields: _, ...metadata } = obj.metadata;
       obj = { ...obj, metadata };
     }
-    return this.o.transform ? this.o.transform(obj) : obj;
+    // Without a transform the two types are one (Raw defaults to T).
+    return this.o.transform ? this.o.transform(obj) : (obj as unknown as T);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -283,7 +285,7 @@ export class Informer<T extends KubeObject> {
       if (cont) q.set('continue', cont);
       if (this.o.labelSelector) q.set('labelSelector', this.o.labelSelector);
       if (this.o.fieldSelector) q.set('fieldSelector', this.o.fieldSelector);
-      const page = (await this.fetchJson(`${this.o.path}?${q}`, signal)) as { items?: T[]; metadata?: { continue?: string; resourceVersion?: string } };
+      const page = (await this.fetchJson(`${this.o.path}?${q}`, signal)) as { items?: Raw[]; metadata?: { continue?: string; resourceVersion?: string } };
       for (const item of page.items ?? []) {
         const obj = this.strip(item);
         const key = keyOf(obj);
@@ -345,7 +347,7 @@ export class Informer<T extends KubeObject> {
         .watch(
           this.o.path,
           query,
-          (phase: string, obj: T & { code?: number; message?: string }) => {
+          (phase: string, obj: Raw & { code?: number; message?: string }) => {
             this.lastEvent = Date.now();
             if (phase === 'ERROR') {
               return finish(Object.assign(new Error(obj.message ?? 'watch error'), { code: obj.code }));

@@ -1,9 +1,56 @@
 // What sickbay reads of a pod, shared by every concern that looks at pods: whether it
 // is Ready, has ever been, is quarantined, waits on an image, and how to name it in an
 // Event. Plain functions over plain objects.
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1ObjectMeta, V1OwnerReference, V1Pod, V1Toleration } from '@kubernetes/client-node';
 import { LABEL_STATUS, NODE_TAINT_ISOLATED, STATUS_QUARANTINED } from '../core/names.js';
 import type { ObjectRef } from './events.js';
+
+declare const CACHED_POD: unique symbol;
+
+/** What the cache keeps of a container's status: why it waits, and when sickbay's installer finished. */
+export interface CachedContainerStatus {
+  name: string;
+  ready: boolean;
+  restartCount: number;
+  /** Only while the kubelet cannot pull it. */
+  image: string;
+  imageID: string;
+  state?: { waiting?: { reason?: string } };
+  lastState?: { terminated?: { exitCode: number; finishedAt?: Date } };
+}
+
+/**
+ * A pod as sickbay's cache keeps it (cluster-cache.ts, podForCache): only what decisions
+ * read. Its own type, so code that needs what the cache drops (probes, env, volumes,
+ * other annotations) cannot compile against it and reads the pod from the API instead.
+ * Its `apiVersion` is typed apart (the cache never sets it) so that a CachedPod is not a
+ * V1Pod: a function that takes the whole pod cannot be handed a cached one.
+ */
+export interface CachedPod {
+  apiVersion?: typeof CACHED_POD;
+  metadata?: Pick<V1ObjectMeta, 'name' | 'namespace' | 'uid' | 'resourceVersion' | 'creationTimestamp' | 'deletionTimestamp' | 'labels' | 'annotations'> & {
+    ownerReferences?: Array<Pick<V1OwnerReference, 'apiVersion' | 'kind' | 'name' | 'uid' | 'controller'>>;
+  };
+  spec?: {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    tolerations?: V1Toleration[];
+    containers: Array<{ name: string; command?: string[]; ports?: Array<{ containerPort: number; hostPort?: number }> }>;
+    initContainers?: Array<{ name: string }>;
+  };
+  status?: {
+    phase?: string;
+    reason?: string;
+    conditions?: Array<{ type: string; status: string; lastTransitionTime?: Date }>;
+    podIP?: string;
+    startTime?: Date;
+    containerStatuses?: CachedContainerStatus[];
+    initContainerStatuses?: CachedContainerStatus[];
+  };
+}
+
+/** A pod from the cache or from the API: what the shared readers below take. */
+export type AnyPod = CachedPod | V1Pod;
 
 const time = (t: unknown): number | undefined => {
   if (t === undefined || t === null || t === '') return undefined;
@@ -11,15 +58,15 @@ const time = (t: unknown): number | undefined => {
   return Number.isNaN(ms) ? undefined : ms;
 };
 
-function condition(pod: V1Pod, type: string) {
+function condition(pod: AnyPod, type: string) {
   return pod.status?.conditions?.find((c) => c.type === type);
 }
 
-export function isPodReady(pod: V1Pod): boolean {
+export function isPodReady(pod: AnyPod): boolean {
   return condition(pod, 'Ready')?.status === 'True';
 }
 
-export function isQuarantined(pod: V1Pod): boolean {
+export function isQuarantined(pod: AnyPod): boolean {
   return pod.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED;
 }
 
@@ -33,7 +80,7 @@ export function isQuarantined(pod: V1Pod): boolean {
  * that became Ready and failed within the second it started is indistinguishable from
  * one that never was: unless a replica saw it Ready, it is treated as never Ready.
  */
-export function wasEverReady(pod: V1Pod, seenReady: boolean): boolean {
+export function wasEverReady(pod: AnyPod, seenReady: boolean): boolean {
   if (seenReady || isPodReady(pod)) return true;
   const ready = time(condition(pod, 'Ready')?.lastTransitionTime);
   const initialized = time(condition(pod, 'Initialized')?.lastTransitionTime) ?? time(pod.status?.startTime);
@@ -52,7 +99,7 @@ export function wasEverReady(pod: V1Pod, seenReady: boolean): boolean {
  * period, one ahead would add to it. It is used only where sickbay has not seen the pod,
  * and never later than now.
  */
-export function notReadySince(pod: V1Pod, now: number, firstSeenNotReady?: number): number | undefined {
+export function notReadySince(pod: AnyPod, now: number, firstSeenNotReady?: number): number | undefined {
   if (isPodReady(pod)) return undefined;
   if (firstSeenNotReady !== undefined) return firstSeenNotReady;
   const t = time(condition(pod, 'Ready')?.lastTransitionTime);
@@ -60,7 +107,7 @@ export function notReadySince(pod: V1Pod, now: number, firstSeenNotReady?: numbe
 }
 
 /** The Ready condition's transition time as written, to tell one NotReady spell from the next. */
-export function readyTransition(pod: V1Pod): string {
+export function readyTransition(pod: AnyPod): string {
   return String(condition(pod, 'Ready')?.lastTransitionTime ?? '');
 }
 
@@ -94,6 +141,6 @@ export interface OwnerInfo {
 /** Reasons the kubelet gives a container whose image it cannot get: the image's or its credentials' fault, never the node's. */
 export const IMAGE_PULL_REASONS: ReadonlySet<string> = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'SignatureValidationFailed']);
 
-export function podRef(pod: V1Pod): ObjectRef {
+export function podRef(pod: AnyPod): ObjectRef {
   return { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace, uid: pod.metadata!.uid };
 }

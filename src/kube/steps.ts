@@ -1,7 +1,8 @@
 // What is done to a pod once it is out of service (deregistration, diagnostics): the
 // contract between the controllers that take pods out of service (quarantine, node
 // isolation) and the steps, which live with their own concerns (registry/, diagnostics/).
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { AnyPod } from './pods.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { type EventGate, EventRecorder } from './events.js';
@@ -11,13 +12,14 @@ import { withDeadline } from '../util/wait.js';
 /** A step run after a quarantine (registry deregistration, diagnostics). It may fail; the quarantine stands. */
 export interface PostQuarantineStep {
   name: string;
-  run(pod: V1Pod, signal: AbortSignal): Promise<void>;
+  /** The pod as the API returned it after the quarantine, or from the cache (a new leader, node isolation). */
+  run(pod: AnyPod, signal: AbortSignal): Promise<void>;
   /** Called when a quarantined pod is gone (released, expired, deleted). */
-  forget?(pod: V1Pod): void;
+  forget?(pod: AnyPod): void;
 }
 
 /** Records what a step did on the pod, as JSON in one annotation; false when the pod is gone. */
-export async function annotate(core: CoreV1Api, pod: V1Pod, key: string, value: unknown): Promise<boolean> {
+export async function annotate(core: CoreV1Api, pod: AnyPod, key: string, value: unknown): Promise<boolean> {
   try {
     await withDeadline(
       core.patchNamespacedPod(

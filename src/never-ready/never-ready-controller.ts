@@ -11,7 +11,7 @@
 import type { NeverReadyConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
-import { AppsV1Api, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, type V1ContainerState, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { ObjectRef } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
@@ -21,11 +21,11 @@ import { ANN_AVOID_NODES, ANN_ISOLATE, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR } fr
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
-import { IMAGE_PULL_REASONS, isPodReady, isQuarantined, nodeAway, type OwnerInfo, podRef, wasEverReady } from '../kube/pods.js';
+import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isPodReady, isQuarantined, nodeAway, type OwnerInfo, podRef, wasEverReady } from '../kube/pods.js';
 
 
 /** The first container (init containers first) waiting for an image it cannot pull. */
-export function imagePullFailure(pod: V1Pod): { container: string; reason: string; image: string; shim: boolean } | undefined {
+export function imagePullFailure(pod: AnyPod): { container: string; reason: string; image: string; shim: boolean } | undefined {
   for (const st of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const reason = st.state?.waiting?.reason;
     if (reason && IMAGE_PULL_REASONS.has(reason)) return { container: st.name, reason, image: st.image, shim: st.name === SHIM_INIT_CONTAINER };
@@ -38,10 +38,12 @@ export function imagePullFailure(pod: V1Pod): { container: string; reason: strin
  * init container finished later (its image was slow to come), that moment. Time spent
  * waiting for sickbay's image is never counted against the pod's node.
  */
-export function neverReadyClockStart(pod: V1Pod): number {
+export function neverReadyClockStart(pod: AnyPod): number {
   const created = new Date(pod.metadata?.creationTimestamp ?? 0).getTime();
   const shim = pod.status?.initContainerStatuses?.find((s) => s.name === SHIM_INIT_CONTAINER);
-  const finished = shim?.state?.terminated?.finishedAt ?? shim?.lastState?.terminated?.finishedAt;
+  // From the API the installer's end is in its state; the cache keeps it in lastState only.
+  const state = shim?.state as V1ContainerState | undefined;
+  const finished = state?.terminated?.finishedAt ?? shim?.lastState?.terminated?.finishedAt;
   return Math.max(created, finished ? new Date(finished).getTime() : 0);
 }
 
@@ -62,7 +64,7 @@ export type NeverReadyCause =
  * ContainerCreating or PodInitializing long after the pod was placed) point at the node;
  * a missing ConfigMap or Secret (CreateContainerConfigError) or a bad command does not.
  */
-export function neverReadyCause(pod: V1Pod): NeverReadyCause {
+export function neverReadyCause(pod: AnyPod): NeverReadyCause {
   const app = pod.status?.containerStatuses ?? [];
   const started = app.filter((c) => !c.state?.waiting?.reason || c.state.waiting.reason === 'CrashLoopBackOff' || (c.restartCount ?? 0) > 0);
   if (started.length > 0) return { kind: 'app', why: `container ${started[0]!.name} started on the node but the pod never became Ready` };
@@ -94,7 +96,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.rate = new TokenBucket(config.ratePerMinute);
     this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'never-ready', concurrency: 4, log, metrics, canAct: deps.leading });
-    const enqueuePod = (p: V1Pod) => {
+    const enqueuePod = (p: CachedPod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(`pod:${keyOf(p)}`);
     };
     cache.pods.on({ add: enqueuePod, update: enqueuePod }, deps.term);
@@ -223,7 +225,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
   }
 
   /** Never Ready, for longer than the never-Ready time. */
-  private stuck(p: V1Pod): boolean {
+  private stuck(p: CachedPod): boolean {
     return !isPodReady(p) && !wasEverReady(p, this.cache.hasBeenSeenReady(p)) && Date.now() - neverReadyClockStart(p) >= this.config.afterMs;
   }
 
@@ -234,7 +236,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
    * controller as a quarantine request, with its guards (the quota, the systemic rule,
    * the back-off, the rate): quarantined once, kept. Any other pod is left alone.
    */
-  private async appFault(pod: V1Pod, owner: OwnerInfo, why: string, age: number, log: Logger): Promise<ReconcileResult> {
+  private async appFault(pod: CachedPod, owner: OwnerInfo, why: string, age: number, log: Logger): Promise<ReconcileResult> {
     const key = keyOf(pod);
     if (pod.metadata?.annotations?.[ANN_ISOLATE] !== undefined) return;
     const node = pod.spec!.nodeName!;

@@ -29,7 +29,7 @@ import { execInPod } from '../kube/exec.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { admit, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
-import { isPodReady, isQuarantined, nodeAway, type OwnerInfo, wasEverReady } from '../kube/pods.js';
+import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, wasEverReady } from '../kube/pods.js';
 import { podRef } from '../kube/pods.js';
 import type { PostQuarantineStep } from '../kube/steps.js';
 
@@ -64,7 +64,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     // go out at once: with 16, a fifth of a 50-pod burst waited 0.1-1 s for a worker at
     // 10,000 pods (bench/README.md). The rate limit and the guards, not this, bound it.
     this.queue = new WorkQueue((key) => this.reconcile(key), { name: 'pod-isolation', concurrency: 64, log, metrics, canAct: deps.leading });
-    const enqueue = (p: V1Pod) => {
+    const enqueue = (p: CachedPod) => {
       if (this.cache.isOptedIn(p.metadata?.namespace ?? '')) this.queue.add(keyOf(p));
     };
     cache.pods.on({
@@ -130,7 +130,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     return this.act(pod, this.cache.ownerOf(pod), trigger, now, log);
   }
 
-  private async act(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
+  private async act(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
     const key = keyOf(pod);
     const namespace = pod.metadata!.namespace!;
     const ownerRef = `${owner.kind}/${owner.name}`;
@@ -219,7 +219,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 
   /** True once the pod is quarantined (false: it changed meanwhile, or is gone). */
-  private async quarantineAndReport(pod: V1Pod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<boolean> {
+  private async quarantineAndReport(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<boolean> {
     const namespace = pod.metadata!.namespace!;
     const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
     if (!quarantined) return false;
@@ -234,7 +234,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     return true;
   }
 
-  private async reconcileQuarantined(pod: V1Pod, now: number, log: Logger): Promise<ReconcileResult> {
+  private async reconcileQuarantined(pod: CachedPod, now: number, log: Logger): Promise<ReconcileResult> {
     const expires = Date.parse(pod.metadata?.annotations?.[ANN_EXPIRES_AT] ?? '');
     if (!Number.isNaN(expires) && expires <= now) {
       if (this.config.dryRun) {
@@ -265,7 +265,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 
   /** One merge patch, preconditioned on the resourceVersion the decision was made on. */
-  private async quarantine(pod: V1Pod, owner: OwnerInfo, reason: string, now: number, log: Logger): Promise<V1Pod | undefined> {
+  private async quarantine(pod: CachedPod, owner: OwnerInfo, reason: string, now: number, log: Logger): Promise<V1Pod | undefined> {
     const namespace = pod.metadata!.namespace!;
     const labels = pod.metadata?.labels ?? {};
     const selectors: V1LabelSelector[] = [];
@@ -351,7 +351,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
    * A failing pod beyond the quota leaves through the Eviction API, so the workload's
    * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event.
    */
-  private async evictPod(pod: V1Pod, message: string, log: Logger): Promise<'evicted' | 'refused' | 'gone'> {
+  private async evictPod(pod: CachedPod, message: string, log: Logger): Promise<'evicted' | 'refused' | 'gone'> {
     const name = pod.metadata!.name!;
     const namespace = pod.metadata!.namespace!;
     try {
@@ -379,7 +379,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     return 'evicted';
   }
 
-  private async deletePod(pod: V1Pod, reason: 'expired', message: string, log: Logger) {
+  private async deletePod(pod: CachedPod, reason: 'expired', message: string, log: Logger) {
     try {
       const deleted = await withDeadline(
         this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
@@ -396,7 +396,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     void this.events.record(podRef(pod), 'Warning', 'QuarantineExpired', message);
   }
 
-  private startPipeline(pod: V1Pod) {
+  private startPipeline(pod: AnyPod) {
     const key = keyOf(pod);
     if (this.steps.length === 0 || this.pipelined.has(key) || !this.signal) return;
     this.pipelined.add(key);
@@ -417,7 +417,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
 /** Tolerated for as long as the quarantine lasts: no tolerationSeconds. */
 const ISOLATION_TOLERATION = { key: NODE_TAINT_ISOLATED, operator: 'Exists', effect: 'NoExecute' };
 
-function tolerates(pod: V1Pod): boolean {
+function tolerates(pod: AnyPod): boolean {
   return (pod.spec?.tolerations ?? []).some((t) => t.key === NODE_TAINT_ISOLATED && t.operator === 'Exists' && (!t.effect || t.effect === 'NoExecute') && t.tolerationSeconds == null);
 }
 

@@ -1,7 +1,7 @@
 // "Should this pod be quarantined, and how": plain functions over plain objects.
-import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
+import type { V1LabelSelector } from '@kubernetes/client-node';
 import { ANN_ISOLATE } from '../core/names.js';
-import { isPodReady, notReadySince, type OwnerInfo, wasEverReady } from '../kube/pods.js';
+import { type AnyPod, isPodReady, notReadySince, type OwnerInfo, wasEverReady } from '../kube/pods.js';
 
 export type Trigger =
   /** `since`: from when time-to-quarantine counts; `failedAt`: when the failure began (both sickbay's clock). */
@@ -35,7 +35,7 @@ export interface TriggerContext {
   nodeBackAt?: number;
 }
 
-export function quarantineTrigger(pod: V1Pod, now: number, graceMs: number, o: TriggerContext): Trigger {
+export function quarantineTrigger(pod: AnyPod, now: number, graceMs: number, o: TriggerContext): Trigger {
   const request = pod.metadata?.annotations?.[ANN_ISOLATE];
   if (request !== undefined) {
     const seen = o.requestSeenAt ?? now;

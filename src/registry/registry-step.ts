@@ -3,14 +3,14 @@
 // Each step runs on its own, records what it did on the pod (an annotation a person
 // reads), in an Event and in a metric, and never undoes or blocks the quarantine:
 // failures retry or are reported, that is all.
-import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import type { EventRecorder } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { errorText } from '../kube/api.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { ANN_REGISTRY } from '../core/names.js';
-import { podRef } from '../kube/pods.js';
+import { type AnyPod, podRef } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep, type StepDeps, stepWriters } from '../kube/steps.js';
 import { sleep } from '../util/wait.js';
 import { type RegistryEntry, type RegistryTarget, type ServiceRegistry, targetKey } from './zookeeper-registry.js';
@@ -32,7 +32,7 @@ export class RegistryStep implements PostQuarantineStep {
     ({ core: this.core, events: this.events } = stepWriters(deps));
   }
 
-  async run(pod: V1Pod, signal: AbortSignal): Promise<void> {
+  async run(pod: AnyPod, signal: AbortSignal): Promise<void> {
     const address = pod.status?.podIP;
     const key = keyOf(pod);
     if (this.registries.length === 0) return;
@@ -91,7 +91,7 @@ export class RegistryStep implements PostQuarantineStep {
     }
   }
 
-  forget(pod: V1Pod) {
+  forget(pod: AnyPod) {
     const target = this.active.get(keyOf(pod));
     if (!target) return;
     this.active.delete(keyOf(pod));
@@ -100,7 +100,7 @@ export class RegistryStep implements PostQuarantineStep {
 }
 
 /** The ports a pod's containers declare (containerPort, and hostPort where it differs). */
-function declaredPorts(pod: V1Pod): number[] {
+function declaredPorts(pod: AnyPod): number[] {
   const ports = new Set<number>();
   for (const c of pod.spec?.containers ?? []) {
     for (const p of c.ports ?? []) {

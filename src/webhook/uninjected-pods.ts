@@ -11,7 +11,8 @@
 // sickbay_unsupervised_containers, and one Event per workload and container saying the
 // annotation that fixes it (the admission warning reaches nobody when a ReplicaSet
 // creates the pod).
-import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
+import type { AnyPod, CachedPod } from '../kube/pods.js';
 import { errorText, mergePatch } from '../kube/api.js';
 import { keyOf } from '../kube/informer.js';
 import { ANN_INJECTED, annEntrypoint, LABEL_INJECT, LABEL_INJECTION, SHIM_SUPERVISOR } from '../core/names.js';
@@ -29,7 +30,7 @@ const RESTARTS_PER_MINUTE = 5;
 const EVENTS_PER_MINUTE = 30;
 const SCAN_MS = 30_000;
 
-export function escapedInjection(pod: V1Pod, ownNamespace: string): boolean {
+export function escapedInjection(pod: AnyPod, ownNamespace: string): boolean {
   return (
     pod.metadata?.namespace !== ownNamespace &&
     pod.metadata?.annotations?.[ANN_INJECTED] === undefined &&
@@ -41,7 +42,7 @@ export function escapedInjection(pod: V1Pod, ownNamespace: string): boolean {
 }
 
 /** The app containers of an injected pod that run without sickbay's supervisor. */
-export function unsupervisedContainers(pod: V1Pod): string[] {
+export function unsupervisedContainers(pod: AnyPod): string[] {
   if (pod.metadata?.annotations?.[ANN_INJECTED] === undefined || pod.metadata?.deletionTimestamp) return [];
   if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return [];
   return (pod.spec?.containers ?? []).filter((c) => c.command?.[0] !== SHIM_SUPERVISOR).map((c) => c.name);
@@ -82,7 +83,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
     // escaped pod brings the next scan forward.
     // Wake the scan for a new escaped pod, for the proof the webhook works again (while
     // escaped pods wait for it), and when an escaped pod is gone.
-    const seen = (pod: V1Pod) => {
+    const seen = (pod: CachedPod) => {
       if (pod.metadata?.annotations?.[ANN_INJECTED] !== undefined) {
         const t = created(pod);
         if (t > this.lastInjected && this.reported.size > 0) this.wake?.();
@@ -121,9 +122,9 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
   }
 
   async scan(): Promise<string[]> {
-    const escaped: V1Pod[] = [];
+    const escaped: CachedPod[] = [];
     let unsupervised = 0;
-    const byWorkload = new Map<string, { pod: V1Pod; containers: string[] }>();
+    const byWorkload = new Map<string, { pod: CachedPod; containers: string[] }>();
     // Injected pods are only checked for unsupervised containers (the newest one's
     // creation time is kept by the handler above, which sees every pod): a scan of 10,000
     // pods parsing each one's creation date cost 15 ms, once a second while escaped pods
@@ -167,7 +168,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
   }
 
   /** One Event per workload and container, on the workload, paced with the others. */
-  private async reportUnsupervised(byWorkload: Map<string, { pod: V1Pod; containers: string[] }>) {
+  private async reportUnsupervised(byWorkload: Map<string, { pod: CachedPod; containers: string[] }>) {
     for (const k of this.unsupervisedReported) if (!byWorkload.has(k.slice(0, k.lastIndexOf('/')))) this.unsupervisedReported.delete(k);
     for (const [workload, { pod, containers }] of byWorkload) {
       for (const container of containers) {
@@ -187,7 +188,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
     }
   }
 
-  private async maybeRestart(pod: V1Pod) {
+  private async maybeRestart(pod: CachedPod) {
     const deployment = this.cache.deploymentOf(pod);
     if (!deployment?.metadata?.name) return;
     const key = keyOf(deployment);
@@ -222,7 +223,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
   }
 }
 
-function created(pod: V1Pod): number {
+function created(pod: AnyPod): number {
   const t = pod.metadata?.creationTimestamp;
   return t ? new Date(t).getTime() : 0;
 }

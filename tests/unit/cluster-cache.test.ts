@@ -96,6 +96,23 @@ describe('podForCache', () => {
     assert.ok(text.length < JSON.stringify(full).length / 2, `cached ${text.length} bytes of ${JSON.stringify(full).length}`);
   });
 
+  it('is a type of its own: code that needs what it drops does not compile against it (issue 25, item 4)', () => {
+    const slim = podForCache(injectedRunningPod(true));
+    // The checks are the @ts-expect-error lines: `npm run typecheck` fails if either compiles.
+    // @ts-expect-error the cache keeps no probes
+    assert.equal(slim.spec?.containers[0]?.livenessProbe, undefined);
+    const needsTheWholePod = (p: V1Pod) => p.spec?.containers[0]?.livenessProbe;
+    // @ts-expect-error a cached pod cannot be handed to code that takes the whole pod
+    assert.equal(needsTheWholePod(slim), undefined);
+    // It keeps what the registry step and the isolation toleration read.
+    const host = podForCache({ ...injectedRunningPod(true), spec: { ...injectedRunningPod(true).spec!, hostNetwork: true, containers: [{ name: 'gw', ports: [{ containerPort: 20880, hostPort: 20881, protocol: 'TCP', name: 'dubbo' }] }], tolerations: [{ key: 'sickbay.io/isolated', operator: 'Exists', effect: 'NoExecute' }, { key: 'other', operator: 'Exists' }] } });
+    assert.equal(host.spec?.hostNetwork, true);
+    assert.deepEqual(host.spec?.containers[0]?.ports, [{ containerPort: 20880, hostPort: 20881 }]);
+    assert.deepEqual(host.spec?.tolerations, [{ key: 'sickbay.io/isolated', operator: 'Exists', effect: 'NoExecute' }]);
+    assert.equal(slim.spec?.hostNetwork, undefined, 'nothing of the kind kept for other pods');
+    assert.equal(slim.spec?.containers[0]?.ports, undefined);
+  });
+
   it('keeps a Node whole but for the images it holds', () => {
     const node: V1Node = {
       metadata: { name: 'n1', labels: { pool: 'a' } },

@@ -67,7 +67,7 @@ describe('ClusterCache lookups', () => {
     c.pods.writeThrough(pod('b1', '1', { rs: 'bare' }));
     c.pods.writeThrough(pod('db-0', '1', { sts: 'db' }));
     c.pods.writeThrough(pod('lone', '1'));
-    const names = (ps: V1Pod[]) => ps.map((p) => p.metadata?.name).sort();
+    const names = (ps: Array<{ metadata?: { name?: string } }>) => ps.map((p) => p.metadata?.name).sort();
     assert.deepEqual(names(c.inServicePodsOf('shop', { kind: 'Deployment', name: 'web' })), ['w1', 'w2']);
     assert.deepEqual(names(c.inServicePodsOf('shop', { kind: 'ReplicaSet', name: 'bare' })), ['b1']);
     assert.deepEqual(names(c.inServicePodsOf('shop', { kind: 'StatefulSet', name: 'db' })), ['db-0']);
