@@ -214,9 +214,11 @@ function realNodeHelp(): string {
        P=${pod}; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/deadlock
        kubectl -n demo get pod $P -L sickbay.io/status; kubectl -n demo get pod $P -o jsonpath='{.metadata.annotations}'
        kubectl -n demo exec $P -- sh -c 'cat /sickbay/diag/*/threads.txt' | grep -A8 deadlock
-  5. Crash one for good: the supervisor restarts the JVM inside the container (restartCount stays 0), then gives up and holds it:
-       kubectl -n demo exec ${pod} -- wget -q -O - --post-data '' http://127.0.0.1:8080/crash
-       kubectl -n demo exec <pod> -- cat /sickbay/run/app/state
+  5. Crash another for good: the supervisor restarts the JVM inside the container (restartCount stays 0), then gives up
+     and holds it. shop already keeps one scene (step 4) and this failure is its own, so the pod is evicted and replaced:
+     shop is back to 2/2 (kubectl -n demo get deploy shop):
+       P=${pod}; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/crash
+       kubectl -n demo exec $P -- cat /sickbay/run/app/state; kubectl -n demo get events --field-selector involvedObject.name=$P
   ZooKeeper (${zk!.connect}) holds the registrations under /services/shop and /dubbo.
 
 `;

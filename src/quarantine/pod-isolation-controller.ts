@@ -113,10 +113,10 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     });
     log.debug('reconcile', { trigger: trigger.kind, ready: isPodReady(pod), seenReady: this.cache.hasBeenSeenReady(pod) });
     if (trigger.kind === 'none') return;
-    if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
 
     // A pod whose node is away is NotReady because the node is: the node's verdict (the
-    // taint manager, the node controller) decides, not sickbay's pod rules.
+    // taint manager, the node controller) decides, not sickbay's pod rules. Said before
+    // any wait, so the Event is there while the node is away, not only after a grace.
     const away = nodeAway(pod.spec?.nodeName, this.cache.nodes.get(pod.spec?.nodeName ?? ''));
     if (away) {
       this.metrics.skips.inc({ reason: 'node-away' });
@@ -124,6 +124,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       this.eventOnce(podRef(pod), 'Normal', 'WaitingForNode', `not judged while ${away}: a pod is NotReady because its node is; sickbay leaves it to the node's verdict and looks again when the node is back`);
       return { requeueAfterMs: 5_000 };
     }
+    if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
 
     // Events inform no decision, and the reconcile does not wait for them: a worker is
     // free for the next failing pod as soon as its own write is done.

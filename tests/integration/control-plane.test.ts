@@ -109,18 +109,19 @@ describe('local control plane', { timeout: 300_000 }, () => {
     assert.match(missing.error ?? '', /not found|404/i);
   });
 
-  it('simulate() changes pod behaviour on a running cluster: pods on a never-Ready node run but never become Ready', async () => {
+  it('simulate() changes pod behaviour on a running cluster: pods on a broken node are never started (ContainerCreating)', async () => {
     await t.cp.simulate({ neverReadyNodes: ['kwok-node-1'] });
     const make = (name: string, nodeName: string) =>
       t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name }, spec: { nodeName, containers: [{ name: 'c', image: 'x', command: ['/run'] }] } } });
     await make('on-broken-node', 'kwok-node-1');
     await make('on-good-node', 'kwok-node-2');
     await waitFor('the pod on the good node Ready', async () => isReady(await t.core.readNamespacedPod({ name: 'on-good-node', namespace: ns })));
-    const broken = await waitFor('the pod on the broken node Running', async () => {
+    const broken = await waitFor('the pod on the broken node waiting to be created', async () => {
       const p = await t.core.readNamespacedPod({ name: 'on-broken-node', namespace: ns });
-      return p.status?.phase === 'Running' ? p : undefined;
+      return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ContainerCreating' ? p : undefined;
     });
     assert.equal(isReady(broken), false);
+    assert.equal(broken.status?.phase, 'Pending');
     await t.cp.simulate({ neverReadyNodes: [] });
   });
 

@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { parseDuration } from '../../src/core/config.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -152,6 +153,24 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
       let threads: Awaited<ReturnType<typeof exec>> | undefined;
       await waitFor('the thread dump read from the container', async () => /Found one Java-level deadlock/.test((threads = await exec(['sh', '-c', 'cat /sickbay/diag/*/threads.txt'])).stdout), { timeoutMs: 30_000, intervalMs: 2000 })
         .catch(() => assert.fail(`no deadlock in the thread dump: ${JSON.stringify({ error: threads?.error, stderr: threads?.stderr, stdout: threads?.stdout.slice(0, 500) })}`));
+
+      // Step 5, as printed: crash another shop pod for good. One scene is kept already and
+      // this failure is its own (the first one's replacement is Ready): it is evicted and
+      // replaced within the grace period and 5 s, and shop is back to 2/2 (issue 25).
+      const apps = kc.makeApiClient(AppsV1Api);
+      const serveEnv = (await apps.readNamespacedDeployment({ name: 'sickbay', namespace: 'sickbay-system' })).spec!.template.spec!.containers[0]!.env ?? [];
+      const graceMs = parseDuration(serveEnv.find((e) => e.name === 'SICKBAY_NOT_READY_GRACE')?.value ?? '10s') * 1000;
+      const inService = () => core.listNamespacedPod({ namespace: 'demo', labelSelector: 'app=shop' }).then((r) => r.items.filter((p) => !p.metadata?.deletionTimestamp));
+      await waitFor('shop at 2 ready pods again after step 4', async () => ((await apps.readNamespacedDeployment({ name: 'shop', namespace: 'demo' })).status?.readyReplicas ?? 0) === 2, { timeoutMs: 180_000, intervalMs: 1000 });
+      const second = (await inService()).find((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))!;
+      await execInPod(kc, { namespace: 'demo', pod: second.metadata!.name!, container: 'app' }, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/crash'], 20_000);
+      const notReadyAt = await waitFor('the crashed pod NotReady (its supervisor gave up)', async () => ((p) => (p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') ? Date.now() : undefined))(await core.readNamespacedPod({ name: second.metadata!.name!, namespace: 'demo' })), { timeoutMs: 120_000, intervalMs: 250 });
+      const evictedAt = await waitFor('the crashed pod evicted', async () => ((p) => (!p || p.metadata?.deletionTimestamp || p.metadata?.uid !== second.metadata!.uid ? Date.now() : undefined))(await core.readNamespacedPod({ name: second.metadata!.name!, namespace: 'demo' }).catch(() => undefined)), { timeoutMs: graceMs + 30_000, intervalMs: 250 });
+      assert.ok(evictedAt - notReadyAt <= graceMs + 5_000, `evicted ${evictedAt - notReadyAt} ms after it turned NotReady (grace ${graceMs} ms)`);
+      const events = (await core.listNamespacedEvent({ namespace: 'demo', fieldSelector: 'involvedObject.name=shop' })).items.map((e) => e.reason);
+      assert.ok(!events.includes('SystemicFailure'), `not a systemic failure: ${events.join(', ')}`);
+      await waitFor('shop back to 2/2', async () => ((await apps.readNamespacedDeployment({ name: 'shop', namespace: 'demo' })).status?.readyReplicas ?? 0) === 2, { timeoutMs: 180_000, intervalMs: 1000 });
+      assert.equal((await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'sickbay.io/status=quarantined' })).items.length, 1, 'the first scene is still kept');
     } finally {
       await playground.interrupt();
     }

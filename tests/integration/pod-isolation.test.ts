@@ -362,6 +362,28 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await assert.rejects(run(process.execPath, ['--import', 'tsx', cli, 'release', `${ns}/${notQ}`, '--kubeconfig', kubeconfig]), /not quarantined/);
   });
 
+  it('a 2-replica Deployment: one pod quarantined and replaced, then the other fails: evicted and replaced within grace + 5 s, back to 2/2 (issue 25)', async () => {
+    await createWebApp(t, ns, 'pair2', 2);
+    const [first] = await readyPods('pair2', 2);
+    await breakPod(first!.metadata!.name!);
+    await waitFor('the first pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === first!.metadata!.name));
+    const [second] = (await readyPods('pair2', 2)).filter((p) => p.metadata!.name !== first!.metadata!.name);
+    const broken = Date.now();
+    await breakPod(second!.metadata!.name!);
+    await waitFor('the second pod evicted', async () => {
+      const p = (await podsOf(t.core, ns, '')).find((x) => x.metadata!.uid === second!.metadata!.uid);
+      return !p || !!p.metadata?.deletionTimestamp;
+    }, { timeoutMs: 500 + 5_000, intervalMs: 50 });
+    const evictedAfter = Date.now() - broken;
+    await readyPods('pair2', 2);
+    assert.ok(evictedAfter <= 5_500, `evicted ${evictedAfter} ms after it failed`);
+    const kept = (await quarantinedPods()).filter((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/pair2');
+    assert.deepEqual(kept.map((p) => p.metadata!.name), [first!.metadata!.name], 'the first scene is kept');
+    assert.ok(!(await eventsFor('pair2')).some((e) => e.reason === 'SystemicFailure'), 'two failures minutes apart, or with a working replacement between, are not systemic');
+    await t.core.deleteNamespacedPod({ name: first!.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
+    await t.apps.deleteNamespacedDeployment({ name: 'pair2', namespace: ns });
+  });
+
   it("a node that stops reporting: its pods are left to the node's verdict (0 quarantines, 0 evictions, an Event saying why) and are Ready again when it is back", async () => {
     await createWebApp(t, ns, 'away', 3);
     const pods = await readyPods('away', 3);
@@ -397,28 +419,6 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     assert.deepEqual(new Set(after.map((p) => p.metadata!.uid!)), uids, 'the same three pods, none replaced');
     assert.ok(back.every(isReady) && after.every((p) => !p.metadata?.labels?.['sickbay.io/status']));
     await t.apps.deleteNamespacedDeployment({ name: 'away', namespace: ns });
-  });
-
-  it('a 2-replica Deployment: one pod quarantined and replaced, then the other fails: evicted and replaced within grace + 5 s, back to 2/2 (issue 25)', async () => {
-    await createWebApp(t, ns, 'pair2', 2);
-    const [first] = await readyPods('pair2', 2);
-    await breakPod(first!.metadata!.name!);
-    await waitFor('the first pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === first!.metadata!.name));
-    const [second] = (await readyPods('pair2', 2)).filter((p) => p.metadata!.name !== first!.metadata!.name);
-    const broken = Date.now();
-    await breakPod(second!.metadata!.name!);
-    await waitFor('the second pod evicted', async () => {
-      const p = (await podsOf(t.core, ns, '')).find((x) => x.metadata!.uid === second!.metadata!.uid);
-      return !p || !!p.metadata?.deletionTimestamp;
-    }, { timeoutMs: 500 + 5_000, intervalMs: 50 });
-    const evictedAfter = Date.now() - broken;
-    await readyPods('pair2', 2);
-    assert.ok(evictedAfter <= 5_500, `evicted ${evictedAfter} ms after it failed`);
-    const kept = (await quarantinedPods()).filter((p) => p.metadata?.annotations?.['sickbay.io/owner'] === 'Deployment/pair2');
-    assert.deepEqual(kept.map((p) => p.metadata!.name), [first!.metadata!.name], 'the first scene is kept');
-    assert.ok(!(await eventsFor('pair2')).some((e) => e.reason === 'SystemicFailure'), 'two failures minutes apart, or with a working replacement between, are not systemic');
-    await t.core.deleteNamespacedPod({ name: first!.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
-    await t.apps.deleteNamespacedDeployment({ name: 'pair2', namespace: ns });
   });
 
   it('backs off a workload whose replacements keep failing: after K actions in the window it stops, and says so', async () => {
