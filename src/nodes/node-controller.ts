@@ -19,6 +19,7 @@ import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, r
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../core/nodehealth.js';
 import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 import { type PostQuarantineStep } from '../kube/steps.js';
+import { isQuarantined } from '../kube/pods.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
 /** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
@@ -82,7 +83,14 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
         this.unhealthySince.delete(h.metadata?.name ?? '');
       },
     });
-    this.cache.nodes.on({ update: (n, old) => isIsolated(n) !== isIsolated(old) && this.schedule(0), delete: (n) => this.forget(n.metadata?.name ?? '') }, deps.term);
+    this.cache.nodes.on({
+      update: (n, old) => {
+        if (isIsolated(n) === isIsolated(old)) return;
+        this.schedule(0);
+        if (isIsolated(old)) this.endRegistryWatches(n.metadata?.name ?? '');
+      },
+      delete: (n) => this.forget(n.metadata?.name ?? ''),
+    }, deps.term);
   }
 
   private observe(h: NodeHealth, now = Date.now()) {
@@ -486,6 +494,22 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     for (const pod of pods) {
       this.registry.run(pod, signal).catch((err) => this.log.warn('registry deregistration of a pod on an isolated node failed', { node, pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, error: errorText(err) }));
     }
+  }
+
+  /**
+   * A node restored (by recovery or by `sickbay node restore`): the pods still on it that
+   * are not quarantined (they tolerated the taint) may register again. Their watch against
+   * re-registration, started at the isolation, ends; a quarantined pod's stays.
+   */
+  private endRegistryWatches(node: string) {
+    if (!this.registry?.forget) return;
+    let ended = 0;
+    for (const p of this.cache.pods.list()) {
+      if (p.spec?.nodeName !== node || isQuarantined(p)) continue;
+      this.registry.forget(p);
+      ended++;
+    }
+    if (ended) this.log.info('node restored: its pods may register again', { node, pods: ended });
   }
 
   private startRestore(name: string) {

@@ -12,7 +12,9 @@ import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
-import { startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
+import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
+import { restore } from '../../src/cli/node.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
 
@@ -23,6 +25,8 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
   let sickbay: RunningSickbay;
   let custom: CustomObjectsApi;
   const metrics = new Metrics();
+  let zk: ZooKeeperServer;
+  const sessions: Array<{ close(): void }> = [];
   const agents = new Map<string, { abort: AbortController; running: Promise<void>; proc: ProcRoot }>();
 
   const startAgent = (node: string) => {
@@ -56,12 +60,15 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
       const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
       return list.items.filter((h) => h.status?.healthy === true).length === NODES;
     });
-    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_HEARTBEAT_INTERVAL: '1s', SICKBAY_NODE_HEALTH_CLEANUP_AFTER: '5s' }, { metrics });
+    zk = await ZooKeeperServer.start();
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_HEARTBEAT_INTERVAL: '1s', SICKBAY_NODE_HEALTH_CLEANUP_AFTER: '5s', SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]) }, { metrics });
   });
   after(async () => {
     await Promise.all([...agents.keys()].map(stopAgent));
     await sickbay?.stop();
     await t?.stop();
+    for (const s of sessions) s.close();
+    await zk?.stop();
   });
 
   it('an agent away with no agent pod on its node: AgentDown, never isolated, and its stale NodeHealth removed after the cleanup time; back when an agent reports again', async () => {
@@ -77,11 +84,37 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     await waitFor('the NodeHealth back and healthy', async () => (await health(node))?.status?.healthy === true, { timeoutMs: 15_000 });
   });
 
+  it('a pod that tolerates the isolation stays on the node, out of the registries; a restore lets it register again (issue 26)', async () => {
+    const node = 'kwok-node-3';
+    await createNamespace(t.core, 'shop', { 'sickbay.io/injection': 'enabled' });
+    await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'stays' }, spec: { nodeName: node, tolerations: [{ key: 'sickbay.io/isolated', operator: 'Exists', effect: 'NoExecute' }], containers: [{ name: 'app', image: 'x', command: ['/app'] }] } } });
+    const pod = await waitFor('the pod running', async () => ((p) => (p.status?.podIP && p.status.phase === 'Running' ? p : undefined))(await t.core.readNamespacedPod({ name: 'stays', namespace: 'shop' })));
+    const session = async () => ((s) => (sessions.push(s), s))(await zkSession(zk.connect));
+    const provider = await registerDubboProvider(await session(), 'com.shop.StockService', pod.status!.podIP!, 20880);
+    const probe = await session();
+    agents.get(node)!.proc.remove(100); // its containerd gone: the processes check fails, the node is isolated
+    await waitFor(`${node} isolated`, () => tainted(node), { timeoutMs: 20_000, intervalMs: 250 });
+    await waitFor('its provider out of ZooKeeper', async () => !(await exists(probe, provider)), { timeoutMs: 10_000, intervalMs: 100 });
+    assert.ok(!(await t.core.readNamespacedPod({ name: 'stays', namespace: 'shop' })).metadata?.deletionTimestamp, 'it tolerates the taint and stays');
+    agents.get(node)!.proc.add(100, 'containerd');
+    await restore(t.kc, { namespace: SICKBAY_NS, node });
+    await waitFor(`${node} restored`, async () => !(await tainted(node)));
+    // The app registers again (its session reconnects): it is in service again and stays listed.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const again = await registerDubboProvider(await session(), 'com.shop.StockService', pod.status!.podIP!, 20880);
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.ok(await exists(probe, again), 'the re-registration after the restore is not removed');
+    await t.core.deleteNamespacedPod({ name: 'stays', namespace: 'shop', gracePeriodSeconds: 0 });
+  });
+
   it("an agent pod Running and Ready on its node yet silent: the node's fault, isolated", async () => {
     const node = 'kwok-node-1';
     // The DaemonSet's pod as the chart labels it; kwok runs it and reports it Ready.
     await t.core.createNamespacedPod({ namespace: SICKBAY_NS, body: { metadata: { name: 'agent-on-1', labels: { 'app.kubernetes.io/component': 'agent' } }, spec: { nodeName: node, containers: [{ name: 'agent', image: 'x' }] } } });
     await waitFor('the agent pod Ready', async () => (await t.core.readNamespacedPod({ name: 'agent-on-1', namespace: SICKBAY_NS })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    // Ready for longer than the heartbeat deadline (3 x 1 s; the condition's time has one-second
+    // resolution): a pod Ready for less may be a new agent still starting, which says nothing.
+    await new Promise((r) => setTimeout(r, 5_000));
     await stopAgent(node);
     await waitFor(`${node} isolated`, () => tainted(node), { timeoutMs: 20_000, intervalMs: 250 });
     const isolated = await waitFor('the NodeIsolated Event', async () => (await events(node, 'NodeIsolated'))[0]);
