@@ -289,7 +289,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     for (const name of plan.agentDown) {
       this.sayOnce(name, 'AgentDown', () => ({
         type: 'Warning',
-        message: `no heartbeat from sickbay's agent, but nothing says the node is at fault (its kubelet reports Ready, and no agent pod is Running and Ready on it): the agent is away (an upgrade, a crash, a changed nodeSelector), not isolating the node`,
+        message: `no heartbeat from sickbay's agent, but nothing says the node is at fault (its kubelet reports Ready, and no agent pod has been Running and Ready on it past the heartbeat deadline): the agent is away (an upgrade, a crash, a changed nodeSelector), not isolating the node`,
       }));
     }
     for (const g of plan.tooFewHealthyGroups) {

@@ -4,7 +4,8 @@
 // NodeHealth of a node no agent pod runs on any more is removed.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { installNodeHealthCrd } from '../../src/dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
@@ -34,7 +35,7 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     proc.add(100, 'containerd');
     const agent = new NodeAgent(
       t.kc,
-      { nodeName: node, checks: ['processes'], checkIntervalMs: 1000, heartbeatIntervalMs: 1000, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
+      { nodeName: node, checks: ['conditions', 'processes'], checkIntervalMs: 1000, heartbeatIntervalMs: 1000, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
       createLogger('warn').child({ node }),
     );
     const abort = new AbortController();
@@ -105,6 +106,32 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     await new Promise((r) => setTimeout(r, 3_000));
     assert.ok(await exists(probe, again), 'the re-registration after the restore is not removed');
     await t.core.deleteNamespacedPod({ name: 'stays', namespace: 'shop', gracePeriodSeconds: 0 });
+  });
+
+  it("a tenant's DiskPressure is the kubelet's to remedy: reported by the agent, the node never isolated (issue 26)", async () => {
+    const node = 'kwok-node-0';
+    // The kubelet reports DiskPressure (kwok leaves the node's status to the test meanwhile).
+    await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: 'pressure' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const now = new Date();
+    const pressure = { type: 'DiskPressure', status: 'True', reason: 'KubeletHasDiskPressure', message: 'ephemeral-storage 2% available', lastHeartbeatTime: now, lastTransitionTime: now };
+    const writePressure = () => t.core.patchNodeStatus({ name: node, body: { status: { conditions: [pressure, { type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }] } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    await writePressure();
+    try {
+      const seen = await waitFor('the agent reporting the pressure', async () => {
+        // kwok's last scheduled heartbeat may still overwrite it once: write it again.
+        const n = await t.core.readNode({ name: node });
+        if (!n.status?.conditions?.some((c) => c.type === 'DiskPressure' && c.status === 'True')) await writePressure();
+        return (await health(node))?.status?.checks?.find((c) => c.name === 'conditions' && /DiskPressure/.test(c.message ?? ''));
+      }, { timeoutMs: 20_000, intervalMs: 250 });
+      assert.equal(seen.ok, true, 'pressure alone does not fail the check');
+      assert.match(seen.message ?? '', /the kubelet's evictions handle pressure/);
+      // Well past the agent's failure threshold (3 checks, 1 s apart): healthy, not isolated.
+      await new Promise((r) => setTimeout(r, 6_000));
+      assert.equal((await health(node))?.status?.healthy, true);
+      assert.equal(await tainted(node), false);
+    } finally {
+      await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    }
   });
 
   it("an agent pod Running and Ready on its node yet silent: the node's fault, isolated", async () => {

@@ -97,6 +97,19 @@ describe('pods that never become Ready', { timeout: 300_000 }, () => {
     await t.core.deleteNamespacedPod({ name: first.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
   });
 
+  it("never-Ready deletions have the per-workload back-off: a Deployment that can only land on the broken node is deleted 5 times, then left alone (issue 25)", async () => {
+    // Its only feasible node is the broken one: each deletion's record is cleared (no other
+    // node could take it) and the replacement lands there again.
+    await deploy('hopeless', 1, { nodeSelector: { 'kubernetes.io/hostname': BROKEN } });
+    await waitFor('a WorkloadBackOff Event on the Deployment', async () => (await events('hopeless')).includes('WorkloadBackOff'), { timeoutMs: 120_000, intervalMs: 500 });
+    const deleted = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'reason=NeverReadyDeleted' })).items.filter((e) => e.involvedObject.name?.startsWith('hopeless-')).length;
+    const atBackOff = await deleted();
+    assert.ok(atBackOff >= 1 && atBackOff <= 5, `${atBackOff} deletions: at most SICKBAY_BACKOFF_AFTER (5), then none`);
+    await new Promise((r) => setTimeout(r, 8_000));
+    assert.equal(await deleted(), atBackOff, 'no deletion after the back-off');
+    await t.apps.deleteNamespacedDeployment({ name: 'hopeless', namespace: ns });
+  });
+
   it('clears the record when every feasible node is recorded, and pods schedule again', async () => {
     await deploy('pinned', 1, { nodeSelector: { 'kubernetes.io/hostname': BROKEN } });
     await waitFor('the AvoidListCleared Event', async () => (await events('pinned')).includes('AvoidListCleared'), { timeoutMs: 60_000 });
