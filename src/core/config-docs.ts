@@ -42,7 +42,7 @@ export const CONFIG_DOCS: readonly ConfigDoc[] = [
   { vars: ["SICKBAY_QUARANTINE_RATE_PER_MINUTE"], default: "`30`", meaning: "cluster-wide quarantine rate limit" },
   { vars: ["SICKBAY_BACKOFF_AFTER"], default: "`5`", meaning: "per workload: after this many quarantines and deletions within the window, stop acting on it" },
   { vars: ["SICKBAY_BACKOFF_WINDOW"], default: "`15m`", meaning: "the window of `SICKBAY_BACKOFF_AFTER`" },
-  { vars: ["SICKBAY_QUARANTINE_TTL"], default: "`24h`", meaning: "quarantined pods are deleted after this" },
+  { vars: ["SICKBAY_QUARANTINE_TTL"], default: "`24h`", meaning: "a quarantined pod is deleted this long after its quarantine, and its scene (the dumps in its `/sickbay` volume) with it; `never` (or `0`) keeps it until `sickbay release` or a person deletes it (`sickbay.io/expires-at: never`)" },
   { vars: ["SICKBAY_RESYNC"], default: "`5m`", meaning: "informers replay their cache this often" },
   { vars: ["SICKBAY_ALERTS_TOKEN"], default: "(empty: `/alerts` disabled)", meaning: "bearer token Alertmanager must send" },
   { vars: ["SICKBAY_ALERTS_RATE_PER_MINUTE"], default: "`60`", meaning: "`POST /alerts` requests a minute per replica; beyond, 429 with `Retry-After`" },

@@ -31,6 +31,17 @@ const duration = z.string().transform((v, ctx) => {
   }
 });
 
+/** A duration, or `never`: 0, no end (as `0` is for the other durations). */
+const durationOrNever = z.string().transform((v, ctx) => {
+  if (v.trim() === 'never') return 0;
+  try {
+    return Math.round(parseDuration(v) * 1000);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `${(err as Error).message}, or never` });
+    return z.NEVER;
+  }
+});
+
 /** "51%" or "0.51", a share between 0 and 1. */
 const shareOf = z.string().transform((v, ctx) => {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(v);
@@ -135,7 +146,7 @@ export const configSchema = z.object({
   SICKBAY_QUARANTINE_RATE_PER_MINUTE: num(1, 100000).default(30),
   SICKBAY_BACKOFF_AFTER: num(1, 1000).default(5),
   SICKBAY_BACKOFF_WINDOW: duration.prefault('15m'),
-  SICKBAY_QUARANTINE_TTL: duration.prefault('24h'),
+  SICKBAY_QUARANTINE_TTL: durationOrNever.prefault('24h'),
   SICKBAY_RESYNC: duration.prefault('5m'),
   SICKBAY_ALERTS_TOKEN: z.string().default(''),
   SICKBAY_ALERTS_RATE_PER_MINUTE: num(1, 100000).default(60),
@@ -237,6 +248,7 @@ export interface QuarantineConfig {
   /** After this many quarantines and deletions of one workload within backoffWindowMs, sickbay stops acting on it. */
   backoffAfter: number;
   backoffWindowMs: number;
+  /** Quarantined pods are deleted this long after their quarantine; 0 (`never` or `0`): kept until a release. */
   ttlMs: number;
 }
 

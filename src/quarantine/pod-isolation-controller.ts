@@ -211,7 +211,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       }
       const done = await this.quarantineAndReport(pod, owner, trigger, now, log);
       acted = done;
-      return done ? { requeueAfterMs: this.config.ttlMs } : undefined;
+      return done && this.config.ttlMs > 0 ? { requeueAfterMs: this.config.ttlMs } : undefined;
     } finally {
       // The write is in the cache now (writeThrough), or it failed and the pod decides again.
       this.inFlight.delete(key);
@@ -283,7 +283,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
           [ANN_QUARANTINED_AT]: new Date(now).toISOString(),
           [ANN_REASON]: reason,
           [ANN_OWNER]: `${owner.kind}/${owner.name}`,
-          [ANN_EXPIRES_AT]: new Date(now + this.config.ttlMs).toISOString(),
+          // `never`: kept until a release (SICKBAY_QUARANTINE_TTL never or 0).
+          [ANN_EXPIRES_AT]: this.config.ttlMs > 0 ? new Date(now + this.config.ttlMs).toISOString() : 'never',
           [ANN_ORIGINAL_LABELS]: JSON.stringify(original),
         },
       },

@@ -424,7 +424,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   it('backs off a workload whose replacements keep failing: after K actions in the window it stops, and says so', async () => {
     await sickbay.stop();
     const backoffMetrics = new Metrics();
-    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_BACKOFF_AFTER: '3', SICKBAY_BACKOFF_WINDOW: '10m' }, { metrics: backoffMetrics });
+    sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_BACKOFF_AFTER: '3', SICKBAY_BACKOFF_WINDOW: '10m', SICKBAY_QUARANTINE_TTL: 'never' }, { metrics: backoffMetrics });
     const nsf = 'flaky';
     await createNamespace(t.core, nsf, { 'sickbay.io/injection': 'enabled' });
     await createWebApp(t, nsf, 'crashy', 6);
@@ -440,6 +440,9 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
         return !p || !!p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
       });
     }
+    // SICKBAY_QUARANTINE_TTL=never: the scene is kept until a release (issue 27).
+    const [kept] = await podsOf(t.core, nsf, 'sickbay.io/status=quarantined');
+    assert.equal(kept?.metadata?.annotations?.['sickbay.io/expires-at'], 'never');
     const fourth = (await sixReady())[0]!.metadata!.name!;
     await brk(fourth);
     await waitFor('a WorkloadBackOff Event on the Deployment', async () =>

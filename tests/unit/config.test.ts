@@ -18,6 +18,13 @@ describe('readConfig', () => {
       (e: Error) => e instanceof ConfigError && /SICKBAY_PORT="http"/.test(e.message) && /SICKBAY_NOT_READY_GRACE="soon"/.test(e.message) && /SICKBAY_DRY_RUN/.test(e.message),
     );
   });
+  it('a quarantine TTL of never (or 0) keeps quarantined pods until a release; 0 deletes nothing (issue 27)', () => {
+    assert.equal(readConfig({ SICKBAY_QUARANTINE_TTL: 'never' }).quarantine.ttlMs, 0);
+    assert.equal(readConfig({ SICKBAY_QUARANTINE_TTL: '0' }).quarantine.ttlMs, 0);
+    assert.equal(readConfig({}).quarantine.ttlMs, 24 * 3600_000);
+    assert.throws(() => readConfig({ SICKBAY_QUARANTINE_TTL: 'forever' }), /SICKBAY_QUARANTINE_TTL="forever": not a duration.*or never/);
+  });
+
   it('refuses a renew deadline not shorter than the lease', () => {
     assert.throws(() => readConfig({ SICKBAY_LEASE_DURATION: '10s', SICKBAY_RENEW_DEADLINE: '10s' }), /SICKBAY_RENEW_DEADLINE="10s": must be shorter than SICKBAY_LEASE_DURATION/);
   });

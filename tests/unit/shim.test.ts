@@ -275,3 +275,58 @@ for (const [name, argv] of shells) {
     });
   });
 }
+
+// `diagnose`: one per container at a time (issue 27). A second one, started while the first
+// still dumps (a new leader's), waits for it and reports the first's result; nothing is dumped twice.
+for (const [name, shell] of shells) {
+  describe(`diagnose under ${name}`, () => {
+    const dir = path.join(tmp, `diag-${shell[0]}`);
+    const bin = path.join(dir, 'fakebin');
+    const calls = path.join(dir, 'jcmd-calls');
+    before(() => {
+      mkdirSync(bin, { recursive: true });
+      // A jcmd that takes 2 s per thread dump and counts its calls.
+      writeFileSync(path.join(bin, 'jcmd'), `#!/bin/sh\necho "$2" >> "${calls}"\n[ "$2" = Thread.print ] && sleep 2\necho "dump of $1: $2"\n`);
+      chmodSync(path.join(bin, 'jcmd'), 0o755);
+    });
+    const diagnose = (target: number) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const c = spawn(shell[0]!, [...shell.slice(1), path.join(shim, 'diagnose'), '--pid', String(target)], { env: { PATH: `${bin}:${process.env.PATH}`, SICKBAY_DIR: dir } });
+        let out = '';
+        let err = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (err += d));
+        c.on('exit', (code) => resolve({ code, out, err }));
+      });
+
+    it('two started at once: one dump, the second waits and reports the first one\'s result', async () => {
+      rmSync(calls, { force: true });
+      const app = spawn('sleep', ['30']);
+      children.push(app);
+      const first = diagnose(app.pid!);
+      await new Promise((r) => setTimeout(r, 300));
+      const second = diagnose(app.pid!);
+      const [a, b] = await Promise.all([first, second]);
+      app.kill('SIGKILL');
+      assert.equal(a.code, 0, a.err);
+      assert.equal(b.code, 0, b.err);
+      assert.match(b.err, /another diagnose \(pid \d+\) is running; waiting for it/);
+      assert.equal(b.out.trim(), a.out.trim(), 'the same result: the same folder');
+      assert.equal(readFileSync(calls, 'utf8').split('\n').filter((l) => l === 'Thread.print').length, 1, 'one thread dump, not two');
+      assert.ok(!existsSync(path.join(dir, 'run/diagnose.lock')), 'the lock is released');
+    });
+
+    it('takes over the lock of a diagnose that is gone', async () => {
+      rmSync(calls, { force: true });
+      mkdirSync(path.join(dir, 'run/diagnose.lock'), { recursive: true });
+      writeFileSync(path.join(dir, 'run/diagnose.lock/pid'), '999999\n'); // no such process
+      const app = spawn('sleep', ['30']);
+      children.push(app);
+      const r = await diagnose(app.pid!);
+      app.kill('SIGKILL');
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /taking over the lock of a diagnose that is gone \(pid 999999\)/);
+      assert.match(r.out, /"status":"ok"/);
+    });
+  });
+}
