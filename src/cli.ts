@@ -25,6 +25,7 @@ Usage:
   ${PROG} status [-o json|yaml]          quarantined pods, isolated nodes, unsupervised containers, avoid-lists
   ${PROG} release <namespace>/<pod>      end a quarantine now (deletes the pod)
   ${PROG} inject -f <manifest> [-o json] print the manifest as the webhook would mutate it, and why a container is left alone
+  ${PROG} collect <pod> [-n <ns>] [-o <file>] one pod's scene (dumps, logs, Events, pod, node, processes) in one .tar.gz
   ${PROG} agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
   ${PROG} node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
   ${PROG} node restore <node>            lift an isolation (taint and label removed)
@@ -50,6 +51,20 @@ mutating webhook would change it in an opted-in namespace, and says on stderr, p
 object, which containers are supervised and why any is left alone. Reads no cluster:
 the nodes a Deployment avoids are added at admission only. The shim image is
 --shim-image, else $SICKBAY_SHIM_IMAGE, else the default.
+`,
+  collect: `Usage: ${PROG} collect <pod> [-n <namespace>] [-o <file>] [--max-size 1Gi] [--kubeconfig <file>] [--context <name>]
+
+Writes the pod's scene to one .tar.gz (default ./<namespace>_<pod>_<time>.tar.gz): the
+pod as the API holds it, its Events and its workload's, each container's log (current
+and previous), everything under /sickbay (the dumps in diag/, the supervisor's state in
+run/), each container's process table and open files as the shim's busybox reads them,
+its node's conditions and NodeHealth, sickbay's annotations, and a MANIFEST listing each
+file, its size, and what could not be collected and why. Content beyond --max-size is
+left out (listed in the MANIFEST); nothing is held in memory whole. Works for a pod that
+is not quarantined too. -n defaults to the kubeconfig context's namespace.
+
+Exit codes: 0 written, 2 usage, 3 no such pod, 4 the pod has no sickbay shim,
+5 not allowed (to read the pod or exec into it), 1 anything else.
 `,
   release: `Usage: ${PROG} release <namespace>/<pod> [--kubeconfig <file>] [--context <name>]\n\nEnds a quarantine now by deleting the quarantined pod.\n`,
   agent: `Usage: ${PROG} agent --node-name <node> [--kubeconfig <file>] [--context <name>]
@@ -236,6 +251,48 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(renderManifest(result.documents, output));
       for (const n of result.notes) process.stderr.write(`# ${n}\n`);
       return 0;
+    }
+    case 'collect': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { ...KUBE_OPTIONS, namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, 'max-size': { type: 'string', default: '1Gi' } },
+      });
+      if (positionals.length !== 1) {
+        process.stderr.write(HELP.collect!);
+        return 2;
+      }
+      let maxBytes: number;
+      try {
+        const { parseSize } = await import('./cli/collect.js');
+        maxBytes = parseSize(values['max-size']);
+      } catch (err) {
+        process.stderr.write(`${PROG} collect: --max-size ${values['max-size']}: ${(err as Error).message}\n`);
+        return 2;
+      }
+      const { collect, CollectError } = await import('./cli/collect.js');
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
+      const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+      let last = 0;
+      const progress = process.stderr.isTTY
+        ? (bytes: number) => {
+            if (Date.now() - last < 500) return;
+            last = Date.now();
+            process.stderr.write(`\rcollecting: ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+          }
+        : undefined;
+      try {
+        const r = await collect(kc, { namespace, pod: positionals[0]!, file: values.output && path.resolve(values.output), maxBytes, progress });
+        if (progress) process.stderr.write('\r\x1b[K');
+        process.stdout.write(`wrote ${r.file}: ${r.files} files, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of content${r.missing.length ? `; ${r.missing.length} not collected (see MANIFEST)` : ''}\n`);
+        return 0;
+      } catch (err) {
+        if (err instanceof CollectError) {
+          process.stderr.write(`${PROG} collect: ${err.message}\n`);
+          return err.exitCode;
+        }
+        throw err;
+      }
     }
     case 'agent': {
       const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, 'node-name': { type: 'string' } } });

@@ -35,15 +35,39 @@ export function exitCodeOf(status: V1Status): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Stdout into `sink` instead of the result (a dump, a tar stream), with backpressure: the
+ * websocket is paused while the sink is full, so a slow sink never makes the process hold
+ * the whole stream in memory.
+ */
+/** What stdout may go to: a Node stream or a streamx one (tar-stream's). */
+export interface Sink {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+function throttled(sink: Sink, socket: () => { pause?(): void; resume?(): void } | undefined): Writable {
+  return new Writable({
+    write(chunk, _enc, cb) {
+      if (!sink.write(chunk)) {
+        socket()?.pause?.();
+        sink.once('drain', () => socket()?.resume?.());
+      }
+      cb();
+    },
+  });
+}
+
 export async function execInPod(
   kc: KubeConfig,
   target: { namespace: string; pod: string; container: string },
   command: string[],
   timeoutMs: number,
+  o: { stdout?: Sink } = {},
 ): Promise<ExecResult> {
-  const out = collector();
+  let socket: { close(): void; terminate?(): void; pause?(): void; resume?(): void } | undefined;
+  const out = o.stdout ? { stream: throttled(o.stdout, () => socket), text: () => '' } : collector();
   const err = collector();
-  let socket: { close(): void; terminate?(): void } | undefined;
   let timer: NodeJS.Timeout | undefined;
   const result = new Promise<ExecResult>((resolve) => {
     timer = setTimeout(() => {

@@ -122,6 +122,28 @@ describe('the command line, installed from its npm archive', { timeout: 600_000 
     assert.deepEqual([bad.code, bad.stderr], [1, 'sickbay: -o xml: choose one of text, json, yaml\n']);
   });
 
+  it('`kubectl sickbay collect`: a clear error and exit code for no such pod (3), a pod without the shim (4), no exec permission (5), a bad size (2)', async () => {
+    const kc = { KUBECONFIG: t.cp.kubeconfigPath };
+    const missing = await run(kubectl, ['sickbay', 'collect', 'nope', '-n', 'shop'], kc);
+    assert.deepEqual([missing.code, missing.stderr.trim()], [3, 'kubectl sickbay collect: no pod shop/nope']);
+    const bare = await run(kubectl, ['sickbay', 'collect', 'redis-0', '-n', 'shop'], kc);
+    assert.equal(bare.code, 4, bare.stderr);
+    assert.match(bare.stderr, /pod shop\/redis-0 has no sickbay shim \(it was not injected/);
+    // A pod with the shim, and an identity that may read pods but not exec into them.
+    await t.core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'scene' }, spec: { volumes: [{ name: 'sickbay-shim', emptyDir: {} }], containers: [{ name: 'app', image: 'example.com/app:1', volumeMounts: [{ name: 'sickbay-shim', mountPath: '/sickbay' }] }] } } });
+    const rbac = t.kc.makeApiClient((await import('@kubernetes/client-node')).RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({ namespace: 'shop', body: { metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] } });
+    await rbac.createNamespacedRoleBinding({ namespace: 'shop', body: { metadata: { name: 'reader' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' }, subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: 'shop' }] } });
+    const reader = path.join(dir, 'reader.kubeconfig');
+    writeFileSync(reader, (await t.cp.serviceAccountKubeConfig('shop', 'reader')).exportConfig());
+    const refused = await run(kubectl, ['sickbay', 'collect', 'scene', '-n', 'shop'], { KUBECONFIG: reader });
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, /not allowed to exec into pod shop\/scene \(create pods\/exec\), which collecting its scene needs/);
+    const size = await run(kubectl, ['sickbay', 'collect', 'scene', '-n', 'shop', '--max-size', 'lots'], kc);
+    assert.equal(size.code, 2, size.stderr);
+    assert.ok(!readdirSync(process.cwd()).some((f) => f.startsWith('shop_scene_')), 'no bundle left behind by a refusal');
+  });
+
   it('`sickbay inject -f -` prints the mutated manifest and says why a container is left alone', async () => {
     const manifest = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - {name: app, image: nginx}\n';
     const r = await run(path.join(bin, 'sickbay'), ['inject', '-f', '-', '--shim-image', 'registry.internal/sickbay-shim:0.1.0'], {}, manifest);

@@ -4,7 +4,10 @@
 // registrations made by the app itself, a pod that never opens its port.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { collect } from '../../src/cli/collect.js';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { protect, restore } from '../../src/cli/node.js';
@@ -312,6 +315,35 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         assert.match(again.stdout, /Found one Java-level deadlock/, 'its dumps are readable on the isolated node');
       } finally {
         await restore(t.kc, { namespace: SICKBAY_NS, node: REAL_NODE.name });
+      }
+
+      // `sickbay collect`: the whole scene in one bundle (issue 27), as the on-call engineer gets it.
+      const out = mkdtempSync(path.join(tmpdir(), 'sickbay-collect-'));
+      try {
+        const file = path.join(out, 'scene.tar.gz');
+        const r = await collect(t.kc, { namespace: ns, pod: name, file, maxBytes: 2 ** 30 });
+        const listing = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
+        const root = listing[0]!.split('/')[0]!;
+        assert.match(root, new RegExp(`^${ns}_${name}_\\d{8}T\\d{6}Z$`));
+        for (const f of ['pod.yaml', 'sickbay-annotations.json', 'events.txt', 'logs/app.log', 'node.yaml', 'nodehealth.yaml', 'containers/app/processes.txt', 'containers/app/open-files.txt', 'sickbay/run/app/state', 'MANIFEST']) {
+          assert.ok(listing.includes(`${root}/${f}`), `${f} in the bundle: ${listing.join(' ')}`);
+        }
+        const read = (pattern: string) => execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "$1"', file, `${root}/${pattern}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        assert.match(read('sickbay/diag/*/threads.txt'), /Found one Java-level deadlock/, "the thread dump, from the container's volume");
+        assert.match(read('events.txt'), /\tQuarantined\tPod\//);
+        assert.match(read('containers/app/processes.txt'), /java/);
+        assert.match(read('sickbay-annotations.json'), /"sickbay\.io\/diagnostics"/);
+        const manifest = read('MANIFEST');
+        assert.match(manifest, /^\d+\tsickbay\/diag\/[^/]+\/threads\.txt$/m);
+        assert.match(manifest, /^missing\tlogs\/app\.previous\.log\tno previous run of this container$/m, 'what could not be collected, and why');
+        assert.equal(r.missing.length, manifest.split('\n').filter((l) => l.startsWith('missing\t')).length);
+        // A cap honoured while streaming: what does not fit is left out and listed.
+        const small = path.join(out, 'small.tar.gz');
+        const capped = await collect(t.kc, { namespace: ns, pod: name, file: small, maxBytes: 64 * 1024 });
+        assert.ok(capped.bytes <= 64 * 1024, `${capped.bytes} bytes of content under a 64 KiB cap`);
+        assert.ok(capped.missing.some((m) => /over the size cap/.test(m.why)), JSON.stringify(capped.missing));
+      } finally {
+        rmSync(out, { recursive: true, force: true });
       }
     } finally {
       client.close();
