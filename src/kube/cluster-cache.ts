@@ -6,7 +6,7 @@ import { Informer } from './informer.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { LABEL_INJECTION, NODE_TAINT_ISOLATED, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
-import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
+import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isNodeReady, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
 
 /**
  * What sickbay keeps of a pod: only what its decisions read. Of metadata: identity,
@@ -147,10 +147,9 @@ export class ClusterCache {
         this.firstNotReady.delete(uid);
       },
     });
-    const nodeReady = (n: V1Node) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     this.nodes.on({
       update: (n, old) => {
-        if (nodeReady(n) && !nodeReady(old)) this.nodeBack.set(n.metadata?.name ?? '', Date.now());
+        if (isNodeReady(n) && !isNodeReady(old)) this.nodeBack.set(n.metadata?.name ?? '', Date.now());
       },
       delete: (n) => this.nodeBack.delete(n.metadata?.name ?? ''),
     });

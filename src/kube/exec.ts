@@ -35,17 +35,17 @@ export function exitCodeOf(status: V1Status): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/**
- * Stdout into `sink` instead of the result (a dump, a tar stream), with backpressure: the
- * websocket is paused while the sink is full, so a slow sink never makes the process hold
- * the whole stream in memory.
- */
 /** What stdout may go to: a Node stream or a streamx one (tar-stream's). */
 export interface Sink {
   write(chunk: Buffer): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 
+/**
+ * Stdout into `sink` instead of the result (a dump, a tar stream), with backpressure: the
+ * websocket is paused while the sink is full, so a slow sink never makes the process hold
+ * the whole stream in memory.
+ */
 function throttled(sink: Sink, socket: () => { pause?(): void; resume?(): void } | undefined): Writable {
   return new Writable({
     write(chunk, _enc, cb) {

@@ -111,6 +111,10 @@ export function readyTransition(pod: AnyPod): string {
   return String(condition(pod, 'Ready')?.lastTransitionTime ?? '');
 }
 
+export function isNodeReady(node: V1Node): boolean {
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
 /** Taints that say a node is away or faulty: the node lifecycle controller's and sickbay's own. */
 const NODE_AWAY_TAINTS: ReadonlySet<string> = new Set(['node.kubernetes.io/unreachable', 'node.kubernetes.io/not-ready', NODE_TAINT_ISOLATED]);
 

@@ -1,6 +1,7 @@
 // Keeping new pods off nodes where their predecessors never became Ready: the record on
 // the Deployment, which nodes could take a pod, and the affinity merge. Pure functions.
 import type { V1Node, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1Toleration } from '@kubernetes/client-node';
+import { isNodeReady } from '../kube/pods.js';
 
 /** `sickbay.io/avoid-nodes`: node name -> RFC 3339 time recorded. */
 export type AvoidRecord = Record<string, string>;
@@ -70,7 +71,7 @@ export function feasibleNodes(pod: V1Pod, nodes: V1Node[]): string[] {
   const selector = pod.spec?.nodeSelector ?? {};
   const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   return nodes
-    .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .filter(isNodeReady)
     .filter((n) => !n.spec?.unschedulable)
     .filter((n) => (n.spec?.taints ?? []).every((t) => t.effect === 'PreferNoSchedule' || tolerates(tolerations, t)))
     .filter((n) => Object.entries(selector).every(([k, v]) => n.metadata?.labels?.[k] === v))
