@@ -25,6 +25,20 @@ export interface LeaseElectorOptions {
   onLeadershipChange?: (leading: boolean) => void;
 }
 
+/**
+ * What one acquire-or-renew attempt means for this replica's term. A leader whose call
+ * ran out of its budget (which ends at the renew deadline) or that is past the deadline
+ * has lost the term to the clock; only an answer showing the lease is another replica's
+ * says another replica won. A failed call within the deadline is retried: what was last
+ * read of the lease says nothing new.
+ */
+export function termStep(a: { leading: boolean; ok: boolean; lost: boolean; outOfTime: boolean; sinceRenewMs: number; renewDeadlineMs: number }): 'renewed' | 'deadline' | 'lost' | 'retry' {
+  if (a.ok) return 'renewed';
+  if (!a.leading) return 'retry';
+  if (a.outOfTime || a.sinceRenewMs >= a.renewDeadlineMs) return 'deadline';
+  return a.lost ? 'lost' : 'retry';
+}
+
 export class LeaseElector {
   private readonly api: CoordinationV1Api;
   private observed?: { holder: string; renewTime: string; at: number };
@@ -42,7 +56,9 @@ export class LeaseElector {
 
   /** True while this replica holds the lease and renewed it within the renew deadline. */
   isLeader(): boolean {
-    if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
+    // At the deadline itself the term is over: the loop's call is aborted at exactly that
+    // moment, and must find the term ended, not still running.
+    if (this.leading && Date.now() - this.lastRenew >= this.o.renewDeadlineMs) {
       this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
       this.stopLeading();
     }
@@ -59,6 +75,8 @@ export class LeaseElector {
       const attemptAt = Date.now();
       const budget = this.leading ? this.lastRenew + this.o.renewDeadlineMs - attemptAt : this.o.renewDeadlineMs;
       let ok = false;
+      let lost = false; // the API server answered, and the lease is another replica's
+      let outOfTime = budget <= 0;
       if (budget > 0) {
         const call = new AbortController();
         const timer = setTimeout(() => call.abort(), budget);
@@ -66,16 +84,18 @@ export class LeaseElector {
         signal.addEventListener('abort', stop, { once: true });
         try {
           ok = await this.tryAcquireOrRenew(call.signal);
+          lost = !ok;
         } catch (err) {
-          const why = call.signal.aborted && !signal.aborted ? `no answer within ${budget} ms` : errorText(err);
-          this.o.log?.warn('lease update failed', { lease: this.o.name, error: why });
+          outOfTime = call.signal.aborted && !signal.aborted;
+          this.o.log?.warn('lease update failed', { lease: this.o.name, error: outOfTime ? `no answer within ${budget} ms` : errorText(err) });
         } finally {
           clearTimeout(timer);
           signal.removeEventListener('abort', stop);
         }
       }
       if (signal.aborted) break;
-      if (ok) {
+      const step = termStep({ leading: this.leading, ok, lost, outOfTime, sinceRenewMs: Date.now() - this.lastRenew, renewDeadlineMs: this.o.renewDeadlineMs });
+      if (step === 'renewed') {
         // From when the renew was sent, not answered: the term ends no later than it may.
         this.lastRenew = attemptAt;
         this.armDeadline();
@@ -85,10 +105,11 @@ export class LeaseElector {
           setMaxListeners(100, this.leaderAbort.signal); // every controller's informers and waits listen on it
           lead(this.leaderAbort.signal);
         }
-      } else if (this.isLeader() && this.observed && this.observed.holder !== this.o.identity) {
-        // Not renewed but within the deadline (past it, isLeader() has ended the term):
-        // another replica took the lease.
-        this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed.holder });
+      } else if (step === 'deadline') {
+        this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
+        this.stopLeading();
+      } else if (step === 'lost') {
+        this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed?.holder ?? '' });
         this.stopLeading();
       }
       await sleep(this.o.retryPeriodMs, signal);
