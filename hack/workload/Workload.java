@@ -6,6 +6,7 @@
 //   POST /exit             exit 4 now, once (the next start is a normal one)
 //   POST /deadlock         two threads deadlock on two monitors; /ready and /live hang
 //   POST /stop-answering   close the listening socket (the process stays)
+//   GET  /work             a request's worth of work: sorts 20,000 random numbers (the benchmarks' load)
 //
 // Environment: PORT (8080), APP_NAME (workload), POD_IP (the address it registers),
 // ZK_CONNECT (host:port; no registration without it), STATE_DIR (/tmp), CRASH_ON_START=1 (exits 3 at every start), NEVER_LISTEN=1
@@ -68,6 +69,9 @@ public class Workload {
             Thread.sleep(Long.MAX_VALUE);
         }
 
+        // Headers and body go out as two writes: without TCP_NODELAY each answer waits on the
+        // client's delayed ACK (40 ms), which, not the work, would set the pace.
+        System.setProperty("sun.net.httpserver.nodelay", "true");
         HttpServer server = HttpServer.create(new InetSocketAddress(port), 16);
         server.createContext("/ready", ex -> healthy(ex));
         server.createContext("/live", ex -> healthy(ex));
@@ -81,6 +85,13 @@ public class Workload {
             reply(ex, 200, "exiting\n");
             System.out.println("workload: told to exit");
             System.exit(4);
+        });
+        server.createContext("/work", ex -> {
+            double[] xs = new double[20_000];
+            java.util.concurrent.ThreadLocalRandom r = java.util.concurrent.ThreadLocalRandom.current();
+            for (int i = 0; i < xs.length; i++) xs[i] = r.nextDouble();
+            java.util.Arrays.sort(xs);
+            reply(ex, 200, xs[xs.length / 2] + "\n");
         });
         server.createContext("/deadlock", ex -> {
             deadlock();

@@ -37,6 +37,11 @@ export const ANN_PROBE_HTTP = `${PREFIX}/probe-http`;
 /** A quantity ("1Gi"): the size limit of the pod's /sickbay volume, which holds diagnostics and heap dumps (default 256Mi). */
 export const ANN_SHIM_VOLUME_SIZE = `${PREFIX}/shim-volume-size`;
 
+/** `true`/`false` on a Pod (or its Namespace; the pod's wins): JVM pods keep a bounded continuous JFR recording (SPEC). */
+export const ANN_FLIGHT_RECORDER = `${PREFIX}/flight-recorder`;
+/** Set by the webhook on supervised containers with the recorder on: the JVM options the supervisor appends to JAVA_TOOL_OPTIONS. */
+export const ENV_JFR_OPTIONS = 'SICKBAY_JFR_OPTIONS';
+
 /** Namespaces sickbay never injects into nor acts in, whatever their labels say (and its own). */
 export const SYSTEM_NAMESPACES = ['kube-system', 'kube-node-lease', 'kube-public'] as const;
 
@@ -53,3 +58,5 @@ export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';
 /** The pod's labels (downward API), read by the liveness wrapper: `/sickbay/pod/labels`. */
 export const PODINFO_VOLUME = 'sickbay-podinfo';
 export const PODINFO_MOUNT = `${SHIM_MOUNT}/pod`;
+/** The flight recorder's repository (one folder per JVM, the JVM's own chunk files). */
+export const JFR_REPOSITORY = `${SHIM_MOUNT}/jfr`;

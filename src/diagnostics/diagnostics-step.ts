@@ -79,7 +79,7 @@ export class DiagnosticsStep implements PostQuarantineStep {
     await annotate(this.core, pod, ANN_DIAGNOSTICS, record).catch((err) => this.log.warn('could not record the diagnostics annotation', { pod: keyOf(pod), error: errorText(err) }));
     const message =
       result === 'ok'
-        ? `diagnostics captured in ${String(summary.dir ?? '?')} (threads: ${String(summary.threadDump ?? '?')}, histogram: ${String(summary.histogram ?? '?')}, heap: ${String(summary.heapDump ?? '?')})`
+        ? `diagnostics captured in ${String(summary.dir ?? '?')} (threads: ${String(summary.threadDump ?? '?')}, histogram: ${String(summary.histogram ?? '?')}, flight recording: ${String(summary.flightRecording ?? 'off')}, heap: ${String(summary.heapDump ?? '?')})`
         : result === 'skipped'
           ? `no JVM in container ${container}; nothing to capture`
           : result === 'timeout'

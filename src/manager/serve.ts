@@ -36,6 +36,8 @@ export interface Components {
   alerts?: RequestListener;
   /** Extra pure changes to pods the webhook injects (node avoidance). */
   decoratePod?: AdmissionDeps['decoratePod'];
+  /** The namespace of a pod being injected, from the informer cache (its annotations). */
+  namespaceOf?: AdmissionDeps['namespaceOf'];
 }
 
 export interface ServeOptions {
@@ -94,6 +96,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       // Four bodies of the largest size at once; pods of ordinary size, thousands.
       budget: new AdmissionBudget(4 * config.server.maxBodyBytes),
       decoratePod: components.decoratePod,
+      namespaceOf: components.namespaceOf,
       metrics,
       log: log.child({ component: 'webhook' }),
     },

@@ -5,7 +5,7 @@
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { IntOrString } from '@kubernetes/client-node';
-import { ANN_INJECTED, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../core/names.js';
+import { ANN_FLIGHT_RECORDER, ANN_INJECTED, ENV_JFR_OPTIONS, JFR_REPOSITORY, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../core/names.js';
 
 export interface InjectionSettings {
   /** Image of the init container; it carries the shim at `shimSource`. */
@@ -25,7 +25,12 @@ export interface InjectionResult {
 const SUPERVISOR = SHIM_SUPERVISOR;
 const PROBE = SHIM_PROBE;
 
-export function injectPod(original: V1Pod, settings: InjectionSettings): InjectionResult {
+/** What the webhook knows of the pod's namespace (from the informer cache; none before it synced). */
+export interface NamespaceView {
+  annotations?: Record<string, string>;
+}
+
+export function injectPod(original: V1Pod, settings: InjectionSettings, namespace: NamespaceView = {}): InjectionResult {
   const labels = original.metadata?.labels ?? {};
   const annotations = original.metadata?.annotations ?? {};
   if (labels[LABEL_INJECT] === 'false') return { pod: original, warnings: [], skipped: 'opted-out' };
@@ -45,6 +50,8 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
   if (missingSecrets.length) spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), ...missingSecrets.map((name) => ({ name }))];
 
   const httpProbe = parseProbeAnnotation(annotations[ANN_PROBE_HTTP], warnings);
+  const recorder = flightRecorderOn(annotations, namespace.annotations ?? {}, warnings);
+  const supervised: V1Container[] = [];
   let podInfo = false;
   for (const container of spec.containers) {
     if (!container.volumeMounts!.some((m) => m.mountPath === SHIM_MOUNT)) container.volumeMounts!.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT });
@@ -54,6 +61,16 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
       else if (wrapped) container.readinessProbe = supervisorReadiness(container.name);
     }
     if (wrapped && container.livenessProbe && keepSceneLiveness(container, warnings)) podInfo = true;
+    if (wrapped) supervised.push(container);
+  }
+  // The supervisor appends these to JAVA_TOOL_OPTIONS as it starts the app, whatever set
+  // that (the pod's env, a ConfigMap, the image): the user's options are kept, and only
+  // the app's JVMs record (a `jcmd` run in the container does not). The containers share
+  // the recorder's quarter of the volume.
+  if (recorder) {
+    for (const c of supervised) {
+      if (!c.env?.some((e) => e.name === ENV_JFR_OPTIONS)) c.env = [...(c.env ?? []), { name: ENV_JFR_OPTIONS, value: jfrOptions(`${JFR_REPOSITORY}/${c.name}`, jfrMaxSizeMiB(volume.kib / supervised.length)) }];
+    }
   }
   // The liveness wrapper reads the pod's labels (quarantined or not) from the downward API.
   if (podInfo) {
@@ -67,6 +84,31 @@ export function injectPod(original: V1Pod, settings: InjectionSettings): Injecti
 
   pod.metadata = { ...pod.metadata, annotations: { ...annotations, [ANN_INJECTED]: 'true' } };
   return { pod, warnings };
+}
+
+/** The pod's annotation, else its namespace's; `true` or `false`, anything else is warned about and off. */
+function flightRecorderOn(pod: Record<string, string>, ns: Record<string, string>, warnings: string[]): boolean {
+  for (const [where, raw] of [['pod', pod[ANN_FLIGHT_RECORDER]], ['namespace', ns[ANN_FLIGHT_RECORDER]]] as const) {
+    if (raw === undefined) continue;
+    const v = raw.trim().toLowerCase();
+    if (v === 'true' || v === 'false') return v === 'true';
+    warnings.push(`sickbay: annotation ${ANN_FLIGHT_RECORDER} on the ${where} must be "true" or "false", got ${JSON.stringify(raw)}; the flight recorder is off`);
+    return false;
+  }
+  return false;
+}
+
+/** How far back the flight recorder keeps events: the minutes before a failure. */
+export const JFR_MAX_AGE = '10m';
+/** A container's recording size bound: a quarter of its share of the /sickbay volume, at most 64 MiB (room stays for the dumps). */
+export const jfrMaxSizeMiB = (volumeKiB: number) => Math.max(1, Math.min(64, Math.floor(volumeKiB / 1024 / 4)));
+
+/**
+ * JDK Flight Recorder, continuous, on disk in the shim volume (not /tmp, which may be
+ * read-only), bounded in age and size; the JDK's default settings (about 1 % overhead).
+ */
+export function jfrOptions(repository: string, maxSizeMiB: number): string {
+  return `-XX:FlightRecorderOptions=repository=${repository} -XX:StartFlightRecording=name=sickbay,disk=true,maxage=${JFR_MAX_AGE},maxsize=${maxSizeMiB}m`;
 }
 
 const DEFAULT_VOLUME_SIZE = '256Mi';

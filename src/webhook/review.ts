@@ -8,7 +8,7 @@ import { diffAny } from 'rfc6902/diff.js';
 import type { Operation } from 'rfc6902/diff.js';
 import type { Pointer } from 'rfc6902/pointer.js';
 import { TransportError } from '../server/http-body.js';
-import { type InjectionSettings, injectPod } from './mutate-pod.js';
+import { type InjectionSettings, injectPod, type NamespaceView } from './mutate-pod.js';
 import { metadataProblem, podShapeProblem } from './pod-shape.js';
 import { validatePod } from './validate-relabel.js';
 
@@ -44,6 +44,8 @@ export interface ReviewDeps {
   sickbayUsername: string;
   /** Further changes to an injected pod (node avoidance): copy-on-write, idempotent, no API calls. */
   decoratePod?: (pod: V1Pod, req: AdmissionRequest, warnings: string[]) => V1Pod;
+  /** The pod's namespace as the informer cache holds it (its annotations), when known. */
+  namespaceOf?: (name: string) => NamespaceView | undefined;
   /** Dry run: decide the injection, apply none, say in a warning what it would be. */
   dryRun?: boolean;
 }
@@ -101,7 +103,7 @@ export function reviewMutation(req: AdmissionRequest, deps: ReviewDeps): Admissi
   }
   const malformed = podShapeProblem(original as Record<string, unknown>);
   if (malformed) throw new TransportError(400, `the request's pod is not a valid Pod: ${malformed}`);
-  const injected = injectPod(original, deps.injection);
+  const injected = injectPod(original, deps.injection, deps.namespaceOf?.(req.namespace ?? original.metadata?.namespace ?? '') ?? {});
   const { warnings, skipped } = injected;
   const pod = !skipped && deps.decoratePod ? deps.decoratePod(injected.pod, req, warnings) : injected.pod;
   const ops = skipped ? [] : createPatch(original, pod, diffMutation);

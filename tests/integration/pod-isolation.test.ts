@@ -13,7 +13,7 @@ import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
-import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
+import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const run = promisify(execFile);
@@ -451,6 +451,23 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const still = await t.core.readNamespacedPod({ name: fourth, namespace: nsf });
     assert.ok(!still.metadata?.deletionTimestamp && !still.metadata?.labels?.['sickbay.io/status'], 'the fourth failing pod is left alone');
     assert.match(await backoffMetrics.registry.getSingleMetricAsString('sickbay_quarantine_skips_total'), /reason="backoff"\} [1-9]/);
+  });
+
+  it("turns the flight recorder on from the namespace's annotation, as sickbay's cache of it says (issue 27)", async () => {
+    await createNamespace(t.core, 'recorded', { 'sickbay.io/injection': 'enabled' });
+    await t.core.patchNamespace({ name: 'recorded', body: { metadata: { annotations: { 'sickbay.io/flight-recorder': 'true' } } } }, mergePatch);
+    await waitForInjection(t.core, 'recorded');
+    const jfr = (p: V1Pod) => p.spec!.containers[0]!.env?.find((e) => e.name === 'SICKBAY_JFR_OPTIONS')?.value;
+    // The webhook reads the namespace from its informer: the first pods may come before it saw the annotation.
+    let n = 0;
+    const pod = await waitFor('a pod created with the recorder on', async () => {
+      const p = await t.core.createNamespacedPod({ namespace: 'recorded', body: { metadata: { name: `jvm-${n++}` }, spec: { containers: [{ name: 'app', image: 'jvm', command: ['java', 'App'] }] } } });
+      return jfr(p) ? p : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 500 });
+    assert.match(jfr(pod)!, /-XX:StartFlightRecording=name=sickbay,disk=true,maxage=10m,maxsize=64m/);
+    // The pod's own annotation says last.
+    const off = await t.core.createNamespacedPod({ namespace: 'recorded', body: { metadata: { name: 'jvm-off', annotations: { 'sickbay.io/flight-recorder': 'false' } }, spec: { containers: [{ name: 'app', image: 'jvm', command: ['java', 'App'] }] } } });
+    assert.equal(jfr(off), undefined);
   });
 
   it('in dry-run mode changes no pod, injects nothing, and writes only Would* Events', async () => {

@@ -18,7 +18,7 @@ import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
-import { ANN_AVOID_NODES, ANN_DIAGNOSTICS } from '../../src/core/names.js';
+import { ANN_AVOID_NODES, ANN_DIAGNOSTICS, ANN_FLIGHT_RECORDER } from '../../src/core/names.js';
 import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
@@ -94,10 +94,10 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
   const readPod = (name: string) => t.core.readNamespacedPod({ name, namespace: ns });
   const appStatus = (p: V1Pod) => p.status?.containerStatuses?.find((c) => c.name === 'app');
   /** A Deployment of `replicas` pods labelled app=<name>. */
-  const deploy = (name: string, replicas: number, spec: V1PodSpec) =>
+  const deploy = (name: string, replicas: number, spec: V1PodSpec, annotations?: Record<string, string>) =>
     t.apps.createNamespacedDeployment({
       namespace: ns,
-      body: { metadata: { name }, spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec } } },
+      body: { metadata: { name }, spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name }, annotations }, spec } } },
     });
   const supervisorState = async (pod: string) => (await exec(pod, ['cat', '/sickbay/run/app/state'])).stdout;
 
@@ -221,8 +221,9 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     }
   });
 
-  it('quarantines a deadlocked JVM: replaced, out of the EndpointSlice and ZooKeeper, its thread dump kept in the container', async () => {
-    await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect })] });
+  it('quarantines a deadlocked JVM: replaced, out of the EndpointSlice and ZooKeeper, its thread dump and flight recording kept in the container', async () => {
+    // The flight recorder on (issue 27): the scene holds the minutes before the deadlock.
+    await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect })] }, { [ANN_FLIGHT_RECORDER]: 'true' });
     await t.core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop' }, ports: [{ port: 80, targetPort: 8080 }] } } });
     const pods = await waitFor(
       '3 ready shop pods',
@@ -254,6 +255,9 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       const ip = victim.status!.podIP!;
       assert.ok((await instances()).includes(ip) && (await providers()).includes(ip));
 
+      // Something for the recorder to see before the deadlock.
+      await exec(name, ['sh', '-c', 'for i in 1 2 3 4 5; do wget -q -O /dev/null http://127.0.0.1:8080/ready; sleep 1; done']);
+      const deadlockedAt = Date.now();
       await exec(name, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/deadlock']);
       const q = await waitFor(
         'the deadlocked pod quarantined',
@@ -277,7 +281,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         'diagnostics recorded',
         async () => {
           const raw = (await readPod(name)).metadata?.annotations?.[ANN_DIAGNOSTICS];
-          const d = raw ? (JSON.parse(raw) as { status?: string; dir?: string }) : undefined;
+          const d = raw ? (JSON.parse(raw) as { status?: string; dir?: string; flightRecording?: string }) : undefined;
           return d && d.status !== 'running' ? d : undefined;
         },
         { timeoutMs: 60_000 },
@@ -337,6 +341,14 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         assert.match(manifest, /^\d+\tsickbay\/diag\/[^/]+\/threads\.txt$/m);
         assert.match(manifest, /^missing\tlogs\/app\.previous\.log\tno previous run of this container$/m, 'what could not be collected, and why');
         assert.equal(r.missing.length, manifest.split('\n').filter((l) => l.startsWith('missing\t')).length);
+        // The flight recording: the JDK's own reader reads it, and it covers the time before the deadlock.
+        const jfrFile = path.join(out, 'flight.jfr');
+        execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "$1" > "$2"', file, `${root}/sickbay/diag/*/flight.jfr`, jfrFile]);
+        const jfr = execFileSync('jfr', ['summary', jfrFile], { encoding: 'utf8' });
+        const started = Date.parse(`${/^\s*Start:\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)/m.exec(jfr)![1]!.replace(' ', 'T')}Z`);
+        assert.ok(started < deadlockedAt - 5_000, `the recording starts before the deadlock (${new Date(started).toISOString()} vs ${new Date(deadlockedAt).toISOString()})`);
+        assert.match(jfr, /jdk\.JavaMonitorEnter|jdk\.ThreadPark|jdk\.ExecutionSample/);
+        assert.match(JSON.stringify(diag), /"flightRecording":"jcmd"/);
         // A cap honoured while streaming: what does not fit is left out and listed.
         const small = path.join(out, 'small.tar.gz');
         const capped = await collect(t.kc, { namespace: ns, pod: name, file: small, maxBytes: 64 * 1024 });

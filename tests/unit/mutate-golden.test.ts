@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANN_INJECTED } from '../../src/core/names.js';
+import { ANN_FLIGHT_RECORDER, ANN_INJECTED, ENV_JFR_OPTIONS } from '../../src/core/names.js';
+import { jfrMaxSizeMiB } from '../../src/webhook/mutate-pod.js';
 import { reviewMutation, type ReviewDeps } from '../../src/webhook/review.js';
 import { patched, podCreateRequest } from '../support/admission.js';
 import { goldenFiles, readGoldenInput } from '../support/golden.js';
@@ -79,5 +80,38 @@ describe('the shim image pull secrets', () => {
       () => reviewMutation(podCreateRequest(input), { ...goldenDeps, injection: { ...goldenDeps.injection, pullSecrets: ['mirror'] } }),
       (err: Error & { status?: number }) => err.status === 400 && /spec\.imagePullSecrets must be a list of objects/.test(err.message),
     );
+  });
+});
+
+describe('the flight recorder', () => {
+  const pod = (annotations: Record<string, string> = {}): V1Pod => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'shop-1', namespace: 'shop', annotations },
+    spec: { containers: [{ name: 'shop', image: 'shop/jvm:1', command: ['java', 'Shop'] }] },
+  });
+  const jfrEnv = (p: V1Pod, nsAnnotations?: Record<string, string>) => {
+    const res = reviewMutation(podCreateRequest(p), { ...goldenDeps, namespaceOf: (name) => (name === 'shop' && nsAnnotations ? { annotations: nsAnnotations } : undefined) });
+    const out = patched(p, res);
+    return { value: out.spec!.containers[0]!.env?.find((e) => e.name === ENV_JFR_OPTIONS)?.value, warnings: res.warnings ?? [] };
+  };
+
+  it('is off unless the pod or its namespace turns it on; the pod says last', () => {
+    assert.equal(jfrEnv(pod()).value, undefined);
+    assert.match(jfrEnv(pod({ [ANN_FLIGHT_RECORDER]: 'true' })).value ?? '', /-XX:StartFlightRecording=name=sickbay,disk=true,maxage=10m,maxsize=64m/);
+    assert.match(jfrEnv(pod(), { [ANN_FLIGHT_RECORDER]: 'true' }).value ?? '', /repository=\/sickbay\/jfr\/shop /);
+    assert.equal(jfrEnv(pod({ [ANN_FLIGHT_RECORDER]: 'false' }), { [ANN_FLIGHT_RECORDER]: 'true' }).value, undefined);
+    assert.ok(jfrEnv(pod({ [ANN_FLIGHT_RECORDER]: 'true' }), { [ANN_FLIGHT_RECORDER]: 'false' }).value);
+  });
+  it('a value other than true or false is warned about and leaves it off', () => {
+    const { value, warnings } = jfrEnv(pod({ [ANN_FLIGHT_RECORDER]: 'yes' }));
+    assert.equal(value, undefined);
+    assert.match(warnings.join('\n'), /sickbay\.io\/flight-recorder on the pod must be "true" or "false", got "yes"/);
+  });
+  it("bounds the recording to a quarter of the container's share of the /sickbay volume", () => {
+    assert.equal(jfrMaxSizeMiB(256 * 1024), 64);
+    assert.equal(jfrMaxSizeMiB(64 * 1024), 16);
+    assert.equal(jfrMaxSizeMiB(32 * 1024), 8);
+    assert.equal(jfrMaxSizeMiB(1024), 1);
   });
 });
