@@ -202,7 +202,7 @@ function parseProbeAnnotation(raw: string | undefined, warnings: string[]): { po
  * the shim's `probe --live`, which passes while the supervisor holds the container or the
  * pod is quarantined, and while the supervisor restarts the app (its back-off, then the
  * start allowance the user gave the container: initialDelaySeconds, plus what a startup
- * probe allows). Timing fields stay as written. Returns false where the probe is left
+ * probe allows). Timing fields stay as written, but for the kubelet's timeout, which gets room for the exec. Returns false where the probe is left
  * as it is (gRPC probes, an unknown named port, or one already rewritten).
  */
 function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
@@ -234,7 +234,11 @@ function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
     warnings.push(`sickbay: container "${c.name}" has ${what}; it is left as written and may restart the container while sickbay keeps its scene`);
     return false;
   }
-  c.livenessProbe = { ...timing, exec: { command: [...head, ...check] } };
+  // The check keeps the user's timeout (the wrapper enforces it); the kubelet's gets room
+  // for the exec itself (runc exec and a shell, a second or more on a busy node), which the
+  // kubelet's own HTTP or TCP probe did not pay: without it a healthy app answering in
+  // 0.9 s of a 1 s timeout would be restarted.
+  c.livenessProbe = { ...timing, timeoutSeconds: (timing.timeoutSeconds ?? 1) + EXEC_PROBE_HEADROOM_SECONDS, exec: { command: [...head, ...check] } };
   if (needsPodIp && !c.env?.some((e) => e.name === POD_IP_ENV)) {
     c.env = [...(c.env ?? []), { name: POD_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }];
   }
@@ -242,6 +246,8 @@ function keepSceneLiveness(c: V1Container, warnings: string[]): boolean {
 }
 
 const POD_IP_ENV = 'SICKBAY_POD_IP';
+/** Seconds the kubelet's timeout of a wrapped liveness probe adds to the user's, for the exec. */
+export const EXEC_PROBE_HEADROOM_SECONDS = 2;
 
 /** The seconds a startup probe allows before liveness checks begin (Kubernetes' defaults: period 10, threshold 3). */
 function startupBudget(c: V1Container): number {

@@ -231,6 +231,10 @@ for (const [name, argv] of shells) {
       assert.notEqual(await live(['tcp', '127.0.0.1', String(closedPort)]), 0);
       assert.equal(await live(['exec', '--', 'sh', '-c', 'exit 0']), 0);
       assert.equal(await live(['exec', '--', 'sh', '-c', 'exit 4']), 4);
+      // The wrapper holds an exec check to the written timeout (the kubelet's is longer: room for the exec).
+      const started = Date.now();
+      assert.notEqual(await live(['exec', '--', 'sh', '-c', 'sleep 5']), 0, 'an exec check past its timeout fails');
+      assert.ok(Date.now() - started < 3_000, `cut off at the written 1 s, not the kubelet's (${Date.now() - started} ms)`);
     });
 
     it('passes whatever the check says once the supervisor has given up', async () => {
