@@ -6,6 +6,7 @@
 #   $SICKBAY_CACHE_DIR/etcd-v3.6.16/etcd
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
 #   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
+#   $SICKBAY_CACHE_DIR/versitygw-v1.8.0/versitygw (an S3-compatible server, for the scene archive's tests)
 #   $SICKBAY_CACHE_DIR/crds-cert-manager-.../*.yaml (third-party CRDs for the chart's dry-run)
 #   $SICKBAY_CACHE_DIR/cert-manager-<version>-<hash>/{cert-manager-local,crds/} (the fault suite's cert-manager)
 # A component whose binaries are already there is not rebuilt. k8s.io/kubernetes cannot
@@ -18,6 +19,7 @@ K8S_VERSION=${SICKBAY_K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${SICKBAY_ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${SICKBAY_KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${SICKBAY_HELM_VERSION:-v3.22.0}
+VERSITYGW_VERSION=${SICKBAY_VERSITYGW_VERSION:-v1.8.0}
 CERT_MANAGER_VERSION=${SICKBAY_CERT_MANAGER_VERSION:-v1.21.2}
 PROMETHEUS_OPERATOR_VERSION=${SICKBAY_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 CACHE=${SICKBAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sickbay}
@@ -35,15 +37,22 @@ publish() { # <tmpdir> <final dir>
   chmod 0755 "$1"; rm -rf "$2"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
 }
 
-build_kwok() {
-  local out="$CACHE/kwok-$KWOK_VERSION"
-  [[ -x $out/kwok ]] && { say "kwok $KWOK_VERSION cached"; return; }
-  say "building kwok $KWOK_VERSION (go install)"
-  local tmp; tmp=$(mktemp -d "$CACHE/.kwok.XXXX")
-  GOBIN=$tmp go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || die "go install kwok@$KWOK_VERSION"
+# A binary its module builds with `go install`, into $CACHE/<name>-<version>/.
+go_install() { # <name> <version> <package>
+  local out="$CACHE/$1-$2"
+  [[ -x $out/$1 ]] && { say "$1 $2 cached"; return; }
+  say "building $1 $2 (go install)"
+  local tmp; tmp=$(mktemp -d "$CACHE/.$1.XXXX")
+  GOBIN=$tmp go install "$3@$2" || die "go install $3@$2"
   publish "$tmp" "$out"
-  say "kwok done"
+  say "$1 done"
 }
+
+build_kwok() { go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
+
+# The Versity S3 Gateway: an S3-compatible server over a plain folder, for the tests of
+# the scene archive (a real S3 API, signatures, multipart uploads; no mock).
+build_versitygw() { go_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw; }
 
 # helm, for the chart's tests (lint, template, install into the local control plane).
 build_helm() {
@@ -199,8 +208,8 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 || die "cannot lock $CACHE/.build.lock"
 case "${1:-all}" in
-  all) build_kwok; build_etcd; build_k8s; build_kubectl; build_helm; fetch_crds; build_cert_manager ;;
-  kwok) build_kwok ;; etcd) build_etcd ;; k8s) build_k8s ;; kubectl) build_kubectl ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
-  *) die "usage: $0 [all|kwok|etcd|k8s|kubectl|helm|crds|cert-manager]" ;;
+  all) build_kwok; build_etcd; build_k8s; build_kubectl; build_helm; build_versitygw; fetch_crds; build_cert_manager ;;
+  kwok) build_kwok ;; versitygw) build_versitygw ;; etcd) build_etcd ;; k8s) build_k8s ;; kubectl) build_kubectl ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
+  *) die "usage: $0 [all|kwok|etcd|k8s|kubectl|helm|versitygw|crds|cert-manager]" ;;
 esac
 say "binaries in $CACHE"

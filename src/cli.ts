@@ -23,9 +23,10 @@ Usage:
   ${PROG} serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
   ${PROG} certs [options]                CA + serving certificate into certs/, webhook configurations rendered
   ${PROG} status [-o json|yaml]          quarantined pods, isolated nodes, unsupervised containers, avoid-lists
-  ${PROG} release <namespace>/<pod>      end a quarantine now (deletes the pod)
+  ${PROG} release <namespace>/<pod>      end a quarantine now (archived first, when an archive is set, then deleted)
   ${PROG} inject -f <manifest> [-o json] print the manifest as the webhook would mutate it, and why a container is left alone
   ${PROG} collect <pod> [-n <ns>] [-o <file>] one pod's scene (dumps, logs, Events, pod, node, processes) in one .tar.gz
+  ${PROG} archives list|get              the scene bundles sickbay archived before deleting pods
   ${PROG} agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
   ${PROG} node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
   ${PROG} node restore <node>            lift an isolation (taint and label removed)
@@ -66,7 +67,23 @@ is not quarantined too. -n defaults to the kubeconfig context's namespace.
 Exit codes: 0 written, 2 usage, 3 no such pod, 4 the pod has no sickbay shim,
 5 not allowed (to read the pod or exec into it), 1 anything else.
 `,
-  release: `Usage: ${PROG} release <namespace>/<pod> [--kubeconfig <file>] [--context <name>]\n\nEnds a quarantine now by deleting the quarantined pod.\n`,
+  release: `Usage: ${PROG} release <namespace>/<pod> [--wait 2m] [--now] [--kubeconfig <file>] [--context <name>]
+
+Ends a quarantine now. Asks sickbay's controller (annotation sickbay.io/release) and waits
+up to --wait: the controller writes the scene's bundle to the archive first, when one is
+configured, then deletes the pod, as at the quarantine's TTL; it says where the bundle went.
+--now deletes the pod here and now, its scene with it, without an archive.
+`,
+  archives: `Usage: ${PROG} archives list [-n <namespace>] [--workload <Kind/name>] [--pod <pod>] [--since <24h>]
+       ${PROG} archives get <key> [-o <file>]
+
+The scene bundles sickbay wrote to its archive before deleting pods (keys
+<prefix><namespace>/<kind>-<workload>/<pod>_<time>.tar.gz), oldest first; get downloads
+one (default: its file name, in the current folder; an existing file is not replaced).
+Reads the archive settings of \`sickbay serve\` from the environment: SICKBAY_ARCHIVE_ENDPOINT,
+SICKBAY_ARCHIVE_BUCKET, SICKBAY_ARCHIVE_PREFIX, SICKBAY_ARCHIVE_REGION,
+SICKBAY_ARCHIVE_ACCESS_KEY_ID, SICKBAY_ARCHIVE_SECRET_ACCESS_KEY, SICKBAY_ARCHIVE_CA_FILE.
+`,
   agent: `Usage: ${PROG} agent --node-name <node> [--kubeconfig <file>] [--context <name>]
 
 Checks the node every second (kubelet health, pressure conditions, network targets,
@@ -217,14 +234,41 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'release': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: KUBE_OPTIONS });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, now: { type: 'boolean', default: false }, wait: { type: 'string', default: '2m' } } });
       if (positionals.length !== 1) {
-        process.stderr.write(`usage: ${PROG} release <namespace>/<pod>\n`);
+        process.stderr.write(HELP.release!);
         return 2;
       }
       const { release } = await import('./cli/release.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
-      process.stdout.write(await withCluster(kc, () => release(kc, positionals[0]!)));
+      process.stdout.write(await withCluster(kc, () => release(kc, positionals[0]!, { now: values.now, waitMs: parseDuration(values.wait) * 1000 })));
+      return 0;
+    }
+    case 'archives': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { namespace: { type: 'string', short: 'n' }, workload: { type: 'string' }, pod: { type: 'string' }, since: { type: 'string' }, output: { type: 'string', short: 'o' } },
+      });
+      const [sub, key] = positionals;
+      if ((sub !== 'list' && sub !== 'get') || (sub === 'get' && (!key || positionals.length !== 2)) || (sub === 'list' && positionals.length !== 1)) {
+        process.stderr.write(HELP.archives!);
+        return 2;
+      }
+      const { readArchiveConfig } = await import('./core/config.js');
+      const archive = readArchiveConfig();
+      if (!archive) {
+        process.stderr.write(`${PROG} archives: no archive configured: set SICKBAY_ARCHIVE_ENDPOINT, SICKBAY_ARCHIVE_BUCKET and the credentials as for \`sickbay serve\` (see --help)\n`);
+        return 2;
+      }
+      const { getArchive, listArchives, renderList } = await import('./cli/archives.js');
+      if (sub === 'list') {
+        const since = values.since ? new Date(Date.now() - parseDuration(values.since) * 1000) : undefined;
+        process.stdout.write(renderList(await listArchives(archive, { namespace: values.namespace, workload: values.workload, pod: values.pod, since })));
+      } else {
+        const r = await getArchive(archive, key!, values.output);
+        process.stdout.write(`wrote ${r.file}\n`);
+      }
       return 0;
     }
     case 'inject': {

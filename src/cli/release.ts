@@ -1,25 +1,61 @@
-// `sickbay release`: the way to end a quarantine now (the pod is deleted; its workload
-// replaced it when it was quarantined).
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { errorText } from '../kube/api.js';
-import { LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
+// `sickbay release`: the way to end a quarantine now. By default it asks sickbay's
+// controller (the `sickbay.io/release` annotation) and waits: the controller archives the
+// scene first when an archive is configured, then deletes the pod, as at its TTL. With
+// --now it deletes the pod itself, scene and all, without an archive. Either way the
+// workload replaced the pod when it was quarantined.
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { ANN_ARCHIVE, ANN_RELEASE, LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
+import { sleep } from '../util/wait.js';
 
-export async function release(kc: KubeConfig, ref: string): Promise<string> {
+export interface ReleaseOptions {
+  /** Delete the pod here and now, without an archive. */
+  now?: boolean;
+  /** How long to wait for sickbay to delete it (default 2 min). */
+  waitMs?: number;
+}
+
+export async function release(kc: KubeConfig, ref: string, o: ReleaseOptions = {}): Promise<string> {
   const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(ref);
   if (!m) throw new Error(`expected <namespace>/<pod>, got ${JSON.stringify(ref)}`);
   const [, namespace, name] = m as unknown as [string, string, string];
   const core = kc.makeApiClient(CoreV1Api);
-  let pod;
+  let pod: V1Pod;
   try {
     pod = await core.readNamespacedPod({ name, namespace });
   } catch (err) {
     throw new Error(`cannot read pod ${ref}: ${errorText(err)}`);
   }
   if (pod.metadata?.labels?.[LABEL_STATUS] !== STATUS_QUARANTINED) throw new Error(`pod ${ref} is not quarantined by sickbay; nothing to release`);
-  try {
-    await core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid: pod.metadata?.uid } } });
-  } catch (err) {
-    throw new Error(`cannot delete pod ${ref}: ${errorText(err)}`);
+  const uid = pod.metadata?.uid;
+  if (o.now) {
+    try {
+      await core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid } } });
+    } catch (err) {
+      throw new Error(`cannot delete pod ${ref}: ${errorText(err)}`);
+    }
+    return `released ${ref}: the pod is being deleted, its scene with it, without an archive (its workload replaced it when it was quarantined)\n`;
   }
-  return `released ${ref}: the pod is being deleted (its workload replaced it when it was quarantined)\n`;
+  try {
+    await core.patchNamespacedPod({ name, namespace, body: { metadata: { uid, annotations: { [ANN_RELEASE]: new Date().toISOString() } } } }, mergePatch);
+  } catch (err) {
+    throw new Error(`cannot ask sickbay to release ${ref} (annotate ${ANN_RELEASE}): ${errorText(err)}`);
+  }
+  const deadline = Date.now() + (o.waitMs ?? 120_000);
+  let archive: string | undefined;
+  for (;;) {
+    const now = await core.readNamespacedPod({ name, namespace }).catch((err) => (codeOf(err) === 404 ? undefined : Promise.reject(err)));
+    if (now?.metadata?.uid === uid) archive = now?.metadata?.annotations?.[ANN_ARCHIVE] ?? archive;
+    const gone = !now || now.metadata?.uid !== uid || !!now.metadata?.deletionTimestamp;
+    const record = archive ? (JSON.parse(archive) as { status?: string; url?: string; error?: string; attempts?: number }) : undefined;
+    if (gone) {
+      const where = record?.status === 'ok' ? `its scene is archived at ${record.url}` : record?.status === 'deleted-without' ? `its scene could NOT be archived (${record.error})` : 'no archive is configured, its scene goes with it';
+      return `released ${ref}: sickbay deleted the pod; ${where} (its workload replaced it when it was quarantined)\n`;
+    }
+    if (Date.now() > deadline) {
+      const why = record?.status === 'failed' ? `its scene could not be archived yet (attempt ${record.attempts}: ${record.error}); sickbay keeps the pod and tries again` : 'is sickbay running, with its controllers?';
+      throw new Error(`sickbay has not deleted ${ref} yet: ${why}. \`sickbay release ${ref} --now\` deletes it without an archive.`);
+    }
+    await sleep(1000);
+  }
 }

@@ -155,6 +155,25 @@ export const configSchema = z.object({
   SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
   SICKBAY_DIAGNOSTICS: bool.default(true),
   SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
+  // The scene archive (an S3-compatible object store)
+  SICKBAY_ARCHIVE_ENDPOINT: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'an http(s) URL with no path, such as https://s3.example.com or https://minio.storage:9000').or(z.literal('')).default(''),
+  SICKBAY_ARCHIVE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 of a-z, 0-9, dots and hyphens)').or(z.literal('')).default(''),
+  SICKBAY_ARCHIVE_PREFIX: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, 'folders ending in a slash, such as sickbay/ or clusters/prod/sickbay/ (or empty)').default('sickbay/'),
+  SICKBAY_ARCHIVE_REGION: z.string().min(1).default('us-east-1'),
+  SICKBAY_ARCHIVE_ACCESS_KEY_ID: z.string().default(''),
+  SICKBAY_ARCHIVE_SECRET_ACCESS_KEY: z.string().default(''),
+  SICKBAY_ARCHIVE_CA_FILE: z.string().default(''),
+  SICKBAY_ARCHIVE_MAX_SIZE: z.string().transform((v, ctx) => {
+    const m = /^\s*(\d+)\s*(Ki|Mi|Gi)?\s*$/.exec(v);
+    const n = m ? Number(m[1]) * ({ Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 }[m[2] ?? ''] ?? 1) : NaN;
+    if (!(n >= 2 ** 20)) {
+      ctx.addIssue({ code: 'custom', message: 'a size of at least 1Mi, such as 1Gi or 500Mi' });
+      return z.NEVER;
+    }
+    return n;
+  }).prefault('1Gi'),
+  SICKBAY_ARCHIVE_MAX_DELAY: duration.prefault('1h'),
+  SICKBAY_ARCHIVE_OVER_QUOTA_KEEP: duration.prefault('30s'),
   SICKBAY_REPAIR_RESTART: bool.default(false),
   // Nodes: the controller
   SICKBAY_NODE_CONTROLLER: bool.default(true),
@@ -189,6 +208,11 @@ export const configSchema = z.object({
 const validConfig = configSchema.superRefine((c, ctx) => {
   if (c.SICKBAY_RENEW_DEADLINE >= c.SICKBAY_LEASE_DURATION) {
     ctx.addIssue({ code: 'custom', path: ['SICKBAY_RENEW_DEADLINE'], message: 'must be shorter than SICKBAY_LEASE_DURATION' });
+  }
+  if (c.SICKBAY_ARCHIVE_ENDPOINT) {
+    for (const k of ['SICKBAY_ARCHIVE_BUCKET', 'SICKBAY_ARCHIVE_ACCESS_KEY_ID', 'SICKBAY_ARCHIVE_SECRET_ACCESS_KEY'] as const) {
+      if (!c[k]) ctx.addIssue({ code: 'custom', path: [k], message: 'must be set with SICKBAY_ARCHIVE_ENDPOINT' });
+    }
   }
   const lockMinutes = c.SICKBAY_NODE_LOCK_DURATION / 60_000;
   if (lockMinutes < 30 || lockMinutes > 60) ctx.addIssue({ code: 'custom', path: ['SICKBAY_NODE_LOCK_DURATION'], message: 'must be between 30m and 60m' });
@@ -341,8 +365,25 @@ export interface Config {
   repair: RepairConfig;
   registries: z.infer<typeof registriesSchema>;
   diagnostics: { enabled: boolean; timeoutMs: number };
+  /** Where scenes go before sickbay deletes them; undefined: no archive. */
+  archive?: ArchiveConfig;
   node: NodeControllerConfig;
   agent: AgentConfig;
+}
+
+export interface ArchiveConfig {
+  store: { endpoint: string; bucket: string; prefix: string; region: string; accessKeyId: string; secretAccessKey: string; caFile?: string };
+  /** A bundle's content bytes at most (what does not fit is listed in its MANIFEST as left out). */
+  maxBytes: number;
+  /** How long a failing archive may hold back a deletion (from when it was due); then the pod goes, with an Event. */
+  maxDelayMs: number;
+  /** How long a failing pod beyond its quota is kept out of service for its dumps before it is archived and deleted. */
+  overQuotaKeepMs: number;
+}
+
+/** The archive settings alone (the CLI's `sickbay archives` reads just these); undefined when no endpoint is set. */
+export function readArchiveConfig(env: NodeJS.ProcessEnv = process.env): ArchiveConfig | undefined {
+  return readConfig(Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('SICKBAY_ARCHIVE_')))).archive;
 }
 
 export class ConfigError extends Error {}
@@ -415,6 +456,22 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     repair: { dryRun, restart: c.SICKBAY_REPAIR_RESTART, ownNamespace: c.SICKBAY_NAMESPACE },
     registries: c.SICKBAY_REGISTRIES,
     diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT },
+    archive: c.SICKBAY_ARCHIVE_ENDPOINT
+      ? {
+          store: {
+            endpoint: c.SICKBAY_ARCHIVE_ENDPOINT.replace(/\/$/, ''),
+            bucket: c.SICKBAY_ARCHIVE_BUCKET,
+            prefix: c.SICKBAY_ARCHIVE_PREFIX,
+            region: c.SICKBAY_ARCHIVE_REGION,
+            accessKeyId: c.SICKBAY_ARCHIVE_ACCESS_KEY_ID,
+            secretAccessKey: c.SICKBAY_ARCHIVE_SECRET_ACCESS_KEY,
+            caFile: c.SICKBAY_ARCHIVE_CA_FILE || undefined,
+          },
+          maxBytes: c.SICKBAY_ARCHIVE_MAX_SIZE,
+          maxDelayMs: c.SICKBAY_ARCHIVE_MAX_DELAY,
+          overQuotaKeepMs: c.SICKBAY_ARCHIVE_OVER_QUOTA_KEEP,
+        }
+      : undefined,
     node: {
       enabled: c.SICKBAY_NODE_CONTROLLER,
       dryRun: c.SICKBAY_NODE_DRY_RUN || dryRun,

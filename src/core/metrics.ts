@@ -52,6 +52,17 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly archives = new Counter({
+    name: 'sickbay_archives_total',
+    help: "Scene bundles written to the archive before a deletion, by result (ok; failed: retried, the deletion held back; deleted-without: the pod went without one, its hold-back bound passed or an eviction's wait).",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly archiveBytes = new Counter({
+    name: 'sickbay_archive_bytes_total',
+    help: 'Compressed bytes of scene bundles written to the archive.',
+    registers: [this.registry],
+  });
   readonly skips = new Counter({
     name: 'sickbay_quarantine_skips_total',
     help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget, image-pull, shim-image-pull).',

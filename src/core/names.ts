@@ -17,6 +17,8 @@ export const ANN_DIAGNOSTICS = `${PREFIX}/diagnostics`;
 export const ANN_INJECTED = `${PREFIX}/injected`;
 export const ANN_MAX_QUARANTINED = `${PREFIX}/max-quarantined`;
 export const ANN_AVOID_NODES = `${PREFIX}/avoid-nodes`;
+/** JSON: where the scene's bundle went before sickbay deleted the pod (key, size), or why it could not. */
+export const ANN_ARCHIVE = `${PREFIX}/archive`;
 
 /** Annotations only sickbay's controller may write or remove on a quarantined pod. */
 export const CONTROLLER_ANNOTATIONS = [
@@ -27,7 +29,13 @@ export const CONTROLLER_ANNOTATIONS = [
   ANN_ORIGINAL_LABELS,
   ANN_REGISTRY,
   ANN_DIAGNOSTICS,
+  // A forged "archived" would let the pod go without its archive.
+  ANN_ARCHIVE,
 ] as const;
+
+// sickbay's own design (not in SPEC): a person's request to end a quarantine (`sickbay
+// release`); the controller archives the scene (when an archive is configured), then deletes the pod.
+export const ANN_RELEASE = `${PREFIX}/release`;
 
 // sickbay's own design (not in SPEC): how a pod tunes its injection.
 /** JSON array: the image entrypoint of container <name>, so a container without `command` can be wrapped. */

@@ -32,12 +32,21 @@ const SERVE_BASE_RULES: V1PolicyRule[] = [
   { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch', 'delete'] },
 ];
 
-export function serveClusterRules(o: { caBundleSyncFor?: string } = {}): V1PolicyRule[] {
-  return [...SERVE_BASE_RULES, ...EXEC_RULES, ...(o.caBundleSyncFor ? caBundleSyncRules(o.caBundleSyncFor) : [])];
+/**
+ * The scene archive: a bundle holds each container's log and the Events of the pod and
+ * its workload (the rest it reads, sickbay reads already).
+ */
+export const ARCHIVE_RULES: V1PolicyRule[] = [
+  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['list'] },
+];
+
+export function serveClusterRules(o: { caBundleSyncFor?: string; archive?: boolean } = {}): V1PolicyRule[] {
+  return [...SERVE_BASE_RULES, ...EXEC_RULES, ...(o.archive ? ARCHIVE_RULES : []), ...(o.caBundleSyncFor ? caBundleSyncRules(o.caBundleSyncFor) : [])];
 }
 
-/** What a local install (tests, playground) grants: diagnostics on, certificates handed in. */
-export const SERVE_CLUSTER_RULES = serveClusterRules();
+/** What a local install (tests, playground) grants: diagnostics on, the archive's reads, certificates handed in. */
+export const SERVE_CLUSTER_RULES = serveClusterRules({ archive: true });
 
 /**
  * Self-managed certificates generated in the cluster: the serving Secret, by name, and

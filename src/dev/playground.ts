@@ -3,21 +3,23 @@
 // under its least-privilege ServiceAccount, and namespace `demo` opted in with a sample
 // Deployment and Service. Ctrl-C stops everything.
 // With `--real-node` (or SICKBAY_REAL_NODE=1) it adds a real node (containerd and a real
-// kubelet, images built here), a ZooKeeper server, and a JVM Deployment `shop` on that
-// node whose pods run under the shim, register themselves in ZooKeeper and can be broken.
+// kubelet, images built here), a ZooKeeper server, an S3-compatible server for the scene
+// archive, and a JVM Deployment `shop` on that node whose pods run under the shim (the
+// flight recorder on), register themselves in ZooKeeper and can be broken.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
 import type { NodeHealth } from '../core/nodehealth.js';
-import { LABEL_INJECTION } from '../core/names.js';
+import { ANN_FLIGHT_RECORDER, LABEL_INJECTION } from '../core/names.js';
 import { waitFor } from '../util/wait.js';
 import { freePorts, LocalControlPlane } from './control-plane.js';
 import { chartDir, findHelm, HELM_MISSING } from './helm.js';
 import { IMAGES, WORKLOAD_COMMAND } from './images.js';
 import { REAL_NODE } from './real-node.js';
 import { ZooKeeperServer } from './zookeeper-server.js';
+import { S3Server } from './s3-server.js';
 import { writeFakeProcess } from './fake-proc.js';
 import { podReport } from './pod-report.js';
 import { installAgentIdentity, installIdentity, installNodeHealthCrd, localServe, registerWebhooks } from './local-install.js';
@@ -31,6 +33,7 @@ const say = (l: string) => process.stdout.write(`[playground] ${l}\n`);
 const children: ChildProcess[] = [];
 let cp: LocalControlPlane | undefined;
 let zk: ZooKeeperServer | undefined;
+let s3: S3Server | undefined;
 const realNode = process.argv.includes('--real-node') || process.env.SICKBAY_REAL_NODE === '1';
 let stopping = false;
 
@@ -51,6 +54,7 @@ async function stop(code: number) {
   );
   await cp?.stop();
   await zk?.stop();
+  s3?.destroy();
   rmSync(kubeconfig, { force: true });
   rmSync(clusterDir, { recursive: true, force: true });
   say('stopped; nothing left running');
@@ -65,6 +69,8 @@ async function main() {
   cp = await LocalControlPlane.start({ nodes: 3, dir: clusterDir, handleSignals: false, kubeconfigPath: kubeconfig, simulation: { exec: { workDir: devDir } }, realNode, log: (l) => say(l) });
   say(`nodes: 3 kwok nodes (simulated: no containers run)${realNode ? `, and ${REAL_NODE.name} (a real kubelet and containerd on this machine)` : ''}`);
   if (realNode) zk = await ZooKeeperServer.start(REAL_NODE.ip);
+  // The scene archive's store, where the real node's pods reach it (sickbay runs there).
+  if (realNode) s3 = await S3Server.start(REAL_NODE.ip);
   const admin = cp.kubeConfig();
   const namespace = 'sickbay-system';
   // With the real node, sickbay runs from its image through the chart, as on a real
@@ -194,7 +200,7 @@ async function startShop(core: CoreV1Api, apps: AppsV1Api, kubeletLog: string) {
         livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
       },
     ],
-  },);
+  }, { [ANN_FLIGHT_RECORDER]: 'true' });
   await waitFor(
     '2 ready shop pods on the real node',
     async () => {
@@ -211,7 +217,7 @@ function realNodeHelp(): string {
   const pod = `"$(kubectl -n demo get pods -l app=shop -o name | head -1 | cut -d/ -f2)"`;
   return `On the real node (${REAL_NODE.name}), the JVM Deployment shop runs under the shim as uid 1000:
   4. Deadlock one (its readiness probe then hangs): it is quarantined, replaced, dropped from ZooKeeper, and its thread dump is kept:
-       P=${pod}; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/deadlock
+       P4=${pod}; P=$P4; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/deadlock
        kubectl -n demo get pod $P -L sickbay.io/status; kubectl -n demo get pod $P -o jsonpath='{.metadata.annotations}'
        kubectl -n demo exec $P -- sh -c 'cat /sickbay/diag/*/threads.txt' | grep -A8 deadlock
   5. Crash another for good: the supervisor restarts the JVM inside the container (restartCount stays 0), then gives up
@@ -219,6 +225,12 @@ function realNodeHelp(): string {
      shop is back to 2/2 (kubectl -n demo get deploy shop):
        P=${pod}; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/crash
        kubectl -n demo exec $P -- cat /sickbay/run/app/state; kubectl -n demo get events --field-selector involvedObject.name=$P
+  6. The next morning: the scene outlives the pod. Step 5's pod went, but its bundle was archived before the eviction;
+     release step 4's pod (sickbay archives its scene, then deletes it) and find both in the archive:
+       npm run -s sickbay -- release demo/$P4 --kubeconfig ${kubeconfig}      (P4: step 4's pod)
+       export ${Object.entries(s3!.env()).map(([k, v]) => `${k}=${v}`).join(' ')}
+       npm run -s sickbay -- archives list -n demo
+       npm run -s sickbay -- archives get <key>; tar -tzf <file>   (the thread dump, the flight recording, logs, Events)
   ZooKeeper (${zk!.connect}) holds the registrations under /services/shop and /dubbo.
 
 `;
@@ -269,7 +281,14 @@ async function installChart(local: LocalControlPlane, namespace: string) {
     '--set-json', `nodeSelector=${node}`, '--set-json', `agent.nodeSelector=${node}`,
     '--set', `agent.kubeletUrl=${local.realNode!.kubeletHealthz}`, '--set', 'agent.processes=containerd\\,kubelet',
     '--set-json', `controllers.registries=${JSON.stringify([{ name: 'zk', connect: zk!.connect }])}`,
+    '--set', 'controllers.archive.enabled=true', '--set', `controllers.archive.endpoint=${s3!.endpoint}`, '--set', `controllers.archive.bucket=${s3!.bucket}`,
+    '--set', 'controllers.archive.credentialsSecret=sickbay-archive', '--set', 'controllers.archive.caConfigMap=sickbay-archive-ca',
   ];
+  // The store's credentials and CA, as an operator creates them before the install.
+  const admin = local.kubeConfig().makeApiClient(CoreV1Api);
+  await admin.createNamespace({ body: { metadata: { name: namespace } } });
+  await admin.createNamespacedSecret({ namespace, body: { metadata: { name: 'sickbay-archive' }, stringData: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey } } });
+  await admin.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'sickbay-archive-ca' }, data: { 'ca.crt': readFileSync(s3!.caFile, 'utf8') } } });
   say('installing the chart (helm install) with the image built here');
   await new Promise<void>((resolve, reject) =>
     execFile(helm, args, { env: { ...process.env, KUBECONFIG: local.kubeconfigPath, HELM_CACHE_HOME: path.join(devDir, 'helm/cache'), HELM_CONFIG_HOME: path.join(devDir, 'helm/config'), HELM_DATA_HOME: path.join(devDir, 'helm/data') } }, (err, _out, stderr) =>
@@ -290,9 +309,9 @@ async function installChart(local: LocalControlPlane, namespace: string) {
 }
 
 /** A Deployment of pods labelled app=<name>, and a Service for them on port 80. */
-async function deployApp(apps: AppsV1Api, core: CoreV1Api, name: string, replicas: number, spec: V1PodSpec) {
+async function deployApp(apps: AppsV1Api, core: CoreV1Api, name: string, replicas: number, spec: V1PodSpec, annotations?: Record<string, string>) {
   const labels = { app: name };
-  await apps.createNamespacedDeployment({ namespace: 'demo', body: { metadata: { name }, spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec } } } });
+  await apps.createNamespacedDeployment({ namespace: 'demo', body: { metadata: { name }, spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels, annotations }, spec } } } });
   await core.createNamespacedService({ namespace: 'demo', body: { metadata: { name }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } } });
 }
 

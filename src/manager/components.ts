@@ -8,6 +8,7 @@ import type { Config } from '../core/config.js';
 import { alertsHandler } from '../quarantine/alerts.js';
 import { ClusterCache } from '../kube/cluster-cache.js';
 import { PodIsolationController } from '../quarantine/pod-isolation-controller.js';
+import { SceneArchiver } from '../archive/archiver.js';
 import { withConnectionReuse } from '../kube/connection-reuse.js';
 import { LeaseElector } from '../kube/lease-elector.js';
 import type { EventGate } from '../kube/events.js';
@@ -56,7 +57,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     ];
     const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, events: ctx.events, host: config.identity.host, term, leading: () => !term.aborted && leading() });
     const controllers: Controller[] = [];
-    const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps);
+    const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps, config.archive ? new SceneArchiver(kc, config.archive) : undefined);
     controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
     const neverReady = new NeverReadyController(deps('never-ready', config.neverReady));
     controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });

@@ -13,6 +13,8 @@ import { codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
 import {
+  ANN_ARCHIVE,
+  ANN_DIAGNOSTICS,
   ANN_EXPIRES_AT,
   ANN_ISOLATE,
   ANN_MAX_QUARANTINED,
@@ -20,6 +22,7 @@ import {
   ANN_OWNER,
   ANN_QUARANTINED_AT,
   ANN_REASON,
+  ANN_RELEASE,
   LABEL_STATUS,
   NODE_TAINT_ISOLATED,
   SHIM_PROBE,
@@ -31,7 +34,23 @@ import { withDeadline } from '../util/wait.js';
 import { admit, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
 import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, wasEverReady } from '../kube/pods.js';
 import { podRef } from '../kube/pods.js';
-import type { PostQuarantineStep } from '../kube/steps.js';
+import { annotate, type PostQuarantineStep } from '../kube/steps.js';
+import type { SceneArchiver } from '../archive/archiver.js';
+
+/** What `sickbay.io/archive` holds. */
+interface ArchiveRecord {
+  status: 'pending' | 'ok' | 'failed' | 'deleted-without';
+  /** A failing pod beyond its workload's quota, kept only for its archive (deleted as over-quota). */
+  overQuota?: boolean;
+  key?: string;
+  url?: string;
+  bytes?: number;
+  error?: string;
+  attempts?: number;
+  at: string;
+}
+/** A failing archive is retried after 30 s, doubling up to 10 min. */
+const archiveRetryMs = (attempts: number) => Math.min(30_000 * 2 ** (attempts - 1), 10 * 60_000);
 
 // Writes are idempotent under their preconditions, so a retry after a timeout is safe.
 const API_DEADLINE_MS = 10_000;
@@ -56,6 +75,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   constructor(
     deps: ControllerDeps<QuarantineConfig>,
     private readonly steps: PostQuarantineStep[] = [],
+    /** Set when an archive is configured: scenes go there before sickbay deletes them. */
+    private readonly archiver?: SceneArchiver,
   ) {
     super(deps);
     const { config, log, metrics, cache } = deps;
@@ -201,6 +222,14 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     recent.push(record);
     let acted = false;
     try {
+      if (decision.action === 'delete' && this.archiver) {
+        // With an archive the scene of a pod beyond the quota is kept until it is written:
+        // out of service as a quarantine is (its replacement starts at once, as after an
+        // eviction), dumped, then archived and deleted when its short stay ends.
+        const kept = await this.keepForArchive(pod, owner, trigger, decision.reason, now, log);
+        acted = kept;
+        return kept ? { requeueAfterMs: this.archiver.overQuotaKeepMs + 10 } : undefined;
+      }
       if (decision.action === 'delete') {
         const evicted = await this.evictPod(pod, `evicted instead of quarantined: ${decision.reason}; the failure was: ${trigger.reason}`, log);
         if (evicted === 'refused') return { requeueAfterMs: 10_000 }; // a PodDisruptionBudget said no: the pod stays, try again later
@@ -237,13 +266,26 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
 
   private async reconcileQuarantined(pod: CachedPod, now: number, log: Logger): Promise<ReconcileResult> {
     const expires = Date.parse(pod.metadata?.annotations?.[ANN_EXPIRES_AT] ?? '');
-    if (!Number.isNaN(expires) && expires <= now) {
+    // A release (`sickbay release`) ends the quarantine as its TTL would: archived, then deleted.
+    const released = pod.metadata?.annotations?.[ANN_RELEASE];
+    if (released !== undefined || (!Number.isNaN(expires) && expires <= now)) {
+      const overQuotaStay = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE])?.overQuota === true;
+      const why = released !== undefined ? `released${released ? ` (${released})` : ''}` : overQuotaStay ? 'beyond its workload\'s quota, kept only for its archive' : 'quarantine expired';
       if (this.config.dryRun) {
-        log.info('dry run: would delete the expired quarantined pod');
-        this.eventOnce(podRef(pod), 'Normal', 'WouldDelete', 'dry run: would delete this quarantined pod, its quarantine expired');
+        log.info(`dry run: would delete the quarantined pod: ${why}`);
+        this.eventOnce(podRef(pod), 'Normal', 'WouldDelete', `dry run: would delete this quarantined pod: ${why}`);
         return;
       }
-      await this.deletePod(pod, 'expired', 'quarantine expired', log);
+      let note = '';
+      if (this.archiver) {
+        const requestedAt = Date.parse(released?.split(' ')[0] ?? '');
+        const dueAt = released !== undefined ? (Number.isNaN(requestedAt) ? now : Math.min(requestedAt, now)) : expires;
+        const held = await this.archiveBeforeDeletion(pod, dueAt, now, why, log);
+        if (typeof held === 'number') return { requeueAfterMs: held };
+        note = held;
+      }
+      const overQuota = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE])?.overQuota === true && released === undefined;
+      await this.deletePod(pod, released !== undefined ? 'released' : overQuota ? 'over-quota' : 'expired', `${why}${note}`, log);
       return;
     }
     // Deregistration and diagnostics act on the pod: not in dry run.
@@ -266,7 +308,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 
   /** One merge patch, preconditioned on the resourceVersion the decision was made on. */
-  private async quarantine(pod: CachedPod, owner: OwnerInfo, reason: string, now: number, log: Logger): Promise<V1Pod | undefined> {
+  private async quarantine(pod: CachedPod, owner: OwnerInfo, reason: string, now: number, log: Logger, keep?: { untilMs: number; archive: ArchiveRecord }): Promise<V1Pod | undefined> {
     const namespace = pod.metadata!.namespace!;
     const labels = pod.metadata?.labels ?? {};
     const selectors: V1LabelSelector[] = [];
@@ -284,8 +326,9 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
           [ANN_REASON]: reason,
           [ANN_OWNER]: `${owner.kind}/${owner.name}`,
           // `never`: kept until a release (SICKBAY_QUARANTINE_TTL never or 0).
-          [ANN_EXPIRES_AT]: this.config.ttlMs > 0 ? new Date(now + this.config.ttlMs).toISOString() : 'never',
+          [ANN_EXPIRES_AT]: keep ? new Date(keep.untilMs).toISOString() : this.config.ttlMs > 0 ? new Date(now + this.config.ttlMs).toISOString() : 'never',
           [ANN_ORIGINAL_LABELS]: JSON.stringify(original),
+          ...(keep ? { [ANN_ARCHIVE]: JSON.stringify(keep.archive) } : {}),
         },
       },
     };
@@ -381,7 +424,72 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     return 'evicted';
   }
 
-  private async deletePod(pod: CachedPod, reason: 'expired', message: string, log: Logger) {
+  /**
+   * Writes the scene's bundle before a quarantined pod is deleted. Returns how long to hold
+   * the deletion back (ms) while the archive fails within SICKBAY_ARCHIVE_MAX_DELAY of when
+   * the deletion was due, or what the deletion's Event should add (where the bundle went,
+   * or that it went without one).
+   */
+  private async archiveBeforeDeletion(pod: CachedPod, dueAt: number, now: number, why: string, log: Logger): Promise<number | string> {
+    const previous = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE]);
+    if (previous?.status === 'ok') return `; its scene is archived at ${previous.url}`;
+    // A dump being written goes into the bundle whole: wait for it (within the hold-back bound).
+    if (/"status":"running"/.test(pod.metadata?.annotations?.[ANN_DIAGNOSTICS] ?? '') && now - dueAt < Math.min(this.archiver!.maxDelayMs, 5 * 60_000)) return 2_000;
+    // The failure's own annotation brings the pod back here at once: keep to the back-off.
+    if (previous?.status === 'failed' && previous.attempts) {
+      const nextAt = Date.parse(previous.at) + archiveRetryMs(previous.attempts);
+      if (now < nextAt && now - dueAt < this.archiver!.maxDelayMs) return Math.min(nextAt, dueAt + this.archiver!.maxDelayMs) - now;
+    }
+    const owner = pod.metadata?.annotations?.[ANN_OWNER] ?? `Pod/${pod.metadata!.name}`;
+    try {
+      const a = await this.archiver!.archive({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, owner }, new Date(now));
+      this.metrics.archives.inc({ result: 'ok' });
+      this.metrics.archiveBytes.inc(a.bytes);
+      log.info('scene archived', { key: a.key, bytes: a.bytes, files: a.files, missing: a.missing });
+      const record: ArchiveRecord = { status: 'ok', key: a.key, url: a.url, bytes: a.bytes, at: new Date().toISOString() };
+      await annotate(this.core, pod, ANN_ARCHIVE, record).catch((err) => log.warn('could not record the archive annotation', { error: errorText(err) }));
+      void this.events.record(podRef(pod), 'Normal', 'SceneArchived', `the scene's bundle (${a.files} files, ${a.bytes} bytes compressed) is at ${a.url}; ${why}: deleting the pod`);
+      return `; its scene is archived at ${a.url}`;
+    } catch (err) {
+      const attempts = (previous?.attempts ?? 0) + 1;
+      const error = errorText(err);
+      const maxDelayMs = this.archiver!.maxDelayMs;
+      if (now - dueAt >= maxDelayMs) {
+        this.metrics.archives.inc({ result: 'deleted-without' });
+        log.error('deleting a quarantined pod without its archive: the hold-back bound has passed', { attempts, error });
+        await annotate(this.core, pod, ANN_ARCHIVE, { status: 'deleted-without', error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+        void this.events.record(podRef(pod), 'Warning', 'DeletedWithoutArchive', `${why}; its scene could not be archived in ${attempts} attempts over ${Math.round(maxDelayMs / 60_000)} min (SICKBAY_ARCHIVE_MAX_DELAY), the last error: ${error}; deleting the pod and its scene`);
+        return `; deleted WITHOUT an archive after ${attempts} attempts (${error})`;
+      }
+      this.metrics.archives.inc({ result: 'failed' });
+      const retryMs = Math.min(archiveRetryMs(attempts), Math.max(dueAt + maxDelayMs - now, 1000));
+      log.warn('could not archive the scene; the pod is kept', { attempts, error, retryInMs: retryMs });
+      await annotate(this.core, pod, ANN_ARCHIVE, { status: 'failed', error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+      this.eventOnce(podRef(pod), 'Warning', 'ArchiveFailed', `${why}, but its scene could not be archived (attempt ${attempts}: ${error}); the pod is kept and sickbay tries again in ${Math.round(retryMs / 1000)} s, at most until ${new Date(dueAt + maxDelayMs).toISOString()} (SICKBAY_ARCHIVE_MAX_DELAY)`);
+      return retryMs;
+    }
+  }
+
+  /**
+   * A failing pod beyond its workload's quota, with an archive: taken out of service as a
+   * quarantine (so its replacement starts at once), marked for the archive, and kept for
+   * SICKBAY_ARCHIVE_OVER_QUOTA_KEEP (its dumps are taken meanwhile); then reconcileQuarantined
+   * archives and deletes it. True once it is out of service.
+   */
+  private async keepForArchive(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, overQuota: string, now: number, log: Logger): Promise<boolean> {
+    const record: ArchiveRecord = { status: 'pending', overQuota: true, at: new Date(now).toISOString() };
+    const kept = await this.quarantine(pod, owner, `${trigger.reason}; beyond the quota (${overQuota}): kept only until its scene is archived`, now, log, { untilMs: now + this.archiver!.overQuotaKeepMs, archive: record });
+    if (!kept) return false;
+    this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
+    const message = `${trigger.reason}; ${overQuota}: taken out of service (a replacement is starting) and kept only until its scene is archived, then deleted`;
+    void this.events.record(podRef(pod), 'Warning', 'KeptForArchive', message);
+    if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(pod.metadata!.namespace!, owner), 'Warning', 'KeptForArchive', `pod ${pod.metadata!.name}: ${message}`);
+    this.startPipeline(kept);
+    void this.tolerateIsolation(kept, log);
+    return true;
+  }
+
+  private async deletePod(pod: CachedPod, reason: 'expired' | 'released' | 'over-quota', message: string, log: Logger) {
     try {
       const deleted = await withDeadline(
         this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
@@ -395,7 +503,12 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     }
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
-    void this.events.record(podRef(pod), 'Warning', 'QuarantineExpired', message);
+    void this.events.record(podRef(pod), 'Warning', reason === 'released' ? 'QuarantineReleased' : reason === 'over-quota' ? 'FailingPodDeleted' : 'QuarantineExpired', message);
+    const owner = pod.metadata?.annotations?.[ANN_OWNER];
+    if (reason === 'over-quota' && owner && !owner.startsWith('Pod/')) {
+      const [kind, name] = [owner.slice(0, owner.indexOf('/')), owner.slice(owner.indexOf('/') + 1)];
+      void this.events.record(ownerObjectRef(pod.metadata!.namespace!, { kind, name } as OwnerInfo), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${message}`);
+    }
   }
 
   private startPipeline(pod: AnyPod) {
@@ -426,4 +539,14 @@ function tolerates(pod: AnyPod): boolean {
 function ownerObjectRef(namespace: string, owner: OwnerInfo): ObjectRef {
   const apiVersion = owner.kind === 'Job' ? 'batch/v1' : owner.kind === 'Pod' ? 'v1' : 'apps/v1';
   return { apiVersion, kind: owner.kind, name: owner.name, namespace };
+}
+
+function parseArchiveRecord(raw: string | undefined): ArchiveRecord | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as ArchiveRecord;
+    return v && typeof v === 'object' ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }

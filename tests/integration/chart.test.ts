@@ -67,6 +67,8 @@ describe('the Helm chart', () => {
       ['nodes.lockDuration=10m', /at '\/nodes\/lockDuration'/],
       ['agent.checks={kubelet,disk}', /at '\/agent\/checks\/1'/],
       ['unknownTopLevel=1', /additional properties 'unknownTopLevel' not allowed/],
+      ['controllers.archive.enabled=true', /at '\/controllers\/archive\/(endpoint|bucket|credentialsSecret)': minLength/],
+      ['controllers.archive.endpoint=s3.example.com', /at '\/controllers\/archive\/endpoint'/],
     ];
     for (const [set, message] of cases) {
       const r = await helm(['template', 'sickbay', chartDir, '--set', set]);
@@ -126,6 +128,30 @@ describe('the Helm chart', () => {
         assert.ok(!JSON.stringify(role.rules).includes('*'), `${role.metadata?.name} has a wildcard`);
       }
     }
+  });
+
+  it('the scene archive: its settings, credentials from a Secret (never in the pod spec), its CA mounted, and the reads a bundle needs granted only with it (issue 27)', async () => {
+    const all = docs(await template({ 'controllers.archive.enabled': 'true', 'controllers.archive.endpoint': 'https://s3.example.com', 'controllers.archive.bucket': 'scenes', 'controllers.archive.credentialsSecret': 'scene-store', 'controllers.archive.caConfigMap': 'store-ca' }));
+    const pod = (find(all, 'Deployment') as any).spec.template.spec;
+    type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
+    const env = pod.containers[0]!.env as EnvVar[];
+    const value = (n: string) => env.find((e) => e.name === n)?.value;
+    assert.equal(value('SICKBAY_ARCHIVE_ENDPOINT'), 'https://s3.example.com');
+    assert.equal(value('SICKBAY_ARCHIVE_BUCKET'), 'scenes');
+    assert.equal(value('SICKBAY_ARCHIVE_PREFIX'), 'sickbay/');
+    assert.equal(value('SICKBAY_ARCHIVE_MAX_DELAY'), '1h');
+    assert.deepEqual(env.find((e) => e.name === 'SICKBAY_ARCHIVE_ACCESS_KEY_ID')?.valueFrom?.secretKeyRef, { name: 'scene-store', key: 'accessKeyId' });
+    assert.deepEqual(env.find((e) => e.name === 'SICKBAY_ARCHIVE_SECRET_ACCESS_KEY')?.valueFrom?.secretKeyRef, { name: 'scene-store', key: 'secretAccessKey' });
+    assert.equal(value('SICKBAY_ARCHIVE_CA_FILE'), '/etc/sickbay/archive-ca/ca.crt');
+    assert.ok(pod.volumes.some((v: any) => v.name === 'archive-ca' && v.configMap?.name === 'store-ca'));
+    assert.ok(pod.containers[0]!.volumeMounts.some((m: any) => m.name === 'archive-ca' && m.mountPath === '/etc/sickbay/archive-ca'));
+    // What the chart sets, sickbay reads: the settings parse as its own configuration.
+    const { readConfig } = await import('../../src/core/config.js');
+    const parsed = readConfig({ ...Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!])), SICKBAY_ARCHIVE_ACCESS_KEY_ID: 'a', SICKBAY_ARCHIVE_SECRET_ACCESS_KEY: 'b' });
+    assert.equal(parsed.archive?.store.bucket, 'scenes');
+    assert.deepEqual(canon(find(all, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ archive: true })));
+    const off = docs(await template());
+    assert.ok(!((find(off, 'Deployment') as any).spec.template.spec.containers[0]!.env as EnvVar[]).some((e) => e.name.startsWith('SICKBAY_ARCHIVE_')));
   });
 
   it('renders the webhook configurations src/webhook builds, and ships the CRD src/node builds', async () => {

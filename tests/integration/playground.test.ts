@@ -2,7 +2,7 @@
 // quarantine, and Ctrl-C leaves nothing running; with --real-node, sickbay runs from its
 // image through the chart and a real JVM container is quarantined and dumped.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -165,12 +165,38 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
       const second = (await inService()).find((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))!;
       await execInPod(kc, { namespace: 'demo', pod: second.metadata!.name!, container: 'app' }, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/crash'], 20_000);
       const notReadyAt = await waitFor('the crashed pod NotReady (its supervisor gave up)', async () => ((p) => (p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') ? Date.now() : undefined))(await core.readNamespacedPod({ name: second.metadata!.name!, namespace: 'demo' })), { timeoutMs: 120_000, intervalMs: 250 });
-      const evictedAt = await waitFor('the crashed pod evicted', async () => ((p) => (!p || p.metadata?.deletionTimestamp || p.metadata?.uid !== second.metadata!.uid ? Date.now() : undefined))(await core.readNamespacedPod({ name: second.metadata!.name!, namespace: 'demo' }).catch(() => undefined)), { timeoutMs: graceMs + 30_000, intervalMs: 250 });
-      assert.ok(evictedAt - notReadyAt <= graceMs + 5_000, `evicted ${evictedAt - notReadyAt} ms after it turned NotReady (grace ${graceMs} ms)`);
+      // With the archive on (issue 27) it is not evicted at once but taken out of its
+      // ReplicaSet as a quarantine is (replaced as soon), kept 30 s for its dumps, archived, deleted.
+      const secondName = second.metadata!.name!;
+      const outAt = await waitFor('the crashed pod out of service', async () => ((p) => (!p || p.metadata?.deletionTimestamp || p.metadata?.uid !== second.metadata!.uid || p.metadata?.labels?.app === undefined ? Date.now() : undefined))(await core.readNamespacedPod({ name: secondName, namespace: 'demo' }).catch(() => undefined)), { timeoutMs: graceMs + 30_000, intervalMs: 250 });
+      assert.ok(outAt - notReadyAt <= graceMs + 5_000, `out of service ${outAt - notReadyAt} ms after it turned NotReady (grace ${graceMs} ms)`);
       const events = (await core.listNamespacedEvent({ namespace: 'demo', fieldSelector: 'involvedObject.name=shop' })).items.map((e) => e.reason);
       assert.ok(!events.includes('SystemicFailure'), `not a systemic failure: ${events.join(', ')}`);
       await waitFor('shop back to 2/2', async () => ((await apps.readNamespacedDeployment({ name: 'shop', namespace: 'demo' })).status?.readyReplicas ?? 0) === 2, { timeoutMs: 180_000, intervalMs: 1000 });
-      assert.equal((await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'sickbay.io/status=quarantined' })).items.length, 1, 'the first scene is still kept');
+      await waitFor('the crashed pod deleted once its scene is archived', async () => ((p) => !p || !!p.metadata?.deletionTimestamp || p.metadata?.uid !== second.metadata!.uid)(await core.readNamespacedPod({ name: secondName, namespace: 'demo' }).catch(() => undefined)), { timeoutMs: 180_000, intervalMs: 1000 });
+      assert.equal((await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'sickbay.io/status=quarantined' })).items.filter((p) => !p.metadata?.deletionTimestamp).length, 1, 'the first scene is still kept');
+
+      // Step 6, as printed: the next morning. The archive's settings from the printed export line.
+      const exported = /export (SICKBAY_ARCHIVE_ENDPOINT=\S+(?: SICKBAY_ARCHIVE_\w+=\S+)*)/.exec(playground.output());
+      assert.ok(exported, 'step 6 prints the archive settings to export');
+      const archiveEnv = Object.fromEntries(exported[1]!.split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const sickbay = (args: string[]) => new Promise<string>((resolve, reject) =>
+        execFile('npm', ['run', '-s', 'sickbay', '--', ...args], { cwd: root, env: { ...process.env, ...archiveEnv }, timeout: 180_000 }, (err, stdout, stderr) => (err ? reject(new Error(`sickbay ${args.join(' ')}: ${stderr}${stdout}`)) : resolve(stdout))),
+      );
+      const kubeconfigFile = path.join(realDir, 'kubeconfig');
+      const released = await sickbay(['release', `demo/${name}`, '--kubeconfig', kubeconfigFile]);
+      const listed = await sickbay(['archives', 'list', '-n', 'demo']);
+      // What an on-call engineer sees (the README quotes a run of it).
+      process.stdout.write(`# the next morning:\n# $ sickbay release demo/${name}\n${released.replace(/^/gm, '# ')}\n# $ sickbay archives list -n demo\n${listed.replace(/^/gm, '# ')}\n`);
+      assert.match(released, new RegExp(`released demo/${name}: sickbay deleted the pod; its scene is archived at s3://scenes/sickbay/demo/deployment-shop/${name}_`));
+      assert.match(listed, new RegExp(`deployment/shop\\s+${secondName}\\s`), 'the crashed pod of step 5, archived before it went');
+      const key = new RegExp(`(sickbay/demo/deployment-shop/${name}_\\S+\\.tar\\.gz)`).exec(listed)?.[1];
+      assert.ok(key, listed);
+      const file = path.join(realDir, 'scene.tar.gz');
+      await sickbay(['archives', 'get', key, '-o', file]);
+      const archivedThreads = execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "*/sickbay/diag/*/threads.txt"', file], { encoding: 'utf8' });
+      assert.match(archivedThreads, /Found one Java-level deadlock/, "step 4's thread dump, from the archive, its pod gone");
+      assert.match(execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }), /\/sickbay\/diag\/[^/]+\/flight\.jfr\n/, 'and its flight recording');
     } finally {
       await playground.interrupt();
     }

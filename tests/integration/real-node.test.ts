@@ -19,6 +19,11 @@ import { execInPod } from '../../src/kube/exec.js';
 import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { ANN_AVOID_NODES, ANN_DIAGNOSTICS, ANN_FLIGHT_RECORDER } from '../../src/core/names.js';
+import { S3Store } from '../../src/archive/s3.js';
+import { getArchive } from '../../src/cli/archives.js';
+import { release } from '../../src/cli/release.js';
+import { readArchiveConfig } from '../../src/core/config.js';
+import { S3Server } from '../../src/dev/s3-server.js';
 import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
@@ -56,6 +61,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
   let t: TestCluster;
   let sickbay: RunningSickbay;
   let zk: ZooKeeperServer;
+  let s3: S3Server;
   const agents: Array<{ abort: AbortController; running: Promise<void>; proc?: ProcRoot }> = [];
   const log = createLogger((process.env.SICKBAY_TEST_LOG_LEVEL as 'warn') ?? 'warn');
 
@@ -104,7 +110,10 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
   before(async () => {
     t = await startCluster({ nodes: 2, realNode: true });
     zk = await ZooKeeperServer.start(REAL_NODE.ip);
+    // The scene archive (issue 27): a real S3-compatible server, over TLS with its own CA.
+    s3 = await S3Server.start();
     sickbay = await startSickbay(t, {
+      ...s3.env(),
       SICKBAY_CONTROLLERS: 'true',
       SICKBAY_NOT_READY_GRACE: '1s',
       SICKBAY_SHIM_IMAGE: IMAGES.shim,
@@ -129,6 +138,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     await sickbay?.stop();
     await t?.stop();
     await zk?.stop();
+    s3?.destroy();
   });
 
   it('the shim keeps a crashed app in its container: uid 1000, restarts inside, gives up, held against its own liveness probe', async () => {
@@ -223,7 +233,12 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
 
   it('quarantines a deadlocked JVM: replaced, out of the EndpointSlice and ZooKeeper, its thread dump and flight recording kept in the container', async () => {
     // The flight recorder on (issue 27): the scene holds the minutes before the deadlock.
-    await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect })] }, { [ANN_FLIGHT_RECORDER]: 'true' });
+    // A 9 s liveness budget (3 failures 3 s apart): the downward-API labels file lags the
+    // quarantine by up to a minute, so only the hold keeps the kubelet off. (With 4 s, the
+    // hold, which lands 2-5 s after the deadlock on this busy machine, lost the race at times.)
+    const shopApp = workload({ APP_NAME: 'shop', ZK_CONNECT: zk.connect });
+    shopApp.livenessProbe = { ...shopApp.livenessProbe, periodSeconds: 3, failureThreshold: 3 };
+    await deploy('shop', 3, { ...onRealNode, terminationGracePeriodSeconds: 2, containers: [shopApp] }, { [ANN_FLIGHT_RECORDER]: 'true' });
     await t.core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'shop' }, spec: { selector: { app: 'shop' }, ports: [{ port: 80, targetPort: 8080 }] } } });
     const pods = await waitFor(
       '3 ready shop pods',
@@ -266,6 +281,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       );
       assert.equal(q.metadata?.labels?.app, undefined);
       const quarantinedAt = Date.now();
+      const restartsAtQuarantine = appStatus(q)?.restartCount ?? 0;
       // The liveness hold ran in the container (it read the probes off the pod the API returned).
       const hold = await waitFor('the liveness hold written in the container', async () => (await exec(name, ['cat', '/sickbay/run/hold']).catch(() => undefined))?.stdout.trim() || undefined, { timeoutMs: 10_000, intervalMs: 250 });
       assert.ok(Math.abs(Number(hold) - quarantinedAt / 1000) < 30, `the hold's time ${hold} is the quarantine's`);
@@ -286,18 +302,46 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         },
         { timeoutMs: 60_000 },
       );
-      assert.equal(diag.status, 'ok', JSON.stringify(diag));
+      const podEvents = async (pod: string) => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod}` })).items.map((e) => `${e.reason}: ${e.message}`).join('\n');
+      assert.equal(diag.status, 'ok', `${JSON.stringify(diag)}; its Events:\n${await podEvents(name)}\nits container: ${JSON.stringify(appStatus(await readPod(name)))}`);
       const listing = await exec(name, ['sh', '-c', 'ls /sickbay/diag/*/']);
       assert.match(listing.stdout, /threads\.txt/);
       const dump = await exec(name, ['sh', '-c', 'cat /sickbay/diag/*/threads.txt']);
       assert.match(dump.stdout, /Found one Java-level deadlock/, 'jcmd found the deadlock');
       assert.match(dump.stdout, /sickbay-deadlock-a/);
 
+      // A second shop pod deadlocks: the quota (one kept) is full. With an archive it is not
+      // evicted at once: out of service as a quarantine (replaced at once), dumped, kept
+      // 30 s, archived, then deleted (issue 27): the bundle is in the store before it goes.
+      const store = new S3Store(readArchiveConfig(s3.env())!.store);
+      const second = (await podsOf(t.core, ns, 'app=shop')).find((p) => isReady(p) && !p.metadata?.deletionTimestamp && p.metadata!.name !== name)!.metadata!.name!;
+      await exec(second, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/deadlock']);
+      const secondKept = await waitFor('the second deadlocked pod out of service, kept for its archive', async () => ((p) => (p.metadata?.labels?.app === undefined ? p : undefined))(await readPod(second)), { timeoutMs: 30_000, intervalMs: 250 });
+      assert.match(secondKept.metadata?.annotations?.['sickbay.io/archive'] ?? '', /"status":"pending","overQuota":true/);
+      await waitFor('the second pod deleted once archived', async () => {
+        const p = await readPod(second).catch(() => undefined);
+        return !p || !!p.metadata?.deletionTimestamp;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+      const evictedBundle = (await store.list(`sickbay/${ns}/deployment-shop/`)).find((o) => o.key.includes(`/${second}_`));
+      assert.ok(evictedBundle, `the pod's bundle archived before its deletion: ${JSON.stringify(await store.list('sickbay/'))}`);
+      const evictedFile = path.join(tmpdir(), `sickbay-evicted-${second}.tar.gz`);
+      await getArchive(readArchiveConfig(s3.env())!, evictedBundle.key, evictedFile);
+      try {
+        const listing = execFileSync('tar', ['-tzf', evictedFile], { encoding: 'utf8' });
+        assert.match(listing, /\/logs\/app\.log\n/);
+        assert.match(execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "*/sickbay/diag/*/threads.txt"', evictedFile], { encoding: 'utf8' }), /Found one Java-level deadlock/, 'its dump was taken before the archive');
+      } finally {
+        rmSync(evictedFile, { force: true });
+      }
+      const secondEvents = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${second}` })).items;
+      assert.ok(secondEvents.some((e) => e.reason === 'FailingPodDeleted' && e.message?.includes(`its scene is archived at s3://scenes/${evictedBundle.key}`)), secondEvents.map((e) => `${e.reason}: ${e.message}`).join('\n'));
+
       // Its /live hangs in the deadlock, so its own liveness probe fails from the moment it is
-      // quarantined (2 s apart, 2 failures): held, it is not restarted over 60 s.
+      // quarantined (3 s apart, 3 failures): held, it is not restarted over 60 s.
       await sleep(Math.max(0, quarantinedAt + 60_000 - Date.now()));
       const held = await readPod(name);
-      assert.equal(appStatus(held)?.restartCount, 0, 'the quarantined container was not restarted');
+      const heldEvents = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => `${e.reason}: ${e.message}`).join('\n');
+      assert.equal(appStatus(held)?.restartCount, restartsAtQuarantine, `the quarantined container was not restarted; its Events:\n${await heldEvents()}\nits last state: ${JSON.stringify(appStatus(held)?.lastState)}`);
       assert.ok(appStatus(held)?.state?.running);
 
       // The node is isolated (sickbay's taint, as the node controller writes it): the
@@ -354,6 +398,25 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         const capped = await collect(t.kc, { namespace: ns, pod: name, file: small, maxBytes: 64 * 1024 });
         assert.ok(capped.bytes <= 64 * 1024, `${capped.bytes} bytes of content under a 64 KiB cap`);
         assert.ok(capped.missing.some((m) => /over the size cap/.test(m.why)), JSON.stringify(capped.missing));
+
+        // The release (issue 27): sickbay archives the scene, then deletes the pod. With the
+        // store down, the pod is kept and an Event says why; once it is back, the bundle is
+        // written and the pod deleted.
+        s3.stop();
+        await assert.rejects(release(t.kc, `${ns}/${name}`, { waitMs: 40_000 }), /could not be archived yet \(attempt \d+: .*ECONNREFUSED.*--now/s);
+        assert.ok(!(await readPod(name)).metadata?.deletionTimestamp, 'kept while its scene cannot be archived');
+        const failed = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.find((e) => e.reason === 'ArchiveFailed');
+        assert.match(failed?.message ?? '', /released .* its scene could not be archived \(attempt 1: .*\); the pod is kept/);
+        await s3.resume();
+        const said = await release(t.kc, `${ns}/${name}`, { waitMs: 120_000 });
+        const url = new RegExp(`its scene is archived at s3://scenes/(sickbay/${ns}/deployment-shop/${name}_\\d{8}T\\d{6}Z\\.tar\\.gz)`).exec(said);
+        assert.ok(url, said);
+        const archived = path.join(out, 'archived.tar.gz');
+        await getArchive(readArchiveConfig(s3.env())!, url[1]!, archived);
+        const fromArchive = (pattern: string) => execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "$1"', archived, `*/${pattern}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        assert.match(fromArchive('sickbay/diag/*/threads.txt'), /Found one Java-level deadlock/, 'the thread dump, in the archive after the pod is gone');
+        assert.ok(fromArchive('sickbay/diag/*/flight.jfr').length > 1000, 'the flight recording too');
+        await waitFor('the released pod gone', async () => !(await readPod(name).catch(() => undefined)));
       } finally {
         rmSync(out, { recursive: true, force: true });
       }

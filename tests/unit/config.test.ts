@@ -25,6 +25,23 @@ describe('readConfig', () => {
     assert.throws(() => readConfig({ SICKBAY_QUARANTINE_TTL: 'forever' }), /SICKBAY_QUARANTINE_TTL="forever": not a duration.*or never/);
   });
 
+  it('the scene archive: off without an endpoint; with one, its bucket and credentials are required and its values checked (issue 27)', () => {
+    assert.equal(readConfig({}).archive, undefined);
+    const base = { SICKBAY_ARCHIVE_ENDPOINT: 'https://s3.example.com/', SICKBAY_ARCHIVE_BUCKET: 'scenes', SICKBAY_ARCHIVE_ACCESS_KEY_ID: 'id', SICKBAY_ARCHIVE_SECRET_ACCESS_KEY: 'secret' };
+    assert.deepEqual(readConfig(base).archive, {
+      store: { endpoint: 'https://s3.example.com', bucket: 'scenes', prefix: 'sickbay/', region: 'us-east-1', accessKeyId: 'id', secretAccessKey: 'secret', caFile: undefined },
+      maxBytes: 2 ** 30,
+      maxDelayMs: 3600_000,
+      overQuotaKeepMs: 30_000,
+    });
+    assert.throws(() => readConfig({ SICKBAY_ARCHIVE_ENDPOINT: 'https://s3.example.com' }), (e: Error) => ['BUCKET', 'ACCESS_KEY_ID', 'SECRET_ACCESS_KEY'].every((k) => new RegExp(`SICKBAY_ARCHIVE_${k}=undefined: must be set with SICKBAY_ARCHIVE_ENDPOINT`).test(e.message)));
+    assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_ENDPOINT: 's3.example.com' }), /SICKBAY_ARCHIVE_ENDPOINT="s3.example.com": an http\(s\) URL/);
+    assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_ENDPOINT: 'https://s3.example.com/scenes' }), /an http\(s\) URL with no path/);
+    assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_PREFIX: 'sickbay' }), /SICKBAY_ARCHIVE_PREFIX="sickbay": folders ending in a slash/);
+    assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_BUCKET: 'Scenes_2' }), /an S3 bucket name/);
+    assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_MAX_SIZE: '10Ki' }), /SICKBAY_ARCHIVE_MAX_SIZE="10Ki": a size of at least 1Mi/);
+    assert.equal(readConfig({ ...base, SICKBAY_ARCHIVE_MAX_SIZE: '500Mi', SICKBAY_ARCHIVE_PREFIX: '' }).archive?.maxBytes, 500 * 2 ** 20);
+  });
   it('refuses a renew deadline not shorter than the lease', () => {
     assert.throws(() => readConfig({ SICKBAY_LEASE_DURATION: '10s', SICKBAY_RENEW_DEADLINE: '10s' }), /SICKBAY_RENEW_DEADLINE="10s": must be shorter than SICKBAY_LEASE_DURATION/);
   });
