@@ -44,7 +44,8 @@ export async function listArchives(config: ArchiveConfig, f: ListFilter = {}): P
 
 export function renderList(bundles: ListedBundle[]): string {
   if (bundles.length === 0) return 'no scene bundles match\n';
-  const rows = [['TIME', 'NAMESPACE', 'WORKLOAD', 'POD', 'SIZE', 'KEY'], ...bundles.map((b) => [b.at.toISOString(), b.namespace, b.workload, b.pod, `${(b.bytes / 2 ** 20).toFixed(1)}Mi`, b.key])];
+  const size = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}Mi` : `${Math.max(1, Math.round(n / 1024))}Ki`);
+  const rows = [['TIME', 'NAMESPACE', 'WORKLOAD', 'POD', 'SIZE', 'KEY'], ...bundles.map((b) => [b.at.toISOString().replace(/\.\d+Z$/, 'Z'), b.namespace, b.workload, b.pod, size(b.bytes), b.key])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
