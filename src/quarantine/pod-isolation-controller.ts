@@ -441,12 +441,14 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       if (now < nextAt && now - dueAt < this.archiver!.maxDelayMs) return Math.min(nextAt, dueAt + this.archiver!.maxDelayMs) - now;
     }
     const owner = pod.metadata?.annotations?.[ANN_OWNER] ?? `Pod/${pod.metadata!.name}`;
+    // A pod kept only for its archive stays one through retries (its deletion is over-quota).
+    const kept = previous?.overQuota ? { overQuota: true } : {};
     try {
       const a = await this.archiver!.archive({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, owner }, new Date(now));
       this.metrics.archives.inc({ result: 'ok' });
       this.metrics.archiveBytes.inc(a.bytes);
       log.info('scene archived', { key: a.key, bytes: a.bytes, files: a.files, missing: a.missing });
-      const record: ArchiveRecord = { status: 'ok', key: a.key, url: a.url, bytes: a.bytes, at: new Date().toISOString() };
+      const record: ArchiveRecord = { status: 'ok', ...kept, key: a.key, url: a.url, bytes: a.bytes, at: new Date().toISOString() };
       await annotate(this.core, pod, ANN_ARCHIVE, record).catch((err) => log.warn('could not record the archive annotation', { error: errorText(err) }));
       void this.events.record(podRef(pod), 'Normal', 'SceneArchived', `the scene's bundle (${a.files} files, ${a.bytes} bytes compressed) is at ${a.url}; ${why}: deleting the pod`);
       return `; its scene is archived at ${a.url}`;
@@ -457,14 +459,14 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       if (now - dueAt >= maxDelayMs) {
         this.metrics.archives.inc({ result: 'deleted-without' });
         log.error('deleting a quarantined pod without its archive: the hold-back bound has passed', { attempts, error });
-        await annotate(this.core, pod, ANN_ARCHIVE, { status: 'deleted-without', error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+        await annotate(this.core, pod, ANN_ARCHIVE, { status: 'deleted-without', ...kept, error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
         void this.events.record(podRef(pod), 'Warning', 'DeletedWithoutArchive', `${why}; its scene could not be archived in ${attempts} attempts over ${Math.round(maxDelayMs / 60_000)} min (SICKBAY_ARCHIVE_MAX_DELAY), the last error: ${error}; deleting the pod and its scene`);
         return `; deleted WITHOUT an archive after ${attempts} attempts (${error})`;
       }
       this.metrics.archives.inc({ result: 'failed' });
       const retryMs = Math.min(archiveRetryMs(attempts), Math.max(dueAt + maxDelayMs - now, 1000));
       log.warn('could not archive the scene; the pod is kept', { attempts, error, retryInMs: retryMs });
-      await annotate(this.core, pod, ANN_ARCHIVE, { status: 'failed', error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+      await annotate(this.core, pod, ANN_ARCHIVE, { status: 'failed', ...kept, error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
       this.eventOnce(podRef(pod), 'Warning', 'ArchiveFailed', `${why}, but its scene could not be archived (attempt ${attempts}: ${error}); the pod is kept and sickbay tries again in ${Math.round(retryMs / 1000)} s, at most until ${new Date(dueAt + maxDelayMs).toISOString()} (SICKBAY_ARCHIVE_MAX_DELAY)`);
       return retryMs;
     }

@@ -318,6 +318,14 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       await exec(second, ['wget', '-q', '-O', '-', '--post-data', '', 'http://127.0.0.1:8080/deadlock']);
       const secondKept = await waitFor('the second deadlocked pod out of service, kept for its archive', async () => ((p) => (p.metadata?.labels?.app === undefined ? p : undefined))(await readPod(second)), { timeoutMs: 30_000, intervalMs: 250 });
       assert.match(secondKept.metadata?.annotations?.['sickbay.io/archive'] ?? '', /"status":"pending","overQuota":true/);
+      // The store down when its stay ends: kept, ArchiveFailed, still a pod beyond the quota
+      // when the retry succeeds (its deletion is the over-quota one, not a TTL's).
+      s3.stop();
+      try {
+        await waitFor('its archive failed, the pod kept', async () => /"status":"failed","overQuota":true/.test((await readPod(second)).metadata?.annotations?.['sickbay.io/archive'] ?? ''), { timeoutMs: 90_000, intervalMs: 500 });
+      } finally {
+        await s3.resume();
+      }
       await waitFor('the second pod deleted once archived', async () => {
         const p = await readPod(second).catch(() => undefined);
         return !p || !!p.metadata?.deletionTimestamp;
@@ -334,6 +342,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         rmSync(evictedFile, { force: true });
       }
       const secondEvents = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${second}` })).items;
+      assert.ok(secondEvents.some((e) => e.reason === 'ArchiveFailed'), secondEvents.map((e) => `${e.reason}: ${e.message}`).join('\n'));
       assert.ok(secondEvents.some((e) => e.reason === 'FailingPodDeleted' && e.message?.includes(`its scene is archived at s3://scenes/${evictedBundle.key}`)), secondEvents.map((e) => `${e.reason}: ${e.message}`).join('\n'));
 
       // Its /live hangs in the deadlock, so its own liveness probe fails from the moment it is
