@@ -4,7 +4,8 @@
 // namespace, the workload and the pod, so a bundle is found by any of them or by time:
 //   <prefix><namespace>/<kind>-<workload>/<pod>_<yyyymmddThhmmssZ>.tar.gz
 import type { KubeConfig } from '@kubernetes/client-node';
-import { collect } from '../cli/collect.js';
+import { collect, stamp } from '../cli/collect.js';
+import type { OwnerInfo } from '../kube/pods.js';
 import type { ArchiveConfig } from '../core/config.js';
 import { S3Store } from './s3.js';
 
@@ -19,12 +20,9 @@ export interface ArchivedScene {
   missing: number;
 }
 
-const stamp = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-
-/** The key of a pod's bundle. `owner` is `Kind/name` as sickbay.io/owner holds it. */
-export function archiveKey(prefix: string, namespace: string, owner: string, pod: string, at: Date): string {
-  const [kind, name] = owner.includes('/') ? [owner.slice(0, owner.indexOf('/')), owner.slice(owner.indexOf('/') + 1)] : ['Pod', pod];
-  return `${prefix}${namespace}/${kind.toLowerCase()}-${name}/${pod}_${stamp(at)}.tar.gz`;
+/** The key of a pod's bundle. */
+export function archiveKey(prefix: string, namespace: string, owner: OwnerInfo, pod: string, at: Date): string {
+  return `${prefix}${namespace}/${owner.kind.toLowerCase()}-${owner.name}/${pod}_${stamp(at)}.tar.gz`;
 }
 
 /** What a key says, or undefined for a key that is not a bundle's. */
@@ -56,7 +54,7 @@ export class SceneArchiver {
   }
 
   /** Streams the pod's bundle to the store; throws (nothing left behind) if it cannot. */
-  async archive(pod: { namespace: string; name: string; owner: string }, now = new Date(), timeoutMs = 10 * 60_000): Promise<ArchivedScene> {
+  async archive(pod: { namespace: string; name: string; owner: OwnerInfo }, now = new Date(), timeoutMs = 10 * 60_000): Promise<ArchivedScene> {
     const key = archiveKey(this.o.store.prefix, pod.namespace, pod.owner, pod.name, now);
     const up = this.store.upload(key);
     const deadline = setTimeout(() => up.stream.destroy(new Error(`the archive did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);

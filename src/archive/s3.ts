@@ -87,7 +87,8 @@ export class S3Store {
           if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body });
           const text = body.toString('utf8');
           const code = tag(text, 'Code') ?? `HTTP${status}`;
-          reject(new S3Error(`S3 ${method} ${this.where(key)}: ${status} ${code}${tag(text, 'Message') ? `: ${tag(text, 'Message')}` : ''}`, status, code));
+          const message = tag(text, 'Message');
+          reject(new S3Error(`S3 ${method} ${this.where(key)}: ${status} ${code}${message ? `: ${message}` : ''}`, status, code));
         });
       });
       r.on('error', (err) => reject(new Error(`S3 ${method} ${this.where(key)}: ${err.message}`)));

@@ -66,7 +66,8 @@ export function parseSize(raw: string): number {
   return Math.floor(Number(m[1]) * unit);
 }
 
-const stamp = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+/** A time as it stands in bundle and archive names: 20261207T101808Z. */
+export const stamp = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 
 /** The bundle as it is written: entries under one folder, counted against the cap. */
 class Bundle {
@@ -174,10 +175,12 @@ export async function collect(kc: KubeConfig, o: CollectOptions): Promise<Collec
   });
   const shimmed = (pod.spec?.containers ?? []).filter((c) => c.volumeMounts?.some((m) => m.name === SHIM_VOLUME));
   if (shimmed.length === 0) throw new CollectError(`pod ${namespace}/${name} has no sickbay shim (it was not injected: its namespace was not opted in, or it is labelled sickbay.io/inject=false); there is no scene in it to collect`, COLLECT_EXIT.noShim);
-  const review = o.checkAccess === false ? { status: { allowed: true, reason: undefined } } : await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
-    body: { spec: { resourceAttributes: { namespace, verb: 'create', resource: 'pods', subresource: 'exec', name } } },
-  });
-  if (!review.status?.allowed) throw new CollectError(`not allowed to exec into pod ${namespace}/${name} (create pods/exec), which collecting its scene needs${review.status?.reason ? `: ${review.status.reason}` : ''}`, COLLECT_EXIT.forbidden);
+  if (o.checkAccess !== false) {
+    const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+      body: { spec: { resourceAttributes: { namespace, verb: 'create', resource: 'pods', subresource: 'exec', name } } },
+    });
+    if (!review.status?.allowed) throw new CollectError(`not allowed to exec into pod ${namespace}/${name} (create pods/exec), which collecting its scene needs${review.status?.reason ? `: ${review.status.reason}` : ''}`, COLLECT_EXIT.forbidden);
+  }
 
   const now = o.now ?? new Date();
   const root = `${namespace}_${name}_${stamp(now)}`;

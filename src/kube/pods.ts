@@ -142,6 +142,12 @@ export interface OwnerInfo {
   name: string;
 }
 
+/** `Kind/name` as sickbay.io/owner holds it; undefined for anything else. */
+export function parseOwner(raw: string | undefined): OwnerInfo | undefined {
+  const i = raw?.indexOf('/') ?? -1;
+  return raw && i > 0 && i < raw.length - 1 ? { kind: raw.slice(0, i), name: raw.slice(i + 1) } : undefined;
+}
+
 /** Reasons the kubelet gives a container whose image it cannot get: the image's or its credentials' fault, never the node's. */
 export const IMAGE_PULL_REASONS: ReadonlySet<string> = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'SignatureValidationFailed']);
 

@@ -14,7 +14,6 @@ import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
 import {
   ANN_ARCHIVE,
-  ANN_DIAGNOSTICS,
   ANN_EXPIRES_AT,
   ANN_ISOLATE,
   ANN_MAX_QUARANTINED,
@@ -32,7 +31,7 @@ import { execInPod } from '../kube/exec.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { admit, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
-import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, wasEverReady } from '../kube/pods.js';
+import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, parseOwner, wasEverReady } from '../kube/pods.js';
 import { podRef } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep } from '../kube/steps.js';
 import type { SceneArchiver } from '../archive/archiver.js';
@@ -269,8 +268,10 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     // A release (`sickbay release`) ends the quarantine as its TTL would: archived, then deleted.
     const released = pod.metadata?.annotations?.[ANN_RELEASE];
     if (released !== undefined || (!Number.isNaN(expires) && expires <= now)) {
-      const overQuotaStay = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE])?.overQuota === true;
-      const why = released !== undefined ? `released${released ? ` (${released})` : ''}` : overQuotaStay ? 'beyond its workload\'s quota, kept only for its archive' : 'quarantine expired';
+      const archived = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE]);
+      // A pod beyond its quota kept only for its archive ends as that, unless released first.
+      const overQuota = archived?.overQuota === true && released === undefined;
+      const why = released !== undefined ? `released${released ? ` (${released})` : ''}` : overQuota ? 'beyond its workload\'s quota, kept only for its archive' : 'quarantine expired';
       if (this.config.dryRun) {
         log.info(`dry run: would delete the quarantined pod: ${why}`);
         this.eventOnce(podRef(pod), 'Normal', 'WouldDelete', `dry run: would delete this quarantined pod: ${why}`);
@@ -280,11 +281,10 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       if (this.archiver) {
         const requestedAt = Date.parse(released?.split(' ')[0] ?? '');
         const dueAt = released !== undefined ? (Number.isNaN(requestedAt) ? now : Math.min(requestedAt, now)) : expires;
-        const held = await this.archiveBeforeDeletion(pod, dueAt, now, why, log);
+        const held = await this.archiveBeforeDeletion(pod, archived, dueAt, now, why, log);
         if (typeof held === 'number') return { requeueAfterMs: held };
         note = held;
       }
-      const overQuota = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE])?.overQuota === true && released === undefined;
       await this.deletePod(pod, released !== undefined ? 'released' : overQuota ? 'over-quota' : 'expired', `${why}${note}`, log);
       return;
     }
@@ -430,26 +430,23 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
    * the deletion was due, or what the deletion's Event should add (where the bundle went,
    * or that it went without one).
    */
-  private async archiveBeforeDeletion(pod: CachedPod, dueAt: number, now: number, why: string, log: Logger): Promise<number | string> {
-    const previous = parseArchiveRecord(pod.metadata?.annotations?.[ANN_ARCHIVE]);
+  private async archiveBeforeDeletion(pod: CachedPod, previous: ArchiveRecord | undefined, dueAt: number, now: number, why: string, log: Logger): Promise<number | string> {
     if (previous?.status === 'ok') return `; its scene is archived at ${previous.url}`;
-    // A dump being written goes into the bundle whole: wait for it (within the hold-back bound).
-    if (/"status":"running"/.test(pod.metadata?.annotations?.[ANN_DIAGNOSTICS] ?? '') && now - dueAt < Math.min(this.archiver!.maxDelayMs, 5 * 60_000)) return 2_000;
     // The failure's own annotation brings the pod back here at once: keep to the back-off.
     if (previous?.status === 'failed' && previous.attempts) {
       const nextAt = Date.parse(previous.at) + archiveRetryMs(previous.attempts);
       if (now < nextAt && now - dueAt < this.archiver!.maxDelayMs) return Math.min(nextAt, dueAt + this.archiver!.maxDelayMs) - now;
     }
-    const owner = pod.metadata?.annotations?.[ANN_OWNER] ?? `Pod/${pod.metadata!.name}`;
+    const owner = parseOwner(pod.metadata?.annotations?.[ANN_OWNER]) ?? { kind: 'Pod', name: pod.metadata!.name! };
     // A pod kept only for its archive stays one through retries (its deletion is over-quota).
-    const kept = previous?.overQuota ? { overQuota: true } : {};
+    const record = ({ status, ...r }: Omit<ArchiveRecord, 'at' | 'overQuota'>) =>
+      annotate(this.core, pod, ANN_ARCHIVE, { status, ...(previous?.overQuota ? { overQuota: true } : {}), ...r, at: new Date().toISOString() } satisfies ArchiveRecord).catch((err) => log.warn('could not record the archive annotation', { error: errorText(err) }));
     try {
       const a = await this.archiver!.archive({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, owner }, new Date(now));
       this.metrics.archives.inc({ result: 'ok' });
       this.metrics.archiveBytes.inc(a.bytes);
       log.info('scene archived', { key: a.key, bytes: a.bytes, files: a.files, missing: a.missing });
-      const record: ArchiveRecord = { status: 'ok', ...kept, key: a.key, url: a.url, bytes: a.bytes, at: new Date().toISOString() };
-      await annotate(this.core, pod, ANN_ARCHIVE, record).catch((err) => log.warn('could not record the archive annotation', { error: errorText(err) }));
+      await record({ status: 'ok', key: a.key, url: a.url, bytes: a.bytes });
       void this.events.record(podRef(pod), 'Normal', 'SceneArchived', `the scene's bundle (${a.files} files, ${a.bytes} bytes compressed) is at ${a.url}; ${why}: deleting the pod`);
       return `; its scene is archived at ${a.url}`;
     } catch (err) {
@@ -459,14 +456,14 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       if (now - dueAt >= maxDelayMs) {
         this.metrics.archives.inc({ result: 'deleted-without' });
         log.error('deleting a quarantined pod without its archive: the hold-back bound has passed', { attempts, error });
-        await annotate(this.core, pod, ANN_ARCHIVE, { status: 'deleted-without', ...kept, error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+        await record({ status: 'deleted-without', error, attempts });
         void this.events.record(podRef(pod), 'Warning', 'DeletedWithoutArchive', `${why}; its scene could not be archived in ${attempts} attempts over ${Math.round(maxDelayMs / 60_000)} min (SICKBAY_ARCHIVE_MAX_DELAY), the last error: ${error}; deleting the pod and its scene`);
         return `; deleted WITHOUT an archive after ${attempts} attempts (${error})`;
       }
       this.metrics.archives.inc({ result: 'failed' });
       const retryMs = Math.min(archiveRetryMs(attempts), Math.max(dueAt + maxDelayMs - now, 1000));
       log.warn('could not archive the scene; the pod is kept', { attempts, error, retryInMs: retryMs });
-      await annotate(this.core, pod, ANN_ARCHIVE, { status: 'failed', ...kept, error, attempts, at: new Date().toISOString() } satisfies ArchiveRecord).catch(() => undefined);
+      await record({ status: 'failed', error, attempts });
       this.eventOnce(podRef(pod), 'Warning', 'ArchiveFailed', `${why}, but its scene could not be archived (attempt ${attempts}: ${error}); the pod is kept and sickbay tries again in ${Math.round(retryMs / 1000)} s, at most until ${new Date(dueAt + maxDelayMs).toISOString()} (SICKBAY_ARCHIVE_MAX_DELAY)`);
       return retryMs;
     }
@@ -506,11 +503,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
     void this.events.record(podRef(pod), 'Warning', reason === 'released' ? 'QuarantineReleased' : reason === 'over-quota' ? 'FailingPodDeleted' : 'QuarantineExpired', message);
-    const owner = pod.metadata?.annotations?.[ANN_OWNER];
-    if (reason === 'over-quota' && owner && !owner.startsWith('Pod/')) {
-      const [kind, name] = [owner.slice(0, owner.indexOf('/')), owner.slice(owner.indexOf('/') + 1)];
-      void this.events.record(ownerObjectRef(pod.metadata!.namespace!, { kind, name } as OwnerInfo), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${message}`);
-    }
+    const owner = parseOwner(pod.metadata?.annotations?.[ANN_OWNER]);
+    if (reason === 'over-quota' && owner && owner.kind !== 'Pod') void this.events.record(ownerObjectRef(pod.metadata!.namespace!, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${message}`);
   }
 
   private startPipeline(pod: AnyPod) {

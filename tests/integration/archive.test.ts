@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { archiveKey, parseArchiveKey } from '../../src/archive/archiver.js';
 import { PART_BYTES, S3Store } from '../../src/archive/s3.js';
 import { readArchiveConfig } from '../../src/core/config.js';
+import { parseOwner } from '../../src/kube/pods.js';
 import { S3Server } from '../../src/dev/s3-server.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -92,11 +93,12 @@ describe('the scene archive on a real S3-compatible server', { timeout: 180_000 
 
   it('keys name the namespace, the workload and the pod, and read back', () => {
     const at = new Date('2026-12-07T02:13:14.567Z');
-    const key = archiveKey('clusters/prod/', 'shop', 'Deployment/shop', 'shop-7d9f8c6b5-x2x4q', at);
+    const key = archiveKey('clusters/prod/', 'shop', parseOwner('Deployment/shop')!, 'shop-7d9f8c6b5-x2x4q', at);
     assert.equal(key, 'clusters/prod/shop/deployment-shop/shop-7d9f8c6b5-x2x4q_20261207T021314Z.tar.gz');
     assert.deepEqual(parseArchiveKey('clusters/prod/', key), { namespace: 'shop', workload: 'deployment/shop', pod: 'shop-7d9f8c6b5-x2x4q', at: new Date('2026-12-07T02:13:14Z') });
-    assert.equal(archiveKey('', 'jobs', 'Pod/once', 'once', at), 'jobs/pod-once/once_20261207T021314Z.tar.gz');
+    assert.equal(archiveKey('', 'jobs', parseOwner('Pod/once')!, 'once', at), 'jobs/pod-once/once_20261207T021314Z.tar.gz');
     assert.equal(parseArchiveKey('sickbay/', 'sickbay/notes.txt'), undefined);
+    assert.equal(parseOwner('shop'), undefined, 'an owner annotation without a kind');
   });
 
   it('`sickbay archives list` finds bundles by namespace, workload, pod and time; `get` downloads one and never overwrites', async () => {
@@ -108,7 +110,7 @@ describe('the scene archive on a real S3-compatible server', { timeout: 180_000 
       ['shop', 'StatefulSet/db', 'db-0', now - 30_000],
       ['billing', 'Deployment/api', 'api-ccc', now - 10_000],
     ] as const;
-    for (const [ns, owner, pod, at] of bundles) await store.put(archiveKey('sickbay/', ns, owner, pod, new Date(at)), Buffer.from(`scene of ${pod}`));
+    for (const [ns, owner, pod, at] of bundles) await store.put(archiveKey('sickbay/', ns, parseOwner(owner)!, pod, new Date(at)), Buffer.from(`scene of ${pod}`));
     const run = (args: string[], env = s3.env()) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(process.execPath, ['--import', import.meta.resolve('tsx'), cli, 'archives', ...args], { cwd: out, env: { PATH: process.env.PATH, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
