@@ -4,118 +4,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { writeCerts } from './cli/certs.js';
+import { CliError, commandDoc, completionScript, EXIT, helpText, usage } from './cli/commands.js';
 import { serve } from './manager/serve.js';
 import { cliNamespace, ConfigError, parseDuration, readConfig } from './core/config.js';
-import { codeOf } from './kube/api.js';
+import { codeOf, errorText } from './kube/api.js';
 import { createLogger, exitOnUnhandled } from './core/log.js';
 import { withDeadline } from './util/wait.js';
 
 /** How the user called us: `kubectl sickbay` when kubectl runs us as its plugin. */
 const PROG = path.basename(process.argv[1] ?? 'sickbay').startsWith('kubectl-') ? 'kubectl sickbay' : 'sickbay';
-
-const USAGE = `sickbay: keep the crash scene, restore the service.
-
-Usage:
-  ${PROG} serve                          webhook + controllers over TLS (configured by SICKBAY_* variables)
-  ${PROG} certs [options]                CA + serving certificate into certs/, webhook configurations rendered
-  ${PROG} status [-o json|yaml]          quarantined pods, isolated nodes, unsupervised containers, avoid-lists
-  ${PROG} release <namespace>/<pod>      end a quarantine now (archived first, when an archive is set, then deleted)
-  ${PROG} inject -f <manifest> [-o json] print the manifest as the webhook would mutate it, and why a container is left alone
-  ${PROG} collect <pod> [-n <ns>] [-o <file>] one pod's scene (dumps, logs, Events, pod, node, processes) in one .tar.gz
-  ${PROG} archives list|get              the scene bundles sickbay archived before deleting pods
-  ${PROG} agent --node-name <node>       node agent for one node (checks, NodeHealth heartbeats)
-  ${PROG} node protect <node> --for <d>  keep a node from being isolated for <d> (e.g. 2h; 0 lifts it)
-  ${PROG} node restore <node>            lift an isolation (taint and label removed)
-  ${PROG} --version | --help | <command> --help
-
-Global options:
-  --kubeconfig <file>   kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)
-  --context <name>      kubeconfig context to use (default: its current context)
-`;
-
-const HELP: Record<string, string> = {
-  status: `Usage: ${PROG} status [-o text|json|yaml] [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
-
-Lists quarantined pods (age, owner, reason), isolated and protected nodes, unhealthy
-NodeHealths, pods that escaped injection, containers running without the supervisor
-(with the annotation that fixes each), and the nodes Deployments avoid.
-`,
-  inject: `Usage: ${PROG} inject -f <manifest|-> [-o yaml|json] [--shim-image <image>]
-
-Prints the manifest (YAML or JSON, several documents, or a List) with every Pod and pod
-template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) changed as the
-mutating webhook would change it in an opted-in namespace, and says on stderr, per
-object, which containers are supervised and why any is left alone. Reads no cluster:
-the nodes a Deployment avoids are added at admission only. The shim image is
---shim-image, else $SICKBAY_SHIM_IMAGE, else the default.
-`,
-  collect: `Usage: ${PROG} collect <pod> [-n <namespace>] [-o <file>] [--max-size 1Gi] [--kubeconfig <file>] [--context <name>]
-
-Writes the pod's scene to one .tar.gz (default ./<namespace>_<pod>_<time>.tar.gz): the
-pod as the API holds it, its Events and its workload's, each container's log (current
-and previous), everything under /sickbay (the dumps in diag/, the supervisor's state in
-run/), each container's process table and open files as the shim's busybox reads them,
-its node's conditions and NodeHealth, sickbay's annotations, and a MANIFEST listing each
-file, its size, and what could not be collected and why. Content beyond --max-size is
-left out (listed in the MANIFEST); nothing is held in memory whole. Works for a pod that
-is not quarantined too. -n defaults to the kubeconfig context's namespace.
-
-Exit codes: 0 written, 2 usage, 3 no such pod, 4 the pod has no sickbay shim,
-5 not allowed (to read the pod or exec into it), 1 anything else.
-`,
-  release: `Usage: ${PROG} release <namespace>/<pod> [--wait 2m] [--now] [--kubeconfig <file>] [--context <name>]
-
-Ends a quarantine now. Asks sickbay's controller (annotation sickbay.io/release) and waits
-up to --wait: the controller writes the scene's bundle to the archive first, when one is
-configured, then deletes the pod, as at the quarantine's TTL; it says where the bundle went.
---now deletes the pod here and now, its scene with it, without an archive.
-`,
-  archives: `Usage: ${PROG} archives list [-n <namespace>] [--workload <Kind/name>] [--pod <pod>] [--since <24h>]
-       ${PROG} archives get <key> [-o <file>]
-
-The scene bundles sickbay wrote to its archive before deleting pods (keys
-<prefix><namespace>/<kind>-<workload>/<pod>_<time>.tar.gz), oldest first; get downloads
-one (default: its file name, in the current folder; an existing file is not replaced).
-Reads the archive settings of \`sickbay serve\` from the environment: SICKBAY_ARCHIVE_ENDPOINT,
-SICKBAY_ARCHIVE_BUCKET, SICKBAY_ARCHIVE_PREFIX, SICKBAY_ARCHIVE_REGION,
-SICKBAY_ARCHIVE_ACCESS_KEY_ID, SICKBAY_ARCHIVE_SECRET_ACCESS_KEY, SICKBAY_ARCHIVE_CA_FILE.
-`,
-  agent: `Usage: ${PROG} agent --node-name <node> [--kubeconfig <file>] [--context <name>]
-
-Checks the node every second (kubelet health, pressure conditions, network targets,
-runtime and CNI processes under SICKBAY_AGENT_PROC_ROOT) and reports to the NodeHealth
-named after it. --node-name defaults to $SICKBAY_NODE_NAME. Configured by SICKBAY_AGENT_*
-variables (see the README's configuration table).
-`,
-  node: `Usage: ${PROG} node protect <node> --for <duration> [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
-       ${PROG} node restore <node> [--namespace sickbay-system] [--kubeconfig <file>] [--context <name>]
-
-protect: sets the node's protection lock (a Lease in sickbay's namespace) for <duration>
-         from now (30m, 2h, 1d; 0 lifts it). A protected node is never isolated.
-restore: removes the sickbay.io/isolated taint and the sickbay.io/node-status label.
-         The lock taken at isolation stays, so the node is not isolated again at once.
-`,
-  serve: `Usage: ${PROG} serve [--kubeconfig <file>] [--context <name>]
-
-Serves POST /mutate, /validate, /alerts and GET /healthz, /readyz, /metrics over HTTPS,
-and runs the controllers on the replica holding the lease. Configuration comes from
-SICKBAY_* environment variables (see the README's configuration table).
-`,
-  certs: `Usage: ${PROG} certs [--out certs] [--service sickbay] [--namespace sickbay-system]
-                     [--dns <name>]... [--ip <address>]... [--days 365] [--url <https://host:port>]
-
-Writes <out>/ca.crt, <out>/tls.crt, <out>/tls.key (an existing CA in <out> is reused, so
-re-running rotates the serving certificate only) and <out>/webhook-config/*.yaml with the
-CA bundle filled in. --url registers the webhooks by URL instead of by Service.
-`,
-};
-
-/** A failure the user can fix; printed as it is, exit status 1. */
-class CliError extends Error {}
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -126,7 +27,7 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
 export function loadKubeConfig(file?: string, context?: string): KubeConfig {
   const kc = new KubeConfig();
   if (file) {
-    if (!existsSync(file)) throw new CliError(`--kubeconfig ${file}: no such file`);
+    if (!existsSync(file)) throw new CliError(`--kubeconfig ${file}: no such file`, EXIT.notFound);
     kc.loadFromFile(file);
   } else if (process.env.KUBECONFIG || existsSync(path.join(homedir(), '.kube', 'config')) || existsSync(SERVICE_ACCOUNT_TOKEN)) {
     kc.loadFromDefault();
@@ -134,25 +35,33 @@ export function loadKubeConfig(file?: string, context?: string): KubeConfig {
     throw new CliError('no kubeconfig: pass --kubeconfig <file>, set $KUBECONFIG, or create ~/.kube/config (inside a pod, its ServiceAccount is used)');
   }
   if (context !== undefined) {
-    if (!kc.getContextObject(context)) throw new CliError(`context ${JSON.stringify(context)} is not in the kubeconfig (it has: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    if (!kc.getContextObject(context)) throw new CliError(`context ${JSON.stringify(context)} is not in the kubeconfig (it has: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`, EXIT.notFound);
     kc.setCurrentContext(context);
   }
   if (!kc.getCurrentCluster()) throw new CliError(`the kubeconfig's current context ${JSON.stringify(kc.getCurrentContext())} names no cluster; pass --context`);
   return kc;
 }
 
-/** A command that talks to the cluster: an unreachable one is said plainly, and waited for 30 s at most. */
-async function withCluster<T>(kc: KubeConfig, run: () => Promise<T>): Promise<T> {
-  const server = kc.getCurrentCluster()?.server ?? '?';
+/** A command that talks to the cluster: each failure said for what it is, and waited for 30 s at most. */
+async function withCluster<T>(kc: KubeConfig, run: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const where = `the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (context ${kc.getCurrentContext()})`;
   try {
-    return await withDeadline(run(), 30_000, `the cluster at ${server}`);
+    return await withDeadline(run(), timeoutMs, where);
   } catch (err) {
-    if (codeOf(err) === 401 || codeOf(err) === 403) throw new CliError(`the cluster at ${server} (context ${kc.getCurrentContext()}) refused: ${(err as Error).message.split('\n')[0]}`);
-    if (codeOf(err) !== undefined) throw err;
-    const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-    const why = e.cause?.code ?? e.code ?? e.cause?.message ?? e.message;
-    throw new CliError(`cannot reach the cluster at ${server} (context ${kc.getCurrentContext()}): ${why}`);
+    throw clusterError(err, where);
   }
+}
+
+/** An error from talking to the cluster, as the CLI says it: a CliError keeps its words and code. */
+export function clusterError(err: unknown, where: string): CliError {
+  if (err instanceof CliError) return err;
+  const code = codeOf(err);
+  if (code === 401 || code === 403) return new CliError(`${where} refused: ${errorText(err)}`, EXIT.refused);
+  if (code === 404) return new CliError(`${where}: ${errorText(err)}`, EXIT.notFound);
+  if (code !== undefined) return new CliError(`${where} answered: ${errorText(err)}`, EXIT.failed);
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  const why = e?.cause?.code ?? (typeof e?.code === 'string' ? e.code : undefined) ?? e?.cause?.message ?? errorText(err);
+  return new CliError(`cannot reach ${where}: ${why.replace(`${where}: `, '')}`, EXIT.unreachable);
 }
 
 function version(): string {
@@ -163,11 +72,36 @@ function version(): string {
 type Output = 'text' | 'json' | 'yaml';
 function outputFormat(o: string | undefined, allowed: Output[]): Output {
   const v = (o ?? allowed[0]) as Output;
-  if (!allowed.includes(v)) throw new CliError(`-o ${o}: choose one of ${allowed.join(', ')}`);
+  if (!allowed.includes(v)) throw new CliError(`-o ${o}: choose one of ${allowed.join(', ')}`, EXIT.usage);
   return v;
 }
 
+/** A duration flag: a bad one is a usage error. */
+function durationFlag(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new CliError(`${flag} ${value}: ${(err as Error).message}`, EXIT.usage);
+  }
+}
+
+/** `-n` if given, else the kubeconfig context's namespace, else `default` (as kubectl). */
+const targetNamespace = (kc: KubeConfig, n: string | undefined) => n ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+
 const KUBE_OPTIONS = { kubeconfig: { type: 'string' }, context: { type: 'string' } } as const;
+const NAMESPACE = { namespace: { type: 'string', short: 'n' } } as const;
+const SICKBAY_NAMESPACE = { 'sickbay-namespace': { type: 'string', default: cliNamespace() } } as const;
+
+/** Parses a command's flags; an unknown flag or a missing value is a usage error that shows the command's help. */
+function flags<const T extends ParseArgsConfig>(command: string, config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs<T>(config);
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${helpText(commandDoc(command)!, PROG)}`, EXIT.usage);
+  }
+}
+
+const usageError = (command: string, what?: string) => new CliError(`${what ? `${what}\n\n` : ''}${helpText(commandDoc(command)!, PROG)}`.trimEnd(), EXIT.usage);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -176,43 +110,51 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE);
-    return command ? 0 : 2;
+    (command ? process.stdout : process.stderr).write(usage(PROG));
+    return command ? 0 : EXIT.usage;
   }
-  const wantsHelp = rest.includes('--help') || rest.includes('-h');
-  if (wantsHelp && HELP[command]) {
-    process.stdout.write(HELP[command]);
+  const doc = commandDoc(command);
+  if (!doc) throw new CliError(`unknown command ${JSON.stringify(command)}\n\n${usage(PROG)}`.trimEnd(), EXIT.usage);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(helpText(doc, PROG));
     return 0;
   }
   switch (command) {
     case 'certs': {
-      const { values } = parseArgs({
+      const { values } = flags(command, {
         args: rest,
         options: {
+          ...KUBE_OPTIONS,
           out: { type: 'string', default: 'certs' },
           service: { type: 'string', default: 'sickbay' },
-          namespace: { type: 'string', default: 'sickbay-system' },
+          namespace: { type: 'string', short: 'n', default: cliNamespace() },
           dns: { type: 'string', multiple: true, default: [] },
           ip: { type: 'string', multiple: true, default: [] },
           days: { type: 'string', default: '365' },
           url: { type: 'string' },
-          kubeconfig: { type: 'string' },
+          apply: { type: 'boolean', default: false },
+          secret: { type: 'string' },
         },
       });
-      const res = writeCerts({
-        outDir: values.out,
-        service: values.service,
-        namespace: values.namespace,
-        dnsNames: values.dns,
-        ipAddresses: values.ip,
-        validityDays: Number(values.days),
-        url: values.url,
-      });
+      if (values.secret && !values.apply) throw usageError(command, '--secret needs --apply');
+      if (!values.apply && (values.kubeconfig || values.context)) throw usageError(command, '--kubeconfig and --context are for --apply (certs reads no cluster otherwise)');
+      let res;
+      try {
+        res = writeCerts({ outDir: values.out, service: values.service, namespace: values.namespace, dnsNames: values.dns, ipAddresses: values.ip, validityDays: Number(values.days), url: values.url });
+      } catch (err) {
+        throw new CliError((err as Error).message, EXIT.usage);
+      }
       process.stdout.write(`wrote ${res.caFile}, ${res.certFile}, ${res.keyFile}\nwebhook configurations: ${res.manifests.join(', ')}\n`);
+      if (values.apply) {
+        const { applySecret } = await import('./cli/certs.js');
+        const kc = loadKubeConfig(values.kubeconfig, values.context);
+        const name = values.secret ?? `${values.service}-tls`;
+        process.stdout.write(await withCluster(kc, () => applySecret(kc, { namespace: values.namespace, name, files: res })));
+      }
       return 0;
     }
     case 'serve': {
-      const { values } = parseArgs({ args: rest, options: KUBE_OPTIONS });
+      const { values } = flags(command, { args: rest, options: KUBE_OPTIONS });
       const config = readConfig();
       const log = createLogger(config.logLevel);
       exitOnUnhandled('serve');
@@ -225,98 +167,93 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, output: { type: 'string', short: 'o' }, namespace: { type: 'string', default: cliNamespace() } } });
+      const { values, positionals } = flags(command, { args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, ...NAMESPACE, ...SICKBAY_NAMESPACE, output: { type: 'string', short: 'o' } } });
+      if (positionals.length) throw usageError(command, `unexpected argument ${JSON.stringify(positionals[0])}`);
       const output = outputFormat(values.output, ['text', 'json', 'yaml']);
-      const { formatStatus, statusReport } = await import('./cli/status.js');
+      const { formatStatus, inNamespace, statusReport } = await import('./cli/status.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
-      const report = await withCluster(kc, () => statusReport(kc, values.namespace));
+      const all = await withCluster(kc, () => statusReport(kc, values['sickbay-namespace']));
+      const report = values.namespace ? inNamespace(all, values.namespace) : all;
       process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : output === 'yaml' ? yaml.dump(report, { noRefs: true, lineWidth: -1 }) : formatStatus(report));
       return 0;
     }
     case 'release': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, now: { type: 'boolean', default: false }, wait: { type: 'string', default: '2m' } } });
-      if (positionals.length !== 1) {
-        process.stderr.write(HELP.release!);
-        return 2;
-      }
-      const { release } = await import('./cli/release.js');
+      const { values, positionals } = flags(command, { args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, ...NAMESPACE, now: { type: 'boolean', default: false }, wait: { type: 'string', default: '2m' } } });
+      if (positionals.length !== 1) throw usageError(command, positionals.length ? `one pod at a time (got ${positionals.length})` : 'which pod?');
+      const waitMs = durationFlag('--wait', values.wait) * 1000;
+      const { release, parsePodRef } = await import('./cli/release.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
-      process.stdout.write(await withCluster(kc, () => release(kc, positionals[0]!, { now: values.now, waitMs: parseDuration(values.wait) * 1000 })));
+      const ref = parsePodRef(positionals[0]!, targetNamespace(kc, values.namespace), values.namespace !== undefined);
+      process.stdout.write(await withCluster(kc, () => release(kc, ref, { now: values.now, waitMs }), waitMs + 30_000));
       return 0;
     }
     case 'archives': {
-      const { values, positionals } = parseArgs({
+      const { values, positionals } = flags(command, {
         args: rest,
         allowPositionals: true,
-        options: { namespace: { type: 'string', short: 'n' }, workload: { type: 'string' }, pod: { type: 'string' }, since: { type: 'string' }, output: { type: 'string', short: 'o' } },
+        options: { ...NAMESPACE, workload: { type: 'string' }, pod: { type: 'string' }, since: { type: 'string' }, output: { type: 'string', short: 'o' } },
       });
       const [sub, key] = positionals;
-      if ((sub !== 'list' && sub !== 'get') || (sub === 'get' && (!key || positionals.length !== 2)) || (sub === 'list' && positionals.length !== 1)) {
-        process.stderr.write(HELP.archives!);
-        return 2;
-      }
+      if ((sub !== 'list' && sub !== 'get') || (sub === 'get' && (!key || positionals.length !== 2)) || (sub === 'list' && positionals.length !== 1)) throw usageError(command);
+      const since = values.since ? new Date(Date.now() - durationFlag('--since', values.since) * 1000) : undefined;
       const { readArchiveConfig } = await import('./core/config.js');
       const archive = readArchiveConfig();
-      if (!archive) {
-        process.stderr.write(`${PROG} archives: no archive configured: set SICKBAY_ARCHIVE_ENDPOINT, SICKBAY_ARCHIVE_BUCKET and the credentials as for \`sickbay serve\` (see --help)\n`);
-        return 2;
-      }
-      const { getArchive, listArchives, renderList } = await import('./cli/archives.js');
-      if (sub === 'list') {
-        const since = values.since ? new Date(Date.now() - parseDuration(values.since) * 1000) : undefined;
-        process.stdout.write(renderList(await listArchives(archive, { namespace: values.namespace, workload: values.workload, pod: values.pod, since })));
-      } else {
-        const r = await getArchive(archive, key!, values.output);
-        process.stdout.write(`wrote ${r.file}\n`);
+      if (!archive) throw new CliError(`${PROG} archives: no archive configured: set SICKBAY_ARCHIVE_ENDPOINT, SICKBAY_ARCHIVE_BUCKET and the credentials as for \`sickbay serve\` (see --help)`, EXIT.usage);
+      const { archiveError, getArchive, listArchives, renderList } = await import('./cli/archives.js');
+      try {
+        if (sub === 'list') process.stdout.write(renderList(await listArchives(archive, { namespace: values.namespace, workload: values.workload, pod: values.pod, since })));
+        else process.stdout.write(`wrote ${(await getArchive(archive, key!, values.output)).file}\n`);
+      } catch (err) {
+        throw archiveError(err, archive.store.endpoint);
       }
       return 0;
     }
     case 'inject': {
-      const { values } = parseArgs({ args: rest, options: { filename: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' }, 'shim-image': { type: 'string' } } });
-      if (!values.filename) {
-        process.stderr.write(HELP.inject!);
-        return 2;
-      }
+      const { values } = flags(command, { args: rest, options: { ...KUBE_OPTIONS, ...NAMESPACE, filename: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' }, 'shim-image': { type: 'string' } } });
+      if (!values.filename) throw usageError(command, '-f <manifest|-> is required');
       const output = outputFormat(values.output, ['yaml', 'json']) as 'yaml' | 'json';
       let text: string;
       try {
         text = readFileSync(values.filename === '-' ? 0 : values.filename, 'utf8');
       } catch (err) {
-        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, (err as { code?: string }).code === 'ENOENT' ? EXIT.notFound : EXIT.failed);
       }
       const config = readConfig();
-      const { injectManifest, renderManifest } = await import('./cli/inject.js');
+      const { injectManifest, namespacesIn, renderManifest } = await import('./cli/inject.js');
+      let namespaces;
+      if (values.kubeconfig !== undefined || values.context !== undefined) {
+        const kc = loadKubeConfig(values.kubeconfig, values.context);
+        const fallback = targetNamespace(kc, values.namespace);
+        const { readNamespaceAnnotations } = await import('./cli/inject-cluster.js');
+        const read = await withCluster(kc, () => readNamespaceAnnotations(kc, [...new Set([fallback, ...namespacesIn(text)])]));
+        namespaces = { default: fallback, annotations: (ns: string) => read.get(ns) };
+      }
       let result;
       try {
-        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets });
+        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets }, namespaces);
       } catch (err) {
-        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`);
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, EXIT.usage);
       }
       process.stdout.write(renderManifest(result.documents, output));
       for (const n of result.notes) process.stderr.write(`# ${n}\n`);
       return 0;
     }
     case 'collect': {
-      const { values, positionals } = parseArgs({
+      const { values, positionals } = flags(command, {
         args: rest,
         allowPositionals: true,
-        options: { ...KUBE_OPTIONS, namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, 'max-size': { type: 'string', default: '1Gi' } },
+        options: { ...KUBE_OPTIONS, ...NAMESPACE, output: { type: 'string', short: 'o' }, 'max-size': { type: 'string', default: '1Gi' } },
       });
-      if (positionals.length !== 1) {
-        process.stderr.write(HELP.collect!);
-        return 2;
-      }
+      if (positionals.length !== 1) throw usageError(command, positionals.length ? `one pod at a time (got ${positionals.length})` : 'which pod?');
+      const { collect, CollectError, parseSize } = await import('./cli/collect.js');
       let maxBytes: number;
       try {
-        const { parseSize } = await import('./cli/collect.js');
         maxBytes = parseSize(values['max-size']);
       } catch (err) {
-        process.stderr.write(`${PROG} collect: --max-size ${values['max-size']}: ${(err as Error).message}\n`);
-        return 2;
+        throw new CliError(`--max-size ${values['max-size']}: ${(err as Error).message}`, EXIT.usage);
       }
-      const { collect, CollectError } = await import('./cli/collect.js');
       const kc = loadKubeConfig(values.kubeconfig, values.context);
-      const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+      const namespace = targetNamespace(kc, values.namespace);
       let last = 0;
       const progress = process.stderr.isTTY
         ? (bytes: number) => {
@@ -331,21 +268,15 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`wrote ${r.file}: ${r.files} files, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of content${r.missing.length ? `; ${r.missing.length} not collected (see MANIFEST)` : ''}\n`);
         return 0;
       } catch (err) {
-        if (err instanceof CollectError) {
-          process.stderr.write(`${PROG} collect: ${err.message}\n`);
-          return err.exitCode;
-        }
-        throw err;
+        if (err instanceof CollectError) throw new CliError(err.message, err.exitCode);
+        throw clusterError(err, `the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (context ${kc.getCurrentContext()})`);
       }
     }
     case 'agent': {
-      const { values } = parseArgs({ args: rest, options: { ...KUBE_OPTIONS, 'node-name': { type: 'string' } } });
+      const { values } = flags(command, { args: rest, options: { ...KUBE_OPTIONS, 'node-name': { type: 'string' } } });
       const config = readConfig();
       const nodeName = values['node-name'] || config.agent.nodeName;
-      if (!nodeName) {
-        process.stderr.write('sickbay agent: --node-name (or SICKBAY_NODE_NAME) is required\n');
-        return 2;
-      }
+      if (!nodeName) throw usageError(command, '--node-name (or SICKBAY_NODE_NAME) is required');
       const log = createLogger(config.logLevel).child({ component: 'agent' });
       exitOnUnhandled('agent');
       const { runAgent } = await import('./agent/command.js');
@@ -356,41 +287,41 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'node': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: { ...KUBE_OPTIONS, for: { type: 'string' }, namespace: { type: 'string', default: cliNamespace() } },
-      });
+      const { values, positionals } = flags(command, { args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, ...SICKBAY_NAMESPACE, for: { type: 'string' } } });
       const [action, node, ...extra] = positionals;
-      if (!node || extra.length || (action !== 'protect' && action !== 'restore')) {
-        process.stderr.write(HELP.node!);
-        return 2;
-      }
+      if (action !== 'protect' && action !== 'restore') throw usageError(command, action ? `unknown action ${JSON.stringify(action)}: protect or restore` : 'protect or restore?');
+      if (!node || extra.length) throw usageError(command, node ? `one node at a time (got ${positionals.length - 1})` : 'which node?');
+      const namespace = values['sickbay-namespace'];
       const { protect, restore } = await import('./cli/node.js');
-      const kc = loadKubeConfig(values.kubeconfig, values.context);
       if (action === 'restore') {
-        process.stdout.write(await withCluster(kc, () => restore(kc, { namespace: values.namespace, node })));
+        const kc = loadKubeConfig(values.kubeconfig, values.context);
+        process.stdout.write(await withCluster(kc, () => restore(kc, { namespace, node })));
         return 0;
       }
-      if (values.for === undefined) {
-        process.stderr.write('sickbay node protect: --for <duration> is required (e.g. 45m, 2h; 0 lifts the lock)\n');
-        return 2;
-      }
-      const seconds = parseDuration(values.for);
-      if (seconds !== 0 && (seconds < 60 || seconds > 7 * 86400)) throw new Error(`--for ${values.for}: choose between 1m and 7d (or 0 to lift the lock)`);
-      process.stdout.write(await withCluster(kc, () => protect(kc, { namespace: values.namespace, node, seconds })));
+      if (values.for === undefined) throw usageError(command, '--for <duration> is required (e.g. 45m, 2h; 0 lifts the lock)');
+      const seconds = durationFlag('--for', values.for);
+      if (seconds !== 0 && (seconds < 60 || seconds > 7 * 86400)) throw new CliError(`--for ${values.for}: choose between 1m and 7d (or 0 to lift the lock)`, EXIT.usage);
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
+      process.stdout.write(await withCluster(kc, () => protect(kc, { namespace, node, seconds })));
+      return 0;
+    }
+    case 'completion': {
+      const { positionals } = flags(command, { args: rest, allowPositionals: true, options: {} });
+      const shell = positionals[0];
+      if ((shell !== 'bash' && shell !== 'zsh') || positionals.length !== 1) throw usageError(command, shell ? `no completion for ${JSON.stringify(shell)}: bash or zsh` : 'which shell?');
+      process.stdout.write(completionScript(shell, PROG === 'sickbay' ? 'sickbay' : 'kubectl-sickbay'));
       return 0;
     }
     default:
-      process.stderr.write(`${PROG}: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
+      throw new CliError(`unknown command ${JSON.stringify(command)}`, EXIT.usage);
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`${PROG}: ${err instanceof ConfigError || err instanceof CliError || err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    const code = err instanceof CliError ? err.exitCode : EXIT.failed;
+    process.stderr.write(`${PROG}: ${err instanceof Error ? (err instanceof CliError || err instanceof ConfigError ? err.message : errorText(err)) : String(err)}\n`);
+    process.exit(code);
   },
 );

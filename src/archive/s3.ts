@@ -91,7 +91,7 @@ export class S3Store {
           reject(new S3Error(`S3 ${method} ${this.where(key)}: ${status} ${code}${message ? `: ${message}` : ''}`, status, code));
         });
       });
-      r.on('error', (err) => reject(new Error(`S3 ${method} ${this.where(key)}: ${err.message}`)));
+      r.on('error', (err) => reject(new Error(`S3 ${method} ${this.where(key)}: ${err.message}`, { cause: err })));
       r.end(o.body);
     });
   }

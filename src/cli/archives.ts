@@ -5,7 +5,8 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { parseArchiveKey } from '../archive/archiver.js';
-import { S3Store } from '../archive/s3.js';
+import { S3Error, S3Store } from '../archive/s3.js';
+import { CliError, EXIT } from './commands.js';
 import type { ArchiveConfig } from '../core/config.js';
 
 export interface ListFilter {
@@ -56,4 +57,19 @@ export async function getArchive(config: ArchiveConfig, key: string, file?: stri
   const to = file ?? key.split('/').pop()!;
   await pipeline(await store.get(key), createWriteStream(to, { flags: 'wx' }));
   return { file: to };
+}
+
+/** A failure of `archives list|get`, said for what it is, with the CLI's exit code. */
+export function archiveError(err: unknown, endpoint: string): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof S3Error) {
+    if (err.status === 404 || err.code === 'NoSuchKey' || err.code === 'NoSuchBucket') return new CliError(`the archive at ${endpoint}: ${err.message}`, EXIT.notFound);
+    if (err.status === 401 || err.status === 403) return new CliError(`the archive at ${endpoint} refused: ${err.message}`, EXIT.refused);
+    return new CliError(`the archive at ${endpoint} answered: ${err.message}`, EXIT.failed);
+  }
+  const e = err as Error & { code?: string; cause?: { code?: string } };
+  if (e?.code === 'EEXIST') return new CliError(`${e.message.replace(/^EEXIST: /, '')}: not replacing an existing file (pass -o <file>)`, EXIT.failed);
+  const net = e?.cause?.code ?? e?.code;
+  if (typeof net === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)$/.test(net)) return new CliError(`cannot reach the archive at ${endpoint}: ${net}`, EXIT.unreachable);
+  return new CliError(`the archive at ${endpoint}: ${(err as Error)?.message ?? String(err)}`, EXIT.failed);
 }

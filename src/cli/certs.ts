@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { dumpYaml } from '@kubernetes/client-node';
+import { CoreV1Api, dumpYaml, type KubeConfig } from '@kubernetes/client-node';
+import { codeOf } from '../kube/api.js';
 import { createCA, type IssuedCertificate, issueCertificate, serviceDnsNames } from '../tls/certificates.js';
 import { mutatingWebhookConfiguration, validatingWebhookConfiguration, type WebhookTarget } from '../webhook/webhook-configurations.js';
 
@@ -69,3 +70,21 @@ export function writeCerts(o: CertsOptions): CertsResult {
   return { caPem: ca.certPem, certFile, keyFile, caFile, manifests: manifests.map(([f]) => f) };
 }
 
+
+/** `certs --apply`: the three files as the Secret the chart's `certificates.selfManaged.existingSecret` names (created, or replaced). */
+export async function applySecret(kc: KubeConfig, o: { namespace: string; name: string; files: Pick<CertsResult, 'certFile' | 'keyFile' | 'caFile'> }): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const body = {
+    metadata: { name: o.name, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'sickbay-certs' } },
+    type: 'kubernetes.io/tls',
+    stringData: { 'tls.crt': readFileSync(o.files.certFile, 'utf8'), 'tls.key': readFileSync(o.files.keyFile, 'utf8'), 'ca.crt': readFileSync(o.files.caFile, 'utf8') },
+  };
+  try {
+    await core.createNamespacedSecret({ namespace: o.namespace, body });
+    return `created Secret ${o.namespace}/${o.name}\n`;
+  } catch (err) {
+    if (codeOf(err) !== 409) throw err;
+  }
+  await core.replaceNamespacedSecret({ namespace: o.namespace, name: o.name, body });
+  return `replaced Secret ${o.namespace}/${o.name}\n`;
+}

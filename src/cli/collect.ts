@@ -18,9 +18,10 @@ import { codeOf, errorText } from '../kube/api.js';
 import { execInPod } from '../kube/exec.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION } from '../core/nodehealth.js';
 import { PREFIX, SHIM_MOUNT, SHIM_VOLUME } from '../core/names.js';
+import { EXIT } from './commands.js';
 
-/** Exit codes of `sickbay collect` beside 0 (written), 1 (anything else) and 2 (usage). */
-export const COLLECT_EXIT = { notFound: 3, noShim: 4, forbidden: 5 } as const;
+/** The CLI's exit codes for what stops a collection (src/cli/commands.ts). */
+export const COLLECT_EXIT = { notFound: EXIT.notFound, noShim: EXIT.wrongState, forbidden: EXIT.refused } as const;
 
 export class CollectError extends Error {
   constructor(

@@ -2,7 +2,8 @@
 // as `istioctl kube-inject` shows Istio's. Pods and the pod templates of workloads
 // (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, and List items) go
 // through the webhook's own injection; everything else is printed as it came. What the
-// webhook adds from the cluster's state (nodes a Deployment avoids) is not shown.
+// webhook adds from the cluster's state (nodes a Deployment avoids) is not shown; its
+// namespace's annotations count when the CLI was given a cluster to read them from.
 import type { V1ObjectMeta, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { injectPod, type InjectionSettings } from '../webhook/mutate-pod.js';
@@ -41,7 +42,25 @@ function templateOf(doc: Doc): { get: () => Template | undefined; set: (t: Templ
   }
 }
 
-export function injectManifest(text: string, settings: InjectionSettings): InjectedManifest {
+/** The cluster's view of namespaces (`inject --kubeconfig`): their annotations, as the webhook reads them at admission. */
+export interface NamespaceContext {
+  /** The namespace of objects that name none. */
+  default: string;
+  annotations: (namespace: string) => Record<string, string> | undefined;
+}
+
+/** The namespaces the manifest's objects name (for reading them from the cluster first). */
+export function namespacesIn(text: string): string[] {
+  try {
+    const docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA }) as Doc[];
+    const all = docs.flatMap((d) => (d?.kind === 'List' && Array.isArray(d.items) ? d.items : [d]));
+    return [...new Set(all.map((d) => d?.metadata?.namespace).filter((n): n is string => typeof n === 'string'))];
+  } catch {
+    return []; // injectManifest names the problem
+  }
+}
+
+export function injectManifest(text: string, settings: InjectionSettings, namespaces?: NamespaceContext): InjectedManifest {
   const notes: string[] = [];
   const out: object[] = [];
   // Plain objects (client-node's loadAllYaml would deserialize into its typed models,
@@ -56,15 +75,15 @@ export function injectManifest(text: string, settings: InjectionSettings): Injec
   }
   docs.forEach((doc, i) => {
     if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`document ${i + 1}: not a Kubernetes object`);
-    out.push(injectDoc(doc as Doc, settings, notes, `document ${i + 1}`));
+    out.push(injectDoc(doc as Doc, settings, notes, `document ${i + 1}`, namespaces));
   });
   return { documents: out, notes };
 }
 
-function injectDoc(doc: Doc, settings: InjectionSettings, notes: string[], where: string): Doc {
+function injectDoc(doc: Doc, settings: InjectionSettings, notes: string[], where: string, namespaces?: NamespaceContext): Doc {
   const name = `${doc.kind ?? '?'}/${doc.metadata?.name ?? doc.metadata?.generateName ?? '?'}`;
   if (doc.kind === 'List' && Array.isArray(doc.items)) {
-    doc.items = doc.items.map((item, j) => injectDoc(item, settings, notes, `${where}, item ${j + 1}`));
+    doc.items = doc.items.map((item, j) => injectDoc(item, settings, notes, `${where}, item ${j + 1}`, namespaces));
     return doc;
   }
   let pod: V1Pod;
@@ -81,7 +100,8 @@ function injectDoc(doc: Doc, settings: InjectionSettings, notes: string[], where
   }
   const problem = podShapeProblem(pod as Record<string, unknown>);
   if (problem) throw new Error(`${where} (${name}): not a valid pod: ${problem}`);
-  const res = injectPod(pod, settings);
+  const ns = namespaces && (doc.metadata?.namespace ?? namespaces.default);
+  const res = injectPod(pod, settings, ns ? { annotations: namespaces!.annotations(ns) ?? {} } : {});
   if (res.skipped === 'opted-out') notes.push(`${name}: left alone: labelled sickbay.io/inject=false`);
   else if (res.skipped === 'already-injected') notes.push(`${name}: already injected (annotation sickbay.io/injected)`);
   else {

@@ -7,6 +7,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { ANN_ARCHIVE, ANN_RELEASE, LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
 import { sleep } from '../util/wait.js';
+import { CliError, EXIT } from './commands.js';
 
 export interface ReleaseOptions {
   /** Delete the pod here and now, without an archive. */
@@ -15,31 +16,46 @@ export interface ReleaseOptions {
   waitMs?: number;
 }
 
+/** `<namespace>/<pod>`, or `<pod>` in `namespace`; `-n` and a different `<namespace>/` is a usage error. */
+export function parsePodRef(arg: string, namespace: string, namespaceGiven = false): string {
+  const m = /^(?:([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/)?([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(arg);
+  if (!m) throw new CliError(`${JSON.stringify(arg)} is not a pod name (<pod> or <namespace>/<pod>)`, EXIT.usage);
+  if (m[1] && namespaceGiven && m[1] !== namespace) throw new CliError(`${arg} names namespace ${m[1]}, -n says ${namespace}`, EXIT.usage);
+  return `${m[1] ?? namespace}/${m[3]}`;
+}
+
+/** A failed call about one pod, said for what it is (the CLI's exit codes). */
+function podFailure(err: unknown, doing: string): Error {
+  const code = codeOf(err);
+  if (code === 404) return new CliError(`${doing}: no such pod`, EXIT.notFound);
+  if (code === 401 || code === 403) return new CliError(`${doing}: refused: ${errorText(err)}`, EXIT.refused);
+  if (code !== undefined) return new CliError(`${doing}: ${errorText(err)}`, code === 409 || code === 422 ? EXIT.refused : EXIT.failed);
+  return err as Error; // no answer: the CLI says the cluster cannot be reached
+}
+
 export async function release(kc: KubeConfig, ref: string, o: ReleaseOptions = {}): Promise<string> {
-  const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(ref);
-  if (!m) throw new Error(`expected <namespace>/<pod>, got ${JSON.stringify(ref)}`);
-  const [, namespace, name] = m as unknown as [string, string, string];
+  const [namespace, name] = parsePodRef(ref, 'default').split('/') as [string, string];
   const core = kc.makeApiClient(CoreV1Api);
   let pod: V1Pod;
   try {
     pod = await core.readNamespacedPod({ name, namespace });
   } catch (err) {
-    throw new Error(`cannot read pod ${ref}: ${errorText(err)}`);
+    throw podFailure(err, `pod ${ref}`);
   }
-  if (pod.metadata?.labels?.[LABEL_STATUS] !== STATUS_QUARANTINED) throw new Error(`pod ${ref} is not quarantined by sickbay; nothing to release`);
+  if (pod.metadata?.labels?.[LABEL_STATUS] !== STATUS_QUARANTINED) throw new CliError(`pod ${ref} is not quarantined by sickbay; nothing to release`, EXIT.wrongState);
   const uid = pod.metadata?.uid;
   if (o.now) {
     try {
       await core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid } } });
     } catch (err) {
-      throw new Error(`cannot delete pod ${ref}: ${errorText(err)}`);
+      throw podFailure(err, `cannot delete pod ${ref}`);
     }
     return `released ${ref}: the pod is being deleted, its scene with it, without an archive (its workload replaced it when it was quarantined)\n`;
   }
   try {
     await core.patchNamespacedPod({ name, namespace, body: { metadata: { uid, annotations: { [ANN_RELEASE]: new Date().toISOString() } } } }, mergePatch);
   } catch (err) {
-    throw new Error(`cannot ask sickbay to release ${ref} (annotate ${ANN_RELEASE}): ${errorText(err)}`);
+    throw podFailure(err, `cannot ask sickbay to release ${ref} (annotate ${ANN_RELEASE})`);
   }
   const deadline = Date.now() + (o.waitMs ?? 120_000);
   let archive: string | undefined;
@@ -54,7 +70,7 @@ export async function release(kc: KubeConfig, ref: string, o: ReleaseOptions = {
     }
     if (Date.now() > deadline) {
       const why = record?.status === 'failed' ? `its scene could not be archived yet (attempt ${record.attempts}: ${record.error}); sickbay keeps the pod and tries again` : 'is sickbay running, with its controllers?';
-      throw new Error(`sickbay has not deleted ${ref} yet: ${why}. \`sickbay release ${ref} --now\` deletes it without an archive.`);
+      throw new CliError(`sickbay has not deleted ${ref} yet: ${why}. \`sickbay release ${ref} --now\` deletes it without an archive.`, EXIT.failed);
     }
     await sleep(1000);
   }

@@ -154,3 +154,9 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
 export async function status(kc: KubeConfig, namespace = 'sickbay-system'): Promise<string> {
   return formatStatus(await statusReport(kc, namespace));
 }
+
+/** The report limited to one namespace's pods and workloads (`status -n`); nodes stay whole. */
+export function inNamespace(r: StatusReport, namespace: string): StatusReport {
+  const here = <T extends { namespace: string }>(xs: T[]) => xs.filter((x) => x.namespace === namespace);
+  return { ...r, quarantinedPods: here(r.quarantinedPods), escapedInjection: here(r.escapedInjection), unsupervisedContainers: here(r.unsupervisedContainers), avoidingDeployments: here(r.avoidingDeployments) };
+}

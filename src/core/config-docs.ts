@@ -1,6 +1,6 @@
 // The configuration table: for every environment variable sickbay reads, its default as
-// written for people and what it does. The README's configuration section is generated
-// from it (`npm run docs:config`); tests/unit/readme.test.ts checks that the README matches,
+// written for people and what it does. docs/reference/configuration.md is generated
+// from it (`npm run docs`); tests/unit/docs.test.ts checks that the page matches,
 // that every variable of the schema (config.ts) is here exactly once, and that each
 // default written here is the schema's own.
 export interface ConfigDoc {
@@ -85,7 +85,7 @@ export const CONFIG_DOCS: readonly ConfigDoc[] = [
   { vars: ["SICKBAY_AGENT_BIND_ADDRESS"], default: "(empty: every interface; the chart sets the node's own address)", meaning: "agent: the address `/healthz` and `/metrics` listen on (`127.0.0.1`: the node alone)" },
 ];
 
-/** The README's table. */
+/** The configuration reference's table. */
 export function configTable(): string {
   const rows = CONFIG_DOCS.map((d) => `| ${d.vars.map((v) => `\`${v}\``).join(', ')} | ${d.default} | ${d.meaning} |`);
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');

@@ -1,5 +1,5 @@
 // The one place sickbay reads its configuration. Every setting is an environment
-// variable (the Helm chart sets them); the README's configuration table lists them all.
+// variable (the Helm chart sets them); docs/reference/configuration.md lists them all.
 import { z } from 'zod';
 import { CHECK_NAMES, type CheckName, parseProcessSpecs, type ProcessSpec } from './agent-settings.js';
 

@@ -1,5 +1,6 @@
 // Prometheus metrics. One Metrics per process (tests make their own), on its own registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { VERSION } from './version.js';
 
 /** From a failure seen to sickbay's action on it (pods, nodes). */
 const REACTION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
@@ -8,6 +9,8 @@ const RECONCILE_BUCKETS = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 
 export class Metrics {
   readonly registry = new Registry();
+
+  readonly buildInfo = buildInfo(this.registry);
 
   readonly admissionRequests = new Counter({
     name: 'sickbay_admission_requests_total',
@@ -210,9 +213,17 @@ export class Metrics {
   }
 }
 
+/** `sickbay_build_info{version, nodejs}` 1: which build a replica or an agent runs (alerts join on it, dashboards show it). */
+function buildInfo(registry: Registry) {
+  const g = new Gauge({ name: 'sickbay_build_info', help: 'Always 1; its labels say which sickbay and Node.js this process runs.', labelNames: ['version', 'nodejs'] as const, registers: [registry] });
+  g.set({ version: VERSION, nodejs: process.versions.node }, 1);
+  return g;
+}
+
 /** The node agent's own /metrics. */
 export class AgentMetrics {
   readonly registry = new Registry();
+  readonly buildInfo = buildInfo(this.registry);
   readonly heartbeats = new Counter({ name: 'sickbay_agent_heartbeats_total', help: 'Heartbeats written, by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly checkFailing = new Gauge({ name: 'sickbay_agent_check_failing', help: '1 while a check is failing.', labelNames: ['check'] as const, registers: [this.registry] });
 }

@@ -1,7 +1,11 @@
 // Installs sickbay's identity and webhooks into a local control plane, the way the Helm
 // chart does on a real cluster: its namespace, a ServiceAccount, least-privilege RBAC,
 // and the two webhook configurations (by URL: there is no pod network locally).
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
+import { errorText } from '../kube/api.js';
+import { chartDir, findHelm, HELM_MISSING } from './helm.js';
 import { nodeHealthCrd } from '../core/nodehealth.js';
 import { waitFor } from '../util/wait.js';
 import { writeCerts } from '../cli/certs.js';
@@ -101,4 +105,48 @@ export function localServe(o: { certDir: string; port: number; namespace: string
     ...(o.podName ? { SICKBAY_POD_NAME: o.podName } : {}),
   };
   return { url, certs, env };
+}
+
+/** Kinds of the chart that run sickbay's pods, or need them: a local `sickbay serve` and local agents replace them. */
+const RUN_HERE = new Set(['Deployment', 'DaemonSet', 'Service', 'PodDisruptionBudget', 'Pod']);
+
+/**
+ * The chart's objects, as `helm template` renders them for this namespace, applied to a
+ * local control plane whose `sickbay serve` runs on this machine: its CRD, ServiceAccounts,
+ * RBAC, scope, relabel and agent policies, exactly as a user installs them; the webhook
+ * configurations call `url` (there is no pod network) with `caPem`; the Deployment,
+ * DaemonSet and Service are left out (serve and the agents run here as processes).
+ */
+export async function installChartObjects(admin: KubeConfig, o: { namespace: string; url: string; caPem: string; set?: Record<string, string> }): Promise<KubernetesObject[]> {
+  const helm = findHelm();
+  if (!helm) throw new Error(HELM_MISSING);
+  const set = { 'certificates.mode': 'self-managed', 'certificates.selfManaged.existingSecret': 'sickbay-tls', ...o.set };
+  const args = ['template', 'sickbay', chartDir, '--namespace', o.namespace, '--include-crds', '--skip-tests', ...Object.entries(set).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+  const rendered = await new Promise<string>((resolve, reject) =>
+    execFile(helm, args, { env: { ...process.env, HELM_CACHE_HOME: '/tmp/sickbay-helm/cache', HELM_CONFIG_HOME: '/tmp/sickbay-helm/config', HELM_DATA_HOME: '/tmp/sickbay-helm/data' }, maxBuffer: 32 << 20 }, (err, out, stderr) =>
+      err ? reject(new Error(`helm template failed: ${stderr.trim()}`)) : resolve(out),
+    ),
+  );
+  const objects = (yaml.loadAll(rendered) as KubernetesObject[]).filter((d) => d && !RUN_HERE.has(d.kind ?? ''));
+  const caBundle = Buffer.from(o.caPem).toString('base64');
+  for (const obj of objects) {
+    if (obj.kind !== 'MutatingWebhookConfiguration' && obj.kind !== 'ValidatingWebhookConfiguration') continue;
+    for (const w of (obj as { webhooks?: Array<{ clientConfig: { service?: { path?: string }; url?: string; caBundle?: string } }> }).webhooks ?? []) {
+      w.clientConfig = { url: `${o.url}${w.clientConfig.service?.path ?? ''}`, caBundle };
+    }
+  }
+  const api = KubernetesObjectApi.makeApiClient(admin);
+  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: o.namespace } } }).catch(ignoreConflict);
+  const crds = objects.filter((d) => d.kind === 'CustomResourceDefinition');
+  for (const obj of [...crds, ...objects.filter((d) => d.kind !== 'CustomResourceDefinition')]) {
+    if (obj === objects.find((d) => d.kind !== 'CustomResourceDefinition')) {
+      for (const crd of crds) {
+        await waitFor(`CRD ${crd.metadata!.name} to be established`, async () => (await admin.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: crd.metadata!.name! })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'), { timeoutMs: 30_000 });
+      }
+    }
+    await api.create(obj).catch((err: unknown) => {
+      if ((err as { code?: number })?.code !== 409) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${errorText(err)}`);
+    });
+  }
+  return objects;
 }

@@ -22,7 +22,8 @@ import { ZooKeeperServer } from './zookeeper-server.js';
 import { S3Server } from './s3-server.js';
 import { writeFakeProcess } from './fake-proc.js';
 import { podReport } from './pod-report.js';
-import { installAgentIdentity, installIdentity, installNodeHealthCrd, localServe, registerWebhooks } from './local-install.js';
+import { installChartObjects, localServe } from './local-install.js';
+import { codeOf, errorText } from '../kube/api.js';
 
 const devDir = path.resolve(process.env.SICKBAY_DEV_DIR ?? '.sickbay-dev');
 const kubeconfig = path.join(devDir, 'kubeconfig');
@@ -75,15 +76,12 @@ async function main() {
   const namespace = 'sickbay-system';
   // With the real node, sickbay runs from its image through the chart, as on a real
   // cluster; without it, `sickbay serve` runs here as a process.
-  // The NodeHealth CRD first: sickbay's node controller finds it at start (as after the chart's install).
-  if (!realNode) await installNodeHealthCrd(admin);
   if (realNode) await installChart(cp, namespace);
   else await serveHere(cp, admin, namespace);
 
   // One `sickbay agent` per simulated node, as the DaemonSet runs them. A kwok node has
   // no processes: each agent watches a "containerd" in a /proc of its own.
   // (On the real node the chart's DaemonSet runs the agent.)
-  if (!realNode) await installAgentIdentity(admin, namespace, 'sickbay-agent');
   const nodeNames = (await admin.makeApiClient(CoreV1Api).listNode()).items.map((n) => n.metadata!.name!).sort();
   for (const node of nodeNames.filter((n) => n !== REAL_NODE.name)) {
     // Its token is bound to a pod on its node, as the DaemonSet's pods' tokens are: it
@@ -236,15 +234,20 @@ function realNodeHelp(): string {
 `;
 }
 
-/** `sickbay serve` as a process on this machine, its webhooks registered by URL. */
+/**
+ * `sickbay serve` as a process on this machine, with the chart's objects (its CRD,
+ * ServiceAccounts, RBAC and policies, as a user installs them) and its webhooks
+ * registered by URL; the chart's Deployment and DaemonSet are what run here instead.
+ */
 async function serveHere(local: LocalControlPlane, admin: KubeConfig, namespace: string) {
-  await installIdentity(admin, namespace, 'sickbay');
+  const [port] = (await freePorts(1)) as [number];
+  const { url, certs, env } = localServe({ certDir: path.join(devDir, 'certs'), port, namespace, serviceAccount: 'sickbay', podName: 'playground', validityDays: 30 });
+  say('installing the chart\'s objects (helm template): its CRD, ServiceAccounts, RBAC and policies, the webhooks by URL');
+  await installChartObjects(admin, { namespace, url, caPem: certs.caPem });
   const sa = await local.serviceAccountKubeConfig(namespace, 'sickbay');
   const saKubeconfig = path.join(devDir, 'sickbay-serviceaccount.kubeconfig');
   writeFileSync(saKubeconfig, sa.exportConfig(), { mode: 0o600 });
 
-  const [port] = (await freePorts(1)) as [number];
-  const { url, certs, env } = localServe({ certDir: path.join(devDir, 'certs'), port, namespace, serviceAccount: 'sickbay', podName: 'playground', validityDays: 30 });
   const serve = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--kubeconfig', saKubeconfig], {
     env: {
       ...process.env,
@@ -261,7 +264,6 @@ async function serveHere(local: LocalControlPlane, admin: KubeConfig, namespace:
     }
   });
   await waitFor('sickbay serve to be ready', () => fetchReady(port, certs.caPem), { timeoutMs: 60_000, intervalMs: 200 });
-  await registerWebhooks(admin, { url, caPem: certs.caPem, ownNamespace: namespace });
 }
 
 /**
@@ -328,6 +330,6 @@ async function fetchReady(port: number, ca: string): Promise<boolean> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`[playground] failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`[playground] failed: ${codeOf(err) !== undefined ? errorText(err) : err instanceof Error ? err.message : String(err)}\n`);
   void stop(1);
 });

@@ -8,7 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.js';
+import type { EventReason } from '../core/event-reasons.js';
 import { withDeadline } from '../util/wait.js';
+import { errorText } from './api.js';
 
 export interface ObjectRef {
   apiVersion: string;
@@ -97,7 +99,7 @@ export class EventRecorder {
    * Resolves once the Event is written (or given up on); never rejects. Controllers in a
    * hurry do not await it.
    */
-  async record(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async record(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string): Promise<void> {
     if (this.dryRun && !isWouldEvent(reason)) {
       this.log?.info(`dry run: not recording Event ${reason}`, { object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, message });
       return;
@@ -109,7 +111,7 @@ export class EventRecorder {
     }
   }
 
-  private async write(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string, now: Date): Promise<void> {
+  private async write(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string, now: Date): Promise<void> {
     const namespace = ref.namespace || 'default';
     try {
       await withDeadline(this.core.createNamespacedEvent({
@@ -131,7 +133,7 @@ export class EventRecorder {
       this.gate.written++;
     } catch (err) {
       this.gate.failed++;
-      this.log?.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: String((err as Error)?.message ?? err) });
+      this.log?.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: errorText(err) });
     }
   }
 }

@@ -9,6 +9,7 @@ import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { sleep } from '../util/wait.js';
+import { errorDetail, errorText } from './api.js';
 
 export interface KubeObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; managedFields?: unknown };
@@ -214,7 +215,7 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
         this.o.log?.error('informer handler threw; the event is dropped, the informer goes on', {
           resource: this.o.resource,
           key: keyOf(obj),
-          error: err instanceof Error ? err.stack : String(err),
+          error: errorDetail(err),
         });
       }
     }
@@ -263,7 +264,7 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
           const gone = (err as { code?: number }).code === 410;
           if (gone) this.resourceVersion = '';
           this.o.metrics?.informerRestarts.inc({ resource: this.o.resource });
-          this.o.log?.warn('watch ended; restarting', { resource: this.o.resource, relist: !this.resourceVersion, backoffMs: gone ? 0 : backoff, error: String((err as Error)?.message ?? err) });
+          this.o.log?.warn('watch ended; restarting', { resource: this.o.resource, relist: !this.resourceVersion, backoffMs: gone ? 0 : backoff, error: errorText(err) });
           if (!gone) {
             await sleep(backoff, signal);
             backoff = Math.min(backoff * 2, 30_000);

@@ -4,6 +4,7 @@
 // a reconcile may ask to run again after a delay.
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
+import { errorText } from './api.js';
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 export type Reconciler = (key: string) => Promise<ReconcileResult>;
@@ -120,7 +121,7 @@ export class WorkQueue {
         this.failures.set(key, n);
         const delay = Math.min((this.o.baseDelayMs ?? 100) * 2 ** (n - 1), this.o.maxDelayMs ?? 60_000);
         this.o.metrics?.reconcileErrors.inc({ controller: this.o.name });
-        this.o.log?.warn('reconcile failed; retrying', { key, attempt: n, retryInMs: delay, error: err instanceof Error ? err.message : String(err) });
+        this.o.log?.warn('reconcile failed; retrying', { key, attempt: n, retryInMs: delay, error: errorText(err) });
         this.addAfter(key, delay);
       } finally {
         this.o.metrics?.reconcileDuration.observe({ controller: this.o.name }, (performance.now() - started) / 1000);

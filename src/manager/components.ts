@@ -25,6 +25,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { Runnable } from './manager.js';
 import type { Components } from './serve.js';
 import { type PostQuarantineStep } from '../kube/steps.js';
+import { errorDetail } from '../kube/api.js';
 
 export interface Controller {
   name: string;
@@ -68,7 +69,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
     }
     await Promise.all(
-      controllers.map((c) => c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: err instanceof Error ? err.stack : String(err) }))),
+      controllers.map((c) => c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: errorDetail(err) }))),
     );
   };
 

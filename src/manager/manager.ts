@@ -4,6 +4,7 @@
 // the leader election, and the runnables that need leadership for each term won. A term
 // ends with its own signal: what ran in it stops, and the next term starts anew.
 import type { Logger } from '../core/log.js';
+import { errorDetail } from '../kube/api.js';
 
 export interface Runnable {
   name: string;
@@ -63,6 +64,6 @@ export class Manager {
   }
 
   private failed(name: string, err: unknown) {
-    this.o.log.error('runnable stopped with an error', { runnable: name, error: err instanceof Error ? err.stack : String(err) });
+    this.o.log.error('runnable stopped with an error', { runnable: name, error: errorDetail(err) });
   }
 }

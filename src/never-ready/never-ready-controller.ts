@@ -8,6 +8,7 @@
 // request) and no node is blamed. Either way under the systemic rule and a back-off.
 // Records expire after SICKBAY_AVOID_NODES_TTL; a record that would leave no node able
 // to take the Deployment's pods is cleared.
+import type { EventReason } from '../core/event-reasons.js';
 import type { NeverReadyConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
@@ -328,7 +329,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
   }
 
   /** One Warning Event per object, reason and cause (`what`). */
-  private async warnOnce(key: string, what: string, ref: ObjectRef, reason: string, message: string) {
+  private async warnOnce(key: string, what: string, ref: ObjectRef, reason: EventReason, message: string) {
     if (this.warned.get(`${key}/${reason}`) === what) return;
     this.warned.set(`${key}/${reason}`, what);
     this.log.warn(message, { object: key });

@@ -7,6 +7,7 @@
 // Staleness is judged by when this process saw a heartbeat change, not by the time the
 // agent wrote in it (the kube-controller-manager's node lifecycle controller does the
 // same): clocks may differ, and a new leader gives every node a full deadline.
+import type { EventReason } from '../core/event-reasons.js';
 import type { NodeControllerConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { CoordinationV1Api, CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
@@ -20,6 +21,7 @@ import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSIO
 import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
 import { type PostQuarantineStep } from '../kube/steps.js';
 import { isQuarantined } from '../kube/pods.js';
+import { errorDetail } from '../kube/api.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
 /** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
@@ -194,7 +196,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       try {
         this.evaluate();
       } catch (err) {
-        this.log.error('node evaluation failed', { error: err instanceof Error ? err.stack : String(err) });
+        this.log.error('node evaluation failed', { error: errorDetail(err) });
         this.schedule(MAX_SPACING_MS);
       }
     }, Math.max(0, at - Date.now()));
@@ -400,7 +402,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     return { apiVersion: 'v1', kind: 'Node', name, uid: this.cache.nodes.get(name)?.metadata?.uid };
   }
 
-  private sayOnce(name: string, reason: string, what: () => { type: 'Normal' | 'Warning'; message: string }) {
+  private sayOnce(name: string, reason: EventReason, what: () => { type: 'Normal' | 'Warning'; message: string }) {
     if (this.said.get(name) === reason) return;
     this.said.set(name, reason);
     const { type, message } = what();

@@ -3,6 +3,7 @@
 // a few per workload; the rest are deleted. Level-triggered: every reconcile reads the
 // pod as it is now, and the quarantine itself is one patch guarded by resourceVersion,
 // so a restart or a failover at any point neither repeats nor loses an action.
+import type { EventReason } from '../core/event-reasons.js';
 import type { QuarantineConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
@@ -516,7 +517,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     }
   }
 
-  private eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: string, message: string) {
+  private eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string) {
     const k = `${ref.kind}/${ref.namespace}/${ref.name}/${reason}`;
     const last = this.eventSent.get(k) ?? 0;
     if (Date.now() - last < 60_000) return;

@@ -4,12 +4,14 @@
 // calls its webhooks through their Service; the agent DaemonSet's pod on the real node
 // reads the host's /proc and checks the real kubelet.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { createLogger } from '../../src/core/log.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { ensureBinaries } from '../../src/dev/binaries.js';
 import { IMAGES } from '../../src/dev/images.js';
 import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
@@ -108,6 +110,23 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
     assert.equal(back.status, 403, back.body);
   });
 
+  it('helm test passes (the webhook answers through its Service, verified by its CA; the CRD is served), and the CLI in the image works as NOTES.txt says', async () => {
+    const kubeconfig = { KUBECONFIG: t.cp.kubeconfigPath };
+    const r = await helm(['test', 'sickbay', '--namespace', NS, '--timeout', '3m', '--logs'], kubeconfig);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${await podReport(t.core, NS, '', t.cp.file('logs/kubelet.log'))}`);
+    assert.match(r.stdout, /the webhook answers at https:\/\/sickbay\.sickbay-system\.svc:443\/mutate, its certificate verified by the CA/);
+    assert.match(r.stdout, /the NodeHealth CRD is served/);
+    const notes = await helm(['get', 'notes', 'sickbay', '--namespace', NS], kubeconfig);
+    const command = /kubectl (-n \S+ exec deploy\/\S+ -- node \/opt\/sickbay\/dist\/cli\.js status)/.exec(notes.stdout);
+    assert.ok(command, notes.stdout);
+    const kubectl = (await ensureBinaries(undefined, process.env, ['kubectl'])).kubectl;
+    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(kubectl, command[1]!.split(' '), { env: { ...process.env, ...kubeconfig } }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr })),
+    );
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^Quarantined pods \(\d+\):/m);
+  });
+
   it("the agent DaemonSet's pod on the real node reads the host's /proc and checks the real kubelet", async () => {
     const custom = t.kc.makeApiClient(CustomObjectsApi);
     // Healthy, and past its first reports (made before its watch of the Node had synced,
@@ -149,12 +168,12 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
     await realHealthy();
 
     // 1. helm upgrade whose new agent cannot start (its PriorityClass does not exist yet): 45 s without an agent.
-    const up = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reuse-values', '--wait=false', '--set', 'agent.priorityClassName=not-there-yet'], kubeconfig);
+    const up = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reset-then-reuse-values', '--wait=false', '--set', 'agent.priorityClassName=not-there-yet'], kubeconfig);
     assert.equal(up.code, 0, up.stderr);
     const gone = Date.parse((await health())!.status!.heartbeatTime!);
     await waitFor('the AgentDown Event', async () => (await agentDownEvents()) > 0, { timeoutMs: 60_000, intervalMs: 1000 });
     await neverIsolatedFor(Math.max(0, gone + 45_000 - Date.now()));
-    const back = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reuse-values', '--wait=false', '--set', 'agent.priorityClassName=system-node-critical'], kubeconfig);
+    const back = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reset-then-reuse-values', '--wait=false', '--set', 'agent.priorityClassName=system-node-critical'], kubeconfig);
     assert.equal(back.code, 0, back.stderr);
     await realHealthy();
 

@@ -279,6 +279,76 @@ describe('the Helm chart', () => {
     }
   });
 
+  it("follows the conventions charts are expected to: digests, spread, priority, per-component labels, env and args, a PDB of either kind, a NetworkPolicy, a checksum, helm test", async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const all = docs(await template({ 'image.digest': digest, 'shim.image.digest': `sha256:${'b'.repeat(64)}`, priorityClassName: 'platform-critical', 'podDisruptionBudget.maxUnavailable': '1' }, [
+      '--set-json', 'topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]',
+      '--set-json', 'podLabels={"team":"platform"}', '--set-json', 'agent.podLabels={"role":"node-agent"}',
+      '--set-json', 'extraEnv=[{"name":"A","value":"1"}]', '--set-json', 'extraArgs=["--context=x"]',
+      '--set-json', 'agent.extraEnv=[{"name":"B","value":"2"}]', '--set-json', 'agent.extraArgs=["--context=y"]',
+    ]));
+    const serve = find(all, 'Deployment')!.spec.template;
+    const agent = find(all, 'DaemonSet')!.spec.template;
+    assert.equal(serve.spec.containers[0].image, `ghcr.io/sickbay-dev/sickbay@${digest}`);
+    assert.equal(agent.spec.containers[0].image, `ghcr.io/sickbay-dev/sickbay@${digest}`);
+    assert.equal(serve.spec.containers[0].env.find((e: any) => e.name === 'SICKBAY_SHIM_IMAGE').value, `ghcr.io/sickbay-dev/sickbay-shim@sha256:${'b'.repeat(64)}`);
+    assert.equal(serve.spec.topologySpreadConstraints[0].topologyKey, 'topology.kubernetes.io/zone');
+    assert.equal(serve.spec.priorityClassName, 'platform-critical');
+    assert.equal(serve.metadata.labels.team, 'platform');
+    assert.deepEqual([agent.metadata.labels.team, agent.metadata.labels.role], ['platform', 'node-agent']);
+    assert.equal(find(all, 'DaemonSet')!.spec.selector.matchLabels.role, undefined, 'pod labels never in a selector');
+    assert.deepEqual(serve.spec.containers[0].args, ['serve', '--context=x']);
+    assert.deepEqual(agent.spec.containers[0].args.slice(-1), ['--context=y']);
+    assert.ok(serve.spec.containers[0].env.some((e: any) => e.name === 'A') && !serve.spec.containers[0].env.some((e: any) => e.name === 'B'));
+    assert.ok(agent.spec.containers[0].env.some((e: any) => e.name === 'B') && !agent.spec.containers[0].env.some((e: any) => e.name === 'A'));
+    assert.deepEqual(Object.keys(find(all, 'PodDisruptionBudget')!.spec).sort(), ['maxUnavailable', 'selector'], 'maxUnavailable alone, no minAvailable beside it');
+    // helm test: a hook Pod that calls the webhook with its CA and reads the CRD.
+    const test = all.find((o) => o.kind === 'Pod' && o.metadata?.annotations?.['helm.sh/hook'] === 'test')!;
+    assert.ok(test, 'a helm test Pod');
+    assert.match(test.spec.containers[0].env.find((e: any) => e.name === 'WEBHOOK').value, /^https:\/\/sickbay\.sickbay-system\.svc:443\/mutate$/);
+    assert.match(test.spec.containers[0].command.join(' '), /nodehealths/);
+    // The NetworkPolicy: off by default; on, the API server's CIDRs and the given peers.
+    assert.equal(find(docs(await template()), 'NetworkPolicy'), undefined);
+    const np = find(docs(await template({ 'networkPolicy.enabled': 'true' }, ['--set-json', 'networkPolicy.apiServerCIDRs=["10.0.0.0/24"]', '--set-json', 'networkPolicy.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'])), 'NetworkPolicy')!;
+    // client-node's model names the field _from.
+    assert.deepEqual(np.spec.ingress[0].from ?? np.spec.ingress[0]._from, [{ ipBlock: { cidr: '10.0.0.0/24' } }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    // A changed registries Secret restarts the pods.
+    const checksum = async (hosts: string) => find(docs(await template({}, ['--set-json', `controllers.registries=[{"name":"zk","connect":"${hosts}"}]`])), 'Deployment')!.spec.template.metadata.annotations['checksum/registries'];
+    assert.notEqual(await checksum('zk-a:2181'), await checksum('zk-b:2181'));
+    // The invalid ones are refused by the schema.
+    for (const [set, message] of [
+      ['image.digest=latest', /at '\/image\/digest'/],
+      ['podDisruptionBudget.maxUnavailable=lots', /at '\/podDisruptionBudget\/maxUnavailable'/],
+      ['networkPolicy.enabled=true', /at '\/networkPolicy\/apiServerCIDRs': minItems/],
+      ['monitoring.runbookBaseUrl=docs', /at '\/monitoring\/runbookBaseUrl'/],
+    ] as Array<[string, RegExp]>) {
+      const r = await helm(['template', 'sickbay', chartDir, '--set', set]);
+      assert.notEqual(r.code, 0, set);
+      assert.match(r.stderr, message, set);
+    }
+  });
+
+  it("a clear failure when cert-manager's or the Prometheus Operator's CRDs are missing but their mode is chosen", async () => {
+    const bare = await startCluster({ nodes: 1 });
+    try {
+      const kubeconfig = { KUBECONFIG: bare.cp.kubeconfigPath };
+      const install = (...set: string[]) => helm(['install', 'sickbay', chartDir, '--namespace', NS, '--create-namespace', '--dry-run=server', ...set.flatMap((v) => ['--set', v])], kubeconfig);
+      const cm = await install();
+      assert.notEqual(cm.code, 0);
+      assert.match(cm.stderr, /certificates\.mode=cert-manager, but this cluster does not serve cert-manager\.io\/v1: install cert-manager first/);
+      const prom = await install('certificates.mode=self-managed', 'monitoring.prometheusRule.enabled=true');
+      assert.notEqual(prom.code, 0);
+      assert.match(prom.stderr, /this cluster does not serve monitoring\.coreos\.com\/v1: install the Prometheus Operator/);
+      const ok = await install('certificates.mode=self-managed');
+      assert.equal(ok.code, 0, ok.stderr);
+    } finally {
+      await bare.stop();
+    }
+    // With them (this cluster has the CRDs), the same install is fine.
+    const withCrds = await helm(['install', 'sickbay', chartDir, '--namespace', NS, '--create-namespace', '--dry-run=server', '--set', 'monitoring.prometheusRule.enabled=true'], { KUBECONFIG: t.cp.kubeconfigPath });
+    assert.equal(withCrds.code, 0, withCrds.stderr);
+  });
+
   it('every rendered object is accepted by the API server (server-side dry-run), in both certificate modes', async () => {
     await createNamespace(t.core, NS);
     const api = KubernetesObjectApi.makeApiClient(t.kc);
@@ -289,7 +359,8 @@ describe('the Helm chart', () => {
         '--set-json', 'shim.imagePullSecrets=["corp-registry"]',
       ]));
       assert.ok(all.length >= 15, `${mode}: ${all.length} objects`);
-      for (const obj of all) {
+      // Hooks (the helm test Pod) are made by `helm test`, after the install.
+      for (const obj of all.filter((o) => !o.metadata?.annotations?.['helm.sh/hook'])) {
         await api.create(obj, undefined, 'All').catch((err) => assert.fail(`${mode}: ${obj.kind}/${obj.metadata?.name} refused: ${err?.body ?? err}`));
       }
     }
@@ -303,8 +374,14 @@ describe('the Helm chart', () => {
     assert.ok(rule.spec.groups[0]!.rules.some((r) => r.alert === 'SickbayAbsent' && r.expr.startsWith('absent(')), 'an alert when sickbay is gone altogether');
     const rules = rule.spec.groups.flatMap((g) => g.rules);
     assert.ok(rules.length >= 6, `${rules.length} alerts`);
-    for (const r of rules) {
-      const names = r.expr.match(/sickbay_[a-z_]+/g) ?? [];
+    for (const a of ['SickbayWebhookErrors', 'SickbayWebhookSlow', 'SickbayUninjectedPods']) assert.ok(rules.some((r) => r.alert === a), `alert ${a} (webhook errors, latency, fail-open)`);
+    const runbooks = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    for (const r of rules as Array<{ alert: string; expr: string; annotations: Record<string, string> }>) {
+      assert.ok(r.annotations.summary && r.annotations.description, `${r.alert}: a summary and a description`);
+      assert.equal(r.annotations.runbook_url, `https://github.com/sickbay-dev/sickbay/blob/main/docs/operations.md#${r.alert.toLowerCase()}`);
+      assert.ok(runbooks.includes(`\n### ${r.alert}\n`), `${r.alert}: a runbook in docs/operations.md`);
+      // A histogram's series are its name with _bucket, _sum, _count.
+      const names = (r.expr.match(/sickbay_[a-z_]+/g) ?? []).map((n) => (exported.has(n) ? n : n.replace(/_(bucket|sum|count)$/, '')));
       assert.ok(names.length > 0, `${r.alert}: ${r.expr}`);
       for (const n of names) assert.ok(exported.has(n), `${r.alert} uses ${n}, which sickbay does not export`);
     }
@@ -329,8 +406,8 @@ describe('the Helm chart', () => {
             input_series: [],
             alert_rule_test: [
               { eval_time: '9m', alertname: 'SickbayAbsent', exp_alerts: [] },
-              { eval_time: '11m', alertname: 'SickbayAbsent', exp_alerts: [{ exp_labels: { severity: 'critical', ...ns }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAbsent').annotations.summary } }] },
-              { eval_time: '11m', alertname: 'SickbayAgentsAbsent', exp_alerts: [{ exp_labels: { severity: 'warning', ...ns }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentsAbsent').annotations.summary } }] },
+              { eval_time: '11m', alertname: 'SickbayAbsent', exp_alerts: [{ exp_labels: { severity: 'critical', ...ns }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAbsent').annotations }] },
+              { eval_time: '11m', alertname: 'SickbayAgentsAbsent', exp_alerts: [{ exp_labels: { severity: 'warning', ...ns }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentsAbsent').annotations }] },
             ],
           },
           // sickbay and its agents scraped, a leader: quiet. No leader for 5 minutes: that alert.
@@ -344,7 +421,22 @@ describe('the Helm chart', () => {
               { eval_time: '10m', alertname: 'SickbayAbsent', exp_alerts: [] },
               { eval_time: '10m', alertname: 'SickbayAgentsAbsent', exp_alerts: [] },
               { eval_time: '10m', alertname: 'SickbayNoLeader', exp_alerts: [] },
-              { eval_time: '17m', alertname: 'SickbayNoLeader', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayNoLeader').annotations.summary } }] },
+              { eval_time: '17m', alertname: 'SickbayNoLeader', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayNoLeader').annotations }] },
+            ],
+          },
+          // The webhook answering errors (fires after 5 minutes), and pods escaping it (fail-open, after 15).
+          {
+            interval: '1m',
+            input_series: [
+              { series: `sickbay_admission_requests_total{namespace="${NS}",pod="sickbay-a",webhook="mutate",outcome="error"}`, values: '0+1x25' },
+              { series: `sickbay_admission_requests_total{namespace="${NS}",pod="sickbay-a",webhook="mutate",outcome="patched"}`, values: '0+100x25' },
+              { series: `sickbay_uninjected_pods{namespace="${NS}",pod="sickbay-a"}`, values: '0x2 3x25' },
+            ],
+            alert_rule_test: [
+              { eval_time: '3m', alertname: 'SickbayWebhookErrors', exp_alerts: [] },
+              { eval_time: '12m', alertname: 'SickbayWebhookErrors', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayWebhookErrors').annotations }] },
+              { eval_time: '12m', alertname: 'SickbayUninjectedPods', exp_alerts: [] },
+              { eval_time: '20m', alertname: 'SickbayUninjectedPods', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayUninjectedPods').annotations }] },
             ],
           },
           // An agent away (AgentDown, issue 26): not an isolation, but an alert after 10 minutes.
@@ -353,7 +445,7 @@ describe('the Helm chart', () => {
             input_series: [{ series: `sickbay_nodes{namespace="${NS}",pod="sickbay-a",state="agent-down"}`, values: '0x2 1x15' }],
             alert_rule_test: [
               { eval_time: '8m', alertname: 'SickbayAgentDown', exp_alerts: [] },
-              { eval_time: '14m', alertname: 'SickbayAgentDown', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: { summary: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentDown').annotations.summary } }] },
+              { eval_time: '14m', alertname: 'SickbayAgentDown', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayAgentDown').annotations }] },
             ],
           },
         ],

@@ -1,5 +1,6 @@
 // Kubernetes Events: the recorder in dry run, and the gate that keeps Event writes
 // behind the actions that caused them.
+import type { EventReason } from '../../src/core/event-reasons.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type CoreV1Api } from '@kubernetes/client-node';
@@ -13,7 +14,7 @@ describe('EventRecorder in dry run', () => {
     const rec = new EventRecorder(core, { gate: new EventGate(), host: 'h' });
     rec.dryRun = true;
     const ref = { apiVersion: 'v1', kind: 'Pod', name: 'p', namespace: 'n' };
-    for (const reason of ['WouldQuarantine', 'SystemicFailure', 'QuarantineSkipped', 'WouldIsolate', 'NotInjected', 'Would', 'Wouldnt']) await rec.record(ref, 'Warning', reason, 'm');
+    for (const reason of ['WouldQuarantine', 'SystemicFailure', 'QuarantineSkipped', 'WouldIsolate', 'NotInjected', 'Would', 'Wouldnt']) await rec.record(ref, 'Warning', reason as EventReason, 'm');
     assert.deepEqual(written, ['WouldQuarantine', 'WouldIsolate']);
     rec.dryRun = false;
     await rec.record(ref, 'Warning', 'SystemicFailure', 'm');
