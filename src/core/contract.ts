@@ -21,6 +21,7 @@ import {
   ANN_RELEASE,
   ANN_SHIM_VOLUME_SIZE,
   annEntrypoint,
+  LABEL_ALERTS,
   LABEL_INJECT,
   LABEL_INJECTION,
   LABEL_NODE_STATUS,
@@ -40,6 +41,7 @@ export interface PublicName {
 
 export const PUBLIC_NAMES: PublicName[] = [
   { object: 'Namespace', key: LABEL_INJECTION, kind: 'label', setBy: 'you', values: '`enabled`', meaning: 'opt in: pods created here are injected and watched; sickbay acts only in such namespaces' },
+  { object: 'Namespace', key: LABEL_ALERTS, kind: 'label', setBy: 'you', values: '`enabled`', meaning: 'alerts posted to `/alerts` may request quarantines of its pods (without it they are refused); never for bare pods' },
   { object: 'Pod', key: LABEL_INJECT, kind: 'label', setBy: 'you', values: '`false`', meaning: 'opt this pod out of injection and of every action' },
   { object: 'Pod', key: LABEL_STATUS, kind: 'label', setBy: 'sickbay', values: '`quarantined`', meaning: 'the pod is quarantined: out of its ReplicaSet and Services, kept for inspection. Only sickbay may set or remove it' },
   { object: 'Pod', key: ANN_ISOLATE, kind: 'annotation', setBy: 'you or a monitor', values: 'a reason', meaning: 'asks sickbay to quarantine this pod (`POST /alerts` writes it for an alert)' },

@@ -68,7 +68,7 @@ export class Metrics {
   });
   readonly skips = new Counter({
     name: 'sickbay_quarantine_skips_total',
-    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget, image-pull, shim-image-pull).',
+    help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget, image-pull, shim-image-pull, node-away, alert-bare-pod).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

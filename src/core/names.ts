@@ -4,6 +4,7 @@ export const PREFIX = 'sickbay.io';
 export const LABEL_INJECTION = `${PREFIX}/injection`; // Namespace: "enabled" opts in
 export const LABEL_INJECT = `${PREFIX}/inject`; // Pod: "false" opts out
 export const LABEL_STATUS = `${PREFIX}/status`; // Pod: "quarantined", set by the controller only
+export const LABEL_ALERTS = `${PREFIX}/alerts`; // Namespace: "enabled" lets alerts posted to /alerts act on its pods
 export const STATUS_QUARANTINED = 'quarantined';
 
 export const ANN_ISOLATE = `${PREFIX}/isolate`;

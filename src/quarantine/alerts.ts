@@ -13,7 +13,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { codeOf, errorText, mergePatchUntil } from '../kube/api.js';
 import type { Logger } from '../core/log.js';
-import { ANN_ISOLATE } from '../core/names.js';
+import { ANN_ISOLATE, LABEL_ALERTS, LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
 import { readJsonRequest, sendJson, sendTransportError, TransportError } from '../server/http-body.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import type { ClusterCache } from '../kube/cluster-cache.js';
@@ -33,6 +33,7 @@ const payloadSchema = z.object({
         status: z.string().optional(),
         labels: z.record(z.string(), z.string()),
         annotations: z.record(z.string(), z.string()).optional(),
+        startsAt: z.string().optional(),
       }),
     )
     .max(10_000),
@@ -42,40 +43,84 @@ export type AlertPayload = z.infer<typeof payloadSchema>;
 export type AlertResult = {
   namespace?: string;
   pod?: string;
-  result: 'requested' | 'already-requested' | 'not-found' | 'not-opted-in' | 'ignored' | 'failed';
+  result: 'requested' | 'already-requested' | 'withdrawn' | 'not-found' | 'not-opted-in' | 'not-allowed' | 'ignored' | 'failed';
   message?: string;
 };
 
 /** What a payload asks for: the answer for each alert, and the writes (one per pod) still to make. */
 export interface AlertPlan {
   results: AlertResult[];
-  /** Index into `results` of the alert each write answers, with the pod and the reason to write. */
-  writes: Array<{ index: number; namespace: string; pod: string; reason: string }>;
+  /** Index into `results` of the alert each write answers, with the pod and the request to write (null: withdraw it). */
+  writes: Array<{ index: number; namespace: string; pod: string; reason: string | null }>;
+}
+
+/** What the handler knows of a pod named by an alert (from sickbay's cache). */
+export interface AlertTarget {
+  /** Its `sickbay.io/isolate` request, if any. */
+  request?: string;
+  /** Its controller's kind; `Pod` for a bare pod. */
+  ownerKind: string;
+  quarantined: boolean;
 }
 
 export interface PodLookup {
-  /** undefined: no such pod; else whether it carries the isolate annotation already. */
-  requested(namespace: string, pod: string): boolean | undefined;
+  /** undefined: no such pod. */
+  target(namespace: string, pod: string): AlertTarget | undefined;
+  /** Opted in to sickbay at all (`sickbay.io/injection=enabled`). */
   isOptedIn(namespace: string): boolean;
+  /** Opted in to alerts too (`sickbay.io/alerts=enabled`): only its own team's alerts should reach it. */
+  alertsEnabled(namespace: string): boolean;
 }
 
-/** Pure: decides every alert's answer and the writes, one per pod whatever the number of alerts naming it. */
+/**
+ * The request an alert writes: `alert <name> (firing since <startsAt>): <summary>`. The
+ * time tells a new firing from the one that wrote an older request (refreshed), and a
+ * resolved alert from someone else's request (only its own is withdrawn).
+ */
+export function alertRequest(alertname: string | undefined, startsAt: string | undefined, summary: string | undefined): string {
+  const since = startsAt && !Number.isNaN(Date.parse(startsAt)) ? ` (firing since ${new Date(startsAt).toISOString()})` : '';
+  return `alert ${alertname ?? 'unnamed'}${since}${summary ? `: ${summary}` : ''}`.slice(0, 500);
+}
+
+/** The alert name and firing time of a request an alert wrote; undefined for a person's request. */
+export function parseAlertRequest(request: string | undefined): { alertname: string; since?: number } | undefined {
+  const m = /^alert (\S+)(?: \(firing since ([^)]+)\))?/.exec(request ?? '');
+  if (!m) return undefined;
+  const since = m[2] ? Date.parse(m[2]) : undefined;
+  return { alertname: m[1]!, since: Number.isNaN(since) ? undefined : since };
+}
+
+/**
+ * Pure: decides every alert's answer and the writes, one per pod whatever the number of
+ * alerts naming it. An alert acts only in a namespace opted in to alerts (anyone who can
+ * send Alertmanager an alert could otherwise take another team's pods out of service), and
+ * never on a bare pod (nothing would replace it, and it would be deleted at its TTL).
+ */
 export function planAlerts(payload: AlertPayload, pods: PodLookup): AlertPlan {
   const results: AlertResult[] = [];
   const writes: AlertPlan['writes'] = [];
   const planned = new Set<string>();
   for (const alert of payload.alerts) {
     const { namespace, pod } = alert.labels;
-    if (alert.status === 'resolved') {
-      results.push({ namespace, pod, result: 'ignored', message: 'resolved alert' });
-      continue;
-    }
     if (!namespace || !pod) {
       results.push({ namespace, pod, result: 'ignored', message: 'the alert has no namespace and pod labels' });
       continue;
     }
-    const requested = pods.requested(namespace, pod);
-    if (requested === undefined) {
+    const target = pods.target(namespace, pod);
+    if (alert.status === 'resolved') {
+      // A resolved alert withdraws the request it wrote while that request still waits
+      // (skipped as systemic, say): a stale request must not count the pod as failing.
+      const own = parseAlertRequest(target?.request);
+      const key = `${namespace}/${pod}`;
+      const startsAt = alert.startsAt ? Date.parse(alert.startsAt) : NaN;
+      if (target && !target.quarantined && own && own.alertname === (alert.labels.alertname ?? 'unnamed') && own.since === startsAt && !planned.has(key) && pods.alertsEnabled(namespace)) {
+        planned.add(key);
+        writes.push({ index: results.length, namespace, pod, reason: null });
+        results.push({ namespace, pod, result: 'withdrawn', message: 'the alert resolved before sickbay acted; its request is removed' });
+      } else results.push({ namespace, pod, result: 'ignored', message: 'resolved alert' });
+      continue;
+    }
+    if (!target) {
       results.push({ namespace, pod, result: 'not-found' });
       continue;
     }
@@ -83,13 +128,25 @@ export function planAlerts(payload: AlertPayload, pods: PodLookup): AlertPlan {
       results.push({ namespace, pod, result: 'not-opted-in', message: `namespace ${namespace} is not labelled sickbay.io/injection=enabled (or sickbay never acts there)` });
       continue;
     }
+    if (!pods.alertsEnabled(namespace)) {
+      results.push({ namespace, pod, result: 'not-allowed', message: `namespace ${namespace} is not labelled sickbay.io/alerts=enabled: alerts may not act on its pods` });
+      continue;
+    }
+    if (target.ownerKind === 'Pod') {
+      results.push({ namespace, pod, result: 'not-allowed', message: 'a bare pod: nothing would replace it, so an alert alone never takes it out of service (a person may, with sickbay.io/isolate)' });
+      continue;
+    }
     const key = `${namespace}/${pod}`;
-    if (requested || planned.has(key)) {
+    const reason = alertRequest(alert.labels.alertname, alert.startsAt, alert.annotations?.summary);
+    const own = parseAlertRequest(target.request);
+    const startsAt = alert.startsAt ? Date.parse(alert.startsAt) : NaN;
+    // A request older than this firing (an earlier firing's, now stale) is written again.
+    const stale = own !== undefined && own.since !== undefined && startsAt > own.since;
+    if (target.quarantined || (target.request !== undefined && !stale) || planned.has(key)) {
       results.push({ namespace, pod, result: 'already-requested' });
       continue;
     }
     planned.add(key);
-    const reason = `alert ${alert.labels.alertname ?? 'unnamed'}${alert.annotations?.summary ? `: ${alert.annotations.summary}` : ''}`.slice(0, 500);
     writes.push({ index: results.length, namespace, pod, reason });
     results.push({ namespace, pod, result: 'requested' });
   }
@@ -118,11 +175,13 @@ export function alertsHandler(kc: KubeConfig, cache: ClusterCache, o: AlertsOpti
   const core = kc.makeApiClient(CoreV1Api);
   const bucket = new TokenBucket(o.ratePerMinute);
   const lookup: PodLookup = {
-    requested: (namespace, pod) => {
+    target: (namespace, pod) => {
       const p = cache.pods.get(`${namespace}/${pod}`);
-      return p ? p.metadata?.annotations?.[ANN_ISOLATE] !== undefined : undefined;
+      if (!p) return undefined;
+      return { request: p.metadata?.annotations?.[ANN_ISOLATE], ownerKind: cache.ownerOf(p).kind, quarantined: p.metadata?.labels?.[LABEL_STATUS] === STATUS_QUARANTINED };
     },
     isOptedIn: (namespace) => cache.isOptedIn(namespace),
+    alertsEnabled: (namespace) => cache.namespaces.get(namespace)?.metadata?.labels?.[LABEL_ALERTS] === 'enabled',
   };
   return async (req: IncomingMessage, res: ServerResponse) => {
     if (!o.token) return sendJson(res, 503, { error: 'POST /alerts is disabled: set SICKBAY_ALERTS_TOKEN' });
@@ -164,7 +223,7 @@ export function alertsHandler(kc: KubeConfig, cache: ClusterCache, o: AlertsOpti
         try {
           const signal = AbortSignal.timeout(o.callTimeoutMs ?? CALL_TIMEOUT_MS);
           await core.patchNamespacedPod({ name: w.pod, namespace: w.namespace, body: { metadata: { annotations: { [ANN_ISOLATE]: w.reason } } } }, mergePatchUntil(signal));
-          o.log.info('quarantine requested by alert', { pod: `${w.namespace}/${w.pod}`, reason: w.reason });
+          o.log.info(w.reason === null ? 'quarantine request withdrawn: its alert resolved' : 'quarantine requested by alert', { pod: `${w.namespace}/${w.pod}`, reason: w.reason });
         } catch (err) {
           const timedOut = err instanceof Error && err.name === 'AbortError';
           Object.assign(result, { result: codeOf(err) === 404 ? 'not-found' : 'failed', message: timedOut ? `the API server did not answer within ${o.callTimeoutMs ?? CALL_TIMEOUT_MS} ms` : errorText(err) });

@@ -31,7 +31,7 @@ import {
 import { execInPod } from '../kube/exec.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
-import { admit, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, quarantineTrigger, type Trigger } from './quarantine-policy.js';
+import { admit, ALERT_REQUEST_TTL_MS, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, isAlertRequest, quarantineTrigger, type Trigger } from './quarantine-policy.js';
 import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, parseOwner, wasEverReady } from '../kube/pods.js';
 import { podRef } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep } from '../kube/steps.js';
@@ -59,7 +59,8 @@ const HOLD_TIMEOUT_MS = 5_000;
 export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
-  private readonly requestSeen = new Map<string, number>();
+  /** When sickbay first saw each pod's request (`sickbay.io/isolate`), and the request it saw: a new one counts anew. */
+  private readonly requestSeen = new Map<string, { value: string; at: number }>();
   /** Per workload, sickbay's quarantines and evictions of its pods (the back-off window's worth). */
   private readonly actions = new Map<string, Omit<EarlierAction, 'replaced'>[]>();
   /** Pods this process evicted whose deletion the watch has not shown yet (by uid). */
@@ -125,11 +126,13 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
 
     if (isQuarantined(pod)) return this.reconcileQuarantined(pod, now, log);
 
-    if (pod.metadata?.annotations?.[ANN_ISOLATE] !== undefined && !this.requestSeen.has(key)) this.requestSeen.set(key, now);
+    const request = pod.metadata?.annotations?.[ANN_ISOLATE];
+    if (request === undefined) this.requestSeen.delete(key);
+    else if (this.requestSeen.get(key)?.value !== request) this.requestSeen.set(key, { value: request, at: now });
     const trigger = quarantineTrigger(pod, now, this.config.notReadyGraceMs, {
       seenReady: this.cache.hasBeenSeenReady(pod),
       firstSeenNotReady: this.cache.firstSeenNotReady(pod),
-      requestSeenAt: this.requestSeen.get(key),
+      requestSeenAt: this.requestSeen.get(key)?.at,
       nodeBackAt: this.cache.nodeBackAt(pod.spec?.nodeName),
     });
     log.debug('reconcile', { trigger: trigger.kind, ready: isPodReady(pod), seenReady: this.cache.hasBeenSeenReady(pod) });
@@ -147,9 +150,18 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     }
     if (trigger.kind === 'wait') return { requeueAfterMs: trigger.afterMs + 10 };
 
+    const owner = this.cache.ownerOf(pod);
+    // An alert alone never takes out a bare pod: nothing would replace it, and it would be
+    // deleted at its TTL. (POST /alerts refuses to write such a request; this holds for one
+    // written otherwise, or before that rule.)
+    if (trigger.kind === 'alert' && owner.kind === 'Pod') {
+      this.metrics.skips.inc({ reason: 'alert-bare-pod' });
+      this.eventOnce(podRef(pod), 'Warning', 'QuarantineSkipped', `an alert asked to quarantine this bare pod (${trigger.reason}); nothing would replace it, so an alert alone never takes it out of service: a person may, with sickbay.io/isolate`);
+      return;
+    }
     // Events inform no decision, and the reconcile does not wait for them: a worker is
     // free for the next failing pod as soon as its own write is done.
-    return this.act(pod, this.cache.ownerOf(pod), trigger, now, log);
+    return this.act(pod, owner, trigger, now, log);
   }
 
   private async act(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<ReconcileResult> {
@@ -164,7 +176,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     const inService = this.cache.inServicePodsOf(namespace, owner).filter((p) => !this.inFlight.has(keyOf(p)) && !this.evicted.has(p.metadata?.uid ?? ''));
     // Failing: NotReady after having been Ready, or named by a person or a monitor
     // (sickbay.io/isolate, or an alert): an alert naming most of a workload is systemic too.
-    const failing = inService.filter((p) => (!isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))) || p.metadata?.annotations?.[ANN_ISOLATE] !== undefined).length;
+    const failing = inService.filter((p) => (!isPodReady(p) && wasEverReady(p, this.cache.hasBeenSeenReady(p))) || this.activeRequest(p, now)).length;
     let quarantinedForOwner = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === ownerRef && !p.metadata?.deletionTimestamp).length;
     for (const w of this.inFlight.values()) if (w.action === 'quarantine' && w.workload === workload) quarantinedForOwner++;
     const max = this.maxQuarantined(namespace, owner, log);
@@ -515,6 +527,19 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     for (const step of this.steps) {
       step.run(pod, this.signal).catch((err) => this.log.error('post-quarantine step failed; the quarantine stands', { pod: key, step: step.name, error: errorText(err) }));
     }
+  }
+
+  /**
+   * Whether the pod carries a request that still counts: a person's always; an alert's
+   * until ALERT_REQUEST_TTL_MS after sickbay saw it (an alert whose resolution never came
+   * must not count the pod as failing forever: the systemic guard would hold its workload).
+   */
+  private activeRequest(p: CachedPod, now: number): boolean {
+    const request = p.metadata?.annotations?.[ANN_ISOLATE];
+    if (request === undefined) return false;
+    if (!isAlertRequest(request)) return true;
+    const seen = this.requestSeen.get(keyOf(p));
+    return !seen || seen.value !== request || now - seen.at < ALERT_REQUEST_TTL_MS;
   }
 
   private eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string) {

@@ -18,6 +18,16 @@ export type Trigger =
 export const REQUEST_SETTLE_MS = 500;
 
 /**
+ * An alert's request (`sickbay.io/isolate` written by POST /alerts) acts and counts the
+ * pod as failing for this long after sickbay saw it; a resolved alert withdraws it sooner.
+ * A later firing writes it again, and it counts anew.
+ */
+export const ALERT_REQUEST_TTL_MS = 60 * 60_000;
+
+/** A request POST /alerts wrote (`alert <name> ...`), not a person's. */
+export const isAlertRequest = (request: string) => request.trim().startsWith('alert');
+
+/**
  * After a node comes back, how long its pods have to report Ready again before their own
  * grace period starts: a kubelet that resumes re-syncs pod statuses within its 10 s sync
  * period, and one that restarted runs each readiness probe again from scratch.
@@ -37,11 +47,12 @@ export interface TriggerContext {
 
 export function quarantineTrigger(pod: AnyPod, now: number, graceMs: number, o: TriggerContext): Trigger {
   const request = pod.metadata?.annotations?.[ANN_ISOLATE];
-  if (request !== undefined) {
-    const seen = o.requestSeenAt ?? now;
+  const seen = o.requestSeenAt ?? now;
+  // An alert's request past its TTL is stale: the pod is judged as if it had none.
+  if (request !== undefined && !(isAlertRequest(request) && now - seen >= ALERT_REQUEST_TTL_MS)) {
     if (seen + REQUEST_SETTLE_MS > now) return { kind: 'wait', afterMs: seen + REQUEST_SETTLE_MS - now };
     const reason = request.trim() || 'requested by annotation';
-    return { kind: reason.startsWith('alert') ? 'alert' : 'annotation', reason, since: seen, failedAt: seen };
+    return { kind: isAlertRequest(reason) ? 'alert' : 'annotation', reason, since: seen, failedAt: seen };
   }
   if (isPodReady(pod) || !wasEverReady(pod, o.seenReady)) return { kind: 'none' };
   const onset = notReadySince(pod, now, o.firstSeenNotReady);

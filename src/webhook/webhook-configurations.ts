@@ -96,7 +96,8 @@ export function validatingWebhookConfiguration(o: WebhookConfigOptions): V1Valid
         // Fail closed, but only for UPDATEs of quarantined pods (the object selector
         // matches when either the old or the new pod carries the label).
         failurePolicy: 'Fail',
-        rules: [{ operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        // The status subresource too: a pods/status update can carry labels (issue 31).
+        rules: [{ operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/status'], scope: 'Namespaced' }],
         objectSelector: { matchLabels: { [LABEL_STATUS]: STATUS_QUARANTINED } },
         // The handler allows sickbay's own writes (the quarantine patch is an UPDATE of a
         // pod that is quarantined afterwards, so it matches); saying so here spares the

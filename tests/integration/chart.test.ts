@@ -704,6 +704,10 @@ describe('the Helm chart', () => {
       }, { timeoutMs: 20_000, intervalMs: 250 }).catch((e) => assert.fail(`${e.message}; last answer: ${last}`));
       const back = await patch({ app: 'web' });
       assert.match(back.body, /ValidatingAdmissionPolicy 'sickbay-relabel-guard'.*adding back the labels/);
+      // Nor through the status subresource (issue 31).
+      const viaStatus = await rawApiRequest(t.kc, 'PATCH', '/api/v1/namespaces/shop/pods/broken/status', { metadata: { labels: { app: 'web' } } }, { 'content-type': 'application/merge-patch+json' });
+      assert.equal(viaStatus.status, 403, viaStatus.body);
+      assert.match(viaStatus.body, /sickbay-relabel-guard.*adding back the labels/);
       const status = await patch({ 'sickbay.io/status': null });
       assert.equal(status.status, 403);
       assert.match(status.body, /ValidatingAdmissionPolicy 'sickbay-marks-guard'.*only sickbay may set or change label sickbay.io\/status/);

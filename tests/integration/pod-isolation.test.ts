@@ -43,7 +43,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       { SICKBAY_CONTROLLERS: 'true', SICKBAY_NOT_READY_GRACE: '500ms', SICKBAY_ALERTS_TOKEN: TOKEN, SICKBAY_ALERTS_RATE_PER_MINUTE: '6', SICKBAY_RESYNC: '30s' },
       { metrics },
     );
-    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
+    await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled', 'sickbay.io/alerts': 'enabled' });
   });
   after(async () => {
     await sickbay?.stop();
@@ -273,7 +273,57 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       const p = await t.core.readNamespacedPod({ name, namespace: ns });
       return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' ? p : undefined;
     });
-    assert.match(q.metadata!.annotations!['sickbay.io/reason']!, /^alert HighErrorRate: 50% 5xx/);
+    assert.match(q.metadata!.annotations!['sickbay.io/reason']!, /^alert HighErrorRate \(firing since \d{4}-\d\d-\d\dT[\d:.]+Z\): 50% 5xx/);
+  });
+
+  it("/alerts acts only where a namespace opted in to alerts, never on a bare pod, and a resolved alert withdraws its own pending request (issue 31)", async () => {
+    const caPem = readFileSync(`${sickbay.certDir}/ca.crt`, 'utf8');
+    const post = (alerts: unknown[]) => request(sickbay.handle.port, caPem, '/alerts', { body: JSON.stringify({ version: '4', alerts }), headers: { authorization: `Bearer ${TOKEN}` } });
+    const results = async (alerts: unknown[]) => ((await post(alerts)).json().results as Array<{ result: string; message?: string }>);
+    // Another team's namespace, opted in to sickbay but not to alerts.
+    const other = 'tenant-b';
+    await createNamespace(t.core, other, { 'sickbay.io/injection': 'enabled' });
+    await createWebApp(t, other, 'ledger', 2);
+    const ledger = await waitFor('ledger pods Ready', async () => {
+      const ps = (await podsOf(t.core, other, 'app=ledger')).filter((p) => isReady(p));
+      return ps.length === 2 ? ps : undefined;
+    });
+    const now = new Date().toISOString();
+    const [cross] = await results([{ status: 'firing', labels: { alertname: 'Errors', namespace: other, pod: ledger[0]!.metadata!.name! }, startsAt: now }]);
+    assert.equal(cross!.result, 'not-allowed');
+    assert.match(cross!.message!, /not labelled sickbay\.io\/alerts=enabled/);
+    // A bare pod in a namespace that allows alerts: nothing would replace it.
+    await t.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'bare-one', labels: { app: 'bare' } }, spec: { containers: [{ name: 'app', image: 'example.com/app:1' }] } } });
+    await waitFor('the bare pod in sickbay\'s cache', async () => (await results([{ status: 'firing', labels: { alertname: 'Errors', namespace: ns, pod: 'bare-one' }, startsAt: now }]))[0]!.result === 'not-allowed');
+    for (const [namespace, name] of [[other, ledger[0]!.metadata!.name!], [ns, 'bare-one']] as Array<[string, string]>) {
+      const p = await t.core.readNamespacedPod({ name, namespace });
+      assert.equal(p.metadata?.annotations?.['sickbay.io/isolate'], undefined, `${namespace}/${name}: no request written`);
+      assert.notEqual(p.metadata?.labels?.['sickbay.io/status'], 'quarantined');
+    }
+    // Requests sickbay holds back: three of four pods named at once is systemic, so it
+    // keeps the scene of one and acts on the other two not at all. When their alert
+    // resolves, those two requests are withdrawn (they would count the pods as failing).
+    await createWebApp(t, ns, 'pricing', 4);
+    const pricing = await readyPods('pricing', 4);
+    const startsAt = '2026-12-01T10:00:00.000Z';
+    const firing = pricing.slice(0, 3).map((p) => ({ status: 'firing', labels: { alertname: 'Latency', namespace: ns, pod: p.metadata!.name! }, startsAt }));
+    assert.deepEqual((await results(firing)).map((r) => r.result), ['requested', 'requested', 'requested']);
+    await waitFor('the systemic skip', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=pricing' })).items.some((e) => e.reason === 'SystemicFailure'));
+    const now1 = await Promise.all(pricing.slice(0, 3).map((p) => t.core.readNamespacedPod({ name: p.metadata!.name!, namespace: ns })));
+    const pending = now1.filter((p) => p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined');
+    assert.equal(pending.length, 2, 'one scene kept, two held back');
+    const target = pending[0]!.metadata!.name!;
+    assert.equal(pending[0]!.metadata!.annotations!['sickbay.io/isolate'], `alert Latency (firing since ${startsAt})`);
+    // A resolved alert of another name, or of an earlier firing, withdraws nothing.
+    const notOwn = await results([{ status: 'resolved', labels: { alertname: 'Errors', namespace: ns, pod: target }, startsAt }, { status: 'resolved', labels: { alertname: 'Latency', namespace: ns, pod: target }, startsAt: '2026-11-30T10:00:00.000Z' }]);
+    assert.deepEqual(notOwn.map((r) => r.result), ['ignored', 'ignored']);
+    const resolved = await results(firing.map((a) => ({ ...a, status: 'resolved' })));
+    assert.deepEqual(resolved.map((r) => r.result).sort(), ['ignored', 'withdrawn', 'withdrawn'], 'the quarantined one is left as it is');
+    for (const p of pending) {
+      const after = await t.core.readNamespacedPod({ name: p.metadata!.name!, namespace: ns });
+      assert.equal(after.metadata?.annotations?.['sickbay.io/isolate'], undefined, 'the request is gone');
+      assert.notEqual(after.metadata?.labels?.['sickbay.io/status'], 'quarantined');
+    }
   });
 
   it('/alerts: one write for a pod named by 300 alerts, UTF-8 split across chunks kept whole, a hung API server answered in bounded time, a rate limit with 429', async () => {

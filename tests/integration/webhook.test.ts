@@ -146,6 +146,15 @@ describe('admission webhooks on the real API server', { timeout: 300_000 }, () =
       );
     });
 
+    it('refuses the selector labels put back through the status subresource too, even by an admin (issue 31)', async () => {
+      await assert.rejects(
+        t.core.patchNamespacedPodStatus({ name: quarantinedPod, namespace: ns, body: { metadata: { labels: { app: 'web', 'pod-template-hash': 'abc' } } } }, mergePatch),
+        denied(/adding back app=web/),
+      );
+      const p = await t.core.readNamespacedPod({ name: quarantinedPod, namespace: ns });
+      assert.equal(p.metadata!.labels!.app, undefined, 'the ReplicaSet cannot adopt it back');
+    });
+
     it('lets a person add an unrelated label', async () => {
       const p = await alice.patchNamespacedPod({ name: quarantinedPod, namespace: ns, body: { metadata: { labels: { 'debugging-by': 'alice' } } } }, mergePatch);
       assert.equal(p.metadata!.labels!['debugging-by'], 'alice');

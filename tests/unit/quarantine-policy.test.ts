@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { admit, decide, type DecisionInput, type EarlierAction, failedTogether, labelsToStrip, NODE_BACK_SETTLE_MS, parseMaxQuarantined, quarantineTrigger, selectorMatches } from '../../src/quarantine/quarantine-policy.js';
+import { admit, ALERT_REQUEST_TTL_MS, decide, type DecisionInput, type EarlierAction, failedTogether, labelsToStrip, NODE_BACK_SETTLE_MS, parseMaxQuarantined, quarantineTrigger, selectorMatches } from '../../src/quarantine/quarantine-policy.js';
 import { nodeAway, wasEverReady } from '../../src/kube/pods.js';
 import { TokenBucket } from '../../src/util/rate-limiter.js';
 
@@ -78,6 +78,15 @@ describe('quarantineTrigger', () => {
     assert.deepEqual(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, seen), { kind: 'annotation', reason: 'leak', since: T0 - 500, failedAt: T0 - 500 });
     assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'alert X' }), T0, grace, seen).kind, 'alert');
     assert.equal((quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': '' }), T0, grace, seen) as { reason: string }).reason, 'requested by annotation');
+  });
+
+  it("an alert's request acts for an hour after sickbay saw it, then is stale: the pod is judged as if it had none; a person's request does not go stale (issue 31)", () => {
+    const alert = { 'sickbay.io/isolate': 'alert Latency (firing since 2026-12-01T10:00:00.000Z)' };
+    const at = (ms: number) => ({ seenReady: true, requestSeenAt: T0 - ms });
+    assert.equal(quarantineTrigger(pod(true, 0, 0, alert), T0, grace, at(ALERT_REQUEST_TTL_MS - 1000)).kind, 'alert');
+    assert.deepEqual(quarantineTrigger(pod(true, 0, 0, alert), T0, grace, at(ALERT_REQUEST_TTL_MS)), { kind: 'none' }, 'a Ready pod with a stale alert request is left alone');
+    assert.ok(['wait', 'not-ready'].includes(quarantineTrigger(pod(false, 0, 0, alert), T0, grace, at(ALERT_REQUEST_TTL_MS)).kind), 'a NotReady one is still judged by its own readiness (its grace)');
+    assert.equal(quarantineTrigger(pod(true, 0, 0, { 'sickbay.io/isolate': 'leak' }), T0, grace, at(10 * ALERT_REQUEST_TTL_MS)).kind, 'annotation');
   });
 });
 
