@@ -19,6 +19,7 @@ import { execInPod } from '../kube/exec.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION } from '../core/nodehealth.js';
 import { PREFIX, SHIM_MOUNT, SHIM_VOLUME } from '../core/names.js';
 import { EXIT } from './commands.js';
+import { COLLECT_FDS_COMMAND, COLLECT_PS_COMMAND, COLLECT_TAR_COMMAND } from '../core/shim-commands.js';
 
 /** The CLI's exit codes for what stops a collection (src/cli/commands.ts). */
 export const COLLECT_EXIT = { notFound: EXIT.notFound, noShim: EXIT.wrongState, forbidden: EXIT.refused } as const;
@@ -241,16 +242,15 @@ export async function collect(kc: KubeConfig, o: CollectOptions): Promise<Collec
       sink.on('close', () => resolve());
       sink.on('error', (err: Error) => (bundle.miss('sickbay/', `the container's tar stream could not be read: ${err.message}`), resolve()));
     });
-    const tar = await execInPod(kc, target(shimmed[0]!.name), [BUSYBOX, 'sh', '-c', `cd ${SHIM_MOUNT} && exec ${BUSYBOX} tar -cf - $(ls -d diag run pod jfr 2>/dev/null)`], timeoutMs, { stdout: sink });
+    const tar = await execInPod(kc, target(shimmed[0]!.name), COLLECT_TAR_COMMAND, timeoutMs, { stdout: sink });
     sink.end(undefined); // streamx: no more data
     await drained;
     if (tar.error || tar.exitCode !== 0) bundle.miss(`sickbay/ (${SHIM_MOUNT} in container ${shimmed[0]!.name})`, tar.error ?? `tar exited ${tar.exitCode}: ${tar.stderr.trim().slice(-300)}`);
     for (const c of shimmed) {
-      const ps = await execInPod(kc, target(c.name), [BUSYBOX, 'ps', '-o', 'pid,ppid,user,group,stat,vsz,rss,args'], 30_000);
+      const ps = await execInPod(kc, target(c.name), COLLECT_PS_COMMAND, 30_000);
       if (ps.exitCode === 0) bundle.add(`containers/${c.name}/processes.txt`, ps.stdout);
       else bundle.miss(`containers/${c.name}/processes.txt`, ps.error ?? `ps exited ${ps.exitCode}: ${ps.stderr.trim()}`);
-      const script = `for p in /proc/[0-9]*; do echo "== \${p#/proc/} $(${BUSYBOX} tr '\\0' ' ' < $p/cmdline 2>/dev/null)"; ${BUSYBOX} ls -l $p/fd 2>&1; done`;
-      const fds = await execInPod(kc, target(c.name), [BUSYBOX, 'sh', '-c', script], 30_000);
+      const fds = await execInPod(kc, target(c.name), COLLECT_FDS_COMMAND, 30_000);
       if (fds.exitCode === 0) bundle.add(`containers/${c.name}/open-files.txt`, fds.stdout);
       else bundle.miss(`containers/${c.name}/open-files.txt`, fds.error ?? `exited ${fds.exitCode}: ${fds.stderr.trim()}`);
     }

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { committedChartCrds } from '../core/nodehealth.js';
+import { committedChartFiles } from '../core/shim-commands.js';
 import { committedWebhookManifests } from '../webhook/webhook-manifests.js';
 
 for (const [file, text] of Object.entries(committedWebhookManifests())) {
@@ -13,6 +14,13 @@ for (const [file, text] of Object.entries(committedWebhookManifests())) {
 
 for (const [file, text] of Object.entries(committedChartCrds())) {
   const out = path.join('chart', 'crds', file);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, text);
+  console.log(`wrote ${out}`);
+}
+
+for (const [file, text] of Object.entries(committedChartFiles())) {
+  const out = path.join('chart', 'files', file);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, text);
   console.log(`wrote ${out}`);

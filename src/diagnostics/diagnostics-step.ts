@@ -14,6 +14,7 @@ import type { Metrics } from '../core/metrics.js';
 import { ANN_DIAGNOSTICS, PREFIX, SHIM_MOUNT } from '../core/names.js';
 import { podRef } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep, type StepDeps, stepWriters } from '../kube/steps.js';
+import { customDiagnosticsCommand, diagnoseCommand } from '../core/shim-commands.js';
 
 /** Pod annotations (usually set in the Deployment's pod template) that tune diagnostics. */
 export const ANN_HEAP_DUMP = `${PREFIX}/heap-dump`;
@@ -48,10 +49,7 @@ export class DiagnosticsStep implements PostQuarantineStep {
     if (!container) return;
     const heap = ann[ANN_HEAP_DUMP] === 'true';
     const custom = ann[ANN_DIAGNOSTICS_SCRIPT];
-    // SICKBAY_DIR, when the container sets it, moves the shim (tests run it outside a real container).
-    const command = custom
-      ? ['sh', '-c', 'exec "$0" "$@"', custom, ...(heap ? ['--heap'] : [])]
-      : ['sh', '-c', `exec sh "\${SICKBAY_DIR:-${SHIM_MOUNT}}/bin/diagnose" "$@"`, 'diagnose', ...(heap ? ['--heap'] : [])];
+    const command = custom ? customDiagnosticsCommand(custom, heap) : diagnoseCommand(heap);
     const started = Date.now();
     const res = await execInPod(this.kc, { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name!, container }, command, this.o.timeoutMs);
     let summary: Record<string, unknown> = {};

@@ -36,6 +36,7 @@ import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type 
 import { podRef } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep } from '../kube/steps.js';
 import type { SceneArchiver } from '../archive/archiver.js';
+import { HOLD_COMMAND } from '../core/shim-commands.js';
 
 /** What `sickbay.io/archive` holds. */
 interface ArchiveRecord {
@@ -397,7 +398,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     const container = pod.spec?.containers?.find((c) => c.livenessProbe?.exec?.command?.[0] === SHIM_PROBE)?.name;
     if (!container) return Promise.resolve();
     const target = { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name!, container };
-    return execInPod(this.kc, target, [SHIM_PROBE, '--hold'], HOLD_TIMEOUT_MS).then(
+    return execInPod(this.kc, target, HOLD_COMMAND, HOLD_TIMEOUT_MS).then(
       (r) => {
         if (r.exitCode !== 0) log.warn('could not hold the liveness probe; the kubelet may restart the container before the quarantine label reaches it', { container, error: r.error ?? r.stderr.trim() });
       },

@@ -562,7 +562,7 @@ describe('the Helm chart', () => {
     scenario("sickbay's ServiceAccount reaching beyond its job", {
       title: "sickbay's own identity is refused beyond its job: pods outside opted-in namespaces, exec in kube-system, a foreign pod template, a foreign taint",
       load: 'the chart installed (scope policies on), exec allowed by RBAC',
-      fault: "requests as sickbay's ServiceAccount: exec, delete, evict, patch outside opted-in namespaces; foreign template, annotation, replicas; foreign taint, label, cordon",
+      fault: "requests as sickbay's ServiceAccount: exec, delete, evict, patch outside opted-in namespaces; exec of other commands; owner references and finalizers; foreign template, annotation, replicas; a Deployment in kube-system; foreign taint, label, cordon; an Event in kube-system",
       outcome: 'every one refused by the API server; its own writes allowed',
     }, async (fig) => {
       const { rawApiRequest } = await import('../support/cluster.js');
@@ -598,7 +598,19 @@ describe('the Helm chart', () => {
       await refused('evict in default', await as('POST', '/api/v1/namespaces/default/pods/plain-pod/eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'plain-pod', namespace: 'default' } }, 'application/json'), pods);
       // In an opted-in namespace the same writes pass the policy.
       assert.equal((await as('PATCH', '/api/v1/namespaces/shop/pods/shop-pod', { metadata: { labels: { x: 'y' } } })).status, 200);
-      assert.notEqual((await as('POST', '/api/v1/namespaces/shop/pods/shop-pod/exec?command=id&stdout=true&container=c')).status, 403, 'exec in an opted-in namespace is not refused');
+      // There, exec of the shim's own commands only (issue 31): not a shell of sickbay's choosing.
+      const exec = (command: string[]) => as('POST', `/api/v1/namespaces/shop/pods/shop-pod/exec?${command.map((c) => `command=${encodeURIComponent(c)}`).join('&')}&stdout=true&container=c`);
+      const execs = /sickbay-scope-pods.*sickbay may exec only the shim's own commands/;
+      await refused('exec of id in an opted-in namespace', await exec(['id']), execs);
+      await refused('exec of a shell', await exec(['/sickbay/bin/busybox', 'sh', '-c', 'cat /var/run/secrets/kubernetes.io/serviceaccount/token']), execs);
+      await refused('a dump script with arguments of its choosing', await exec(['sh', '-c', 'exec "$0" "$@"', '/bin/sh', '-c', 'id']), execs);
+      for (const allowed of [['/sickbay/bin/probe', '--hold'], ['sh', '-c', 'exec sh "${SICKBAY_DIR:-/sickbay}/bin/diagnose" "$@"', 'diagnose', '--heap'], ['sh', '-c', 'exec "$0" "$@"', '/app/dump.sh']]) {
+        assert.notEqual((await exec(allowed)).status, 403, `exec of ${allowed.join(' ')} is not refused`);
+      }
+      // Never a pod's owner references or finalizers: a dangling owner gets it garbage-collected.
+      const ownedBy = { metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'gone', uid: '00000000-0000-0000-0000-000000000000' }] } };
+      await refused('an owner reference on a pod', await as('PATCH', '/api/v1/namespaces/shop/pods/shop-pod', ownedBy), /sickbay may not change the owner references or finalizers of pod/);
+      await refused('a finalizer on a pod', await as('PATCH', '/api/v1/namespaces/shop/pods/shop-pod', { metadata: { finalizers: ['example.com/hold'] } }), /sickbay may not change the owner references or finalizers of pod/);
 
       await t.apps.createNamespacedDeployment({
         namespace: 'shop',
@@ -608,6 +620,14 @@ describe('the Helm chart', () => {
       await refused('a foreign template', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { template: { spec: { containers: [{ name: 'c', image: 'evil' }] } } } }), deployments);
       await refused('a foreign annotation', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { metadata: { annotations: { owner: 'mallory' } } }), deployments);
       await refused('replicas', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { replicas: 5 } }), deployments);
+      await refused('an owner reference on a Deployment', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', ownedBy), deployments);
+      await refused('a finalizer on a Deployment', await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { metadata: { finalizers: ['example.com/hold'] } }), deployments);
+      // A Deployment where sickbay has no business: kube-system's, even its own annotation (issue 31).
+      await t.apps.createNamespacedDeployment({
+        namespace: 'kube-system',
+        body: { metadata: { name: 'coredns-like' }, spec: { replicas: 0, selector: { matchLabels: { app: 'dns' } }, template: { metadata: { labels: { app: 'dns' } }, spec: { containers: [{ name: 'c', image: 'x', command: ['/c'] }] } } } },
+      });
+      await refused('a Deployment in kube-system', await as('PATCH', '/apis/apps/v1/namespaces/kube-system/deployments/coredns-like', { metadata: { annotations: { 'sickbay.io/avoid-nodes': '{}' } } }), /sickbay-scope-deployments.*sickbay changes only Deployments in namespaces labelled sickbay.io\/injection=enabled/);
       assert.equal((await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { metadata: { annotations: { 'sickbay.io/avoid-nodes': '{}' } } })).status, 200);
       assert.equal((await as('PATCH', '/apis/apps/v1/namespaces/shop/deployments/cart', { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } })).status, 200);
 
@@ -615,14 +635,20 @@ describe('the Helm chart', () => {
       await refused('a foreign taint', await as('PATCH', '/api/v1/nodes/kwok-node-1', { spec: { taints: [{ key: 'mallory', effect: 'NoExecute' }] } }), nodes);
       await refused('cordon', await as('PATCH', '/api/v1/nodes/kwok-node-1', { spec: { unschedulable: true } }), nodes);
       await refused('a foreign label', await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } }), nodes);
+      await refused('an owner reference on a Node', await as('PATCH', '/api/v1/nodes/kwok-node-1', ownedBy), nodes);
+      await refused('a finalizer on a Node', await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { finalizers: ['example.com/hold'] } }), nodes);
+      // Events: where sickbay acts, its own namespace, and default (Node Events); not kube-system.
+      const event = (namespace: string) => as('POST', `/api/v1/namespaces/${namespace}/events`, { metadata: { name: `sickbay-test.${namespace}`, namespace }, involvedObject: { kind: 'Pod', name: 'x', namespace }, reason: 'Quarantined', message: 'test', type: 'Normal' }, 'application/json');
+      await refused('an Event in kube-system', await event('kube-system'), /sickbay-scope-events.*sickbay writes Events only in namespaces labelled/);
+      for (const namespace of ['shop', 'default', NS]) assert.equal((await event(namespace)).status, 201, `an Event in ${namespace}`);
       const node = await t.core.readNode({ name: 'kwok-node-1' });
       const own = [...(node.spec?.taints ?? []), { key: 'sickbay.io/isolated', value: 'test', effect: 'NoExecute' }];
       const tainted = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': 'isolated' } }, spec: { taints: own } });
       assert.equal(tainted.status, 200, tainted.body);
       const back = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': null } }, spec: { taints: node.spec?.taints ?? null } });
       assert.equal(back.status, 200, back.body);
-      fig('refused', `${refusals} of 10 attempts`);
-      fig('own writes allowed', '6 of 6');
+      fig('refused', `${refusals} attempts, each by the policy named`);
+      fig('own writes allowed', 'the hold, diagnose, a dump script; avoid-nodes, restartedAt; its taint and label; Events where it acts');
     });
 
     it("the agent guard: an agent writes its own node's NodeHealth only, with the token of its pod", async () => {

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadYaml } from '@kubernetes/client-node';
 import { committedChartCrds } from '../../src/core/nodehealth.js';
+import { committedChartFiles } from '../../src/core/shim-commands.js';
 import { committedWebhookManifests } from '../../src/webhook/webhook-manifests.js';
 
 const root = new URL('../../webhook-config/', import.meta.url);
@@ -47,5 +48,12 @@ describe('webhook-config/', () => {
     const expectedCrds = committedChartCrds();
     assert.deepEqual(readdirSync(dir).sort(), Object.keys(expectedCrds).sort());
     for (const [file, text] of Object.entries(expectedCrds)) assert.equal(readFileSync(new URL(file, dir), 'utf8'), text, `chart/crds/${file} is stale`);
+  });
+
+  it('chart/files/ holds the commands sickbay may exec, as the code runs them (run `npm run webhook-config` after changing them)', () => {
+    const dir = new URL('../../chart/files/', import.meta.url);
+    const expected = committedChartFiles();
+    assert.deepEqual(readdirSync(dir).sort(), Object.keys(expected).sort());
+    for (const [file, text] of Object.entries(expected)) assert.equal(readFileSync(new URL(file, dir), 'utf8'), text, `chart/files/${file} is stale`);
   });
 });
