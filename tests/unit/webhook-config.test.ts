@@ -19,7 +19,7 @@ describe('webhook-config/', () => {
   it('scopes the fail-closed guard to UPDATEs of quarantined pods and never matches system namespaces', () => {
     const v = loadYaml<any>(expected['plain/validating.yaml']!).webhooks[0];
     assert.equal(v.failurePolicy, 'Fail');
-    assert.deepEqual(v.rules.map((r: any) => [r.operations, r.resources]), [[['UPDATE'], ['pods']]]);
+    assert.deepEqual(v.rules.map((r: any) => [r.operations, r.resources]), [[['UPDATE'], ['pods', 'pods/status']]]);
     assert.deepEqual(v.objectSelector.matchLabels, { 'sickbay.io/status': 'quarantined' });
     // sickbay's own quarantine patches are not sent to it (the handler would allow them).
     assert.deepEqual(JSON.parse(JSON.stringify(v.matchConditions)), [{ name: 'not-sickbay-itself', expression: "request.userInfo.username != 'system:serviceaccount:sickbay-system:sickbay'" }]);
