@@ -305,6 +305,19 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(await withCluster(kc, () => protect(kc, { namespace, node, seconds })));
       return 0;
     }
+    case 'uninstall': {
+      const { values, positionals } = flags(command, {
+        args: rest,
+        allowPositionals: true,
+        options: { ...KUBE_OPTIONS, ...SICKBAY_NAMESPACE, emergency: { type: 'boolean', default: false }, selector: { type: 'string', default: 'app.kubernetes.io/name=sickbay' }, 'keep-running': { type: 'boolean', default: false } },
+      });
+      if (positionals.length) throw usageError(command, `unexpected argument ${JSON.stringify(positionals[0])}`);
+      if (!values.emergency) throw usageError(command, 'only --emergency is an uninstall of its own; for the rest, helm uninstall');
+      const { emergencyUninstall } = await import('./cli/uninstall.js');
+      const kc = loadKubeConfig(values.kubeconfig, values.context);
+      process.stdout.write(await withCluster(kc, () => emergencyUninstall(kc, { selector: values.selector, namespace: values['sickbay-namespace'], keepRunning: values['keep-running'] })));
+      return 0;
+    }
     case 'completion': {
       const { positionals } = flags(command, { args: rest, allowPositionals: true, options: {} });
       const shell = positionals[0];

@@ -136,6 +136,19 @@ restore: removes the sickbay.io/isolated taint and the sickbay.io/node-status la
 `,
   },
   {
+    name: 'uninstall',
+    summary: 'the emergency exit: delete every webhook and policy sickbay added, stop its controllers',
+    help: `Usage: $0 uninstall --emergency [--sickbay-namespace sickbay-system] [--selector app.kubernetes.io/name=sickbay] [--keep-running] ${KUBE}
+
+Works with sickbay dead. Deletes every MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+ValidatingAdmissionPolicyBinding and ValidatingAdmissionPolicy labelled --selector (the chart's
+and webhook-config/'s are), so no pod write waits on or is refused by sickbay; then scales
+sickbay's Deployment in --sickbay-namespace to 0 so no controller acts (--keep-running leaves
+it). Pods keep running, quarantined ones too. \`helm upgrade --install\` puts it all back;
+\`helm uninstall\` removes the rest.
+`,
+  },
+  {
     name: 'completion',
     summary: 'a shell completion script (source <(sickbay completion bash))',
     sub: ['bash', 'zsh'],

@@ -2,10 +2,11 @@
 // rendered object accepted by the real API server (server-side dry-run) in both
 // certificate modes, and an install whose webhooks reach a locally running serve.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import yaml from 'js-yaml';
 import { AdmissionregistrationV1Api, type KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, loadAllYaml, type V1PolicyRule } from '@kubernetes/client-node';
@@ -751,6 +752,40 @@ describe('the Helm chart', () => {
       // A label it never had, or one with another value, is fine.
       assert.equal((await patch({ note: 'looked-at' })).status, 200);
       assert.equal((await patch({ app: 'other' })).status, 200);
+    });
+
+    it('sickbay uninstall --emergency, with sickbay dead, removes every webhook and policy it added and stops its controllers (issue 31)', async () => {
+      const { rawApiRequest } = await import('../support/cluster.js');
+      // Everything back as installed (the previous test deleted the webhooks); sickbay is not running.
+      const up = await helm(['upgrade', 'sickbay', chartDir, '--namespace', NS, '--reset-then-reuse-values', '--wait=false'], { KUBECONFIG: t.cp.kubeconfigPath });
+      assert.equal(up.code, 0, up.stderr);
+      const patch = (name: string, labels: Record<string, string | null>) =>
+        rawApiRequest(t.kc, 'PATCH', `/api/v1/namespaces/shop/pods/${name}`, { metadata: { labels } }, { 'content-type': 'application/merge-patch+json' });
+      // What a dead sickbay costs other writers: an update of a quarantined pod fails closed
+      // (its webhook does not answer), and the guards refuse even an administrator.
+      await waitFor('the webhook failing closed', async () => (await patch('broken', { note: 'again' })).status >= 400, { timeoutMs: 20_000, intervalMs: 250 });
+      assert.match((await patch('broken', { note: 'again' })).body, /failed calling webhook|sickbay/);
+      const sb = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'uninstall', '--emergency', '--kubeconfig', t.cp.kubeconfigPath, '--sickbay-namespace', NS], { timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+      assert.equal(sb.code, 0, sb.stderr);
+      for (const line of [/deleted MutatingWebhookConfiguration sickbay/, /deleted ValidatingWebhookConfiguration sickbay/, /deleted ValidatingAdmissionPolicyBinding sickbay-marks-guard/, /deleted ValidatingAdmissionPolicy sickbay-relabel-guard/, /scaled Deployment sickbay-system\/sickbay to 0/]) assert.match(sb.stdout, line);
+      const labelled = { labelSelector: 'app.kubernetes.io/name=sickbay' };
+      assert.deepEqual((await admission().listMutatingWebhookConfiguration(labelled)).items, []);
+      assert.deepEqual((await admission().listValidatingWebhookConfiguration(labelled)).items, []);
+      assert.deepEqual((await admission().listValidatingAdmissionPolicyBinding(labelled)).items, []);
+      assert.deepEqual((await admission().listValidatingAdmissionPolicy(labelled)).items, []);
+      assert.equal((await t.apps.readNamespacedDeployment({ name: 'sickbay', namespace: NS })).spec?.replicas, 0);
+      // The API server forgets removed policies within moments: writes go through again.
+      await waitFor('writes unblocked', async () => (await patch('broken', { note: 'again' })).status === 200, { timeoutMs: 20_000, intervalMs: 250 });
+      await waitFor('the marks guard gone', async () => (await patch('healthy', { 'sickbay.io/status': 'quarantined' })).status === 200, { timeoutMs: 20_000, intervalMs: 250 });
+      // Run again: nothing left, said plainly.
+      const again = await new Promise<string>((resolve) =>
+        execFile(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'uninstall', '--emergency', '--kubeconfig', t.cp.kubeconfigPath, '--sickbay-namespace', NS, '--keep-running'], { timeout: 60_000 }, (_e, stdout) => resolve(stdout)),
+      );
+      assert.match(again, /nothing labelled app\.kubernetes\.io\/name=sickbay found/);
     });
   });
 });
