@@ -134,7 +134,7 @@ describe('admission under faults', { timeout: 900_000 }, () => {
   scenario('10,000 generated AdmissionReviews', {
     load: '10,000 AdmissionReviews (random pod shapes, sizes to 3 MB, unicode, malformed JSON), 8 in flight, /mutate and /validate',
     fault: 'hostile and malformed input',
-    outcome: '0 crashes, 0 hangs, 0 5xx; every answer a valid AdmissionReview (its patch applies) or a 4xx',
+    outcome: '0 crashes, 0 hangs, 0 5xx; every well-typed pod answered 200 (allowed by /mutate, its patch applies); malformed input a valid AdmissionReview or a 4xx',
   }, async (fig) => {
     const { proc, crashed } = await webhookOnly('fuzz');
 
@@ -145,6 +145,8 @@ describe('admission under faults', { timeout: 900_000 }, () => {
     const statuses = new Map<number, number>();
     const failures: string[] = [];
     let patches = 0;
+    let valid = 0;
+    let validOk = 0;
 
     const health = watchHealth(proc, 50);
 
@@ -163,7 +165,12 @@ describe('admission under faults', { timeout: 900_000 }, () => {
         if (reply.status === -1 && Buffer.byteLength(body) > MAX_BODY_BYTES && /EPIPE|ECONNRESET/.test(reply.body)) reply = { status: 413, body: '' };
         statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
         const problem = judge(input, route, reply);
-        if (problem === 'patched') patches++;
+        if (input.valid) valid++;
+        if (input.valid && !problem) validOk++;
+        if (problem === 'patched') {
+          patches++;
+          if (input.valid) validOk++;
+        }
         else if (problem) failures.push(`#${i} ${route}: ${problem}`);
       }
     };
@@ -174,10 +181,13 @@ describe('admission under faults', { timeout: 900_000 }, () => {
     fig('reviews', `${next} in ${secs(took)}`);
     fig('answers', answers(statuses));
     fig('patches applied', patches);
+    fig('well-typed pods answered 200', `${validOk} of ${valid}`);
     fig('crashes', crashed() ? 1 : 0);
     assert.equal(crashed(), false, `sickbay exited:\n${proc.output().slice(-2000)}`);
     assert.deepEqual([...failures, ...h.failures], []);
     assert.equal(next, inputs.length);
+    assert.ok(valid > inputs.length / 4, `${valid} well-typed pods among ${inputs.length}: the generator must send many`);
+    assert.equal(validOk, valid);
   }, { timeout: 400_000 });
 
   scenario('eight 2 MiB pods of 10,000 containers at once, again and again', {
@@ -306,6 +316,8 @@ function post(port: number, ca: string, route: string, body: string, agent: http
 /** Why an answer is wrong, 'patched' for a good answer with a patch, '' for a good one. */
 function judge(input: GeneratedReview, route: string, reply: { status: number; body: string }): string {
   if (reply.status === -1) return reply.body;
+  // A pod the API server could send must be reviewed, not refused as malformed.
+  if (input.valid && reply.status !== 200) return `a well-typed pod answered HTTP ${reply.status}: ${reply.body.slice(0, 200)}`;
   if (reply.status >= 400 && reply.status < 500) return '';
   if (reply.status !== 200) return `HTTP ${reply.status}: ${reply.body.slice(0, 200)}`;
   let review: { apiVersion?: string; kind?: string; response?: { uid?: unknown; allowed?: unknown; patch?: string; patchType?: string } };
@@ -317,6 +329,7 @@ function judge(input: GeneratedReview, route: string, reply: { status: number; b
   if (review.apiVersion !== 'admission.k8s.io/v1' || review.kind !== 'AdmissionReview') return `200 but not an AdmissionReview: ${reply.body.slice(0, 100)}`;
   const r = review.response;
   if (!r || typeof r.allowed !== 'boolean') return 'an AdmissionReview without response.allowed';
+  if (input.valid && route === '/mutate' && r.allowed !== true) return `a well-typed pod refused by /mutate: ${reply.body.slice(0, 200)}`;
   if (input.request && JSON.stringify(r.uid) !== JSON.stringify(input.request.uid)) return `response.uid ${JSON.stringify(r.uid)} is not the request's`;
   if (r.patch === undefined) return '';
   if (route !== '/mutate') return 'a patch from /validate';
