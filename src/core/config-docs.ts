@@ -15,6 +15,7 @@ export interface ConfigDoc {
 export const CONFIG_DOCS: readonly ConfigDoc[] = [
   { vars: ["SICKBAY_PORT"], default: "`8443`", meaning: "HTTPS port for `/mutate`, `/validate`, `/alerts`, `/healthz`, `/readyz`, `/metrics`" },
   { vars: ["SICKBAY_BIND_ADDRESS"], default: "`0.0.0.0`", meaning: "address to listen on" },
+  { vars: ["SICKBAY_HEALTH_PORT"], default: "`0`", meaning: "a plain-HTTP port on the same address serving `/healthz` and `/readyz` alone, so the kubelet's probes never wait behind HTTPS load or its connection cap (the chart sets 8081); `0`: none" },
   { vars: ["SICKBAY_TLS_CERT", "SICKBAY_TLS_KEY"], default: "`certs/tls.crt`, `certs/tls.key`", meaning: "serving certificate; reloaded when the files change (TLS 1.2+)" },
   { vars: ["SICKBAY_CA_BUNDLE_SYNC"], default: "`false`", meaning: "keep the webhook configurations' CA bundle equal to `SICKBAY_TLS_CA` (self-managed certificates)" },
   { vars: ["SICKBAY_TLS_CA"], default: "`certs/ca.crt`", meaning: "the CA that signed the serving certificate" },

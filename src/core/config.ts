@@ -112,6 +112,7 @@ export const configSchema = z.object({
   // Server
   SICKBAY_PORT: num(0, 65535).default(8443),
   SICKBAY_BIND_ADDRESS: z.string().default('0.0.0.0'),
+  SICKBAY_HEALTH_PORT: num(0, 65535).default(0),
   SICKBAY_TLS_CERT: z.string().default('certs/tls.crt'),
   SICKBAY_TLS_KEY: z.string().default('certs/tls.key'),
   SICKBAY_TLS_CA: z.string().default('certs/ca.crt'),
@@ -224,6 +225,8 @@ export type RawConfig = z.infer<typeof configSchema>;
 export interface ServerConfig {
   port: number;
   bindAddress: string;
+  /** A plain-HTTP listener for /healthz and /readyz alone, so probes never queue behind HTTPS load; 0: none. */
+  healthPort: number;
   tlsCertFile: string;
   tlsKeyFile: string;
   drainMs: number;
@@ -407,6 +410,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     server: {
       port: c.SICKBAY_PORT,
       bindAddress: c.SICKBAY_BIND_ADDRESS,
+      healthPort: c.SICKBAY_HEALTH_PORT,
       tlsCertFile: c.SICKBAY_TLS_CERT,
       tlsKeyFile: c.SICKBAY_TLS_KEY,
       drainMs: c.SICKBAY_DRAIN,

@@ -36,6 +36,11 @@ export class Metrics {
     help: 'Connections refused because the server holds its maximum already.',
     registers: [this.registry],
   });
+  readonly idleConnectionsClosed = new Counter({
+    name: 'sickbay_idle_connection_evictions_total',
+    help: 'Times the HTTPS server neared its connection cap and closed its idle keep-alive connections to make room.',
+    registers: [this.registry],
+  });
   readonly tlsHandshakes = new Counter({
     name: 'sickbay_tls_handshakes_total',
     help: 'TLS connections accepted on the HTTPS port, by whether the session was resumed (a full handshake costs a signature with the serving key).',

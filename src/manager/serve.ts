@@ -2,7 +2,8 @@
 // Start order: health endpoints and webhook first, then the manager (src/manager/):
 // caches, then, once they have synced, leader-only work under the Lease.
 import { setMaxListeners } from 'node:events';
-import type { RequestListener } from 'node:http';
+import http, { type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { type AdmissionDeps, AdmissionBudget } from '../webhook/admission.js';
 import type { Config } from '../core/config.js';
@@ -20,6 +21,8 @@ export type { Runnable } from './manager.js';
 
 export interface ServeHandle {
   port: number;
+  /** The probe listener's port (SICKBAY_HEALTH_PORT), when there is one. */
+  healthPort?: number;
   metrics: Metrics;
   server: HttpsServer;
   /** Fails readiness, drains, closes: what SIGTERM does. */
@@ -86,6 +89,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     log,
   });
 
+  const readiness = { notReadyReason: () => (shuttingDown ? 'shutting down' : manager.notReadyReason()) };
   const app = buildHandler({
     metrics,
     admission: {
@@ -101,9 +105,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       log: log.child({ component: 'webhook' }),
     },
     alerts: components.alerts,
-    readiness: {
-      notReadyReason: () => (shuttingDown ? 'shutting down' : manager.notReadyReason()),
-    },
+    readiness,
   });
   const server = new HttpsServer({
     port: config.server.port,
@@ -117,12 +119,18 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   });
   const port = await server.listen();
   log.info('serving', { port, tls: config.server.tlsCertFile });
+  // The kubelet's probes on a listener of their own: HTTPS load, or clients holding its
+  // connections up to the cap, never make a probe wait or fail (controller-runtime's
+  // health probe address does the same).
+  const health = config.server.healthPort ? await listenHealth(config.server.bindAddress, config.server.healthPort, readiness) : undefined;
+  if (health) log.info('serving probes', { port: (health.address() as AddressInfo).port, paths: ['/healthz', '/readyz'] });
 
   const running = manager.run(abort.signal);
 
   let done: Promise<void> | undefined;
   return {
     port,
+    healthPort: health ? (health.address() as AddressInfo).port : undefined,
     metrics,
     server,
     shutdown() {
@@ -135,10 +143,39 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
         const eventsWritten = events.idle(5_000).then((all) => {
           if (!all) log.warn('stopping with Events still unwritten');
         });
-        await Promise.all([Promise.race([running, sleep(5_000)]), server.close(), eventsWritten]);
+        await Promise.all([Promise.race([running, sleep(5_000)]), server.close().then(() => closeHealth(health)), eventsWritten]);
         log.info('stopped');
       })();
       return done;
     },
   };
+}
+
+/** /healthz (the process answers) and /readyz (it would serve admission), plain HTTP, nothing else. */
+async function listenHealth(host: string, port: number, readiness: { notReadyReason(): string | undefined }): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = req.url?.split('?', 1)[0];
+    const why = path === '/readyz' ? readiness.notReadyReason() : undefined;
+    const status = path === '/healthz' || path === '/readyz' ? (why ? 503 : 200) : 404;
+    const body = status === 404 ? 'only /healthz and /readyz here' : (why ?? 'ok');
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 5_000;
+  server.requestTimeout = 5_000;
+  server.headersTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function closeHealth(server: http.Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -13,15 +13,19 @@ export class TransportError extends Error {
   }
 }
 
-/** Checks the method and content type, then reads the body: at most `limit` bytes. */
-export function readJsonRequest(req: IncomingMessage, what: string, limit: number): Promise<Buffer> {
+/**
+ * Checks the method and content type, then reads the body: at most `limit` bytes.
+ * `admit(n)`, when given, is asked before each chunk is kept (a budget of bytes in
+ * flight): a TransportError it throws ends the read with that answer.
+ */
+export function readJsonRequest(req: IncomingMessage, what: string, limit: number, admit?: (bytes: number) => void): Promise<Buffer> {
   if (req.method !== 'POST') return Promise.reject(new TransportError(405, `use POST for ${what}`));
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') return Promise.reject(new TransportError(415, `content type must be application/json, got ${JSON.stringify(type || 'none')}`));
-  return readBody(req, limit);
+  return readBody(req, limit, admit);
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, admit?: (bytes: number) => void): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -38,6 +42,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         over = true;
         chunks.length = 0;
         reject(new TransportError(413, `body is over the ${limit}-byte limit`));
+        return;
+      }
+      try {
+        admit?.(chunk.length);
+      } catch (err) {
+        over = true;
+        chunks.length = 0;
+        req.resume();
+        reject(err);
         return;
       }
       chunks.push(chunk);

@@ -18,6 +18,12 @@ const KEEP_ALIVE_MS = 120_000;
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** Far above what the API servers, kubelet probes and Prometheus open; each costs memory. */
 export const MAX_CONNECTIONS = 1024;
+/**
+ * From this share of the cap on, idle keep-alive connections are closed to make room:
+ * otherwise clients holding one cheap request's connection open (8.5 a second fill 1,024
+ * in the keep-alive window) leave the API server no connection at all.
+ */
+export const IDLE_EVICTION_SHARE = 0.9;
 
 export interface HttpsServerOptions {
   port: number;
@@ -61,7 +67,21 @@ export class HttpsServer {
     this.server.keepAliveTimeout = KEEP_ALIVE_MS;
     this.server.headersTimeout = timeout; // never above requestTimeout (Node's rule)
     this.server.requestTimeout = timeout;
-    this.server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+    const max = opts.maxConnections ?? MAX_CONNECTIONS;
+    this.server.maxConnections = max;
+    let open = 0;
+    let lastEviction = 0;
+    this.server.on('connection', (socket) => {
+      open++;
+      socket.once('close', () => open--);
+      // Near the cap, the idle connections go first (those waiting for a next request); a
+      // client that wants to keep one must use it. At most once a second: each pass is O(n).
+      if (open >= max * IDLE_EVICTION_SHARE && Date.now() - lastEviction > 1_000) {
+        lastEviction = Date.now();
+        this.server.closeIdleConnections();
+        opts.metrics?.idleConnectionsClosed.inc();
+      }
+    });
     this.server.on('clientError', (_err, socket) => socket.destroy());
     this.server.on('drop', () => opts.metrics?.connectionsDropped.inc());
     // Connection churn: every new TLS connection costs a handshake (the API server opened

@@ -83,16 +83,18 @@ export function admissionHandler(webhook: Webhook, deps: AdmissionDeps) {
   return async (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     let outcome = 'error';
+    // The budget holds the bytes actually read, as they arrive: a slow upload, or one
+    // without a content-length, holds what it sent, not the largest body there could be.
     let reserved = 0;
+    const budget = deps.budget;
+    const admit = budget
+      ? (n: number) => {
+          if (!budget.take(n)) throw new TransportError(429, `sickbay is reviewing ${budget.maxBytes} bytes of admission requests already; try again`);
+          reserved += n;
+        }
+      : undefined;
     try {
-      const declared = Number(req.headers['content-length']);
-      reserved = Number.isFinite(declared) && declared >= 0 && declared <= deps.maxBodyBytes ? declared : deps.maxBodyBytes;
-      if (deps.budget && !deps.budget.take(reserved)) {
-        reserved = 0;
-        req.resume();
-        throw new TransportError(429, `sickbay is reviewing ${deps.budget.maxBytes} bytes of admission requests already; try again`);
-      }
-      const body = await readJsonRequest(req, `/${webhook}`, deps.maxBodyBytes);
+      const body = await readJsonRequest(req, `/${webhook}`, deps.maxBodyBytes, admit);
       if (deps.budget && body.length >= LARGE_BODY_BYTES) await deps.budget.turn();
       const request = parseReview(body);
       const response = review(request, deps);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -219,6 +220,95 @@ describe('admission under faults', { timeout: 900_000 }, () => {
     assert.deepEqual(failures, []);
     assert.ok(rssMax < 512 * 2 ** 20, `resident ${rssMax} bytes`);
     assert.ok(p99 < 100, `/healthz p99 ${p99.toFixed(1)} ms`);
+  }, { timeout: 120_000 });
+  /** A well-typed pod review, small: what the API server sends for every pod creation. */
+  const smallReview = (i: number) =>
+    JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: `u-${i}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'shop', operation: 'CREATE', userInfo: { username: 'x' }, object: { metadata: { name: `p-${i}` }, spec: { containers: [{ name: 'app', image: 'example.com/app:1', command: ['/app'] }] } } } });
+  /** /mutate on a connection of its own, /readyz on the probe port: what the API server and the kubelet see meanwhile. */
+  const measure = async (proc: SickbayProcess, healthPort: number, n: number) => {
+    const mutate: number[] = [];
+    const probes: number[] = [];
+    const failures: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const agent = new https.Agent({ keepAlive: false });
+      const r = await post(proc.port, proc.caPem, '/mutate', smallReview(i), agent).catch((err: Error) => ({ status: -1, body: err.message }));
+      agent.destroy();
+      if (r.status === 200) mutate.push(performance.now() - t0);
+      else failures.push(`/mutate ${r.status}: ${r.body.slice(0, 120)}`);
+      const t1 = performance.now();
+      const probe = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((x) => x.status, (err: Error) => err.message);
+      if (probe === 200) probes.push(performance.now() - t1);
+      else failures.push(`/readyz on the probe port: ${probe}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { mutate, probes, failures };
+  };
+  const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)] ?? NaN;
+
+  scenario('1,100 idle keep-alive clients', {
+    load: '1,100 TLS clients each send one GET /healthz and keep the connection open (keep-alive), more than the 1,024-connection cap',
+    fault: 'the HTTPS port starved of connections by idle clients (a review found new connections reset once 1,024 were held)',
+    outcome: 'every /mutate on a new connection answered 200; the probe port answers; idle connections are closed to make room',
+  }, async (fig) => {
+    const [healthPort] = (await freePorts(1)) as [number];
+    const proc = await spawnSickbay(t, 'idle', { SICKBAY_CONTROLLERS: 'false', SICKBAY_LEADER_ELECTION: 'false', SICKBAY_LOG_LEVEL: 'error', SICKBAY_HEALTH_PORT: String(healthPort) });
+    processes.push(proc);
+    await ready(proc);
+    const held: tls.TLSSocket[] = [];
+    let answered = 0;
+    let closedByServer = 0;
+    const started = Date.now();
+    for (let i = 0; i < 1100; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: proc.port, ca: proc.caPem, servername: 'localhost' }, () => {
+          socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+          resolve();
+        });
+        socket.on('data', (d) => (String(d).startsWith('HTTP/1.1 200') ? answered++ : undefined));
+        socket.on('error', () => resolve());
+        socket.on('close', () => closedByServer++);
+        held.push(socket);
+      });
+    }
+    fig('clients opened', `${held.length} in ${secs(Date.now() - started)}`);
+    const m = await measure(proc, healthPort, 40);
+    fig('answered before held idle', answered);
+    fig('closed by sickbay to make room', closedByServer);
+    fig('/mutate on new connections', `${m.mutate.length} of 40, p99 ${p99(m.mutate).toFixed(1)} ms`);
+    fig('probe port /readyz', `${m.probes.length} of 40, p99 ${p99(m.probes).toFixed(1)} ms`);
+    fig('idle evictions', await metric(proc, 'sickbay_idle_connection_evictions_total'));
+    for (const sck of held) sck.destroy();
+    assert.deepEqual(m.failures, []);
+    assert.ok(closedByServer > 0, 'idle connections were closed to make room');
+  }, { timeout: 180_000 });
+
+  scenario('8 slow uploads', {
+    load: '8 /mutate requests that announce 3 MiB (or send no length) and trickle one byte a second; /mutate and the probe port measured meanwhile',
+    fault: 'slow uploads holding the admission budget (a review found 4 enough to answer every other admission 429)',
+    outcome: 'every other /mutate answered 200, never 429; the probe port answers',
+  }, async (fig) => {
+    const [healthPort] = (await freePorts(1)) as [number];
+    const proc = await spawnSickbay(t, 'slow', { SICKBAY_CONTROLLERS: 'false', SICKBAY_LEADER_ELECTION: 'false', SICKBAY_LOG_LEVEL: 'error', SICKBAY_HEALTH_PORT: String(healthPort) });
+    processes.push(proc);
+    await ready(proc);
+    const slow = Array.from({ length: 8 }, (_, i) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: proc.port, ca: proc.caPem, servername: 'localhost' });
+      socket.on('error', () => {});
+      const length = i % 2 ? `Content-Length: ${MAX_BODY_BYTES}` : 'Transfer-Encoding: chunked';
+      socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${length}\r\n\r\n`);
+      const trickle = setInterval(() => socket.write(i % 2 ? ' ' : '1\r\n \r\n'), 1_000);
+      return { socket, trickle };
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const m = await measure(proc, healthPort, 40);
+    for (const s of slow) {
+      clearInterval(s.trickle);
+      s.socket.destroy();
+    }
+    fig('/mutate meanwhile', `${m.mutate.length} of 40, p99 ${p99(m.mutate).toFixed(1)} ms`);
+    fig('probe port /readyz', `${m.probes.length} of 40, p99 ${p99(m.probes).toFixed(1)} ms`);
+    assert.deepEqual(m.failures, []);
   }, { timeout: 120_000 });
 });
 

@@ -189,6 +189,9 @@ describe('the Helm chart', () => {
     assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    // Probes on a port of their own (issue 31): HTTPS load or its connection cap never fails one.
+    assert.deepEqual([c.readinessProbe.httpGet.port, c.livenessProbe.httpGet.port], ['health', 'health']);
+    assert.ok(c.env.some((e: any) => e.name === 'SICKBAY_HEALTH_PORT' && e.value === String(c.ports.find((p: any) => p.name === 'health').containerPort)));
     assert.ok(c.env.some((e: any) => e.name === 'SICKBAY_LEADER_ELECTION' && e.value === 'true'));
     const ds = find(all, 'DaemonSet')!;
     const pod = ds.spec.template.spec;

@@ -324,14 +324,28 @@ describe('admission under hostile load', () => {
     ctx.diagnostic(`health under load: ${health.length} probes, median ${health[health.length >> 1]?.toFixed(1)} ms, max ${health.at(-1)?.toFixed(1)} ms; answers ${answers.map((a) => a.status).join(',')}`);
   });
 
-  it('refuses with 429, before reading it, a request that would take the bytes in flight past four bodies of the largest size', async () => {
-    // Four requests announce 3 MiB each and send their bodies slowly: the budget is taken.
-    const held = Array.from({ length: 4 }, () => {
+  it('slow uploads hold only the bytes they sent: eight announcing 3 MiB, or with no length at all, leave the budget to others (issue 31)', async () => {
+    const held = Array.from({ length: 8 }, (_, i) => {
       const socket = tls.connect({ host: '127.0.0.1', port: handle.port, ca, servername: 'localhost' });
       socket.on('error', () => {});
-      socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY}\r\n\r\n{`);
+      const length = i % 2 ? `Content-Length: ${MAX_BODY}` : 'Transfer-Encoding: chunked';
+      socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${length}\r\n\r\n${i % 2 ? '{' : '1\r\n{\r\n'}`);
       return socket;
     });
+    await new Promise((r) => setTimeout(r, 300));
+    const answered = await mutate(JSON.stringify(review(podCreateRequest(pod))));
+    assert.equal(answered.status, 200, answered.body);
+    for (const s of held) s.destroy();
+  });
+
+  it('refuses with 429 a request once the bytes actually in flight pass four bodies of the largest size, and gives them back', async () => {
+    // Four requests each send all but the last byte of a 3 MiB body: 12 MiB held.
+    const held = await Promise.all(Array.from({ length: 4 }, () => new Promise<tls.TLSSocket>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: handle.port, ca, servername: 'localhost' });
+      socket.on('error', () => {});
+      socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY}\r\n\r\n`);
+      socket.write(Buffer.alloc(MAX_BODY - 1, 0x20), () => resolve(socket));
+    })));
     await new Promise((r) => setTimeout(r, 300));
     const refused = await mutate(JSON.stringify(review(podCreateRequest(pod))));
     assert.equal(refused.status, 429, refused.body);
@@ -339,4 +353,5 @@ describe('admission under hostile load', () => {
     for (const s of held) s.destroy();
     await waitFor('the budget given back', async () => (await mutate(JSON.stringify(review(podCreateRequest(pod))))).status === 200, { timeoutMs: 5_000 });
   });
+
 });
