@@ -158,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
       const config = readConfig();
       const log = createLogger(config.logLevel);
       exitOnUnhandled('serve');
-      const kubeConfig = config.controllers || config.server.tlsSecret ? loadKubeConfig(values.kubeconfig, values.context) : undefined;
+      const kubeConfig = config.controllers || config.server.tlsSecret || config.server.caBundleSync.enabled ? loadKubeConfig(values.kubeconfig, values.context) : undefined;
       const { buildComponents } = await import('./manager/components.js');
       const handle = await serve(config, log, { kubeConfig, components: kubeConfig && config.controllers ? (ctx) => buildComponents(config, kubeConfig, ctx) : undefined });
       await new Promise<void>((resolve) => {

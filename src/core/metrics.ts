@@ -1,5 +1,7 @@
 // Prometheus metrics. One Metrics per process (tests make their own), on its own registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { VERSION } from './version.js';
 
 /** From a failure seen to sickbay's action on it (pods, nodes). */
@@ -204,6 +206,26 @@ export class Metrics {
     },
   });
 
+  readonly certificateExpiry = new Gauge({
+    name: 'sickbay_certificate_expiry_timestamp_seconds',
+    help: 'When the serving certificate, and the CA that signs it (the first of the CA file), end (Unix seconds); read from the files at each scrape.',
+    labelNames: ['certificate'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.certificateExpiry.reset();
+      for (const [certificate, file] of Object.entries(this.certificateFiles)) {
+        const end = firstCertificateEnd(file);
+        if (end !== undefined) this.certificateExpiry.set({ certificate }, end / 1000);
+      }
+    },
+  });
+  private certificateFiles: Record<string, string> = {};
+
+  /** The files the expiry gauge reads: the serving certificate and the CA file, when there is one. */
+  watchCertificates(files: { serving: string; ca?: string }) {
+    this.certificateFiles = { serving: files.serving, ...(files.ca ? { ca: files.ca } : {}) };
+  }
+
   countEvents(source: () => { written: number; failed: number; dropped: number }) {
     this.eventCounts = source;
   }
@@ -215,6 +237,16 @@ export class Metrics {
   admission(webhook: string, outcome: string, seconds: number) {
     this.admissionRequests.inc({ webhook, outcome });
     this.admissionDuration.observe({ webhook }, seconds);
+  }
+}
+
+/** When the first certificate of a PEM file ends (ms), or undefined when there is none to read. */
+function firstCertificateEnd(file: string): number | undefined {
+  try {
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(readFileSync(file, 'utf8'))?.[0];
+    return pem ? Date.parse(new X509Certificate(pem).validTo) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,7 +14,6 @@ import { LeaseElector } from '../kube/lease-elector.js';
 import type { EventGate } from '../kube/events.js';
 import { NodeController } from '../nodes/node-controller.js';
 import { UninjectedPodsController } from '../webhook/uninjected-pods.js';
-import { CaBundleSync } from '../webhook/ca-bundle-sync.js';
 import { NeverReadyController } from '../never-ready/never-ready-controller.js';
 import { avoidNodesDecorator } from '../never-ready/avoid-nodes-decorator.js';
 import { DiagnosticsStep } from '../diagnostics/diagnostics-step.js';
@@ -76,10 +75,6 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   const runnables: Runnable[] = [
     { name: 'informers', needsLeadership: false, start: (s) => cache.run(s).then(() => undefined), notReadyReason: () => cache.notSynced() },
   ];
-  if (config.server.caBundleSync.enabled) {
-    const sync = new CaBundleSync(kc, { name: config.server.caBundleSync.configurationName, caFile: config.server.caBundleSync.caFile }, log.child({ component: 'ca-bundle' }), metrics);
-    runnables.push({ name: 'ca-bundle-sync', needsLeadership: false, start: (s) => sync.run(s) });
-  }
   let elector: LeaseElector | undefined;
   if (config.leaderElection.enabled) {
     const identity = config.identity.podName || `${hostname()}-${randomBytes(4).toString('hex')}`;

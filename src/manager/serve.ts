@@ -15,6 +15,7 @@ import { sleep } from '../util/wait.js';
 import { EventGate } from '../kube/events.js';
 import { errorText } from '../kube/api.js';
 import { ensureServingSecret } from '../tls/serving-secret.js';
+import { CaBundleSync } from '../webhook/ca-bundle-sync.js';
 import { type Elector, Manager, type Runnable } from './manager.js';
 
 export type { Runnable } from './manager.js';
@@ -52,6 +53,7 @@ export interface ServeOptions {
 
 export async function serve(config: Config, log: Logger, opts: ServeOptions = {}): Promise<ServeHandle> {
   const metrics = opts.metrics ?? new Metrics({ defaults: true });
+  metrics.watchCertificates({ serving: config.server.tlsCertFile, ca: config.server.caBundleSync.caFile });
   const abort = new AbortController();
   // Self-managed certificates made in the cluster: the files exist before the server reads them.
   const tls = config.server.tlsSecret;
@@ -67,10 +69,12 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
       name: 'tls-secret',
       needsLeadership: false,
       async start(signal) {
+        let next = first.checkAfterMs;
         while (!signal.aborted) {
-          await sleep(60_000, signal).catch(() => undefined);
+          await sleep(next, signal).catch(() => undefined);
           if (signal.aborted) return;
-          await ensureServingSecret(kc, o, tlsLog).catch((err) => tlsLog.warn('could not check the serving Secret; serving what the files hold', { error: errorText(err) }));
+          const r = await ensureServingSecret(kc, o, tlsLog).catch((err) => void tlsLog.warn('could not check the serving Secret; serving what the files hold', { error: errorText(err) }));
+          if (r) next = r.checkAfterMs;
         }
       },
     };
@@ -82,8 +86,16 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   const events = new EventGate();
   metrics.countEvents(() => events);
   const components = (await opts.components?.({ metrics, log, events })) ?? { runnables: [] };
+  // The webhooks' CA bundle kept equal to the CA file: the webhook's own upkeep, so it runs
+  // with the controllers off too (a webhook-only install whose CA rotates needs it as much).
+  let caBundle: Runnable | undefined;
+  if (config.server.caBundleSync.enabled) {
+    if (!opts.kubeConfig) throw new Error('SICKBAY_CA_BUNDLE_SYNC needs access to the cluster (a kubeconfig or in-cluster credentials)');
+    const sync = new CaBundleSync(opts.kubeConfig, { name: config.server.caBundleSync.configurationName, caFile: config.server.caBundleSync.caFile }, log.child({ component: 'ca-bundle' }), metrics);
+    caBundle = { name: 'ca-bundle-sync', needsLeadership: false, start: (signal) => sync.run(signal) };
+  }
   const manager = new Manager({
-    runnables: [...components.runnables, ...(keepCertificates ? [keepCertificates] : [])],
+    runnables: [...components.runnables, ...(keepCertificates ? [keepCertificates] : []), ...(caBundle ? [caBundle] : [])],
     elector: components.elector,
     waitForCaches: components.waitForCaches,
     log,

@@ -50,7 +50,8 @@ function newCertificate(validityDays: number, notAfterCap = Infinity) {
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
   const now = Date.now();
-  cert.validity.notBefore = new Date(now - BACKDATE_MS);
+  // Backdated for clocks a little behind; never by more than a tenth of a short life.
+  cert.validity.notBefore = new Date(now - Math.min(BACKDATE_MS, (validityDays * DAY_MS) / 10));
   cert.validity.notAfter = new Date(Math.min(now + validityDays * DAY_MS, notAfterCap));
   return { keys, cert };
 }

@@ -1,12 +1,20 @@
 // Self-managed certificates generated in the cluster, not by `helm template` (which would
 // make new ones at every render, and GitOps tools render at every sync). Each replica, at
-// start and then every minute, reads the Secret; the first to find none creates it (a
-// CA, and a serving certificate for the Service's names); the others lose the create with
-// a 409 and read what it made. A serving certificate in the last third of its life (at
-// most 30 days before it ends) is renewed from the CA kept beside it, by one replica
-// (updates carry the resourceVersion). What the Secret holds is written to the files the
-// HTTPS server serves from and the CA bundle sync reads, so both work as with a mounted
-// Secret.
+// start and then every minute (more often for a short-lived CA), reads the Secret; the
+// first to find none creates it (a CA, and a serving certificate for the Service's names);
+// the others lose the create with a 409 and read what it made. A serving certificate in the
+// last third of its life (at most 30 days before it ends) is renewed from the CA kept beside
+// it, by one replica (updates carry the resourceVersion). What the Secret holds is written
+// to the files the HTTPS server serves from and the CA bundle sync reads, so both work as
+// with a mounted Secret.
+//
+// The CA rotates too, with an overlap, as cert-manager's trust bundles do: in the second
+// half of its life (at most 30 days before it ends) a new CA is made and put first in
+// ca.crt, the old one kept after it, so the webhooks trust both while every replica picks
+// the bundle up and syncs it into the webhook configurations; a quarter of the CA's life
+// later (7 days at most) the serving certificate is issued from the new CA; the old one
+// leaves the bundle when it ends. At no moment does a replica serve a certificate the
+// webhooks' bundle does not trust.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -27,10 +35,15 @@ export interface ServingSecretOptions {
 }
 
 export interface ServingSecretResult {
-  /** created: this replica made the Secret; renewed: it replaced the serving certificate; kept: it was good. */
-  action: 'created' | 'renewed' | 'kept';
+  /** created: this replica made the Secret; renewed: it replaced the serving certificate; ca-rotated: it added a new CA; kept: it was good. */
+  action: 'created' | 'renewed' | 'ca-rotated' | 'kept';
   notAfter: Date;
+  /** When to look again: a minute, or a 24th of a short CA's life (5 s at least). */
+  checkAfterMs: number;
 }
+
+/** The annotation that says when the newest CA joined the bundle (the overlap counts from it). */
+export const ANN_CA_ROTATED_AT = 'sickbay.io/ca-rotated-at';
 
 const DAY_MS = 86_400_000;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -41,6 +54,25 @@ export function renewalTime(notBefore: Date, notAfter: Date): Date {
   const life = notAfter.getTime() - notBefore.getTime();
   return new Date(notAfter.getTime() - Math.min(life / 3, 30 * DAY_MS));
 }
+
+/** When a CA is replaced: halfway through its life, 30 days before its end at most. */
+export function caRotationTime(notBefore: Date, notAfter: Date): Date {
+  const life = notAfter.getTime() - notBefore.getTime();
+  return new Date(notAfter.getTime() - Math.min(life / 2, 30 * DAY_MS));
+}
+
+/** How long both CAs are trusted before the serving certificate moves to the new one. */
+export const caOverlapMs = (caLifeMs: number) => Math.min(caLifeMs / 4, 7 * DAY_MS);
+
+/** How often the Secret and the CA bundle are looked at: often enough for several looks per overlap. */
+export const checkIntervalMs = (caLifeMs: number) => Math.max(5_000, Math.min(60_000, caLifeMs / 24));
+
+/** The certificates of a PEM bundle, in order. */
+export function parseBundle(pem: string): X509Certificate[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
+}
+
+const lifeOf = (c: X509Certificate) => Date.parse(c.validTo) - Date.parse(c.validFrom);
 
 function issue(o: ServingSecretOptions, ca: { certPem: string; keyPem: string; notAfter: Date }) {
   return issueCertificate(ca, { commonName: o.dnsNames[0] ?? o.name, dnsNames: o.dnsNames, ipAddresses: o.ipAddresses, usages: ['server'], validityDays: o.validityDays });
@@ -76,10 +108,10 @@ function readOr(file: string): string {
  * Makes sure the Secret exists and holds a serving certificate that is not due for
  * renewal, and that the files hold what it holds.
  */
-export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOptions, log: Logger): Promise<ServingSecretResult> {
+export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOptions, log: Logger, done?: ServingSecretResult['action']): Promise<ServingSecretResult> {
   const core = kc.makeApiClient(CoreV1Api);
   const call = <T>(p: Promise<T>, what: string) => withDeadline(p, 15_000, what);
-  let action: ServingSecretResult['action'] = 'kept';
+  let action: ServingSecretResult['action'] = done ?? 'kept';
   let secret: V1Secret;
   try {
     secret = await call(core.readNamespacedSecret({ name: o.name, namespace: o.namespace }), 'read of the serving Secret');
@@ -97,39 +129,68 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
   }
   let certPem = text(secret, 'tls.crt');
   let keyPem = text(secret, 'tls.key');
-  const caPem = text(secret, 'ca.crt');
+  let caPem = text(secret, 'ca.crt');
   let cert: X509Certificate;
+  let bundle: X509Certificate[];
   try {
     cert = new X509Certificate(certPem);
     if (!caPem) throw new Error('no ca.crt');
-    new X509Certificate(caPem);
+    bundle = parseBundle(caPem);
+    if (bundle.length === 0) throw new Error('no certificate in ca.crt');
     if (!keyPem) throw new Error('no tls.key');
   } catch (err) {
     throw new Error(`Secret ${o.namespace}/${o.name} holds no usable certificate (${(err as Error).message}); delete it and sickbay generates a new one`);
   }
-  const notAfter = new Date(cert.validTo);
-  if (Date.now() >= renewalTime(new Date(cert.validFrom), notAfter).getTime()) {
-    const caKey = text(secret, 'ca.key');
-    if (!caKey) {
-      log.warn('the serving certificate is due for renewal, but its Secret holds no ca.key to sign a new one; renew it yourself', { secret: `${o.namespace}/${o.name}`, notAfter });
-    } else {
-      const ca = { certPem: caPem, keyPem: caKey, notAfter: new Date(new X509Certificate(caPem).validTo) };
-      const leaf = issue(o, ca);
-      try {
-        secret = await call(
-          core.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...secret, data: { ...secret.data, 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem) } } }),
-          'update of the serving Secret',
-        );
+  const where = `${o.namespace}/${o.name}`;
+  const caKey = text(secret, 'ca.key');
+  const signing = bundle[0]!;
+  const now = Date.now();
+  const update = async (data: Record<string, string>, annotations: Record<string, string> = {}) =>
+    call(
+      core.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata?.annotations, ...annotations } }, data: { ...secret.data, ...data } } }),
+      'update of the serving Secret',
+    );
+  try {
+    // 1. The CA: a new one joins the bundle, first; the old one stays trusted.
+    if (caKey && now >= caRotationTime(new Date(signing.validFrom), new Date(signing.validTo)).getTime()) {
+      const ca = createCA(`${o.name}-ca`, o.validityDays);
+      const kept = bundle.filter((c) => Date.parse(c.validTo) > now);
+      secret = await update({ 'ca.crt': b64([ca.certPem.trim(), ...kept.map((c) => c.toString().trim())].join('\n') + '\n'), 'ca.key': b64(ca.keyPem) }, { [ANN_CA_ROTATED_AT]: new Date(now).toISOString() });
+      action = 'ca-rotated';
+      log.info('rotated the CA: the new one is trusted beside the old one; the serving certificate moves to it after the overlap', { secret: where, previousCaNotAfter: signing.validTo, caNotAfter: ca.notAfter, overlapMs: caOverlapMs(lifeOf(signing)) });
+      return ensureServingSecret(kc, o, log, action);
+    }
+    // 2. The serving certificate: renewed when due, or moved to the newest CA once the overlap has passed.
+    // Issued by the newest CA? (Both CAs have the same name: only the signature tells.)
+    const onOld = !cert.verify(signing.publicKey);
+    const rotatedAt = Date.parse(secret.metadata?.annotations?.[ANN_CA_ROTATED_AT] ?? '') || 0;
+    const due = now >= renewalTime(new Date(cert.validFrom), new Date(cert.validTo)).getTime();
+    const move = onOld && now >= rotatedAt + caOverlapMs(lifeOf(signing));
+    if (due || move) {
+      if (!caKey) {
+        log.warn('the serving certificate is due for renewal, but its Secret holds no ca.key to sign a new one; renew it yourself', { secret: where, notAfter: cert.validTo });
+      } else {
+        const leaf = issue(o, { certPem: signing.toString(), keyPem: caKey, notAfter: new Date(signing.validTo) });
+        // The CAs that have ended leave the bundle with it.
+        const live = bundle.filter((c, i) => i === 0 || Date.parse(c.validTo) > now);
+        const pruned: Record<string, string> = live.length < bundle.length ? { 'ca.crt': b64(live.map((c) => c.toString().trim()).join('\n') + '\n') } : {};
+        secret = await update({ 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), ...pruned });
         certPem = leaf.certPem;
         keyPem = leaf.keyPem;
+        caPem = text(secret, 'ca.crt');
         action = 'renewed';
-        log.info('renewed the serving certificate', { secret: `${o.namespace}/${o.name}`, previousNotAfter: notAfter, notAfter: leaf.notAfter });
-      } catch (err) {
-        if (codeOf(err) !== 409) throw new Error(`cannot update Secret ${o.namespace}/${o.name}: ${errorText(err)}`);
-        // Another replica renewed it: take its certificate.
-        return ensureServingSecret(kc, o, log);
+        log.info(move ? 'moved the serving certificate to the new CA' : 'renewed the serving certificate', { secret: where, previousNotAfter: cert.validTo, notAfter: leaf.notAfter });
       }
+    } else if (bundle.length > 1 && bundle.slice(1).some((c) => Date.parse(c.validTo) <= now) && !onOld) {
+      // 3. An ended CA leaves the bundle.
+      const live = bundle.filter((c, i) => i === 0 || Date.parse(c.validTo) > now);
+      secret = await update({ 'ca.crt': b64(live.map((c) => c.toString().trim()).join('\n') + '\n') });
+      caPem = text(secret, 'ca.crt');
     }
+  } catch (err) {
+    if (codeOf(err) !== 409) throw new Error(`cannot update Secret ${where}: ${errorText(err)}`);
+    // Another replica changed it first: take what it wrote.
+    return ensureServingSecret(kc, o, log);
   }
   // CA first: a CA bundle sync that sees the new CA before the server serves the new
   // certificate only widens what clients trust.
@@ -138,5 +199,5 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
     writeAtomically(o.files.key, keyPem, 0o600);
     writeAtomically(o.files.cert, certPem, 0o644);
   }
-  return { action, notAfter: new Date(new X509Certificate(certPem).validTo) };
+  return { action, notAfter: new Date(new X509Certificate(certPem).validTo), checkAfterMs: checkIntervalMs(lifeOf(parseBundle(caPem)[0]!)) };
 }

@@ -10,6 +10,7 @@ import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { sleep, withDeadline } from '../util/wait.js';
+import { checkIntervalMs, parseBundle } from '../tls/serving-secret.js';
 
 type Configuration = V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration;
 
@@ -29,7 +30,20 @@ export class CaBundleSync {
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await this.syncOnce().catch((err) => this.log.warn('CA bundle sync failed; retrying', { error: errorText(err) }));
-      await sleep(this.o.intervalMs ?? 30_000, signal);
+      await sleep(this.o.intervalMs ?? this.interval(), signal);
+    }
+  }
+
+  /**
+   * 30 s; for a short-lived CA a 24th of its life (5 s at least), so a rotated CA reaches
+   * the webhooks well within the overlap before the serving certificate moves to it.
+   */
+  private interval(): number {
+    try {
+      const first = parseBundle(readFileSync(this.o.caFile, 'utf8'))[0];
+      return first ? Math.min(30_000, checkIntervalMs(Date.parse(first.validTo) - Date.parse(first.validFrom))) : 30_000;
+    } catch {
+      return 30_000;
     }
   }
 

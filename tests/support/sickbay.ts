@@ -88,6 +88,8 @@ export interface SickbayProcess {
   port: number;
   url: string;
   caPem: string;
+  /** Its folder: kubeconfig, and the certificate files it serves (SICKBAY_TLS_CERT, _KEY, _CA). */
+  dir: string;
   pid: number;
   exited: Promise<number | null>;
   output(): string;
@@ -131,5 +133,5 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   if (!at) exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  return { port, url: local.url, caPem: local.certs.caPem, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
+  return { port, url: local.url, caPem: local.certs.caPem, dir, pid: child.pid!, exited, output: () => out, kill: (signal = 'SIGTERM') => child.kill(signal) };
 }

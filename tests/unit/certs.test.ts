@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { writeCerts } from '../../src/cli/certs.js';
 import { createCA, issueCertificate } from '../../src/tls/certificates.js';
-import { renewalTime } from '../../src/tls/serving-secret.js';
+import { caOverlapMs, caRotationTime, checkIntervalMs, parseBundle, renewalTime } from '../../src/tls/serving-secret.js';
 
 describe('sickbay certs', () => {
   it('issues a serving certificate for the Service names and extras, signed by its CA, usable for a real handshake', async () => {
@@ -68,5 +68,26 @@ describe('renewal of generated serving certificates', () => {
     assert.equal(renewalTime(from, new Date(from.getTime() + 90 * day)).toISOString(), new Date(from.getTime() + 60 * day).toISOString());
     assert.equal(renewalTime(from, new Date(from.getTime() + 3650 * day)).toISOString(), new Date(from.getTime() + 3620 * day).toISOString());
     assert.equal(renewalTime(from, new Date(from.getTime() + 3 * day)).toISOString(), new Date(from.getTime() + 2 * day).toISOString());
+  });
+
+  it('the CA rotates halfway through its life (30 days before its end at most), trusted beside the old one for a quarter of its life (7 days at most) before the serving certificate moves', () => {
+    const at = (d: number) => new Date(from.getTime() + d * day).toISOString();
+    assert.equal(caRotationTime(from, new Date(from.getTime() + 3650 * day)).toISOString(), at(3620));
+    assert.equal(caRotationTime(from, new Date(from.getTime() + 10 * day)).toISOString(), at(5));
+    assert.equal(caOverlapMs(3650 * day), 7 * day);
+    assert.equal(caOverlapMs(120_000), 30_000, 'two minutes: 30 s of overlap');
+    // The move happens before the old CA ends, with looks to spare in between.
+    for (const life of [120_000, 10 * day, 3650 * day]) {
+      const rotate = caRotationTime(from, new Date(from.getTime() + life)).getTime() - from.getTime();
+      assert.ok(rotate + caOverlapMs(life) < life, `life ${life}: moved before the old CA ends`);
+      assert.ok(caOverlapMs(life) >= 4 * checkIntervalMs(life), `life ${life}: four looks (Secret and bundle) per overlap`);
+    }
+  });
+
+  it('reads every certificate of a CA bundle, in order', () => {
+    const a = createCA('a', 1);
+    const b = createCA('b', 1);
+    assert.deepEqual(parseBundle(`${a.certPem}\n${b.certPem}`).map((c) => c.subject), ['CN=a', 'CN=b']);
+    assert.deepEqual(parseBundle('not a certificate'), []);
   });
 });
