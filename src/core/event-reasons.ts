@@ -23,6 +23,7 @@ export const EVENT_REASONS = {
   QuarantineSkipped: { type: 'Warning', on: 'Pod, workload', meaning: 'the pod is failing but sickbay does not quarantine it (an owner it does not handle, such as a Job or a StatefulSet); the message says why' },
   SystemicFailure: { type: 'Warning', on: 'workload', meaning: 'too many of the workload\'s pods fail at once (a bad config, a dependency down): sickbay keeps the scenes it has and deletes nothing' },
   WorkloadBackOff: { type: 'Warning', on: 'workload', meaning: 'sickbay acted on this workload too often in its window; it stops acting on it until the window has passed' },
+  ReplacementRefused: { type: 'Warning', on: 'workload', meaning: 'the ReplicaSet cannot create the replacement of a quarantined pod (a ResourceQuota the scene still counts against, a LimitRange, a webhook): the workload is short; the scene is kept, and the message says what frees the room' },
   WaitingForNode: { type: 'Normal', on: 'Pod', meaning: 'the pod is NotReady because its node is (NotReady, unreachable, isolated): left to the node\'s verdict' },
   // The scene archive.
   SceneArchived: { type: 'Normal', on: 'Pod', meaning: 'the scene\'s bundle was written to the archive (the message gives its key); the pod is being deleted' },

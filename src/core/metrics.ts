@@ -73,6 +73,11 @@ export class Metrics {
     help: 'Compressed bytes of scene bundles written to the archive.',
     registers: [this.registry],
   });
+  readonly replacementsRefused = new Counter({
+    name: 'sickbay_replacements_refused_total',
+    help: "Times a quarantined pod's ReplicaSet could not create its replacement (a ResourceQuota, a LimitRange, a webhook): the workload is short.",
+    registers: [this.registry],
+  });
   readonly skips = new Counter({
     name: 'sickbay_quarantine_skips_total',
     help: 'Failing pods left alone, by reason (systemic, rate-limited, unsupported-owner, dry-run, disruption-budget, image-pull, shim-image-pull, node-away, alert-bare-pod).',

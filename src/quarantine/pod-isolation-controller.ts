@@ -5,6 +5,7 @@
 // so a restart or a failover at any point neither repeats nor loses an action.
 import type { EventReason } from '../core/event-reasons.js';
 import type { QuarantineConfig } from '../core/config.js';
+import type { V1ReplicaSet } from '@kubernetes/client-node';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
 import { type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
@@ -105,6 +106,35 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
         if (ns.metadata?.labels !== old.metadata?.labels) for (const p of cache.podsIn(ns.metadata?.name ?? '')) enqueue(p);
       },
     }, deps.term);
+    cache.replicaSets.on({ add: (rs) => this.checkReplacement(rs), update: (rs) => this.checkReplacement(rs) }, deps.term);
+  }
+
+  /** Per ReplicaSet, the creation failure already said (its message). */
+  private readonly refusedSaid = new Map<string, string>();
+
+  /**
+   * A quarantine takes a pod out of its ReplicaSet so a replacement starts; when the
+   * ReplicaSet cannot create it (a ResourceQuota the quarantined pod still counts against,
+   * a LimitRange, an admission webhook), the workload is left short. sickbay keeps the
+   * scene (deleting it to make room would lose the evidence) and says so on the workload,
+   * with what would free the room.
+   */
+  private checkReplacement(rs: V1ReplicaSet) {
+    const namespace = rs.metadata?.namespace ?? '';
+    const key = keyOf(rs);
+    const failure = rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+    if (!failure || !this.cache.isOptedIn(namespace)) return void this.refusedSaid.delete(key);
+    const deployment = rs.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment')?.name;
+    const owner: OwnerInfo = deployment ? { kind: 'Deployment', name: deployment } : { kind: 'ReplicaSet', name: rs.metadata?.name ?? '' };
+    const scenes = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === `${owner.kind}/${owner.name}` && !p.metadata?.deletionTimestamp);
+    if (scenes.length === 0 || this.refusedSaid.get(key) === failure.message) return; // not after sickbay's action, or said
+    this.refusedSaid.set(key, failure.message ?? '');
+    const want = rs.spec?.replicas ?? 0;
+    const short = Math.max(0, want - (rs.status?.replicas ?? 0));
+    this.metrics.replacementsRefused.inc();
+    const message = `${short} of ${want} pods missing: the ReplicaSet cannot create the replacement of quarantined ${scenes.map((p) => p.metadata!.name).join(', ')} (${failure.reason ?? 'FailedCreate'}: ${failure.message ?? ''}). The scene is kept; \`sickbay release ${namespace}/${scenes[0]!.metadata!.name}\` frees its share of the quota`;
+    this.log.warn('a quarantined pod\'s replacement cannot be created; the workload is short', { workload: `${namespace}/${owner.kind}/${owner.name}`, short, reason: failure.message });
+    void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'ReplacementRefused', message);
   }
 
   async run(signal: AbortSignal) {

@@ -148,6 +148,38 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await waitFor('the kept pod gone', async () => !(await podsOf(t.core, pair, '')).some((p) => p.metadata!.name === kept[0]));
   });
 
+  scenario('a ResourceQuota that refuses the replacement', {
+    title: "when a ResourceQuota refuses a quarantined pod's replacement, keeps the scene and says on the Deployment that the workload is short, and what frees the room",
+    load: 'a Deployment of 3 in a namespace whose ResourceQuota allows 3 pods',
+    fault: 'one pod NotReady: quarantined, and its replacement refused by the quota (the scene still counts against it)',
+    outcome: 'the scene kept; an Event on the Deployment says the workload is 1 short, why, and the release that frees the room; no deletion',
+  }, async (fig) => {
+    const quota = 'quota';
+    await createNamespace(t.core, quota, { 'sickbay.io/injection': 'enabled' });
+    await t.core.createNamespacedResourceQuota({ namespace: quota, body: { metadata: { name: 'pods' }, spec: { hard: { pods: '3' } } } });
+    await createWebApp(t, quota, 'ledger', 3);
+    const pods = await waitFor('3 ledger pods Ready', async () => {
+      const ps = (await podsOf(t.core, quota, 'app=ledger')).filter((p) => !p.metadata?.deletionTimestamp);
+      return ps.length === 3 && ps.every(isReady) ? ps : undefined;
+    });
+    const failed = pods[0]!.metadata!.name!;
+    const started = Date.now();
+    await t.core.patchNamespacedPod({ name: failed, namespace: quota, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await waitFor('the pod quarantined', async () => (await t.core.readNamespacedPod({ name: failed, namespace: quota })).metadata?.labels?.['sickbay.io/status'] === 'quarantined', { timeoutMs: 30_000 });
+    const events = async () => (await t.core.listNamespacedEvent({ namespace: quota, fieldSelector: 'involvedObject.name=ledger' })).items;
+    const refused = await waitFor('a ReplacementRefused Event on the Deployment', async () => (await events()).find((e) => e.reason === 'ReplacementRefused'), { timeoutMs: 60_000 });
+    fig('said after', `${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.match(refused.message ?? '', new RegExp(`1 of 3 pods missing: the ReplicaSet cannot create the replacement of quarantined ${failed} \\(FailedCreate: .*exceeded quota.*\\)\\. The scene is kept; \`sickbay release ${quota}/${failed}\` frees its share of the quota`));
+    assert.equal(refused.type, 'Warning');
+    // The scene stays: sickbay does not delete it to make room.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const scene = await t.core.readNamespacedPod({ name: failed, namespace: quota });
+    assert.equal(scene.metadata?.labels?.['sickbay.io/status'], 'quarantined');
+    assert.equal(scene.metadata?.deletionTimestamp, undefined);
+    fig('scene kept', 'yes');
+    fig('deleted', 0);
+  });
+
   scenario('3 of 4 pods of a workload fail together', {
     title: 'when most of a Deployment fails together, keeps one failing pod for diagnosis, deletes nothing, and says why',
     load: 'a Deployment of 4',
