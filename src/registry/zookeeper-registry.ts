@@ -8,7 +8,10 @@
 // - Dubbo interface level: /<root>/<URL-encoded interface>/providers/<URL-encoded provider URL>
 // - Dubbo 3 application level (Curator service discovery): /<servicesRoot>/<app>/<id>,
 //   whose JSON payload holds "address".
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import zookeeper from 'node-zookeeper-client';
+import { withDeadline } from '../util/wait.js';
 
 export interface RegistryEntry {
   registry: string;
@@ -128,7 +131,10 @@ export class ZooKeeperRegistry implements ServiceRegistry {
       const timer = setTimeout(() => {
         client.close();
         this.connecting = undefined;
-        reject(new Error(`ZooKeeper ${this.o.connect}: no connection within ${this.opTimeout} ms`));
+        // Say why when the cause is a name that does not resolve (the client only retries).
+        void unresolved(this.o.connect).then((names) =>
+          reject(new Error(`ZooKeeper ${this.o.connect}: no connection within ${this.opTimeout} ms${names.length ? `; ${names.join(', ')} ${names.length > 1 ? 'do' : 'does'} not resolve` : ''}`)),
+        );
       }, this.opTimeout);
       client.once('connected', () => {
         clearTimeout(timer);
@@ -312,4 +318,19 @@ export class ZooKeeperRegistry implements ServiceRegistry {
 
 function isNoNode(err: unknown): boolean {
   return !!err && (err as { getCode?: () => number }).getCode?.() === zookeeper.Exception.NO_NODE;
+}
+
+/** The hosts of a connect string ("a:2181,b:2181/chroot") that do not resolve, each with the resolver's code. */
+async function unresolved(connect: string): Promise<string[]> {
+  const hosts = connect.split('/')[0]!.split(',').map((h) => h.trim().replace(/:\d+$/, '').replace(/^\[|\]$/g, '')).filter(Boolean);
+  const out: string[] = [];
+  for (const host of hosts) {
+    if (isIP(host)) continue;
+    try {
+      await withDeadline(lookup(host), 2_000, `lookup of ${host}`);
+    } catch (err) {
+      out.push(`${host} (${(err as { code?: string }).code ?? (err as Error).message})`);
+    }
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 // Issue 5 end to end: ZooKeeper deregistration (a real server) and JVM diagnostics run by
 // exec through the API server into kwok pods (the command runs on this machine).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
+import { request } from '../support/https.js';
 import { installShim } from '../support/shim.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
 import { exists, registerAppInstance, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
@@ -302,5 +303,49 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.equal(cut.script, hangScript);
     const ok = await waitFor('the next pod diagnosed', () => annotation(next.metadata!.name!, 'sickbay.io/diagnostics'), { timeoutMs: 30_000 });
     assert.equal(ok.status, 'ok');
+  });
+
+  scenario("DNS failing for ZooKeeper's hostname", {
+    title: "keeps the quarantine and keeps serving while ZooKeeper's hostname does not resolve, and removes the entries once it does",
+    load: "a quarantined pod's provider entry; sickbay configured with ZooKeeper by hostname",
+    fault: "the hostname does not resolve (ENOTFOUND), then resolves again (an /etc/hosts entry added)",
+    outcome: 'quarantined at once; sickbay keeps running and serving; the entry removed once the name resolves',
+  }, async (fig) => {
+    const host = 'sickbay-zk-dns-test.internal';
+    const hostsLine = `127.0.0.1 ${host} # sickbay test, removed by it`;
+    const removeEntry = () => writeFileSync('/etc/hosts', readFileSync('/etc/hosts', 'utf8').split('\n').filter((l) => l !== hostsLine).join('\n'));
+    removeEntry();
+    const port = zk.connect.split(':').pop();
+    await sickbay.stop();
+    sickbay = await startSickbay(t, { ...sickbayEnv(), SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: `${host}:${port}` }]) });
+    try {
+      await createWebApp(t, ns, 'dns-app', 2);
+      const [victim] = (await readyPods('dns-app', 2)) as [V1Pod];
+      const name = victim.metadata!.name!;
+      const entry = await registerDubboProvider(await session(), 'com.shop.DnsService', victim.status!.podIP!, 20880);
+      const isolatedAt = Date.now();
+      await isolate(name);
+      await waitFor('quarantined although the name does not resolve', async () => (await t.core.readNamespacedPod({ name, namespace: ns })).metadata?.labels?.['sickbay.io/status'] === 'quarantined');
+      fig('quarantined after', secs(Date.now() - isolatedAt));
+      const retrying = await waitFor('the annotation to say retrying', async () => {
+        const r = await annotation(name, 'sickbay.io/registry');
+        return r?.status === 'retrying' ? r : undefined;
+      }, { timeoutMs: 30_000 });
+      fig('first attempt failed after', secs(Date.now() - isolatedAt));
+      fig('the error said', String(retrying.error).split('; ').pop()!);
+      assert.match(String(retrying.error), /sickbay-zk-dns-test.internal \((ENOTFOUND|EAI_AGAIN)\) does not resolve/);
+      // Still serving meanwhile: the webhook and the probes answer.
+      const ready = await request(sickbay.handle.port, readFileSync(`${sickbay.certDir}/ca.crt`, 'utf8'), '/readyz', { method: 'GET' });
+      assert.equal(ready.status, 200, ready.body);
+      writeFileSync('/etc/hosts', `${readFileSync('/etc/hosts', 'utf8').replace(/\n?$/, '\n')}${hostsLine}\n`);
+      const resolvedAt = Date.now();
+      const probe = await session();
+      await waitFor('the entry removed after the name resolved', async () => !(await exists(probe, entry)), { timeoutMs: 60_000, intervalMs: 200 });
+      fig('entry removed after the name resolved', secs(Date.now() - resolvedAt));
+      await waitFor('the annotation to say watching', async () => (await annotation(name, 'sickbay.io/registry'))?.status === 'watching');
+      fig('sickbay exits', 0);
+    } finally {
+      removeEntry();
+    }
   });
 });
