@@ -124,6 +124,12 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly registrySessionExpiries = new Counter({
+    name: 'sickbay_registry_session_expiries_total',
+    help: 'ZooKeeper sessions of a registry that expired (unreachable past the session timeout); the watches are re-armed on a new session.',
+    labelNames: ['registry'] as const,
+    registers: [this.registry],
+  });
   readonly registryErrors = new Counter({ name: 'sickbay_registry_errors_total', help: 'Failed attempts to reach a service registry.', registers: [this.registry] });
   readonly diagnostics = new Counter({
     name: 'sickbay_diagnostics_total',

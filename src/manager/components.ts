@@ -45,7 +45,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
   // a replica that loses the lease and wins it again starts as a new leader would.
   let leading: () => boolean = () => true;
   const runControllers = async (term: AbortSignal) => {
-    const registries = config.registries.map((r) => new ZooKeeperRegistry(r));
+    const registries = config.registries.map((r) => new ZooKeeperRegistry({ ...r, onSessionExpired: () => (metrics.registrySessionExpiries.inc({ registry: r.name }), log.warn('ZooKeeper expired the registry session; its watches are re-armed on a new one', { registry: r.name })) }));
     term.addEventListener('abort', () => {
       for (const r of registries) r.close();
     });

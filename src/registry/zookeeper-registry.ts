@@ -56,6 +56,8 @@ export interface ZooKeeperRegistryOptions {
   sessionTimeoutMs?: number;
   /** How long one operation may take before it counts as failed (ZooKeeper down). */
   operationTimeoutMs?: number;
+  /** Told when ZooKeeper expired the session (its watches died with it; they are re-armed). */
+  onSessionExpired?: () => void;
 }
 
 type Client = ReturnType<typeof zookeeper.createClient>;
@@ -147,6 +149,7 @@ export class ZooKeeperRegistry implements ServiceRegistry {
       // A lost session loses its watches: drop the client; the next call reconnects and re-arms.
       client.on('state', (state: { name?: string }) => {
         if (state?.name === 'EXPIRED' || state?.name === 'AUTH_FAILED') {
+          if (state.name === 'EXPIRED') this.o.onSessionExpired?.();
           if (this.client === client) this.client = undefined;
           this.watched.clear();
           client.close();

@@ -7,8 +7,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import zookeeper from 'node-zookeeper-client';
-import { ZooKeeperRegistry } from '../../src/registry/zookeeper-registry.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
@@ -16,7 +14,7 @@ import { startStuckJvm } from '../support/jvm.js';
 import { request } from '../support/https.js';
 import { installShim } from '../support/shim.js';
 import { type RunningSickbay, startSickbay } from '../support/sickbay.js';
-import { exists, registerAppInstance, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
+import { exists, registerAppInstance, registerDubboProvider, ZooKeeperRelay, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const ns = 'shop';
@@ -147,54 +145,46 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
   });
 
   scenario('ZooKeeper session expired', {
-    title: 'after its ZooKeeper session expires, the registry watches again: a re-registration is removed',
-    load: 'a watched registry entry of a quarantined pod',
-    fault: "the registry's ZooKeeper session expired (taken over and closed)",
-    outcome: 'the watch re-armed; the re-registration removed',
+    title: "after sickbay's ZooKeeper session expires, its registry step watches again: a re-registration of the quarantined pod is removed",
+    load: 'a quarantined pod, deregistered and watched by the sickbay process',
+    fault: 'ZooKeeper unreachable from sickbay past the session timeout (its connections cut at a relay), so ZooKeeper expires the session and its watches',
+    outcome: 'the expiry seen; the watch re-armed on a new session; the re-registration removed',
   }, async (fig) => {
-    const registry = new ZooKeeperRegistry({ name: 'zk', connect: zk.connect, sessionTimeoutMs: 6_000 });
+    const relay = await ZooKeeperRelay.start(zk.connect);
+    await sickbay.stop();
+    sickbay = await startSickbay(t, { ...sickbayEnv(), SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: relay.connect }]) });
     try {
-      const ip = '198.51.100.7';
-      const reported: string[] = [];
+      await createWebApp(t, ns, 'expiry', 2);
+      const [victim] = (await readyPods('expiry', 2)) as [V1Pod];
+      const name = victim.metadata!.name!;
+      const ip = victim.status!.podIP!;
       const first = await registerDubboProvider(await session(), 'com.shop.ExpiryService', ip, 20880);
-      const initial = await registry.deregister({ address: ip }, (entries) => reported.push(...entries.map((e) => e.path)));
-      assert.deepEqual(initial.map((e) => e.path), [first]);
-      // The way ZooKeeper's own tests expire a session: another client takes it over and
-      // closes it. The registry's client may win its session back in between (it reconnects
-      // at once), leaving the session alive: then take it over again, until it expired.
-      const { id, password } = registry.session()!;
-      const renewed = () => {
-        const now = registry.session();
-        return !!now && !now.id.equals(id);
-      };
-      let attempts = 0;
-      for (; attempts < 10 && !renewed(); attempts++) {
-        // The client reads sessionId and sessionPassword (its ConnectionManager); its typings omit them.
-        const takeover = { sessionId: id, sessionPassword: password } as object;
-        const thief = zookeeper.createClient(zk.connect, { sessionTimeout: 6_000, ...takeover });
-        // It connects, or finds the session gone already (expired): either way, go on.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 3_000);
-          const done = () => (clearTimeout(timer), resolve());
-          thief.once('connected', done);
-          thief.once('expired', done);
-          thief.connect();
-        });
-        thief.close();
-        await waitFor('a new session', renewed, { timeoutMs: 2_000 }).catch(() => undefined);
-      }
-      assert.ok(renewed(), 'the session expired and the registry made a new one');
-      fig('takeovers needed', attempts);
-      // The app registers again from its own session: sickbay removes it again.
+      await isolate(name);
+      const watching = await waitFor('deregistered and watching', async () => {
+        const r = await annotation(name, 'sickbay.io/registry');
+        return r?.status === 'watching' ? r : undefined;
+      }, { timeoutMs: 20_000 });
+      assert.ok((watching.removed as string[]).some((e) => e.endsWith(first)));
+      const expiries = async () => (await sickbay.handle.metrics.registrySessionExpiries.get()).values.reduce((n, v) => n + v.value, 0);
+      // Unreachable for longer than the session timeout (10 s): ZooKeeper expires the session.
+      const cutAt = Date.now();
+      relay.cut();
+      await sleep(16_000);
+      relay.restore();
+      await waitFor('sickbay to see its session expired', async () => (await expiries()) >= 1, { timeoutMs: 30_000 });
+      fig('unreachable for', secs(16_000));
+      fig('expiry seen after', secs(Date.now() - cutAt));
+      // The app registers again from its own session: sickbay removes it again, on its new session.
       const again = await registerDubboProvider(await session(), 'com.shop.ExpiryService', ip, 20880);
       const registeredAt = Date.now();
       const probe = await session();
-      await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 10_000, intervalMs: 50 });
+      await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 20_000, intervalMs: 50 });
       fig('re-registration removed after', `${Date.now() - registeredAt} ms`);
-      // Reported once the scan that removed it is over (it may still be scanning other paths).
-      await waitFor('the removal reported', () => reported.includes(again), { timeoutMs: 5_000 });
+      await waitFor('a Reregistered Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'Reregistered'));
     } finally {
-      registry.close();
+      await sickbay.stop();
+      sickbay = await startSickbay(t, sickbayEnv());
+      await relay.stop();
     }
   });
 

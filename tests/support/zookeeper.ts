@@ -1,5 +1,6 @@
 // ZooKeeper client helpers for the tests; the server is src/dev/zookeeper-server.ts.
 import zookeeper from 'node-zookeeper-client';
+import net from 'node:net';
 
 export { ZooKeeperServer } from '../../src/dev/zookeeper-server.js';
 
@@ -61,4 +62,55 @@ export async function registerAppInstance(c: Client, app: string, id: string, ad
   const p = `/services/${app}/${id}`;
   await createNode(c, p, JSON.stringify({ name: app, id, address, port, sslPort: null, payload: null, registrationTimeUTC: Date.now(), serviceType: 'DYNAMIC' }));
   return p;
+}
+
+/**
+ * A TCP relay in front of ZooKeeper: what stands between sickbay and its registry. cut()
+ * drops every connection through it and refuses new ones (ZooKeeper unreachable, as a
+ * network partition makes it) while the server itself runs on and expires the sessions
+ * that stop pinging; restore() lets connections through again.
+ */
+export class ZooKeeperRelay {
+  private readonly sockets = new Set<net.Socket>();
+  private cutOff = false;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly connect: string,
+  ) {}
+
+  static async start(target: string): Promise<ZooKeeperRelay> {
+    const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+    let relay!: ZooKeeperRelay;
+    const server = net.createServer((client) => {
+      if (relay.cutOff) return void client.destroy();
+      const upstream = net.connect(port, host);
+      for (const s of [client, upstream]) {
+        relay.sockets.add(s);
+        s.on('close', () => relay.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    relay = new ZooKeeperRelay(server, `127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+    return relay;
+  }
+
+  cut() {
+    this.cutOff = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore() {
+    this.cutOff = false;
+  }
+
+  stop(): Promise<void> {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
 }
