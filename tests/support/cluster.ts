@@ -1,6 +1,6 @@
 // One real control plane per integration test file, and the helpers tests share.
 import assert from 'node:assert/strict';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
 import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { type ControlPlaneOptions, LocalControlPlane } from '../../src/dev/control-plane.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -130,4 +130,57 @@ export async function stopKubelet(t: TestCluster, node: string) {
 /** The kubelet is back: kwok reports the node Ready again. */
 export async function startKubelet(t: TestCluster, node: string) {
   await t.core.patchNode({ name: node, body: { metadata: { annotations: { [SIMULATE_KUBELET_ANNOTATION]: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
+
+/**
+ * What happened to each pod of a namespace, from the objects themselves: a watch from a
+ * resourceVersion, resumed from the last one seen when the API server goes away (etcd
+ * keeps the history), so no change is missed and none is counted from Events (which may
+ * fail to be written while the API server is away).
+ */
+export function recordPodHistory(t: TestCluster, namespace: string) {
+  const history = new Map<string, { quarantinedAt: Set<string>; quarantines: number; deletedWhileQuarantined: boolean }>();
+  let rv = '';
+  let stopped = false;
+  let current: { abort(): void } | undefined;
+  const seen = (p: V1Pod) => {
+    const name = p.metadata!.name!;
+    const h = history.get(name) ?? { quarantinedAt: new Set<string>(), quarantines: 0, deletedWhileQuarantined: false };
+    history.set(name, h);
+    return h;
+  };
+  const last = new Map<string, boolean>();
+  const onEvent = (type: string, p: V1Pod) => {
+    if (!p?.metadata?.name) return;
+    rv = p.metadata.resourceVersion ?? rv;
+    const h = seen(p);
+    const quarantined = p.metadata.labels?.['sickbay.io/status'] === 'quarantined';
+    const at = p.metadata.annotations?.['sickbay.io/quarantined-at'];
+    if (at) h.quarantinedAt.add(at);
+    if (quarantined && !last.get(p.metadata.name)) h.quarantines++;
+    if (quarantined && (p.metadata.deletionTimestamp || type === 'DELETED')) h.deletedWhileQuarantined = true;
+    last.set(p.metadata.name, quarantined);
+  };
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    if (!rv) rv = (await t.core.listNamespacedPod({ namespace })).metadata?.resourceVersion ?? '';
+    const watch = new Watch(t.kc);
+    current = await watch
+      .watch(`/api/v1/namespaces/${namespace}/pods`, { resourceVersion: rv, allowWatchBookmarks: true }, (type, obj) => (type === 'BOOKMARK' ? void (rv = (obj as V1Pod).metadata?.resourceVersion ?? rv) : onEvent(type, obj as V1Pod)), () => void setTimeout(() => void start().catch(() => setTimeout(() => void start(), 500)), 200))
+      .catch(() => {
+        setTimeout(() => void start(), 500);
+        return undefined;
+      });
+  };
+  const ready = start();
+  return {
+    ready,
+    history,
+    /** Pods quarantined more than once (two quarantined-at values, or the label set twice), or deleted once quarantined. */
+    twice: () => [...history.entries()].filter(([, h]) => h.quarantinedAt.size > 1 || h.quarantines > 1 || h.deletedWhileQuarantined).map(([n]) => n),
+    stop() {
+      stopped = true;
+      current?.abort();
+    },
+  };
 }
