@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
 import { median, scenario, secs } from '../support/chaos.js';
 import { request } from '../support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
@@ -226,5 +226,61 @@ describe('leader election with two replicas', { timeout: 600_000 }, () => {
     fig('moments both led', both.length);
     assert.deepEqual(both, [], 'both replicas said they led at these moments');
     assert.ok(leader === c || leader === d);
+  });
+
+  scenario('split brain: the leader frozen past its lease', {
+    title: 'a leader frozen (SIGSTOP) past its lease while the other takes over, then resumed, steps down before acting; each request is handled once',
+    load: '2 replicas; 3 pods of a Deployment asked to be quarantined (sickbay.io/isolate) just before the freeze',
+    fault: 'the leader SIGSTOPped 20 s (past its 15 s lease) as it is about to act; the other takes over; then the frozen one resumes',
+    outcome: 'the resumed replica stops leading at once and does nothing twice: each pod quarantined exactly once (counted from the pods themselves)',
+  }, async (fig) => {
+    const c = replicas.c!;
+    const d = replicas.d!;
+    const leaderName = await waitFor('a leader', async () => {
+      const h = await holder();
+      const r = h === 'replica-c' ? c : h === 'replica-d' ? d : undefined;
+      return r && (await leads(r)) ? h : undefined;
+    }, { timeoutMs: 30_000 });
+    const [L, F, followerName] = leaderName === 'replica-c' ? [c, d, 'replica-d'] : [d, c, 'replica-c'];
+    await createWebApp(t, ns, 'split', 6, { annotations: { 'sickbay.io/max-quarantined': '6' } });
+    const pods = await waitFor('6 ready split pods', async () => {
+      const ps = (await podsOf(t.core, ns, 'app=split')).filter(isReady);
+      return ps.length === 6 ? ps : undefined;
+    });
+    const asked = pods.slice(0, 3).map((p) => p.metadata!.name!);
+    const record = recordPodHistory(t, ns);
+    await record.ready;
+    const outputBefore = L.output().length;
+    await Promise.all(asked.map((name) => t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { 'sickbay.io/isolate': 'split brain test' } } } }, mergePatch)));
+    // Just as the leader is about to act (its requests settle for 500 ms): frozen.
+    await new Promise((r) => setTimeout(r, 450));
+    process.kill(L.pid, 'SIGSTOP');
+    const frozenAt = Date.now();
+    let resumedAt = 0;
+    try {
+      await waitFor('the other replica to take the lease', async () => (await holder()) === followerName, { timeoutMs: 30_000, intervalMs: 200 });
+      fig('takeover after', secs(Date.now() - frozenAt));
+      await new Promise((r) => setTimeout(r, Math.max(0, 20_000 - (Date.now() - frozenAt))));
+    } finally {
+      process.kill(L.pid, 'SIGCONT');
+      resumedAt = Date.now();
+    }
+    fig('frozen for', secs(resumedAt - frozenAt));
+    await waitFor('the resumed replica to stop leading', async () => !(await leads(L)), { timeoutMs: 5_000, intervalMs: 50 });
+    fig('stepped down after resuming', secs(Date.now() - resumedAt));
+    await waitFor('each asked pod quarantined', async () => {
+      const q = await podsOf(t.core, ns, 'sickbay.io/status=quarantined');
+      return asked.every((n) => q.some((p) => p.metadata!.name === n));
+    }, { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 3_000));
+    record.stop();
+    const twice = record.twice().filter((n) => asked.includes(n));
+    fig('done twice', twice.length);
+    fig('quarantines by each', asked.map((n) => record.history.get(n)?.quarantines ?? 0).join(', '));
+    assert.deepEqual(twice, [], 'a pod handled twice');
+    for (const n of asked) assert.equal(record.history.get(n)?.quarantines, 1, `${n}: quarantined once`);
+    assert.equal(await holder(), followerName, 'the replica that took over keeps the lease');
+    assert.ok(await leads(F), 'and leads');
+    assert.match(L.output().slice(outputBefore), /renew deadline|another replica holds the lease|lost/, 'the frozen replica said why its term ended');
   });
 });
