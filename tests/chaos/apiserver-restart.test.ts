@@ -130,4 +130,57 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
     assert.equal(kept.length, 20);
     assert.equal(exited, false, `sickbay exited:\n${sickbay!.output().slice(-2000)}`);
   }, { timeout: 400_000 });
+
+  scenario('etcd paused 15 s during a burst of quarantines', {
+    load: '10 Deployments of 4 (40 pods), 2 of each failing (20); the quota 1 scene per Deployment; leader election on',
+    fault: 'etcd SIGSTOPped 15 s while the first quarantines are under way (slow storage: writes hang past sickbay\'s own call deadline, then land)',
+    outcome: 'each failing pod handled exactly once (counted from the pods); one scene per Deployment: the quota counted the quarantines that landed late; sickbay keeps running',
+  }, async (fig) => {
+    const slow = 'slow-storage';
+    await createNamespace(t.core, slow, { 'sickbay.io/injection': 'enabled' });
+    const apps = Array.from({ length: 10 }, (_, i) => `disk-${i}`);
+    for (const app of apps) await createWebApp(t, slow, app, 4);
+    const pods = await waitFor('40 ready pods', async () => {
+      const ps = await podsOf(t.core, slow, '');
+      return ps.length === 40 && ps.every(isReady) ? ps : undefined;
+    }, { timeoutMs: 120_000 });
+    await waitFor('sickbay leading', async () => /^sickbay_leader 1$/m.test((await request(sickbay!.port, sickbay!.caPem, '/metrics', { method: 'GET' })).body), { timeoutMs: 60_000, intervalMs: 250 });
+    const broken = apps.flatMap((app) => pods.filter((p) => p.metadata!.labels!.app === app).slice(0, 2).map((p) => p.metadata!.name!));
+    const record = recordPodHistory(t, slow);
+    await record.ready;
+    const handled = async () => {
+      const ps = await podsOf(t.core, slow, '');
+      return broken.filter((n) => {
+        const p = ps.find((x) => x.metadata!.name === n);
+        return !p || p.metadata?.deletionTimestamp || p.metadata?.labels?.['sickbay.io/status'] === 'quarantined';
+      }).length;
+    };
+    const failedAt = Date.now();
+    await Promise.all(broken.map((name) => t.core.patchNamespacedPod({ name, namespace: slow, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch)));
+    await waitFor('the first quarantines under way', async () => (await handled()) >= 2, { timeoutMs: 20_000, intervalMs: 50 });
+    fig('handled before the pause', `${await handled()} of 20`);
+    const etcd = t.cp.pidOf('etcd')!;
+    process.kill(etcd, 'SIGSTOP');
+    const pausedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 15_000));
+    process.kill(etcd, 'SIGCONT');
+    fig('etcd paused', secs(Date.now() - pausedAt));
+    const backAt = Date.now();
+    await waitFor('every failing pod handled', async () => (await handled()) === broken.length, { timeoutMs: 120_000, intervalMs: 500 });
+    fig('all handled after etcd was back', secs(Date.now() - backAt));
+    fig('failing to all handled', secs(Date.now() - failedAt));
+    await new Promise((r) => setTimeout(r, 5_000));
+    record.stop();
+    const ps = await podsOf(t.core, slow, '');
+    const kept = ps.filter((p) => p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && !p.metadata.deletionTimestamp);
+    const perApp = apps.map((app) => kept.filter((p) => p.metadata?.annotations?.['sickbay.io/owner'] === `Deployment/${app}`).length);
+    const twice = record.twice().filter((n) => broken.includes(n));
+    fig('quarantined', kept.length);
+    fig('deleted', broken.length - kept.length);
+    fig('scenes per Deployment', [...new Set(perApp)].join(', '));
+    fig('done twice', twice.length);
+    assert.deepEqual(twice, []);
+    assert.deepEqual(perApp, apps.map(() => 1), 'one scene per Deployment: the quota counts a quarantine that landed late');
+    assert.equal(exited, false, `sickbay exited:\n${sickbay!.output().slice(-2000)}`);
+  }, { timeout: 400_000 });
 });
