@@ -12,6 +12,7 @@ import { CONFIG_DOCS } from '../../src/core/config-docs.js';
 import { PUBLIC_NAMES } from '../../src/core/contract.js';
 import { EVENT_REASONS } from '../../src/core/event-reasons.js';
 import * as names from '../../src/core/names.js';
+import { FAULT_TABLE_END, FAULT_TABLE_START, faultScenarios, faultTableProblems } from '../../src/dev/fault-table.js';
 import { referenceDocs } from '../../src/dev/reference-docs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,5 +97,17 @@ describe('docs', () => {
       });
     }
     assert.ok(compared > 40, `${compared} defaults compared`);
+  });
+
+  it('the fault table of docs/fault-suite.md has one held row per scenario, in order, and every scenario the tests run is listed (issue 31)', () => {
+    const doc = read('docs/fault-suite.md');
+    const table = doc.slice(doc.indexOf(FAULT_TABLE_START), doc.indexOf(FAULT_TABLE_END));
+    assert.ok(table.length > 0, 'the table markers');
+    assert.deepEqual(faultTableProblems(table), []);
+    // Every scenario('...') of the tests is in chaos-scenarios.json, and every entry is run by one.
+    const code = [...sources('tests/chaos'), ...sources('tests/integration')].map(read).join('\n');
+    const run = [...code.matchAll(/scenario\(\s*(['"])((?:\\.|(?!\1).)*)\1/g)].map((m) => m[2]!.replace(/\\(.)/g, '$1'));
+    assert.deepEqual(run.filter((s) => !faultScenarios().includes(s)), [], 'run but not in chaos-scenarios.json');
+    assert.deepEqual(faultScenarios().filter((s) => !run.includes(s)), [], 'in chaos-scenarios.json but run by no test');
   });
 });
