@@ -321,7 +321,8 @@ export class LocalControlPlane {
     await importImages(ctr, p.containerdSocket, Object.values(files));
     this.log(`containerd ready, images imported (${Object.values(IMAGES).join(', ')}) after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-    this.launch('kubelet', kubeletArgs(p, kubeletKubeconfig));
+    this.kubeletArgv = kubeletArgs(p, kubeletKubeconfig);
+    this.launch('kubelet', this.kubeletArgv);
     const core = this.kubeConfig().makeApiClient(CoreV1Api);
     const deadline = Date.now() + 120_000;
     for (;;) {
@@ -393,6 +394,21 @@ export class LocalControlPlane {
     this.saveState();
     await this.waitHealthy('kube-apiserver', () => this.apiGet('/readyz'), 90_000);
     return Date.now() - t0;
+  }
+
+  private kubeletArgv?: string[];
+
+  /**
+   * The real node's kubelet stopped (SIGTERM, as a kubelet upgrade does), away for `awayMs`,
+   * then started again with the same flags; its containers run on meanwhile (containerd).
+   * Resolves once it has started again.
+   */
+  async restartKubelet(awayMs: number): Promise<void> {
+    if (!this.kubeletArgv) throw new Error('no real node: start the control plane with realNode');
+    await this.terminate('kubelet');
+    await sleep(awayMs);
+    this.launch('kubelet', this.kubeletArgv);
+    this.saveState();
   }
 
   /** Changes how kwok simulates pods (restarts kwok; the cluster keeps its state). */
