@@ -106,7 +106,12 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.ok(await exists(probe, c));
   });
 
-  it("a hostNetwork pod: removes only the registrations on the ports it declares, not its node's other providers", async () => {
+  scenario('restart with a quarantined hostNetwork pod', {
+    title: "a hostNetwork pod: removes only the registrations on the ports it declares, not its node's other providers, before and after sickbay restarts",
+    load: "a quarantined hostNetwork pod (the node's address) and another provider of the same node on another port, in ZooKeeper",
+    fault: 'sickbay restarted (a new leader runs the post-quarantine step again from its slim cache)',
+    outcome: "the pod's own entries removed, before and after; the node's other provider never touched; a re-registration after the restart removed again",
+  }, async (fig) => {
     const labels = { app: 'gateway' };
     await t.apps.createNamespacedDeployment({
       namespace: ns,
@@ -142,6 +147,13 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     await new Promise((r) => setTimeout(r, 1_000));
     assert.ok(await exists(probe, neighbour), "after the re-run, another process's provider on the same node stays");
     assert.ok(await exists(probe, neighbourApp), "after the re-run, another process's instance on the same node stays");
+    // The pod registers itself again: the new sickbay removes it, and only it.
+    const back = await registerDubboProvider(await session(), 'com.shop.GatewayService', ip, 20880);
+    const backAt = Date.now();
+    await waitFor('the re-registration removed by the restarted sickbay', async () => !(await exists(probe, back)), { timeoutMs: 15_000, intervalMs: 50 });
+    fig('re-registration removed after the restart', `${Date.now() - backAt} ms`);
+    assert.ok(await exists(probe, neighbour) && (await exists(probe, neighbourApp)), "the node's other provider still there");
+    fig("the node's other provider", 'untouched');
   });
 
   scenario('ZooKeeper session expired', {
