@@ -20,6 +20,8 @@ export interface CertificateRequest {
   /** serverAuth, clientAuth or both. */
   usages: Array<'server' | 'client'>;
   validityDays: number;
+  /** How far before now it starts (default: 5 minutes, a tenth of a short life at most); a test makes one issued earlier. */
+  backdateMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -44,14 +46,14 @@ function subject(commonName: string, organizations: string[] = []): forge.pki.Ce
 }
 
 /** A new key pair and an unsigned certificate for it: random serial, backdated start, `notAfter` capped. */
-function newCertificate(validityDays: number, notAfterCap = Infinity) {
+function newCertificate(validityDays: number, notAfterCap = Infinity, backdateMs?: number) {
   const keys = generateKeyPair();
   const cert = pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
   const now = Date.now();
   // Backdated for clocks a little behind; never by more than a tenth of a short life.
-  cert.validity.notBefore = new Date(now - Math.min(BACKDATE_MS, (validityDays * DAY_MS) / 10));
+  cert.validity.notBefore = new Date(now - (backdateMs ?? Math.min(BACKDATE_MS, (validityDays * DAY_MS) / 10)));
   cert.validity.notAfter = new Date(Math.min(now + validityDays * DAY_MS, notAfterCap));
   return { keys, cert };
 }
@@ -74,7 +76,7 @@ export function issueCertificate(ca: IssuedCertificate, req: CertificateRequest)
   const caCert = pki.certificateFromPem(ca.certPem);
   const caKey = pki.privateKeyFromPem(ca.keyPem);
   // The leaf never outlives its CA.
-  const { keys, cert } = newCertificate(req.validityDays, caCert.validity.notAfter.getTime());
+  const { keys, cert } = newCertificate(req.validityDays, caCert.validity.notAfter.getTime(), req.backdateMs);
   cert.setSubject(subject(req.commonName, req.organizations));
   cert.setIssuer(caCert.subject.attributes);
   const altNames = [

@@ -552,7 +552,7 @@ describe('the Helm chart', () => {
       // it is backdated), from the same CA: two replicas check together, one renews.
       const secret = await t.core.readNamespacedSecret({ name: 'race-tls', namespace: NS });
       const b = (k: string) => Buffer.from(secret.data![k]!, 'base64').toString();
-      const ending = issueCertificate({ certPem: b('ca.crt'), keyPem: b('ca.key'), notAfter: new Date(Date.now() + 86_400_000) }, { commonName: 'race', dnsNames: ['race.sickbay-system.svc'], usages: ['server'], validityDays: 2 / 1440 });
+      const ending = issueCertificate({ certPem: b('ca.crt'), keyPem: b('ca.key'), notAfter: new Date(Date.now() + 86_400_000) }, { commonName: 'race', dnsNames: ['race.sickbay-system.svc'], usages: ['server'], validityDays: 2 / 1440, backdateMs: 5 * 60_000 });
       await t.core.replaceNamespacedSecret({ name: 'race-tls', namespace: NS, body: { ...secret, data: { ...secret.data, 'tls.crt': Buffer.from(ending.certPem).toString('base64'), 'tls.key': Buffer.from(ending.keyPem).toString('base64') } } });
       const renewed = await Promise.all(dirs.slice(0, 2).map((d) => ensureServingSecret(t.kc, o(d), log)));
       assert.deepEqual(renewed.map((r) => r.action).sort(), ['kept', 'renewed']);
