@@ -72,6 +72,9 @@ export function parseBundle(pem: string): X509Certificate[] {
   return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
 }
 
+/** ca.crt's value: the certificates (PEM), one after the other. */
+const bundleData = (pems: string[]) => b64(`${pems.map((p) => p.trim()).join('\n')}\n`);
+
 const lifeOf = (c: X509Certificate) => Date.parse(c.validTo) - Date.parse(c.validFrom);
 
 function issue(o: ServingSecretOptions, ca: { certPem: string; keyPem: string; notAfter: Date }) {
@@ -150,12 +153,15 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
       core.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata?.annotations, ...annotations } }, data: { ...secret.data, ...data } } }),
       'update of the serving Secret',
     );
+  // The bundle without the CAs that have ended (the signing one stays, whatever its date).
+  const live = bundle.filter((c, i) => i === 0 || Date.parse(c.validTo) > now);
+  const pruned: Record<string, string> = live.length < bundle.length ? { 'ca.crt': bundleData(live.map((c) => c.toString())) } : {};
   try {
     // 1. The CA: a new one joins the bundle, first; the old one stays trusted.
     if (caKey && now >= caRotationTime(new Date(signing.validFrom), new Date(signing.validTo)).getTime()) {
       const ca = createCA(`${o.name}-ca`, o.validityDays);
       const kept = bundle.filter((c) => Date.parse(c.validTo) > now);
-      secret = await update({ 'ca.crt': b64([ca.certPem.trim(), ...kept.map((c) => c.toString().trim())].join('\n') + '\n'), 'ca.key': b64(ca.keyPem) }, { [ANN_CA_ROTATED_AT]: new Date(now).toISOString() });
+      secret = await update({ 'ca.crt': bundleData([ca.certPem, ...kept.map((c) => c.toString())]), 'ca.key': b64(ca.keyPem) }, { [ANN_CA_ROTATED_AT]: new Date(now).toISOString() });
       action = 'ca-rotated';
       log.info('rotated the CA: the new one is trusted beside the old one; the serving certificate moves to it after the overlap', { secret: where, previousCaNotAfter: signing.validTo, caNotAfter: ca.notAfter, overlapMs: caOverlapMs(lifeOf(signing)) });
       return ensureServingSecret(kc, o, log, action);
@@ -172,8 +178,6 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
       } else {
         const leaf = issue(o, { certPem: signing.toString(), keyPem: caKey, notAfter: new Date(signing.validTo) });
         // The CAs that have ended leave the bundle with it.
-        const live = bundle.filter((c, i) => i === 0 || Date.parse(c.validTo) > now);
-        const pruned: Record<string, string> = live.length < bundle.length ? { 'ca.crt': b64(live.map((c) => c.toString().trim()).join('\n') + '\n') } : {};
         secret = await update({ 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), ...pruned });
         certPem = leaf.certPem;
         keyPem = leaf.keyPem;
@@ -181,10 +185,9 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
         action = 'renewed';
         log.info(move ? 'moved the serving certificate to the new CA' : 'renewed the serving certificate', { secret: where, previousNotAfter: cert.validTo, notAfter: leaf.notAfter });
       }
-    } else if (bundle.length > 1 && bundle.slice(1).some((c) => Date.parse(c.validTo) <= now) && !onOld) {
+    } else if (live.length < bundle.length && !onOld) {
       // 3. An ended CA leaves the bundle.
-      const live = bundle.filter((c, i) => i === 0 || Date.parse(c.validTo) > now);
-      secret = await update({ 'ca.crt': b64(live.map((c) => c.toString().trim()).join('\n') + '\n') });
+      secret = await update(pruned);
       caPem = text(secret, 'ca.crt');
     }
   } catch (err) {
