@@ -23,23 +23,19 @@ export async function emergencyUninstall(kc: KubeConfig, o: UninstallOptions): P
   const gone = (err: unknown) => {
     if (codeOf(err) !== 404) throw err;
   };
-  // The webhooks first: they are what other writes wait on.
-  for (const w of (await adm.listMutatingWebhookConfiguration({ labelSelector: o.selector })).items) {
-    await adm.deleteMutatingWebhookConfiguration({ name: w.metadata!.name! }).catch(gone);
-    done.push(`deleted MutatingWebhookConfiguration ${w.metadata!.name}`);
-  }
-  for (const w of (await adm.listValidatingWebhookConfiguration({ labelSelector: o.selector })).items) {
-    await adm.deleteValidatingWebhookConfiguration({ name: w.metadata!.name! }).catch(gone);
-    done.push(`deleted ValidatingWebhookConfiguration ${w.metadata!.name}`);
-  }
-  // A binding is what puts a policy in force: bindings, then the policies.
-  for (const b of (await adm.listValidatingAdmissionPolicyBinding({ labelSelector: o.selector })).items) {
-    await adm.deleteValidatingAdmissionPolicyBinding({ name: b.metadata!.name! }).catch(gone);
-    done.push(`deleted ValidatingAdmissionPolicyBinding ${b.metadata!.name}`);
-  }
-  for (const p of (await adm.listValidatingAdmissionPolicy({ labelSelector: o.selector })).items) {
-    await adm.deleteValidatingAdmissionPolicy({ name: p.metadata!.name! }).catch(gone);
-    done.push(`deleted ValidatingAdmissionPolicy ${p.metadata!.name}`);
+  // The webhooks first (they are what other writes wait on), then the bindings (a binding
+  // is what puts a policy in force), then the policies.
+  const kinds: Array<[string, () => Promise<{ items: Array<{ metadata?: { name?: string } }> }>, (name: string) => Promise<unknown>]> = [
+    ['MutatingWebhookConfiguration', () => adm.listMutatingWebhookConfiguration({ labelSelector: o.selector }), (name) => adm.deleteMutatingWebhookConfiguration({ name })],
+    ['ValidatingWebhookConfiguration', () => adm.listValidatingWebhookConfiguration({ labelSelector: o.selector }), (name) => adm.deleteValidatingWebhookConfiguration({ name })],
+    ['ValidatingAdmissionPolicyBinding', () => adm.listValidatingAdmissionPolicyBinding({ labelSelector: o.selector }), (name) => adm.deleteValidatingAdmissionPolicyBinding({ name })],
+    ['ValidatingAdmissionPolicy', () => adm.listValidatingAdmissionPolicy({ labelSelector: o.selector }), (name) => adm.deleteValidatingAdmissionPolicy({ name })],
+  ];
+  for (const [kind, list, remove] of kinds) {
+    for (const obj of (await list()).items) {
+      await remove(obj.metadata!.name!).catch(gone);
+      done.push(`deleted ${kind} ${obj.metadata!.name}`);
+    }
   }
   if (!o.keepRunning) {
     const deployments = (await apps.listNamespacedDeployment({ namespace: o.namespace, labelSelector: o.selector })).items;
