@@ -1,6 +1,7 @@
 // The command line's words: each command's synopsis and help, the exit codes, and shell
 // completion made from them. `sickbay --help` prints these, docs/reference/cli.md is
 // generated from them (`npm run docs`), and the completion scripts offer their flags.
+import { codeOf, errorText } from '../kube/api.js';
 
 export interface CommandDoc {
   name: string;
@@ -182,6 +183,20 @@ export class CliError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A failed API call about one object, as the CLI says it: 404 not found (in `notFound`'s
+ * words), 401 or 403 refused, one of `refusedCodes` (a conflict, a write the API server
+ * rejects) refused, any other answer failed. An error without an answer is returned as it
+ * is: the CLI says the cluster cannot be reached.
+ */
+export function apiFailure(err: unknown, doing: string, o: { notFound?: string; refusedCodes?: number[] } = {}): Error {
+  const code = codeOf(err);
+  if (code === 404) return new CliError(`${doing}: ${o.notFound ?? 'not found'}`, EXIT.notFound);
+  if (code === 401 || code === 403) return new CliError(`${doing}: refused: ${errorText(err)}`, EXIT.refused);
+  if (code !== undefined) return new CliError(`${doing}: ${errorText(err)}`, o.refusedCodes?.includes(code) ? EXIT.refused : EXIT.failed);
+  return err as Error;
 }
 
 export const commandDoc = (name: string) => COMMANDS.find((c) => c.name === name);

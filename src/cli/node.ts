@@ -1,24 +1,15 @@
 // `sickbay node protect <node> --for <duration>` and `sickbay node restore <node>`.
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { codeOf, errorText } from '../kube/api.js';
+import { codeOf } from '../kube/api.js';
 import { EventGate, EventRecorder } from '../kube/events.js';
 import { lockName, readLock, restoreNode, setLock } from '../nodes/node-actions.js';
-import { CliError, EXIT } from './commands.js';
-
-/** A failed call, said for what it is (the CLI's exit codes); no answer at all is left to the CLI ("cannot reach"). */
-function nodeFailure(err: unknown, doing: string): Error {
-  const code = codeOf(err);
-  if (code === 404) return new CliError(`${doing}: not found`, EXIT.notFound);
-  if (code === 401 || code === 403) return new CliError(`${doing}: refused: ${errorText(err)}`, EXIT.refused);
-  if (code !== undefined) return new CliError(`${doing}: ${errorText(err)}`, EXIT.failed);
-  return err as Error;
-}
+import { apiFailure } from './commands.js';
 
 async function nodeExists(core: CoreV1Api, name: string) {
   try {
     return await core.readNode({ name });
   } catch (err) {
-    throw nodeFailure(err, `node ${JSON.stringify(name)}`);
+    throw apiFailure(err, `node ${JSON.stringify(name)}`);
   }
 }
 
@@ -34,7 +25,7 @@ export async function protect(kc: KubeConfig, o: { namespace: string; node: stri
       await coord.deleteNamespacedLease({ namespace: o.namespace, name: lockName(o.node) });
     } catch (err) {
       if (codeOf(err) === 404) return `node ${o.node} had no protection lock\n`;
-      throw nodeFailure(err, `cannot lift the lock of ${o.node}`);
+      throw apiFailure(err, `cannot lift the lock of ${o.node}`);
     }
     await events.record(ref, 'Normal', 'ProtectionLifted', `protection lock lifted by ${o.who ?? 'sickbay node protect'}`);
     return `node ${o.node}: protection lifted; it may be isolated again when faulty\n`;
@@ -44,7 +35,7 @@ export async function protect(kc: KubeConfig, o: { namespace: string; node: stri
   try {
     taken = await setLock(coord, o.namespace, o.node, { durationMs: o.seconds * 1000, holder: o.who ?? 'sickbay-node-protect', reason: 'protected by hand', ifFree: false });
   } catch (err) {
-    throw nodeFailure(err, `cannot set the lock of ${o.node} (in namespace ${o.namespace})`);
+    throw apiFailure(err, `cannot set the lock of ${o.node} (in namespace ${o.namespace})`);
   }
   const until = taken.lock.until.toISOString();
   await events.record(ref, 'Normal', 'Protected', `protected from isolation until ${until} by ${o.who ?? 'sickbay node protect'}`);
@@ -60,7 +51,7 @@ export async function restore(kc: KubeConfig, o: { namespace: string; node: stri
   try {
     changed = await restoreNode(core, o.node);
   } catch (err) {
-    throw nodeFailure(err, `cannot restore node ${o.node}`);
+    throw apiFailure(err, `cannot restore node ${o.node}`);
   }
   if (!changed) return `node ${o.node} is not isolated; nothing to restore\n`;
   await new EventRecorder(core, { gate: new EventGate() }).record({ apiVersion: 'v1', kind: 'Node', name: o.node, uid: node.metadata?.uid }, 'Normal', 'NodeRestored', `isolation lifted by ${o.who ?? 'sickbay node restore'}`);

@@ -4,10 +4,10 @@
 // --now it deletes the pod itself, scene and all, without an archive. Either way the
 // workload replaced the pod when it was quarantined.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { codeOf, mergePatch } from '../kube/api.js';
 import { ANN_ARCHIVE, ANN_RELEASE, LABEL_STATUS, STATUS_QUARANTINED } from '../core/names.js';
 import { sleep } from '../util/wait.js';
-import { CliError, EXIT } from './commands.js';
+import { apiFailure, CliError, EXIT } from './commands.js';
 
 export interface ReleaseOptions {
   /** Delete the pod here and now, without an archive. */
@@ -24,14 +24,8 @@ export function parsePodRef(arg: string, namespace: string, namespaceGiven = fal
   return `${m[1] ?? namespace}/${m[3]}`;
 }
 
-/** A failed call about one pod, said for what it is (the CLI's exit codes). */
-function podFailure(err: unknown, doing: string): Error {
-  const code = codeOf(err);
-  if (code === 404) return new CliError(`${doing}: no such pod`, EXIT.notFound);
-  if (code === 401 || code === 403) return new CliError(`${doing}: refused: ${errorText(err)}`, EXIT.refused);
-  if (code !== undefined) return new CliError(`${doing}: ${errorText(err)}`, code === 409 || code === 422 ? EXIT.refused : EXIT.failed);
-  return err as Error; // no answer: the CLI says the cluster cannot be reached
-}
+/** A failed call about the pod: a conflict or a refused write is refused too (the pod changed, or may not be). */
+const podFailure = (err: unknown, doing: string) => apiFailure(err, doing, { notFound: 'no such pod', refusedCodes: [409, 422] });
 
 export async function release(kc: KubeConfig, ref: string, o: ReleaseOptions = {}): Promise<string> {
   const [namespace, name] = parsePodRef(ref, 'default').split('/') as [string, string];
