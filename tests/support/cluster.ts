@@ -139,17 +139,16 @@ export async function startKubelet(t: TestCluster, node: string) {
  * fail to be written while the API server is away).
  */
 export function recordPodHistory(t: TestCluster, namespace: string) {
-  const history = new Map<string, { quarantinedAt: Set<string>; quarantines: number; deletedWhileQuarantined: boolean }>();
+  const history = new Map<string, { quarantinedAt: Set<string>; quarantines: number; deletedWhileQuarantined: boolean; quarantinedNow: boolean }>();
   let rv = '';
   let stopped = false;
   let current: { abort(): void } | undefined;
   const seen = (p: V1Pod) => {
     const name = p.metadata!.name!;
-    const h = history.get(name) ?? { quarantinedAt: new Set<string>(), quarantines: 0, deletedWhileQuarantined: false };
+    const h = history.get(name) ?? { quarantinedAt: new Set<string>(), quarantines: 0, deletedWhileQuarantined: false, quarantinedNow: false };
     history.set(name, h);
     return h;
   };
-  const last = new Map<string, boolean>();
   const onEvent = (type: string, p: V1Pod) => {
     if (!p?.metadata?.name) return;
     rv = p.metadata.resourceVersion ?? rv;
@@ -157,9 +156,9 @@ export function recordPodHistory(t: TestCluster, namespace: string) {
     const quarantined = p.metadata.labels?.['sickbay.io/status'] === 'quarantined';
     const at = p.metadata.annotations?.['sickbay.io/quarantined-at'];
     if (at) h.quarantinedAt.add(at);
-    if (quarantined && !last.get(p.metadata.name)) h.quarantines++;
+    if (quarantined && !h.quarantinedNow) h.quarantines++;
     if (quarantined && (p.metadata.deletionTimestamp || type === 'DELETED')) h.deletedWhileQuarantined = true;
-    last.set(p.metadata.name, quarantined);
+    h.quarantinedNow = quarantined;
   };
   const start = async (): Promise<void> => {
     if (stopped) return;
