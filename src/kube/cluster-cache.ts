@@ -94,6 +94,75 @@ export function podForCache(pod: V1Pod): CachedPod {
   return slim;
 }
 
+/** A condition's message as kept: a kilobyte at most (a hostile or chatty controller cannot grow the cache with it). */
+const MESSAGE_BYTES = 1024;
+
+/**
+ * What sickbay keeps of a ReplicaSet: whose it is and what it selects (a quarantine strips
+ * the labels its selector matches), how many pods it wants and has, and why it cannot
+ * create them. Its pod template, the bulk of it (tens or hundreds of kilobytes; ten of them
+ * per Deployment by default), is dropped.
+ */
+export function replicaSetForCache(rs: V1ReplicaSet): V1ReplicaSet {
+  const m = rs.metadata;
+  const owner = m?.ownerReferences?.find((r) => r.controller);
+  const failure = rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure');
+  return {
+    metadata: m && {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      ownerReferences: owner && [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: owner.controller }],
+    },
+    spec: rs.spec && { replicas: rs.spec.replicas, selector: rs.spec.selector },
+    status: rs.status && {
+      replicas: rs.status.replicas,
+      readyReplicas: rs.status.readyReplicas,
+      conditions: failure && [{ type: failure.type, status: failure.status, reason: failure.reason, message: failure.message?.slice(0, MESSAGE_BYTES) }],
+    },
+  };
+}
+
+/**
+ * What sickbay keeps of a Deployment: identity, sickbay's own annotations (avoid-nodes,
+ * max-quarantined), its selector and replicas, and of its pod template only where the pods
+ * may run (node selector, node affinity, tolerations), which the avoid-list checks. The
+ * rest of the template (containers, env, volumes, other annotations) is dropped: a
+ * Deployment of a megabyte costs the cache a few hundred bytes.
+ */
+export function deploymentForCache(d: V1Deployment): V1Deployment {
+  const m = d.metadata;
+  const ps = d.spec?.template?.spec;
+  return {
+    metadata: m && { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, annotations: sickbayAnnotations(m.annotations) },
+    spec: d.spec && {
+      replicas: d.spec.replicas,
+      selector: d.spec.selector,
+      template: {
+        spec: ps && {
+          containers: [],
+          nodeSelector: ps.nodeSelector,
+          affinity: ps.affinity?.nodeAffinity ? { nodeAffinity: ps.affinity.nodeAffinity } : undefined,
+          tolerations: ps.tolerations,
+        },
+      },
+    },
+  };
+}
+
+/** What sickbay keeps of a Service: identity and its selector. */
+export function serviceForCache(svc: V1Service): V1Service {
+  const m = svc.metadata;
+  return { metadata: m && { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion }, spec: svc.spec && { selector: svc.spec.selector } };
+}
+
+/** What sickbay keeps of a Namespace: identity, labels (opt-ins) and sickbay's own annotations (the flight recorder). */
+export function namespaceForCache(ns: V1Namespace): V1Namespace {
+  const m = ns.metadata;
+  return { metadata: m && { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, annotations: sickbayAnnotations(m.annotations) } };
+}
+
 /** A Node without the list of images it holds (tens of kilobytes on a busy node; nothing reads it). */
 export function nodeForCache(node: V1Node): V1Node {
   if (!node.status?.images) return node;
@@ -132,11 +201,11 @@ export class ClusterCache {
   constructor(kc: KubeConfig, o: { resyncMs: number; ownNamespace?: string; log?: Logger; metrics?: Metrics }) {
     this.offLimits = new Set<string>([...SYSTEM_NAMESPACES, ...(o.ownNamespace ? [o.ownNamespace] : [])]);
     const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
-    this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces' });
+    this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces', transform: namespaceForCache });
     this.pods = new Informer<CachedPod, V1Pod>(kc, { ...common, resource: 'pods', path: '/api/v1/pods', transform: podForCache });
-    this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets' });
-    this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments' });
-    this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services' });
+    this.replicaSets = new Informer(kc, { ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets', transform: replicaSetForCache });
+    this.deployments = new Informer(kc, { ...common, resource: 'deployments', path: '/apis/apps/v1/deployments', transform: deploymentForCache });
+    this.services = new Informer(kc, { ...common, resource: 'services', path: '/api/v1/services', transform: serviceForCache });
     this.nodes = new Informer(kc, { ...common, resource: 'nodes', path: '/api/v1/nodes', transform: nodeForCache });
     this.pods.on({
       add: (p) => this.track(p),

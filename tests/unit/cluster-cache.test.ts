@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { nodeForCache, podForCache } from '../../src/kube/cluster-cache.js';
+import type { V1Deployment, V1Node, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import { deploymentForCache, namespaceForCache, nodeForCache, podForCache, replicaSetForCache, serviceForCache } from '../../src/kube/cluster-cache.js';
 import { imagePullFailure, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
 import { quarantineTrigger } from '../../src/quarantine/quarantine-policy.js';
 import { escapedInjection } from '../../src/webhook/uninjected-pods.js';
@@ -140,5 +140,57 @@ describe('podForCache', () => {
     const finished = new Date('2026-11-30T10:04:00Z');
     pod.status!.initContainerStatuses![0]!.state = { terminated: { exitCode: 0, finishedAt: finished } };
     assert.equal(neverReadyClockStart(podForCache(structuredClone(pod))), finished.getTime());
+  });
+});
+
+describe('the caches of workloads, Services and Namespaces (issue 31)', () => {
+  // A template of a megabyte: a hostile `replicas: 0` Deployment, or an honest one with a
+  // large ConfigMap inlined in its env. Every replica caches every ReplicaSet and Deployment.
+  const template = {
+    metadata: { labels: { app: 'big' }, annotations: { huge: 'x'.repeat(500_000) } },
+    spec: {
+      containers: [{ name: 'app', image: 'example.com/app:1', env: [{ name: 'BLOB', value: 'y'.repeat(500_000) }] }],
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } }, podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] } },
+      tolerations: [{ key: 'dedicated', operator: 'Exists' }],
+    },
+  };
+  const bytes = (o: unknown) => JSON.stringify(o).length;
+
+  it('a ReplicaSet keeps its owner, selector, replicas and why it cannot create pods; not its megabyte template', () => {
+    const rs: V1ReplicaSet = {
+      metadata: { name: 'big-abc', namespace: 'shop', uid: 'u', resourceVersion: '7', labels: { app: 'big', 'pod-template-hash': 'abc' }, annotations: { 'deployment.kubernetes.io/revision': '3' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'big', uid: 'd', controller: true }] },
+      spec: { replicas: 3, selector: { matchLabels: { app: 'big', 'pod-template-hash': 'abc' } }, template },
+      status: { replicas: 2, readyReplicas: 2, conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: `pods "big-abc-x" is forbidden: exceeded quota ${'q'.repeat(5000)}` }] },
+    };
+    const slim = replicaSetForCache(rs);
+    assert.ok(bytes(rs) > 1_000_000 && bytes(slim) < 2_000, `${bytes(slim)} bytes kept of ${bytes(rs)}`);
+    assert.deepEqual(slim.spec, { replicas: 3, selector: rs.spec!.selector });
+    assert.equal(slim.metadata!.ownerReferences![0]!.name, 'big');
+    assert.equal(slim.status!.conditions![0]!.reason, 'FailedCreate');
+    assert.equal(slim.status!.conditions![0]!.message!.length, 1024);
+  });
+
+  it('a Deployment keeps its annotations of sickbay, selector, replicas and where its pods may run; not the rest of its template', () => {
+    const d: V1Deployment = {
+      metadata: { name: 'big', namespace: 'shop', uid: 'd', resourceVersion: '9', annotations: { 'sickbay.io/avoid-nodes': '{"n1":"2026-12-07T00:00:00Z"}', 'sickbay.io/max-quarantined': '2', 'kubectl.kubernetes.io/last-applied-configuration': 'z'.repeat(300_000) } },
+      spec: { replicas: 0, selector: { matchLabels: { app: 'big' } }, template },
+    };
+    const slim = deploymentForCache(d);
+    assert.ok(bytes(d) > 1_000_000 && bytes(slim) < 1_000, `${bytes(slim)} bytes kept of ${bytes(d)}`);
+    assert.deepEqual(slim.metadata!.annotations, { 'sickbay.io/avoid-nodes': '{"n1":"2026-12-07T00:00:00Z"}', 'sickbay.io/max-quarantined': '2' });
+    assert.deepEqual(slim.spec!.template.spec!.nodeSelector, template.spec.nodeSelector);
+    assert.deepEqual(slim.spec!.template.spec!.affinity, { nodeAffinity: template.spec.affinity.nodeAffinity });
+    assert.deepEqual(slim.spec!.template.spec!.tolerations, template.spec.tolerations);
+    assert.equal(slim.spec!.replicas, 0);
+  });
+
+  it('a Service keeps its selector; a Namespace its labels and sickbay annotations', () => {
+    const svc = serviceForCache({ metadata: { name: 's', namespace: 'shop', annotations: { big: 'x'.repeat(100_000) } }, spec: { selector: { app: 'big' }, ports: [{ port: 80 }] } });
+    assert.deepEqual(svc.spec, { selector: { app: 'big' } });
+    assert.equal(svc.metadata!.annotations, undefined);
+    const ns = namespaceForCache({ metadata: { name: 'shop', labels: { 'sickbay.io/injection': 'enabled' }, annotations: { 'sickbay.io/flight-recorder': 'true', other: 'x'.repeat(100_000) } } });
+    assert.deepEqual(ns.metadata!.annotations, { 'sickbay.io/flight-recorder': 'true' });
+    assert.equal(ns.metadata!.labels!['sickbay.io/injection'], 'enabled');
   });
 });
