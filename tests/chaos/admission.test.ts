@@ -3,8 +3,7 @@
 // back), and 10,000 generated AdmissionReviews thrown at its HTTPS server (never a crash,
 // a hang or a 5xx). Both against a `sickbay serve` process on the real control plane.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -18,7 +17,8 @@ import { ANN_INJECTED } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { sample } from 'fast-check';
 import { expand, type GeneratedReview, reviewArbitrary } from '../support/admission-arbitrary.js';
-import { type Figures, median, scenario, secs } from '../support/chaos.js';
+import { scenario, secs } from '../support/chaos.js';
+import { watchHealth } from '../support/health.js';
 import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
@@ -317,74 +317,6 @@ const answers = (statuses: Map<number, number>) =>
     .sort((a, b) => a[0] - b[0])
     .map(([s, n]) => `${s}: ${n}`)
     .join(', ');
-
-// The prober runs in a process of its own, so the load generator's work (encrypting
-// megabytes of bodies) does not count as sickbay's latency.
-const PROBER = `
-const https = require('node:https');
-const [port, every] = process.argv.slice(1).map(Number);
-const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-const times = [];
-let failures = 0;
-let running = true;
-process.stdin.on('end', () => (running = false)).resume();
-(async () => {
-  while (running) {
-    const t0 = performance.now();
-    const ok = await new Promise((resolve) => {
-      const req = https.request({ host: '127.0.0.1', port, path: '/healthz', ca: process.env.PROBE_CA, servername: 'localhost', agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode === 200));
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (ok) times.push(performance.now() - t0);
-    else failures++;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  agent.destroy();
-  process.stdout.write(JSON.stringify({ times, failures }));
-})();
-`;
-
-/**
- * /healthz asked every `everyMs` over a connection of its own (what a kubelet's probe
- * sees) from another process, and sickbay's resident memory; stop() records the figures.
- */
-function watchHealth(proc: SickbayProcess, everyMs: number) {
-  const prober = spawn(process.execPath, ['-e', PROBER, String(proc.port), String(everyMs)], { env: { ...process.env, PROBE_CA: proc.caPem }, stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  prober.stdout!.on('data', (d) => (out += d));
-  const done = new Promise((resolve) => prober.on('exit', resolve));
-  let rssMax = 0;
-  const rss = setInterval(() => (rssMax = Math.max(rssMax, rssOf(proc.pid))), 50);
-  return {
-    async stop(fig: Figures) {
-      clearInterval(rss);
-      prober.stdin!.end();
-      await done;
-      const { times, failures } = JSON.parse(out) as { times: number[]; failures: number };
-      const sorted = [...times].sort((a, b) => a - b);
-      const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? NaN;
-      fig('/healthz', `${times.length} probes`);
-      fig('median', `${median(times).toFixed(1)} ms`);
-      fig('p99', `${p99.toFixed(1)} ms`);
-      fig('max', `${(sorted.at(-1) ?? NaN).toFixed(1)} ms`);
-      fig('resident max', `${(rssMax / 2 ** 20).toFixed(0)} MiB`);
-      return { p99, rssMax, failures: failures ? [`/healthz failed ${failures} times`] : [] };
-    },
-  };
-}
-
-/** Resident bytes of a process (0 once it is gone). */
-function rssOf(pid: number): number {
-  try {
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
-  }
-}
 
 function post(port: number, ca: string, route: string, body: string, agent: https.Agent): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
