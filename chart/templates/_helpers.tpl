@@ -98,3 +98,18 @@ built-in APIs. Checks of what the cluster serves run only then.
 {{- define "sickbay.connected" -}}
 {{- if lookup "v1" "Namespace" "" "kube-system" }}true{{ end -}}
 {{- end -}}
+
+{{/*
+NODE_OPTIONS for a container with a memory limit (in Mi or Gi): V8's old space at 60% of
+it. V8 sizes its heap from the machine's memory, not the container's, and let garbage
+grow past a 512 Mi limit while a replica listed 300 Deployments of a megabyte
+(tests/chaos/cache-memory.test.ts); bounded, it collects first. Empty without such a limit.
+*/}}
+{{- define "sickbay.nodeOptions" -}}
+{{- $m := toString (dig "limits" "memory" "" (. | default dict)) -}}
+{{- $mib := 0 -}}
+{{- if hasSuffix "Gi" $m -}}{{- $mib = mul (trimSuffix "Gi" $m | int) 1024 -}}
+{{- else if hasSuffix "Mi" $m -}}{{- $mib = trimSuffix "Mi" $m | int -}}
+{{- end -}}
+{{- if gt (int $mib) 0 -}}--max-old-space-size={{ div (mul $mib 3) 5 }}{{- end -}}
+{{- end -}}

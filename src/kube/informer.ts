@@ -5,11 +5,11 @@
 // disconnected are seen), restarts a watch that has gone silent, isolates handlers,
 // and replays its cache on a slow resync so level-triggered controllers converge.
 import https from 'node:https';
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { sleep } from '../util/wait.js';
-import { errorDetail, errorText } from './api.js';
+import { errorDetail, errorText } from './errors.js';
+import { type ApiAccess, watchStream } from './rest.js';
 
 export interface KubeObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string; managedFields?: unknown };
@@ -29,9 +29,10 @@ export interface InformerOptions<T = KubeObject, Raw = T> {
   labelSelector?: string;
   fieldSelector?: string;
   /**
-   * Objects per list page (100). A page is parsed in one piece: 500 injected pods are
-   * ~4 MB of JSON and held the event loop for ~100 ms (profile of a replica listing
-   * 1,000 pods, bench/README.md); 100 hold it for ~20 ms.
+   * Objects per list page, at most (100). A page is parsed in one piece: 500 injected pods
+   * are ~4 MB of JSON and held the event loop for ~100 ms (profile of a replica listing
+   * 1,000 pods, bench/README.md); 100 hold it for ~20 ms. Pages start smaller and grow
+   * while they stay under PAGE_BYTES (see listFromServer).
    */
   pageSize?: number;
   /** A list page not answered within this is abandoned, and the list retried (60 s). */
@@ -48,6 +49,17 @@ export interface InformerOptions<T = KubeObject, Raw = T> {
    * the API sends), so code that needs what the cache drops cannot compile against it.
    */
   transform?: (obj: Raw) => T;
+}
+
+/** A list's first page, in objects; each next one doubles while pages stay under PAGE_BYTES. */
+const FIRST_PAGE = 10;
+/** What a list page may weigh, about (its JSON): 4 MB is 500 pods of 8 KB, or 4 objects of a megabyte. */
+export const PAGE_BYTES = 4 * 2 ** 20;
+
+/** The next page's limit: twice this one's while it weighed under PAGE_BYTES, else scaled down to it (one object at least). */
+export function nextPageLimit(limit: number, bytes: number, most: number): number {
+  if (bytes <= PAGE_BYTES / 2) return Math.min(most, limit * 2);
+  return Math.max(1, Math.min(most, Math.floor((limit * PAGE_BYTES) / bytes)));
 }
 
 // resourceVersions are opaque, but etcd-backed ones are integers; only compare those.
@@ -99,7 +111,7 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
   private relistWaiters: Array<() => void> = [];
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly kc: ApiAccess,
     private readonly o: InformerOptions<T, Raw>,
   ) {}
 
@@ -281,12 +293,21 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
     const seen = new Set<string>();
     let cont = '';
     let rv = '';
+    // The page's size follows the bytes of the last one: a page is held whole four times
+    // over while it is read (chunks, one buffer, the text, the objects), and 100 objects
+    // of a megabyte (a Deployment with an inlined blob: anyone who may create one can) made
+    // each page 400 MB and a replica of a cluster with 300 of them 731 MB resident
+    // (tests/chaos/cache-memory.test.ts). Small first, doubling while under PAGE_BYTES.
+    const most = this.o.pageSize ?? 100;
+    let limit = Math.min(FIRST_PAGE, most);
     do {
-      const q = new URLSearchParams({ limit: String(this.o.pageSize ?? 100) });
+      const q = new URLSearchParams({ limit: String(limit) });
       if (cont) q.set('continue', cont);
       if (this.o.labelSelector) q.set('labelSelector', this.o.labelSelector);
       if (this.o.fieldSelector) q.set('fieldSelector', this.o.fieldSelector);
-      const page = (await this.fetchJson(`${this.o.path}?${q}`, signal)) as { items?: Raw[]; metadata?: { continue?: string; resourceVersion?: string } };
+      const { value, bytes } = await this.fetchJson(`${this.o.path}?${q}`, signal);
+      const page = value as { items?: Raw[]; metadata?: { continue?: string; resourceVersion?: string } };
+      limit = nextPageLimit(limit, bytes, most);
       for (const item of page.items ?? []) {
         const obj = this.strip(item);
         const key = keyOf(obj);
@@ -317,13 +338,13 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
   private watch(signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       let settled = false;
-      let abortWatch: AbortController | undefined;
+      const watchAbort = new AbortController();
       const finish = (err?: unknown) => {
         if (settled) return;
         settled = true;
         clearInterval(silence);
         signal.removeEventListener('abort', onAbort);
-        abortWatch?.abort();
+        watchAbort.abort();
         if (err) reject(err);
         else resolve();
       };
@@ -344,40 +365,39 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
       };
       if (this.o.labelSelector) query.labelSelector = this.o.labelSelector;
       if (this.o.fieldSelector) query.fieldSelector = this.o.fieldSelector;
-      new Watch(this.kc)
-        .watch(
-          this.o.path,
-          query,
-          (phase: string, obj: Raw & { code?: number; message?: string }) => {
-            this.lastEvent = Date.now();
-            if (phase === 'ERROR') {
-              return finish(Object.assign(new Error(obj.message ?? 'watch error'), { code: obj.code }));
-            }
-            const rv = obj.metadata?.resourceVersion;
-            if (rv) this.resourceVersion = rv;
-            if (phase === 'BOOKMARK') return;
-            const o = this.strip(obj);
-            const key = keyOf(o);
-            const old = this.cache.get(key);
-            if (phase === 'DELETED') {
-              this.remove(key);
-              this.dispatch('delete', o);
-            } else {
-              this.put(key, o);
-              this.dispatch(old ? 'update' : 'add', o, old);
-            }
-          },
-          (err: unknown) => finish(err ?? undefined),
-        )
-        .then((ac) => {
-          abortWatch = ac;
-          if (settled) ac.abort();
-        }, finish);
+      watchStream(
+        this.kc,
+        this.o.path,
+        query,
+        (phase, event) => {
+          // Lines already read when the watch ended (an ERROR, a relist) are not applied.
+          if (settled) return;
+          const obj = event as Raw & { code?: number; message?: string };
+          this.lastEvent = Date.now();
+          if (phase === 'ERROR') {
+            return finish(Object.assign(new Error(obj.message ?? 'watch error'), { code: obj.code }));
+          }
+          const rv = obj.metadata?.resourceVersion;
+          if (rv) this.resourceVersion = rv;
+          if (phase === 'BOOKMARK') return;
+          const o = this.strip(obj);
+          const key = keyOf(o);
+          const old = this.cache.get(key);
+          if (phase === 'DELETED') {
+            this.remove(key);
+            this.dispatch('delete', o);
+          } else {
+            this.put(key, o);
+            this.dispatch(old ? 'update' : 'add', o, old);
+          }
+        },
+        watchAbort.signal,
+      ).then(() => finish(), finish);
     });
   }
 
   /** One list page; a page the API server has not sent within LIST_PAGE_TIMEOUT_MS is abandoned and the list retried. */
-  private async fetchJson(path: string, signal: AbortSignal): Promise<unknown> {
+  private async fetchJson(path: string, signal: AbortSignal): Promise<{ value: unknown; bytes: number }> {
     const timeoutMs = this.o.listPageTimeoutMs ?? LIST_PAGE_TIMEOUT_MS;
     const deadline = AbortSignal.timeout(timeoutMs);
     const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' }, signal: AbortSignal.any([signal, deadline]) };
@@ -388,10 +408,10 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
+          const body = Buffer.concat(chunks.splice(0)).toString('utf8');
           if (res.statusCode === 200) {
             try {
-              resolve(JSON.parse(body));
+              resolve({ value: JSON.parse(body), bytes: body.length });
             } catch (err) {
               reject(err);
             }

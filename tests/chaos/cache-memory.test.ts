@@ -2,18 +2,30 @@
 // ReplicaSet and Deployment of the cluster (the webhook reads them on the admission path),
 // so their templates, ten ReplicaSets per Deployment by default, were most of its memory,
 // and a user could OOM every replica at once with `replicas: 0` Deployments of a megabyte.
-// Here: 2,000 Deployments with 10 ReplicaSets each of a 100 KB template, 300 hostile
-// Deployments of 1 MB, then the hostile admission load of the 2 MiB pods on top.
+//
+// The scale: the issue asks for 2,000 Deployments × 10 ReplicaSets of 100 KB (2 GB of
+// objects). Writing them into this machine's etcd took most of 400 s and then timed out,
+// past the fault suite's budget; the row runs a tenth of the fleet (2,000 ReplicaSets of
+// 100 KB, 200 MB) and all 300 hostile Deployments of 1 MB (their controller adds a
+// ReplicaSet of 1 MB each: 600 MB), and reports what the full fleet would cost from what
+// the cache keeps of each ReplicaSet.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import https from 'node:https';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe } from 'node:test';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
+import { replicaSetForCache } from '../../src/kube/cluster-cache.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
 import { rssOf, watchHealth } from '../support/health.js';
 import { request } from '../support/https.js';
 import { type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
+import { template as helmTemplate } from '../support/helm.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The chart's memory limit of `sickbay serve`. */
 const LIMIT = 512 * 2 ** 20;
@@ -22,7 +34,15 @@ describe('a replica with the caches of a real cluster', { timeout: 1_200_000 }, 
   let t: TestCluster;
   let proc: SickbayProcess | undefined;
 
+  /** What the chart gives `sickbay serve` for its 512 Mi limit (V8's heap bounded below it). */
+  let nodeOptions = '';
+
   before(async () => {
+    // The compiled process, as the image runs it (tsx's compiler is ~100 MB of its own).
+    await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
+    const rendered = await helmTemplate();
+    nodeOptions = /name: NODE_OPTIONS, value: "([^"]*)" \}\n\s+- \{ name: SICKBAY_NAMESPACE/.exec(rendered)?.[1] ?? '';
+    assert.match(nodeOptions, /^--max-old-space-size=\d+$/, "the chart's NODE_OPTIONS for sickbay serve");
     t = await startCluster({ nodes: 1 });
   });
   after(async () => {
@@ -46,37 +66,69 @@ describe('a replica with the caches of a real cluster', { timeout: 1_200_000 }, 
   };
 
   scenario('a replica with realistic caches under the 2 MiB-pod admission load', {
-    load: '2,000 Deployments × 10 ReplicaSets with 100 KB templates, 300 hostile Deployments of 1 MB (replicas 0, in a namespace that never opted in); then rounds of 8 concurrent 2 MiB pods of 10,000 containers for 15 s',
+    load: '200 Deployments × 10 ReplicaSets with 100 KB templates (a tenth of the fleet the issue names), 300 hostile Deployments of 1 MB with their ReplicaSets (replicas 0, in a namespace that never opted in); then rounds of 8 concurrent 2 MiB pods of 10,000 containers for 15 s',
     fault: 'the caches every replica keeps of a large cluster, and hostile objects meant to fill them (a review found 100 Deployments of 800 KB doubled the resident memory)',
-    outcome: "resident memory under the chart's 512 Mi limit; /healthz p99 under 100 ms; every admission 200 or 429",
+    outcome: "resident memory under the chart's 512 Mi limit from start through the load; /healthz p99 under 100 ms; every admission 200 or 429",
   }, async (fig) => {
     const started = Date.now();
     await createNamespace(t.core, 'fleet');
     await createNamespace(t.core, 'hostile');
+    const FLEET = 200;
     // The fleet: Deployments paused at 0 replicas (their own controller adds nothing), each
     // with the ten ReplicaSets of its revision history.
-    await each(2000, 8, (i) =>
+    await each(FLEET, 8, (i) =>
       t.apps.createNamespacedDeployment({ namespace: 'fleet', body: { metadata: { name: `svc-${i}` }, spec: { replicas: 0, paused: true, revisionHistoryLimit: 20, selector: { matchLabels: { app: `svc-${i}` } }, template: template(`svc-${i}`, 100) } } }),
     );
-    const rsTemplate = (i: number) => template(`svc-${Math.floor(i / 10)}`, 100_000);
-    await each(20_000, 8, (i) =>
-      t.apps.createNamespacedReplicaSet({
+    await each(FLEET * 10, 8, (i) => {
+      const labels = { app: `svc-${Math.floor(i / 10)}`, 'pod-template-hash': `r${i % 10}` };
+      return t.apps.createNamespacedReplicaSet({
         namespace: 'fleet',
-        body: { metadata: { name: `svc-${Math.floor(i / 10)}-r${i % 10}`, labels: { app: `svc-${Math.floor(i / 10)}`, 'pod-template-hash': `r${i % 10}` } }, spec: { replicas: 0, selector: { matchLabels: { app: `svc-${Math.floor(i / 10)}`, 'pod-template-hash': `r${i % 10}` } }, template: { ...rsTemplate(i), metadata: { labels: { app: `svc-${Math.floor(i / 10)}`, 'pod-template-hash': `r${i % 10}` } } } } },
-      }),
-    );
+        body: { metadata: { name: `svc-${Math.floor(i / 10)}-r${i % 10}`, labels }, spec: { replicas: 0, selector: { matchLabels: labels }, template: { ...template(labels.app, 100_000), metadata: { labels } } } },
+      });
+    });
     await each(300, 4, (i) =>
       t.apps.createNamespacedDeployment({ namespace: 'hostile', body: { metadata: { name: `big-${i}` }, spec: { replicas: 0, selector: { matchLabels: { app: `big-${i}` } }, template: template(`big-${i}`, 1_000_000) } } }),
     );
-    fig('objects made', `22,300 in ${secs(Date.now() - started)}`);
+    await waitFor('a ReplicaSet of each hostile Deployment', async () => {
+      // One item asked for; the rest counted by the API server (a page of them would be 300 MB).
+      const page = await t.apps.listNamespacedReplicaSet({ namespace: 'hostile', limit: 1 });
+      return page.items.length + (page.metadata?.remainingItemCount ?? 0) >= 300 ? true : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 2_000 });
+    fig('objects made', `${(FLEET * 11 + 600).toLocaleString('en')} in ${secs(Date.now() - started)}`);
+    const one = await t.apps.readNamespacedReplicaSet({ name: 'svc-0-r0', namespace: 'fleet' });
+    const kept = JSON.stringify(replicaSetForCache(one)).length;
+    fig('a ReplicaSet of 100 KB kept as', `${kept} bytes (2,000 × 10 of them: ${((kept * 20_000) / 2 ** 20).toFixed(1)} MiB)`);
 
-    proc = await spawnSickbay(t, 'fleet', { SICKBAY_CONTROLLERS: 'true', SICKBAY_LEADER_ELECTION: 'false', SICKBAY_LOG_LEVEL: 'warn' });
+    proc = await spawnSickbay(t, 'fleet', { SICKBAY_CONTROLLERS: 'true', SICKBAY_LEADER_ELECTION: 'false', SICKBAY_LOG_LEVEL: 'warn', SICKBAY_USE_DIST: '1', NODE_OPTIONS: nodeOptions });
+    fig('sickbay', `compiled, NODE_OPTIONS ${nodeOptions} (the chart's)`);
     const p = proc;
-    const syncStarted = Date.now();
-    await waitFor('sickbay ready with its caches synced', async () => (await request(p.port, p.caPem, '/readyz', { method: 'GET' }).catch(() => undefined))?.status === 200, { timeoutMs: 300_000, intervalMs: 500 });
-    fig('caches synced after', secs(Date.now() - syncStarted));
-    const idle = rssOf(p.pid);
-    fig('resident with the caches', `${(idle / 2 ** 20).toFixed(0)} MiB`);
+    // Resident memory from the start: a list page of megabyte objects is parsed whole.
+    let rssMax = 0;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssOf(p.pid))), 50);
+    try {
+      const syncStarted = Date.now();
+      let exited = false;
+      void p.exited.then(() => (exited = true));
+      await waitFor(
+        'sickbay ready with its caches synced',
+        async () => {
+          // A replica that died of its caches (V8's heap limit, the chart's) fails the row at once.
+          if (exited) {
+            const lines = p.output().split('\n').filter((l) => l.trim());
+            const why = lines.findLast((l) => /out of memory|FATAL|Error/i.test(l)) ?? lines.at(-1) ?? '';
+            // One line: waitFor's stopOn keeps the first.
+            throw new Error(`sickbay exited while listing (resident max ${(rssMax / 2 ** 20).toFixed(0)} MiB): ${why.trim().slice(0, 300)}`);
+          }
+          return (await request(p.port, p.caPem, '/readyz', { method: 'GET' }).catch(() => undefined))?.status === 200;
+        },
+        { timeoutMs: 300_000, intervalMs: 500, stopOn: () => exited },
+      );
+      fig('caches synced after', secs(Date.now() - syncStarted));
+      fig('resident max while listing', `${(rssMax / 2 ** 20).toFixed(0)} MiB`);
+      fig('resident with the caches', `${(rssOf(p.pid) / 2 ** 20).toFixed(0)} MiB`);
+    } finally {
+      clearInterval(sampler);
+    }
 
     // The hostile admission load on top.
     const pad = 'x'.repeat(150);
@@ -90,12 +142,13 @@ describe('a replica with the caches of a real cluster', { timeout: 1_200_000 }, 
       const replies = await Promise.all(Array.from({ length: 8 }, () => post(p.port, p.caPem, body, agent).catch(() => -1)));
       for (const r of replies) statuses.set(r, (statuses.get(r) ?? 0) + 1);
     }
-    const { p99, rssMax, failures } = await health.stop(fig);
+    const { p99, rssMax: loadRssMax, failures } = await health.stop(fig);
     agent.destroy();
     fig('answers', [...statuses.entries()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}: ${n}`).join(', '));
     assert.ok([...statuses.keys()].every((s) => s === 200 || s === 429), 'every admission 200 or 429');
     assert.deepEqual(failures, []);
-    assert.ok(rssMax < LIMIT, `resident ${(rssMax / 2 ** 20).toFixed(0)} MiB, over the chart's limit`);
+    assert.ok(rssMax < LIMIT, `resident ${(rssMax / 2 ** 20).toFixed(0)} MiB while listing, over the chart's limit`);
+    assert.ok(loadRssMax < LIMIT, `resident ${(loadRssMax / 2 ** 20).toFixed(0)} MiB under load, over the chart's limit`);
     assert.ok(p99 < 100, `/healthz p99 ${p99.toFixed(1)} ms`);
   }, { timeout: 1_100_000 });
 });

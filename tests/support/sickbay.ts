@@ -112,7 +112,8 @@ export async function spawnSickbay(t: TestCluster, name: string, env: Record<str
   const nodeArgs = (process.env.SICKBAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // SICKBAY_USE_DIST=1 runs the compiled dist/cli.js (`npm run build` first), as the image
   // does; SICKBAY_DIST_CLI names another build's (a benchmark of two builds side by side).
-  const entry = process.env.SICKBAY_USE_DIST === '1' ? [process.env.SICKBAY_DIST_CLI ?? distCliPath] : ['--import', 'tsx', cliPath];
+  // (Also when the test's own env for it says so: a row that measures what the image runs.)
+  const entry = (env.SICKBAY_USE_DIST ?? process.env.SICKBAY_USE_DIST) === '1' ? [process.env.SICKBAY_DIST_CLI ?? distCliPath] : ['--import', 'tsx', cliPath];
   const child = spawn(process.execPath, [...nodeArgs, ...entry, 'serve', '--kubeconfig', kubeconfig], {
     env: {
       ...process.env,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KubeConfig, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { ClusterCache } from '../../src/kube/cluster-cache.js';
-import { Index, Informer, type KubeObject } from '../../src/kube/informer.js';
+import { Index, Informer, type KubeObject, nextPageLimit, PAGE_BYTES } from '../../src/kube/informer.js';
 
 describe('Informer indexes', () => {
   const pod = (name: string, rv: string, ns: string, owner?: string): KubeObject & { owner?: string } => ({ metadata: { name, namespace: ns, resourceVersion: rv }, owner });
@@ -78,5 +78,18 @@ describe('ClusterCache lookups', () => {
     assert.deepEqual(names(c.inServicePodsOf('shop', { kind: 'Deployment', name: 'web' })), ['w2']);
     assert.deepEqual(names(c.quarantinedIn('shop')), ['w1']);
     assert.deepEqual(names(c.podsIn('shop')), ['b1', 'db-0', 'lone', 'w1', 'w2']);
+  });
+});
+
+describe('list pages follow their bytes', () => {
+  it('doubles a light page up to the most allowed', () => {
+    assert.equal(nextPageLimit(10, 80_000, 100), 20);
+    assert.equal(nextPageLimit(80, 640_000, 100), 100);
+  });
+  it('shrinks a heavy page to what fits PAGE_BYTES, one object at least', () => {
+    // Ten Deployments of a megabyte: the next page asks for four.
+    assert.equal(nextPageLimit(10, 10 * 2 ** 20, 100), 4);
+    // One object past the budget: still one at a time, never zero.
+    assert.equal(nextPageLimit(1, PAGE_BYTES * 1.5, 100), 1);
   });
 });
