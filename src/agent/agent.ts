@@ -3,8 +3,9 @@
 // It never acts on the node itself; the node controller decides.
 import http from 'node:http';
 import net from 'node:net';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { codeOf, errorText, mergePatch, strategicMergePatch } from '../kube/api.js';
+import type { V1Node } from '@kubernetes/client-node';
+import { codeOf, errorText } from '../kube/errors.js';
+import { type ApiAccess, restCall } from '../kube/rest.js';
 import { Informer } from '../kube/informer.js';
 import type { Logger } from '../core/log.js';
 import { sleep, withDeadline } from '../util/wait.js';
@@ -38,11 +39,14 @@ export interface AgentStats {
   lastHeartbeat?: Date;
 }
 
-const TARGET = { group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL };
+const HEALTHS = `/apis/${NODEHEALTH_GROUP}/${NODEHEALTH_VERSION}/${NODEHEALTH_PLURAL}`;
+/** Each API call is aborted after this (the request itself: a heartbeat never lands late). */
+const API_TIMEOUT_MS = 10_000;
+const MERGE_PATCH = 'application/merge-patch+json';
+/** For the Node's status: its conditions merge by type, so the kubelet's stay as they are. */
+const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
 
 export class NodeAgent {
-  private readonly api: CustomObjectsApi;
-  private readonly core: CoreV1Api;
   /** The last Node condition write failure (logged once until it changes). */
   private nodeConditionError?: string;
   private readonly trackers: Map<CheckName, CheckTracker>;
@@ -62,12 +66,10 @@ export class NodeAgent {
   lastRoundAt = Date.now();
 
   constructor(
-    kc: KubeConfig,
+    private readonly kc: ApiAccess,
     readonly o: AgentOptions,
     private readonly log: Logger,
   ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
     this.trackers = new Map(o.checks.map((c) => [c, new CheckTracker(c, o.failureThreshold)]));
     if (o.processes !== 'auto') this.processWatch = new ProcessWatch(o.procRoot, o.processes);
     if (o.checks.includes('conditions') || (o.processes === 'auto' && o.checks.includes('processes'))) {
@@ -196,7 +198,7 @@ export class NodeAgent {
   private async write(): Promise<void> {
     const name = this.o.nodeName;
     if (!this.exists) {
-      const current = await withDeadline(this.api.getClusterCustomObject({ ...TARGET, name }) as Promise<NodeHealth>, 10_000, 'NodeHealth read').catch((err) => {
+      const current = await restCall<NodeHealth>(this.kc, { method: 'GET', path: `${HEALTHS}/${encodeURIComponent(name)}`, timeoutMs: API_TIMEOUT_MS }).catch((err) => {
         if (codeOf(err) === 404) return undefined;
         throw err;
       });
@@ -209,7 +211,7 @@ export class NodeAgent {
           metadata: { name, ...(owner?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name, uid: owner.uid }] } : {}) },
           spec: { nodeName: name },
         };
-        await withDeadline(this.api.createClusterCustomObject({ ...TARGET, body }), 10_000, 'NodeHealth create').catch((err) => {
+        await restCall(this.kc, { method: 'POST', path: HEALTHS, body, timeoutMs: API_TIMEOUT_MS }).catch((err) => {
           if (codeOf(err) !== 409) throw err;
         });
       } else if (!this.sinceKnown && current.status?.healthy === this.healthy && current.status.since) {
@@ -221,7 +223,7 @@ export class NodeAgent {
     }
     const status = this.status();
     try {
-      await withDeadline(this.api.patchClusterCustomObjectStatus({ ...TARGET, name, body: { status } }, mergePatch), 10_000, 'NodeHealth heartbeat');
+      await restCall(this.kc, { method: 'PATCH', path: `${HEALTHS}/${encodeURIComponent(name)}/status`, body: { status }, contentType: MERGE_PATCH, timeoutMs: API_TIMEOUT_MS });
     } catch (err) {
       if (codeOf(err) === 404) this.exists = false; // deleted under us: create it again next time
       throw err;
@@ -237,7 +239,7 @@ export class NodeAgent {
   private async writeNodeCondition(type: string, status: NodeHealthStatus) {
     const condition = nodeProblemCondition(type, status.healthy, this.since, status.checks, new Date());
     try {
-      await withDeadline(this.core.patchNodeStatus({ name: this.o.nodeName, body: { status: { conditions: [condition] } } }, strategicMergePatch), 10_000, 'Node condition');
+      await restCall(this.kc, { method: 'PATCH', path: `/api/v1/nodes/${encodeURIComponent(this.o.nodeName)}/status`, body: { status: { conditions: [condition] } }, contentType: STRATEGIC_MERGE_PATCH, timeoutMs: API_TIMEOUT_MS });
       this.nodeConditionError = undefined;
     } catch (err) {
       const text = errorText(err);
@@ -285,7 +287,7 @@ async function reachable(targets: string[], timeoutMs: number): Promise<CheckRes
 }
 
 /** host:port of the API server a kubeconfig points at: the agent's default network target. */
-export function apiServerTarget(kc: KubeConfig): string | undefined {
+export function apiServerTarget(kc: ApiAccess): string | undefined {
   const server = kc.getCurrentCluster()?.server;
   if (!server) return undefined;
   const url = new URL(server);

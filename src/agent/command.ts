@@ -1,10 +1,10 @@
 // `sickbay agent --node-name N`: the node agent, plus a small plain-HTTP endpoint for the
 // DaemonSet's probes and Prometheus (GET /healthz: the check loop is turning; GET /metrics).
 import http from 'node:http';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { AgentMetrics } from '../core/metrics.js';
 import type { AgentConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
+import type { ApiAccess } from '../kube/rest.js';
 import { apiServerTarget, NodeAgent } from './agent.js';
 
 export interface AgentHandle {
@@ -13,7 +13,7 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-export async function runAgent(a: AgentConfig, kc: KubeConfig, log: Logger, o: { nodeName: string; version?: string }): Promise<AgentHandle> {
+export async function runAgent(a: AgentConfig, kc: ApiAccess, log: Logger, o: { nodeName: string; version?: string }): Promise<AgentHandle> {
   const targets = a.networkTargets.length ? a.networkTargets : [apiServerTarget(kc)].filter((t): t is string => !!t);
   const agent = new NodeAgent(
     kc,

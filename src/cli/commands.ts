@@ -1,7 +1,7 @@
 // The command line's words: each command's synopsis and help, the exit codes, and shell
 // completion made from them. `sickbay --help` prints these, docs/reference/cli.md is
 // generated from them (`npm run docs`), and the completion scripts offer their flags.
-import { codeOf, errorText } from '../kube/api.js';
+import { codeOf, errorText } from '../kube/errors.js';
 
 export interface CommandDoc {
   name: string;

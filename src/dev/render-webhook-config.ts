@@ -1,7 +1,7 @@
 // `npm run webhook-config`: rewrites webhook-config/ and chart/crds/ from their generators.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { committedChartCrds } from '../core/nodehealth.js';
+import { committedChartCrds } from './chart-crds.js';
 import { committedChartFiles } from '../core/shim-commands.js';
 import { committedWebhookManifests } from '../webhook/webhook-manifests.js';
 
