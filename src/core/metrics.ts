@@ -50,6 +50,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly isLeader = new Gauge({ name: 'sickbay_leader', help: '1 while this replica holds the controller lease.', registers: [this.registry] });
+  readonly failedTerms = new Counter({
+    name: 'sickbay_leader_failed_terms_total',
+    help: 'Leadership terms ended because leader work stopped (a controller threw or returned): the Lease was resigned, and this replica waits out a backoff before it campaigns again.',
+    labelNames: ['runnable'] as const,
+    registers: [this.registry],
+  });
   readonly quarantines = new Counter({
     name: 'sickbay_quarantines_total',
     help: 'Pods quarantined, by trigger (not-ready, annotation, alert).',

@@ -7,7 +7,8 @@
 // (and `isLeader()` itself, for a process that was paused) ends the term even if a call
 // hangs, so the term is over before another replica may take the lease (lease duration
 // > renew deadline, measured from a later moment). A clean shutdown releases the lease
-// so another replica takes over immediately.
+// so another replica takes over immediately; so does a term that its leader work ended
+// (resign), after which this replica waits out a backoff before it campaigns again.
 import { setMaxListeners } from 'node:events';
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.js';
@@ -46,6 +47,9 @@ export class LeaseElector {
   private leaderAbort?: AbortController;
   private lastRenew = 0;
   private deadline?: NodeJS.Timeout;
+  /** No campaign before this (ms): a resigned term's backoff. */
+  private pausedUntil = 0;
+  private resigned?: Promise<void>;
 
   constructor(
     kc: KubeConfig,
@@ -69,8 +73,12 @@ export class LeaseElector {
    * Runs until `signal` aborts. `lead(term)` is called each time this replica becomes
    * leader; `term` aborts the moment leadership is lost, and a later term gets a new one.
    */
-  async run(signal: AbortSignal, lead: (term: AbortSignal) => void): Promise<void> {
+  async run(signal: AbortSignal, lead: (term: AbortSignal, resign: (why: string, backoffMs: number) => void) => void): Promise<void> {
     while (!signal.aborted) {
+      if (Date.now() < this.pausedUntil) {
+        await sleep(Math.min(this.pausedUntil - Date.now(), this.o.retryPeriodMs), signal);
+        continue;
+      }
       // A leader's call may last until its renew deadline; a candidate's, a renew deadline.
       const attemptAt = Date.now();
       const budget = this.leading ? this.lastRenew + this.o.renewDeadlineMs - attemptAt : this.o.renewDeadlineMs;
@@ -99,11 +107,15 @@ export class LeaseElector {
         // From when the renew was sent, not answered: the term ends no later than it may.
         this.lastRenew = attemptAt;
         this.armDeadline();
-        if (!this.leading) {
+        if (!this.leading && Date.now() < this.pausedUntil) {
+          // A renew in flight when the term was resigned landed after the release: give it back.
+          this.resigned = this.releaseQuietly();
+        } else if (!this.leading) {
           this.setLeading(true);
-          this.leaderAbort = new AbortController();
-          setMaxListeners(100, this.leaderAbort.signal); // every controller's informers and waits listen on it
-          lead(this.leaderAbort.signal);
+          const term = new AbortController();
+          this.leaderAbort = term;
+          setMaxListeners(100, term.signal); // every controller's informers and waits listen on it
+          lead(term.signal, (why, backoffMs) => this.resign(term, why, backoffMs));
         }
       } else if (step === 'deadline') {
         this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
@@ -118,6 +130,20 @@ export class LeaseElector {
       this.stopLeading();
       await this.release().catch((err) => this.o.log?.warn('could not release the lease', { error: errorText(err) }));
     }
+    await this.resigned;
+  }
+
+  /**
+   * Ends `term` if it is still the current one: leader work stops, the lease is released
+   * (another replica may take it at once instead of after a lease duration), and this
+   * replica does not campaign for `backoffMs`.
+   */
+  private resign(term: AbortController, why: string, backoffMs: number) {
+    if (this.leaderAbort !== term || !this.leading) return;
+    this.o.log?.error('resigning the lease: leader work stopped', { lease: this.o.name, why, backoffMs });
+    this.pausedUntil = Date.now() + backoffMs;
+    this.stopLeading();
+    this.resigned = this.releaseQuietly();
   }
 
   /** Ends the term at the renew deadline unless a renew comes first, whatever the loop is waiting on. */
@@ -192,6 +218,10 @@ export class LeaseElector {
       if (codeOf(err) === 409) return false;
       throw err;
     }
+  }
+
+  private releaseQuietly(): Promise<void> {
+    return this.release().catch((err) => void this.o.log?.warn('could not release the lease; another replica takes it after its duration', { error: errorText(err) }));
   }
 
   private async release() {

@@ -24,7 +24,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { Runnable } from './manager.js';
 import type { Components } from './serve.js';
 import { type PostQuarantineStep } from '../kube/steps.js';
-import { errorDetail } from '../kube/api.js';
+import { errorDetail } from '../kube/errors.js';
 
 export interface Controller {
   name: string;
@@ -67,8 +67,20 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       const nodes = new NodeController(deps('node-controller', config.node), overrides.steps ? undefined : registryStep);
       controllers.push({ name: 'node-controller', run: (s) => nodes.run(s) });
     }
+    // A controller that fails, or returns while the term goes on, fails this runnable: the
+    // manager ends the term (the Lease resigned), so no replica leads without it.
     await Promise.all(
-      controllers.map((c) => c.run(term).catch((err) => log.error('controller stopped with an error', { controller: c.name, error: errorDetail(err) }))),
+      controllers.map((c) =>
+        c.run(term).then(
+          () => {
+            if (!term.aborted) throw new Error(`${c.name} returned while still leading`);
+          },
+          (err) => {
+            if (!term.aborted) throw new Error(`${c.name}: ${errorDetail(err)}`, { cause: err });
+            log.warn('controller stopped with an error as its term ended', { controller: c.name, error: errorDetail(err) });
+          },
+        ),
+      ),
     );
   };
 

@@ -99,6 +99,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     elector: components.elector,
     waitForCaches: components.waitForCaches,
     log,
+    onTermFailed: (runnable) => metrics.failedTerms.inc({ runnable }),
   });
 
   const readiness = { notReadyReason: () => (shuttingDown ? 'shutting down' : manager.notReadyReason()) };

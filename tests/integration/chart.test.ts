@@ -443,6 +443,15 @@ describe('the Helm chart', () => {
               { eval_time: '20m', alertname: 'SickbayUninjectedPods', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayUninjectedPods').annotations }] },
             ],
           },
+          // A leader's controllers failing (the term resigned): an alert at once, quiet before.
+          {
+            interval: '1m',
+            input_series: [{ series: `sickbay_leader_failed_terms_total{namespace="${NS}",pod="sickbay-a",runnable="controllers"}`, values: '0x5 1x20' }],
+            alert_rule_test: [
+              { eval_time: '4m', alertname: 'SickbayLeaderWorkFailing', exp_alerts: [] },
+              { eval_time: '7m', alertname: 'SickbayLeaderWorkFailing', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: rule.spec.groups[0].rules.find((r: any) => r.alert === 'SickbayLeaderWorkFailing').annotations }] },
+            ],
+          },
           // An agent away (AgentDown, issue 26): not an isolation, but an alert after 10 minutes.
           {
             interval: '1m',

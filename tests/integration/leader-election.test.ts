@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { createLogger } from '../../src/core/log.js';
+import { LeaseElector } from '../../src/kube/lease-elector.js';
+import { Manager } from '../../src/manager/manager.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
 import { median, scenario, secs } from '../support/chaos.js';
@@ -145,6 +148,47 @@ describe('leader election with two replicas', { timeout: 600_000 }, () => {
     await waitFor('replica-c to lead', async () => (await holder()) === 'replica-c', { timeoutMs: 15_000, intervalMs: 200 });
     assert.ok(Date.now() - stoppedAt < 8_000, `took over ${Date.now() - stoppedAt} ms after a clean stop (no lease-duration wait)`);
   });
+  it("a leader whose controller throws on start ends its term: the Lease released, another replica leads at once, the first waits out its backoff (issue 29)", async () => {
+    // Two managers in this process with the real Lease elector, on a Lease of their own:
+    // the controller that throws stands for any leader work that fails.
+    const lease = 'term-failure-test';
+    const opts = { namespace: SICKBAY_NS, name: lease, leaseDurationMs: 6_000, renewDeadlineMs: 4_000, retryPeriodMs: 300 };
+    const log = createLogger('error');
+    const stop = new AbortController();
+    let failedAt = 0;
+    const failedTerms: string[] = [];
+    const startedB: number[] = [];
+    const a = new Manager({
+      runnables: [{ name: 'controllers', needsLeadership: true, start: async () => { await new Promise((r) => setTimeout(r, 200)); failedAt = Date.now(); throw new Error('the pod isolation controller cannot start'); } }],
+      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-a' }),
+      log,
+      termBackoffMs: 30_000,
+      onTermFailed: (name) => failedTerms.push(name),
+    });
+    const b = new Manager({
+      runnables: [{ name: 'controllers', needsLeadership: true, start: (term) => (startedB.push(Date.now()), new Promise<void>((r) => term.addEventListener('abort', () => r(), { once: true }))) }],
+      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-b' }),
+      log,
+    });
+    const leaseHolder = async () => (await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: lease, namespace: SICKBAY_NS }).catch(() => undefined))?.spec?.holderIdentity ?? '';
+    const runA = a.run(stop.signal);
+    await waitFor('manager-a to lead', async () => (await leaseHolder()) === 'manager-a', { timeoutMs: 15_000, intervalMs: 100 });
+    const runB = b.run(stop.signal);
+    try {
+      await waitFor('manager-b to lead', async () => (await leaseHolder()) === 'manager-b' && startedB.length > 0, { timeoutMs: 15_000, intervalMs: 100 });
+      const takeover = startedB[0]! - failedAt;
+      assert.ok(takeover < opts.leaseDurationMs, `manager-b ran its controllers ${takeover} ms after manager-a's failed: the Lease was released, not left to expire (${opts.leaseDurationMs} ms)`);
+      assert.deepEqual(failedTerms, ['controllers']);
+      // manager-a waits out its backoff: it does not take the Lease back while manager-b renews.
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.equal(await leaseHolder(), 'manager-b');
+      assert.equal(startedB.length, 1, "manager-b's term goes on");
+    } finally {
+      stop.abort();
+      await Promise.all([runA, runB]);
+    }
+  });
+
   /** 1 while the replica says it leads (its own /metrics, which needs no API server). */
   const leads = async (r: SickbayProcess) => {
     const res = await request(r.port, r.caPem, '/metrics', { method: 'GET' });

@@ -22,10 +22,11 @@ function recording(name: string, needsLeadership: boolean, events: string[], sig
   };
 }
 
-/** An elector the test drives: `win()` starts a term, `lose()` ends it. */
+/** An elector the test drives: `win()` starts a term, `lose()` ends it; `resigned` holds what the manager resigned for. */
 function drivenElector() {
-  let lead: ((term: AbortSignal) => void) | undefined;
+  let lead: Parameters<Elector['run']>[1] | undefined;
   let term: AbortController | undefined;
+  const resigned: Array<{ why: string; backoffMs: number }> = [];
   const elector: Elector = {
     run(signal, l) {
       lead = l;
@@ -35,9 +36,14 @@ function drivenElector() {
   return {
     elector,
     win() {
-      term = new AbortController();
-      lead!(term.signal);
+      const t = new AbortController();
+      term = t;
+      lead!(t.signal, (why, backoffMs) => {
+        resigned.push({ why, backoffMs });
+        t.abort();
+      });
     },
+    resigned,
     lose() {
       term!.abort();
     },
@@ -125,6 +131,80 @@ describe('Manager', () => {
     await tick();
     assert.deepEqual(events, ['start informers']);
     assert.ok(lines.some((l) => l.includes('broken') && l.includes('boom')), lines.join('\n'));
+    stop.abort();
+    await done;
+  });
+
+  it('a leader runnable that throws ends the term: the others in it stop, the elector resigns with why and a backoff that doubles', async () => {
+    const events: string[] = [];
+    const failed: string[] = [];
+    let starts = 0;
+    const throwing: Runnable = {
+      name: 'pod-isolation',
+      needsLeadership: true,
+      start: async () => {
+        starts++;
+        throw new Error('cannot read its config');
+      },
+    };
+    const e = drivenElector();
+    const stop = new AbortController();
+    const done = new Manager({ runnables: [throwing, recording('controllers', true, events)], elector: e.elector, log, onTermFailed: (name) => failed.push(name), termBackoffMs: 1_000 }).run(stop.signal);
+    await tick();
+    e.win();
+    await tick();
+    await tick();
+    assert.deepEqual(events, ['start controllers', 'stop controllers'], 'the term ended: the other leader runnable stopped');
+    assert.equal(e.resigned.length, 1);
+    assert.match(e.resigned[0]!.why, /^pod-isolation: .*cannot read its config/);
+    assert.equal(e.resigned[0]!.backoffMs, 1_000);
+    e.win();
+    await tick();
+    await tick();
+    assert.equal(starts, 2);
+    assert.equal(e.resigned[1]!.backoffMs, 2_000, 'a second failed term in a row waits twice as long');
+    assert.deepEqual(failed, ['pod-isolation', 'pod-isolation'], 'each failed term counted');
+    stop.abort();
+    await done;
+  });
+
+  it('a leader runnable that returns while the term goes on ends it too; one that returns because the term ended does not', async () => {
+    const e = drivenElector();
+    const stop = new AbortController();
+    let quit = true;
+    const quitting: Runnable = { name: 'node-controller', needsLeadership: true, start: (signal) => (quit ? Promise.resolve() : new Promise((r) => signal.addEventListener('abort', () => r(), { once: true }))) };
+    const done = new Manager({ runnables: [quitting], elector: e.elector, log, termBackoffMs: 1_000 }).run(stop.signal);
+    await tick();
+    e.win();
+    await tick();
+    assert.equal(e.resigned.length, 1);
+    assert.match(e.resigned[0]!.why, /node-controller: returned while still leading/);
+    quit = false;
+    e.win();
+    await tick();
+    e.lose();
+    await tick();
+    assert.equal(e.resigned.length, 1, 'a term lost to the elector is not a failure');
+    stop.abort();
+    await done;
+  });
+
+  it('without an elector, a failed term is followed by a new one after the backoff', async () => {
+    let starts = 0;
+    const flaky: Runnable = {
+      name: 'controllers',
+      needsLeadership: true,
+      start: (signal) => {
+        starts++;
+        return starts === 1 ? Promise.reject(new Error('boom')) : new Promise((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      },
+    };
+    const stop = new AbortController();
+    const done = new Manager({ runnables: [flaky], log, termBackoffMs: 50 }).run(stop.signal);
+    await tick();
+    assert.equal(starts, 1);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(starts, 2, 'started again after the backoff');
     stop.abort();
     await done;
   });
