@@ -1,7 +1,7 @@
 // `sickbay agent --node-name N`: the node agent, plus a small plain-HTTP endpoint for the
 // DaemonSet's probes and Prometheus (GET /healthz: the check loop is turning; GET /metrics).
 import http from 'node:http';
-import { AgentMetrics } from '../core/metrics.js';
+import { agentMetricsText, TEXT_FORMAT } from '../core/agent-metrics.js';
 import type { AgentConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { ApiAccess } from '../kube/rest.js';
@@ -36,7 +36,6 @@ export async function runAgent(a: AgentConfig, kc: ApiAccess, log: Logger, o: { 
   const running = agent.run(abort.signal);
   let server: http.Server | undefined;
   if (a.port > 0) {
-    const { registry, heartbeats: beats, checkFailing: failing } = new AgentMetrics();
     server = createAgentServer((req, res) => {
       const lastRound = Date.now() - agent.lastRoundAt;
       if (req.url === '/healthz') {
@@ -47,14 +46,8 @@ export async function runAgent(a: AgentConfig, kc: ApiAccess, log: Logger, o: { 
         return;
       }
       if (req.url === '/metrics') {
-        beats.reset();
-        beats.inc({ result: 'ok' }, agent.stats.heartbeats);
-        beats.inc({ result: 'error' }, agent.stats.heartbeatErrors);
-        for (const c of agent.checkStates()) failing.set({ check: c.name }, c.ok ? 0 : 1);
-        void registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(text);
-        });
+        res.writeHead(200, { 'content-type': TEXT_FORMAT });
+        res.end(agentMetricsText({ ...agent.stats, checks: agent.checkStates() }));
         return;
       }
       res.writeHead(404).end();

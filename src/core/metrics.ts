@@ -2,6 +2,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { BUILD_INFO } from './agent-metrics.js';
 import { VERSION } from './version.js';
 
 /** From a failure seen to sickbay's action on it (pods, nodes). */
@@ -269,15 +270,7 @@ function firstCertificateEnd(file: string): number | undefined {
 
 /** `sickbay_build_info{version, nodejs}` 1: which build a replica or an agent runs (alerts join on it, dashboards show it). */
 function buildInfo(registry: Registry) {
-  const g = new Gauge({ name: 'sickbay_build_info', help: 'Always 1; its labels say which sickbay and Node.js this process runs.', labelNames: ['version', 'nodejs'] as const, registers: [registry] });
+  const g = new Gauge({ name: BUILD_INFO.name, help: BUILD_INFO.help, labelNames: BUILD_INFO.labelNames, registers: [registry] });
   g.set({ version: VERSION, nodejs: process.versions.node }, 1);
   return g;
-}
-
-/** The node agent's own /metrics. */
-export class AgentMetrics {
-  readonly registry = new Registry();
-  readonly buildInfo = buildInfo(this.registry);
-  readonly heartbeats = new Counter({ name: 'sickbay_agent_heartbeats_total', help: 'Heartbeats written, by result.', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly checkFailing = new Gauge({ name: 'sickbay_agent_check_failing', help: '1 while a check is failing.', labelNames: ['check'] as const, registers: [this.registry] });
 }

@@ -3,7 +3,8 @@
 import { configTable } from '../core/config-docs.js';
 import { PUBLIC_NAMES } from '../core/contract.js';
 import { EVENT_REASONS } from '../core/event-reasons.js';
-import { AgentMetrics, Metrics } from '../core/metrics.js';
+import { AGENT_METRICS } from '../core/agent-metrics.js';
+import { Metrics } from '../core/metrics.js';
 import { COMMANDS, EXIT_DOCS, helpText } from '../cli/commands.js';
 
 const GENERATED = (source: string) => `<!-- Generated from ${source} by \`npm run docs\`; do not edit. -->\n`;
@@ -72,7 +73,7 @@ function metricRows(registry: { getMetricsAsArray(): unknown[] }, process: strin
 }
 
 function metrics(): string {
-  return `${GENERATED('src/core/metrics.ts')}
+  return `${GENERATED('src/core/metrics.ts and src/core/agent-metrics.ts')}
 # Metrics
 
 \`GET /metrics\` on \`sickbay serve\` (every replica; the controllers' on the leader) and on each
@@ -82,7 +83,7 @@ checks it).
 
 | metric | type | labels | process | meaning |
 |---|---|---|---|---|
-${[...metricRows(new Metrics().registry, 'serve'), ...metricRows(new AgentMetrics().registry, 'agent')].join('\n')}
+${[...metricRows(new Metrics().registry, 'serve'), ...metricRows({ getMetricsAsArray: () => Object.values(AGENT_METRICS) }, 'agent')].join('\n')}
 `;
 }
 

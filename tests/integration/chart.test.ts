@@ -15,7 +15,8 @@ import { buildComponents } from '../../src/manager/components.js';
 import { readConfig } from '../../src/core/config.js';
 import { freePorts } from '../../src/dev/control-plane.js';
 import { createLogger } from '../../src/core/log.js';
-import { AgentMetrics, Metrics } from '../../src/core/metrics.js';
+import { AGENT_METRICS, agentMetricsText } from '../../src/core/agent-metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { nodeHealthCrd } from '../../src/core/nodehealth.js';
 import { agentClusterRules, SERVE_NAMESPACE_RULES, serveClusterRules, servingSecretRules } from '../../src/core/rbac.js';
 import { issueCertificate } from '../../src/tls/certificates.js';
@@ -40,7 +41,7 @@ const NS = 'sickbay-system';
 const MONITORING = ['monitoring.serviceMonitor.enabled', 'monitoring.podMonitor.enabled', 'monitoring.prometheusRule.enabled', 'monitoring.grafanaDashboard.enabled'];
 const allMonitoring = Object.fromEntries(MONITORING.map((m) => [m, 'true']));
 /** Every metric name sickbay's serve and agent processes export. */
-const exportedMetrics = async () => new Set([...(await new Metrics().registry.getMetricsAsJSON()), ...(await new AgentMetrics().registry.getMetricsAsJSON())].map((m) => m.name));
+const exportedMetrics = async () => new Set([...(await new Metrics().registry.getMetricsAsJSON()), ...Object.values(AGENT_METRICS)].map((m) => m.name));
 
 describe('the Helm chart', () => {
   let t: TestCluster;
@@ -399,6 +400,9 @@ describe('the Helm chart', () => {
       writeFileSync(path.join(dir, 'rules.yaml'), yaml.dump({ groups: rule.spec.groups }));
       const check = spawnSync(promtool, ['check', 'rules', path.join(dir, 'rules.yaml')], { encoding: 'utf8' });
       assert.equal(check.status, 0, check.stdout + check.stderr);
+      // The agent writes its exposition by hand: Prometheus's own linter reads it.
+      const exposition = spawnSync(promtool, ['check', 'metrics'], { encoding: 'utf8', input: agentMetricsText({ heartbeats: 5, heartbeatErrors: 1, checks: [{ name: 'kubelet', ok: true }, { name: 'network', ok: false }] }) });
+      assert.equal(exposition.status, 0, `the agent's /metrics: ${exposition.stdout}${exposition.stderr}`);
       const ns = { namespace: NS };
       writeFileSync(path.join(dir, 'tests.yaml'), yaml.dump({
         rule_files: ['rules.yaml'],

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { AGENT_SERVER_LIMITS, createAgentServer } from '../../src/agent/command.js';
+import { AGENT_METRICS, agentMetricsText } from '../../src/core/agent-metrics.js';
 
 describe("the agent's HTTP server limits (issue 26)", () => {
   it('cuts a client that never finishes its headers, and an idle keep-alive connection', async () => {
@@ -26,5 +27,22 @@ describe("the agent's HTTP server limits (issue 26)", () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe("the agent's /metrics text", () => {
+  it('has each family once with its help and type, a sample per result and check, and escapes label values', () => {
+    const text = agentMetricsText({ heartbeats: 12, heartbeatErrors: 3, checks: [{ name: 'kubelet', ok: true }, { name: 'net"work\\', ok: false }] });
+    assert.ok(text.endsWith('\n'));
+    const lines = text.trimEnd().split('\n');
+    for (const f of Object.values(AGENT_METRICS)) {
+      assert.equal(lines.filter((l) => l === `# TYPE ${f.name} ${f.type}`).length, 1, f.name);
+      assert.equal(lines.filter((l) => l.startsWith(`# HELP ${f.name} `)).length, 1, f.name);
+    }
+    assert.ok(lines.includes('sickbay_agent_heartbeats_total{result="ok"} 12'));
+    assert.ok(lines.includes('sickbay_agent_heartbeats_total{result="error"} 3'));
+    assert.ok(lines.includes('sickbay_agent_check_failing{check="kubelet"} 0'));
+    assert.ok(lines.includes('sickbay_agent_check_failing{check="net\\"work\\\\"} 1'));
+    assert.match(text, /^sickbay_build_info\{version="[^"]+",nodejs="[^"]+"\} 1$/m);
   });
 });
