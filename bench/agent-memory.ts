@@ -7,12 +7,12 @@
 // (VmRSS), anonymous (RssAnon: what only this process holds) and file-backed (RssFile:
 // mostly the Node binary's pages, shared by every Node process on the node).
 //   npm run bench:agent
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
+import { ensureDist } from '../src/dev/build.js';
 import { installNodeHealthCrd } from '../src/dev/local-install.js';
 import { nodeRuntime } from '../src/dev/images.js';
 import { startCluster } from '../tests/support/cluster.js';
@@ -30,7 +30,7 @@ function memory(pid: number) {
   return { rss: kib('VmRSS'), anon: kib('RssAnon'), file: kib('RssFile') };
 }
 
-await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
+await ensureDist();
 const node = await nodeRuntime((m) => console.log(m));
 const builds: Array<{ name: string; cli: string }> = [{ name: 'this build', cli: path.join(repo, 'dist/cli.js') }];
 if (process.env.BENCH_OTHER_DIST) builds.push({ name: `other (${process.env.BENCH_OTHER_DIST})`, cli: process.env.BENCH_OTHER_DIST });

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cacheDir } from './binaries.js';
+import { ensureDist } from './build.js';
 import { shimHelper } from './shim-helper.js';
 
 const run = promisify(execFile);
@@ -262,8 +263,8 @@ async function sickbayRootfs(rootfs: string, work: string, log: Log): Promise<Im
   await copyLinkedLibraries(rootfs, [node]);
   mkdirSync(path.join(rootfs, 'home/nonroot'), { recursive: true });
 
-  log('building dist/ (npm run build) and the production node_modules (npm ci --omit=dev)');
-  await run('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
+  log('building dist/ (npm run build, unless it is current) and the production node_modules (npm ci --omit=dev)');
+  await ensureDist();
   const deps = path.join(work, 'deps');
   mkdirSync(deps);
   copyFileSync(path.join(repo, 'package.json'), path.join(deps, 'package.json'));

@@ -10,12 +10,10 @@
 // ReplicaSet of 1 MB each: 600 MB), and reports what the full fleet would cost from what
 // the cache keeps of each ReplicaSet.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import https from 'node:https';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { after, before, describe } from 'node:test';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
+import { ensureDist } from '../../src/dev/build.js';
 import { replicaSetForCache } from '../../src/kube/cluster-cache.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
@@ -25,7 +23,6 @@ import { request } from '../support/https.js';
 import { type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
 import { template as helmTemplate } from '../support/helm.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The chart's memory limit of `sickbay serve`. */
 const LIMIT = 512 * 2 ** 20;
@@ -39,7 +36,7 @@ describe('a replica with the caches of a real cluster', { timeout: 1_200_000 }, 
 
   before(async () => {
     // The compiled process, as the image runs it (tsx's compiler is ~100 MB of its own).
-    await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repo, maxBuffer: 16 << 20 });
+    await ensureDist();
     const rendered = await helmTemplate();
     nodeOptions = /name: NODE_OPTIONS, value: "([^"]*)" \}\n\s+- \{ name: SICKBAY_NAMESPACE/.exec(rendered)?.[1] ?? '';
     assert.match(nodeOptions, /^--max-old-space-size=\d+$/, "the chart's NODE_OPTIONS for sickbay serve");
