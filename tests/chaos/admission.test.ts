@@ -19,7 +19,7 @@ import { sample } from 'fast-check';
 import { expand, type GeneratedReview, reviewArbitrary } from '../support/admission-arbitrary.js';
 import { scenario, secs } from '../support/chaos.js';
 import { watchHealth } from '../support/health.js';
-import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
 
@@ -120,7 +120,7 @@ describe('admission under faults', { timeout: 900_000 }, () => {
     // Events are paced (30 a minute): wait for all of them.
     const reportedAt = Date.now();
     await waitFor('a NotInjected Event on every escaped pod', async () => {
-      const evs = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'reason=NotInjected' })).items;
+      const evs = await eventsOf(t, ns, { reason: 'NotInjected' });
       return escaped.every((n) => evs.some((e) => e.involvedObject.name === n));
     }, { timeoutMs: 180_000, intervalMs: 1000 });
     fig('all Events within', secs(Date.now() - reportedAt));

@@ -4,13 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
-import { mergePatch } from '../../src/kube/api.js';
 import { ANN_ORIGINAL_LABELS } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { request } from '../support/https.js';
-import { createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
+import { breakPod, createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
 import { type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
 
 const ns = 'shop';
@@ -62,7 +60,7 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
     const record = recordPodHistory(t, ns);
     await record.ready;
     const failedAt = Date.now();
-    await Promise.all(broken.map((name) => t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch)));
+    await Promise.all(broken.map((name) => breakPod(t, ns, name)));
     const handled = async () => {
       const ps = await podsOf(t.core, ns, '');
       return broken.filter((n) => {
@@ -156,7 +154,7 @@ describe('the API server restarted under sickbay', { timeout: 600_000 }, () => {
       }).length;
     };
     const failedAt = Date.now();
-    await Promise.all(broken.map((name) => t.core.patchNamespacedPod({ name, namespace: slow, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch)));
+    await Promise.all(broken.map((name) => breakPod(t, slow, name)));
     await waitFor('the first quarantines under way', async () => (await handled()) >= 2, { timeoutMs: 20_000, intervalMs: 50 });
     fig('handled before the pause', `${await handled()} of 20`);
     const etcd = t.cp.pidOf('etcd')!;

@@ -9,7 +9,7 @@ import { IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
-import { createNamespace, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
 const ns = 'steady';
@@ -64,7 +64,7 @@ describe('the kubelet restarted on the real node', { timeout: 900_000 }, () => {
     const restarting = t.cp.restartKubelet(60_000);
     await waitFor('the pod marked NotReady by the node lifecycle controller', async () => !isReady(await read()), { timeoutMs: 70_000, intervalMs: 500 });
     fig('pod NotReady after', secs(Date.now() - stoppedAt));
-    await waitFor('a WaitingForNode Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${before.metadata!.name},reason=WaitingForNode` })).items.length > 0, { timeoutMs: 15_000 });
+    await waitFor('a WaitingForNode Event', async () => (await eventsOf(t, ns, { name: before.metadata!.name, reason: 'WaitingForNode' })).length > 0, { timeoutMs: 15_000 });
     await restarting;
     fig('kubelet away', secs(Date.now() - stoppedAt));
     const startedAt = Date.now();

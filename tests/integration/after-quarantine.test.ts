@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
-import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, createWebApp, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { startStuckJvm } from '../support/jvm.js';
 import { request } from '../support/https.js';
 import { installShim } from '../support/shim.js';
@@ -192,7 +192,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
       const probe = await session();
       await waitFor('the re-registration removed', async () => !(await exists(probe, again)), { timeoutMs: 20_000, intervalMs: 50 });
       fig('re-registration removed after', `${Date.now() - registeredAt} ms`);
-      await waitFor('a Reregistered Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'Reregistered'));
+      await waitFor('a Reregistered Event', async () => (await eventsOf(t, ns, { name })).some((e) => e.reason === 'Reregistered'));
     } finally {
       await sickbay.stop();
       sickbay = await startSickbay(t, sickbayEnv());
@@ -221,7 +221,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     }, { timeoutMs: 20_000 });
     fig('first attempt failed after', secs(Date.now() - isolatedAt));
     assert.match(String(retrying.error), /ZooKeeper/);
-    await waitFor('a DeregistrationFailed Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'DeregistrationFailed'));
+    await waitFor('a DeregistrationFailed Event', async () => (await eventsOf(t, ns, { name })).some((e) => e.reason === 'DeregistrationFailed'));
 
     await zk.resume();
     const resumedAt = Date.now();
@@ -290,7 +290,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.equal(diag.threadDump, 'jcmd');
     assert.match(readFileSync(path.join(String(diag.dir), 'threads.txt'), 'utf8'), /sickbay-stuck-worker/);
     assert.ok(String(diag.dir).startsWith(`${shimDir}/diag/`), 'under the pod\'s /sickbay/diag');
-    await waitFor('a DiagnosticsCaptured Event', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.some((e) => e.reason === 'DiagnosticsCaptured'));
+    await waitFor('a DiagnosticsCaptured Event', async () => (await eventsOf(t, ns, { name })).some((e) => e.reason === 'DiagnosticsCaptured'));
   });
 
   it('cuts off a script that hangs, reports it, and still processes the next pod', async () => {

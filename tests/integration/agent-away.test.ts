@@ -13,7 +13,7 @@ import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 import { restore } from '../../src/cli/node.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
@@ -50,7 +50,7 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
   };
   const health = (node: string) => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: node }).then((h) => h as NodeHealth, () => undefined);
   const tainted = async (node: string) => !!(await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'sickbay.io/isolated');
-  const events = async (node: string, reason: string) => (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${node},reason=${reason}` })).items;
+  const events = async (node: string, reason: string) => eventsOf(t, 'default', { kind: 'Node', name: node, reason });
 
   before(async () => {
     t = await startCluster({ nodes: NODES });

@@ -17,7 +17,7 @@ import { podReport } from '../../src/dev/pod-report.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, isReady, podsOf, rawApiRequest, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, isReady, podsOf, rawApiRequest, startCluster, type TestCluster } from '../support/cluster.js';
 import { chartDir, helm, installOnRealNode } from '../support/helm.js';
 
 const NS = 'sickbay-system';
@@ -155,7 +155,7 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
       return all.filter((h) => h.status?.healthy && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 20_000).length === 5;
     }, { timeoutMs: 120_000, intervalMs: 1000 });
     const isolated = async () => !!(await t.core.readNode({ name: REAL_NODE.name })).spec?.taints?.some((x) => x.key === 'sickbay.io/isolated');
-    const agentDownEvents = async () => (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${REAL_NODE.name},reason=AgentDown` })).items.length;
+    const agentDownEvents = async () => (await eventsOf(t, 'default', { kind: 'Node', name: REAL_NODE.name, reason: 'AgentDown' })).length;
     /** Past the heartbeat deadline (3 x 10 s) plus `extra`, checking every second that the node is never tainted. */
     const neverIsolatedFor = async (ms: number) => {
       const until = Date.now() + ms;
@@ -186,7 +186,7 @@ describe('the Helm chart on the real node', { timeout: 900_000 }, () => {
     );
     const before = await agentDownEvents();
     await waitFor('the agent in CrashLoopBackOff', async () => (await podsOf(t.core, NS, 'app.kubernetes.io/component=agent')).some((p) => p.status?.containerStatuses?.some((c) => c.state?.waiting?.reason === 'CrashLoopBackOff')), { timeoutMs: 120_000, intervalMs: 1000 });
-    await waitFor('a new AgentDown Event', async () => (await agentDownEvents()) > before || (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${REAL_NODE.name},reason=AgentDown` })).items.some((e) => (e.count ?? 1) > 1), { timeoutMs: 60_000, intervalMs: 1000 });
+    await waitFor('a new AgentDown Event', async () => (await agentDownEvents()) > before || (await eventsOf(t, 'default', { name: REAL_NODE.name, reason: 'AgentDown' })).some((e) => (e.count ?? 1) > 1), { timeoutMs: 60_000, intervalMs: 1000 });
     await neverIsolatedFor(15_000);
     // Fixed (helm's three-way merge would keep a hand-made change: take it out by hand).
     const env = (await apps.readNamespacedDaemonSet({ name: ds.metadata!.name!, namespace: NS })).spec!.template.spec!.containers[0]!.env!.filter((e) => e.name !== 'SICKBAY_LEASE_DURATION');

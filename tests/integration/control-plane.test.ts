@@ -8,7 +8,7 @@ import { createLogger } from '../../src/core/log.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
+import { breakPod, createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -40,7 +40,7 @@ describe('local control plane', { timeout: 300_000 }, () => {
   it('a pod annotated not-ready turns NotReady and leaves the ready endpoints', async () => {
     const [pod] = await podsOf(t.core, ns, 'app=web');
     const name = pod!.metadata!.name!;
-    await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await breakPod(t, ns, name);
     await waitFor('the pod NotReady', async () => !isReady(await t.core.readNamespacedPod({ name, namespace: ns })));
     await waitFor('its endpoint not ready', async () => !(await readyEndpoints(t.discovery, ns, 'web')).includes(pod!.status!.podIP!));
     await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: null } } } }, mergePatch);

@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { createLogger } from '../../src/core/log.js';
 import { LeaseElector } from '../../src/kube/lease-elector.js';
 import { Manager } from '../../src/manager/manager.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
+import { breakPod, createNamespace, createWebApp, isReady, podsOf, recordPodHistory, startCluster, type TestCluster } from '../support/cluster.js';
 import { median, scenario, secs } from '../support/chaos.js';
 import { request } from '../support/https.js';
 import { SICKBAY_NS, type SickbayProcess, spawnSickbay } from '../support/sickbay.js';
@@ -65,7 +64,7 @@ describe('leader election with two replicas', { timeout: 600_000 }, () => {
     const handledAt = new Map<string, number>();
     const breakPods = (names: string[]) =>
       Promise.all(names.map(async (name) => {
-        await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+        await breakPod(t, ns, name);
         failedAt.set(name, Date.now());
       }));
     // Handled: quarantined, or deleted (gone or terminating), seen by polling.
@@ -209,7 +208,7 @@ describe('leader election with two replicas', { timeout: 600_000 }, () => {
       return ps.length ? ps : undefined;
     });
     const name = pod!.metadata!.name!;
-    await t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await breakPod(t, ns, name);
     return name;
   };
   const handled = (name: string) =>

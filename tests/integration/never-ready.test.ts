@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { waitFor } from '../../src/util/wait.js';
 import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
-import { createNamespace, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
 const ns = 'shop';
@@ -40,7 +40,7 @@ describe('pods that never become Ready', { timeout: 300_000 }, () => {
       },
     });
   const avoidRecord = async (name: string) => (await t.apps.readNamespacedDeployment({ name, namespace: ns })).metadata?.annotations?.['sickbay.io/avoid-nodes'];
-  const events = async (name: string) => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => e.reason);
+  const events = async (name: string) => (await eventsOf(t, ns, { name })).map((e) => e.reason);
   const exclusion = (p: V1Pod) =>
     p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.flatMap((term) => term.matchFields ?? []).find((f) => f.key === 'metadata.name' && f.operator === 'NotIn');
 
@@ -102,7 +102,7 @@ describe('pods that never become Ready', { timeout: 300_000 }, () => {
     // node could take it) and the replacement lands there again.
     await deploy('hopeless', 1, { nodeSelector: { 'kubernetes.io/hostname': BROKEN } });
     await waitFor('a WorkloadBackOff Event on the Deployment', async () => (await events('hopeless')).includes('WorkloadBackOff'), { timeoutMs: 120_000, intervalMs: 500 });
-    const deleted = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'reason=NeverReadyDeleted' })).items.filter((e) => e.involvedObject.name?.startsWith('hopeless-')).length;
+    const deleted = async () => (await eventsOf(t, ns, { reason: 'NeverReadyDeleted' })).filter((e) => e.involvedObject.name?.startsWith('hopeless-')).length;
     const atBackOff = await deleted();
     assert.ok(atBackOff >= 1 && atBackOff <= 5, `${atBackOff} deletions: at most SICKBAY_BACKOFF_AFTER (5), then none`);
     await new Promise((r) => setTimeout(r, 8_000));

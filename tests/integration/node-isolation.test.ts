@@ -19,9 +19,8 @@ import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { LABEL_NODE_LOCK, lockName, setLock } from '../../src/nodes/node-actions.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { scenario, secs } from '../support/chaos.js';
-import { createNamespace, createWebApp, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
+import { breakPod, createNamespace, createWebApp, eventsOf, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
 import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
@@ -83,7 +82,7 @@ describe('node agents and the node controller', () => {
   const tainted = (n: V1Node) => !!n.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated' && x.effect === 'NoExecute');
   const isolatedNodes = async () => (await t.core.listNode()).items.filter(tainted).map((n) => n.metadata!.name!).sort();
   const nodeEvents = async (node: string, reason: string) =>
-    (await t.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=Node,involvedObject.name=${node},reason=${reason}` })).items;
+    (await eventsOf(t, 'default', { kind: 'Node', name: node, reason }));
   /** Polls the node every 20 ms; resolves with the time the taint was first seen. */
   const taintSeen = (node: string, timeoutMs = 15_000) => waitFor(`${node} tainted`, async () => (tainted(await readNode(node)) ? Date.now() : undefined), { timeoutMs, intervalMs: 20 });
   const breakContainerd = (node: string) => agents.get(node)!.proc.remove(100);
@@ -194,7 +193,7 @@ describe('node agents and the node controller', () => {
     const pods = await waitFor('3 ready kept pods', async () => ((ps) => (ps.length === 3 && ps.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ? ps : undefined))((await t.core.listNamespacedPod({ namespace: nsq, labelSelector: 'app=kept' })).items));
     const victim = pods[0]!;
     const node = victim.spec!.nodeName!;
-    await t.core.patchNamespacedPod({ name: victim.metadata!.name!, namespace: nsq, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await breakPod(t, nsq, victim.metadata!.name!);
     const quarantined = await waitFor('quarantined, with the toleration', async () => {
       const p = await t.core.readNamespacedPod({ name: victim.metadata!.name!, namespace: nsq });
       return p.metadata?.labels?.['sickbay.io/status'] === 'quarantined' && p.spec?.tolerations?.some((x) => x.key === 'sickbay.io/isolated' && x.operator === 'Exists' && x.effect === 'NoExecute' && x.tolerationSeconds == null) ? p : undefined;
@@ -306,7 +305,7 @@ describe('node agents and the node controller', () => {
     const since = stoppedAt - 1000;
     await waitFor('the NodeIsolationSuspended Event', async () =>
       // 6 stopped; a live agent whose heartbeat is a little late (1 s interval here) may count too.
-      (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationSuspended' })).items.some(
+      (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationSuspended' })).some(
         (e) => new Date(e.lastTimestamp ?? e.eventTime ?? 0).getTime() >= since && Number(/^(\d+) of 10 /.exec(e.message ?? '')?.[1]) >= 6,
       ),
       { timeoutMs: 15_000 },
@@ -332,7 +331,7 @@ describe('node agents and the node controller', () => {
       const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
       return list.items.length === NODES && list.items.every((h) => h.status?.healthy === true && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 2 * HEARTBEAT_MS);
     });
-    await waitFor('node isolation resumed', async () => (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationResumed' })).items.length > 0);
+    await waitFor('node isolation resumed', async () => (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationResumed' })).length > 0);
     await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 500));
     // Back one by one after the stale majority: each got a full deadline, none was isolated.
     assert.deepEqual(await isolatedNodes(), [], 'no node isolated while its agent came back');
@@ -381,7 +380,7 @@ describe('node agents and the node controller', () => {
     const broken = [...agents.keys()].filter((n) => !before.includes(n)).slice(0, 6);
     for (const n of broken) breakContainerd(n);
     await waitFor('the NodeIsolationSuspended Event naming too few healthy nodes', async () =>
-      (await t.core.listNamespacedEvent({ namespace: SICKBAY_NS, fieldSelector: 'reason=NodeIsolationSuspended' })).items.some((e) => /only \d of 10 reporting nodes are healthy, under the minimum of 51%/.test(e.message ?? '')),
+      (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationSuspended' })).some((e) => /only \d of 10 reporting nodes are healthy, under the minimum of 51%/.test(e.message ?? '')),
       { timeoutMs: 15_000 },
     );
     // The agents report within a check interval of each other: the first faulty node may

@@ -11,7 +11,7 @@ import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';
-import { createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
+import { breakPod, createNamespace, createWebApp, eventsOf, isReady, podsOf, readyEndpoints, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { request } from '../support/https.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
@@ -26,15 +26,14 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   let sickbay: RunningSickbay;
   const metrics = new Metrics();
 
-  const breakPod = (name: string) =>
-    t.core.patchNamespacedPod({ name, namespace: ns, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+  const breakOne = (name: string) => breakPod(t, ns, name);
   const readyPods = async (app: string, n: number) =>
     waitFor(`${n} ready pods of ${app}`, async () => {
       const ps = (await podsOf(t.core, ns, `app=${app}`)).filter((p) => !p.metadata?.deletionTimestamp);
       return ps.length === n && ps.every(isReady) ? ps : undefined;
     });
   const quarantinedPods = async () => podsOf(t.core, ns, 'sickbay.io/status=quarantined');
-  const eventsFor = async (name: string) => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
+  const eventsFor = async (name: string) => eventsOf(t, ns, { name });
 
   before(async () => {
     t = await startCluster({ nodes: 3 });
@@ -57,7 +56,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const victim = pods[0]!;
     const name = victim.metadata!.name!;
     const started = Date.now();
-    await breakPod(name);
+    await breakOne(name);
     const q = await waitFor(
       'the pod quarantined',
       async () => {
@@ -97,7 +96,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   it('deletes a second failing pod of the same Deployment (keeps 1), keeps it when the annotation says 2', async () => {
     const pods = await readyPods('web', 3);
     const second = pods[0]!.metadata!.name!;
-    await breakPod(second);
+    await breakOne(second);
     await waitFor('the second failing pod deleted', async () => !(await podsOf(t.core, ns, '')).some((p) => p.metadata!.name === second), { timeoutMs: 10_000 });
     assert.equal((await quarantinedPods()).length, 1, 'still one quarantined');
     await waitFor('an Event saying why', async () => (await eventsFor('web')).some((e) => e.reason === 'FailingPodDeleted'));
@@ -106,7 +105,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     // The controller reads the annotation from its informer cache; give the watch a moment.
     await new Promise((r) => setTimeout(r, 500));
     const third = (await readyPods('web', 3))[0]!.metadata!.name!;
-    await breakPod(third);
+    await breakOne(third);
     await waitFor('the third failing pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === third), { timeoutMs: 10_000 });
     assert.equal((await quarantinedPods()).length, 2);
   });
@@ -125,7 +124,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     });
     const names = pods.slice(0, broken).map((p) => p.metadata!.name!);
     for (const name of names) {
-      await t.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+      await breakPod(t, namespace, name);
     }
     await waitFor(`${broken} pods NotReady`, async () => (await podsOf(t.core, namespace, `app=${app}`)).filter((p) => !isReady(p)).length === broken);
     await t.core.patchNamespace({ name: namespace, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatch);
@@ -164,9 +163,9 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     });
     const failed = pods[0]!.metadata!.name!;
     const started = Date.now();
-    await t.core.patchNamespacedPod({ name: failed, namespace: quota, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    await breakPod(t, quota, failed);
     await waitFor('the pod quarantined', async () => (await t.core.readNamespacedPod({ name: failed, namespace: quota })).metadata?.labels?.['sickbay.io/status'] === 'quarantined', { timeoutMs: 30_000 });
-    const events = async () => (await t.core.listNamespacedEvent({ namespace: quota, fieldSelector: 'involvedObject.name=ledger' })).items;
+    const events = async () => eventsOf(t, quota, { name: 'ledger' });
     const refused = await waitFor('a ReplacementRefused Event on the Deployment', async () => (await events()).find((e) => e.reason === 'ReplacementRefused'), { timeoutMs: 60_000 });
     fig('said after', `${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.match(refused.message ?? '', new RegExp(`1 of 3 pods missing: the ReplicaSet cannot create the replacement of quarantined ${failed} \\(FailedCreate: .*exceeded quota.*\\)\\. The scene is kept; \`sickbay release ${quota}/${failed}\` frees its share of the quota`));
@@ -188,7 +187,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   }, async (fig) => {
     const batch = 'batch';
     const broken = await failTogether(batch, 'api', 4, 3);
-    const batchEvents = async () => (await t.core.listNamespacedEvent({ namespace: batch, fieldSelector: 'involvedObject.name=api' })).items;
+    const batchEvents = async () => eventsOf(t, batch, { name: 'api' });
     await waitFor('a SystemicFailure Event on the Deployment', async () => (await batchEvents()).some((e) => e.reason === 'SystemicFailure' && /3 of 4/.test(e.message ?? '')), {
       timeoutMs: 10_000,
     });
@@ -221,7 +220,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     // One alert group naming all three, as the alert endpoint records it.
     await Promise.all(names.map((name) => t.core.patchNamespacedPod({ name, namespace: nsr, body: { metadata: { annotations: { 'sickbay.io/isolate': 'alert: HighLatency' } } } }, mergePatch)));
     await waitFor('one of them quarantined', async () => (await podsOf(t.core, nsr, 'sickbay.io/status=quarantined')).length === 1);
-    await waitFor('a SystemicFailure Event', async () => (await t.core.listNamespacedEvent({ namespace: nsr, fieldSelector: 'involvedObject.name=orders' })).items.some((e) => e.reason === 'SystemicFailure'));
+    await waitFor('a SystemicFailure Event', async () => (await eventsOf(t, nsr, { name: 'orders' })).some((e) => e.reason === 'SystemicFailure'));
     await new Promise((r) => setTimeout(r, 1500));
     const left = (await podsOf(t.core, nsr, '')).map((p) => p.metadata!.name!);
     for (const n of names) assert.ok(left.includes(n), `${n} was not deleted`);
@@ -236,7 +235,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const inService = () => podsOf(t.core, nsb, 'app=pay');
     const fourReady = () => waitFor('4 ready pay pods', async () => ((ps) => (ps.length === 4 && ps.every(isReady) ? ps : undefined))(await inService()));
     const [first] = await fourReady();
-    const brk = (name: string) => t.core.patchNamespacedPod({ name, namespace: nsb, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    const brk = (name: string) => breakPod(t, nsb, name);
     await brk(first!.metadata!.name!);
     await waitFor('the first failing pod quarantined (the quota of 1)', async () => (await podsOf(t.core, nsb, 'sickbay.io/status=quarantined')).length === 1);
     const second = (await fourReady()).find((p) => p.metadata!.name !== first!.metadata!.name)!;
@@ -248,7 +247,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await waitFor('the budget at 4 healthy, none allowed', async () => ((b) => b.status?.currentHealthy === 4 && b.status.disruptionsAllowed === 0)(await budget()));
     await brk(second.metadata!.name!);
     await waitFor('an EvictionRefused Event on the second', async () =>
-      (await t.core.listNamespacedEvent({ namespace: nsb, fieldSelector: `involvedObject.name=${second.metadata!.name}` })).items.some((e) => e.reason === 'EvictionRefused'),
+      (await eventsOf(t, nsb, { name: second.metadata!.name })).some((e) => e.reason === 'EvictionRefused'),
     ).catch(async (err) => {
       const pod = await t.core.readNamespacedPod({ name: second.metadata!.name!, namespace: nsb }).catch(() => undefined);
       assert.fail(`${(err as Error).message}; the pod ${pod ? `is there (deleting: ${!!pod.metadata?.deletionTimestamp})` : 'is gone'}; budget ${JSON.stringify((await budget()).status)}`);
@@ -347,7 +346,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const startsAt = '2026-12-01T10:00:00.000Z';
     const firing = pricing.slice(0, 3).map((p) => ({ status: 'firing', labels: { alertname: 'Latency', namespace: ns, pod: p.metadata!.name! }, startsAt }));
     assert.deepEqual((await results(firing)).map((r) => r.result), ['requested', 'requested', 'requested']);
-    await waitFor('the systemic skip', async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=pricing' })).items.some((e) => e.reason === 'SystemicFailure'));
+    await waitFor('the systemic skip', async () => (await eventsOf(t, ns, { name: 'pricing' })).some((e) => e.reason === 'SystemicFailure'));
     const now1 = await Promise.all(pricing.slice(0, 3).map((p) => t.core.readNamespacedPod({ name: p.metadata!.name!, namespace: ns })));
     const pending = now1.filter((p) => p.metadata?.labels?.['sickbay.io/status'] !== 'quarantined');
     assert.equal(pending.length, 2, 'one scene kept, two held back');
@@ -461,11 +460,11 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
   it('a 2-replica Deployment: one pod quarantined and replaced, then the other fails: evicted and replaced within grace + 5 s, back to 2/2 (issue 25)', async () => {
     await createWebApp(t, ns, 'pair2', 2);
     const [first] = await readyPods('pair2', 2);
-    await breakPod(first!.metadata!.name!);
+    await breakOne(first!.metadata!.name!);
     await waitFor('the first pod quarantined', async () => (await quarantinedPods()).some((p) => p.metadata!.name === first!.metadata!.name));
     const [second] = (await readyPods('pair2', 2)).filter((p) => p.metadata!.name !== first!.metadata!.name);
     const broken = Date.now();
-    await breakPod(second!.metadata!.name!);
+    await breakOne(second!.metadata!.name!);
     await waitFor('the second pod evicted', async () => {
       const p = (await podsOf(t.core, ns, '')).find((x) => x.metadata!.uid === second!.metadata!.uid);
       return !p || !!p.metadata?.deletionTimestamp;
@@ -492,7 +491,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
       // kube-controller-manager's node lifecycle controller reacts as to a real node: the unreachable taint, its pods NotReady.
       await waitFor('the unreachable taint', async () => (await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'node.kubernetes.io/unreachable'), { timeoutMs: 20_000 });
       // A dead kubelet does not report its pods Ready again: neither does kwok now.
-      for (const name of onNode) await breakPod(name);
+      for (const name of onNode) await breakOne(name);
       await waitFor("the node's pods NotReady", async () => {
         const ps = (await podsOf(t.core, ns, 'app=away')).filter((p) => p.spec!.nodeName === node);
         return ps.length === onNode.length && ps.every((p) => !isReady(p));
@@ -526,7 +525,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     await createWebApp(t, nsf, 'crashy', 6);
     const sixReady = () =>
       waitFor('6 ready crashy pods', async () => ((ps) => (ps.length === 6 && ps.every(isReady) ? ps : undefined))(await podsOf(t.core, nsf, 'app=crashy')), { timeoutMs: 30_000 });
-    const brk = (name: string) => t.core.patchNamespacedPod({ name, namespace: nsf, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, mergePatch);
+    const brk = (name: string) => breakPod(t, nsf, name);
     // One failure at a time (never systemic): quarantined, then evicted, evicted.
     for (let i = 0; i < 3; i++) {
       const victim = (await sixReady())[0]!.metadata!.name!;
@@ -542,7 +541,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     const fourth = (await sixReady())[0]!.metadata!.name!;
     await brk(fourth);
     await waitFor('a WorkloadBackOff Event on the Deployment', async () =>
-      (await t.core.listNamespacedEvent({ namespace: nsf, fieldSelector: 'involvedObject.name=crashy' })).items.some((e) => e.reason === 'WorkloadBackOff' && /3 pods of Deployment\/crashy/.test(e.message ?? '')),
+      (await eventsOf(t, nsf, { name: 'crashy' })).some((e) => e.reason === 'WorkloadBackOff' && /3 pods of Deployment\/crashy/.test(e.message ?? '')),
     );
     const still = await t.core.readNamespacedPod({ name: fourth, namespace: nsf });
     assert.ok(!still.metadata?.deletionTimestamp && !still.metadata?.labels?.['sickbay.io/status'], 'the fourth failing pod is left alone');
@@ -576,7 +575,7 @@ describe('pod isolation controller', { timeout: 600_000 }, () => {
     assert.ok(!pods[0]!.metadata?.annotations?.['sickbay.io/injected']);
     const name = pods[0]!.metadata!.name!;
     const before: V1Pod = await t.core.readNamespacedPod({ name, namespace: ns });
-    await breakPod(name);
+    await breakOne(name);
     await waitFor('a dry-run skip recorded', async () => /reason="dry-run"\} [1-9]/.test(await dry.registry.getSingleMetricAsString('sickbay_quarantine_skips_total')), {
       timeoutMs: 10_000,
     });

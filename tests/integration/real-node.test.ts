@@ -28,7 +28,7 @@ import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
-import { createNamespace, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay, waitForInjection } from '../support/sickbay.js';
 import { ZooKeeperServer, zkSession } from '../support/zookeeper.js';
@@ -168,7 +168,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     assert.equal(held.status?.phase, 'Running');
     const scene = await exec('crasher', ['cat', '/tmp/workload-crash-on-start']);
     assert.equal(scene.stdout.trim(), 'crash', "the app's files are still in the container");
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=crasher' })).items;
+    const events = await eventsOf(t, ns, { name: 'crasher' });
     assert.ok(!events.some((e) => e.reason === 'Killing'), `no Killing event: ${events.map((e) => `${e.reason}: ${e.message}`).join('; ')}`);
     await t.core.deleteNamespacedPod({ name: 'crasher', namespace: ns, gracePeriodSeconds: 0 });
   });
@@ -196,7 +196,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const p = await readPod('slowstart');
     assert.equal(appStatus(p)?.restartCount, 0, 'the kubelet never restarted the container');
     assert.match(await supervisorState('slowstart'), /^restarts=2$/m);
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=slowstart' })).items;
+    const events = await eventsOf(t, ns, { name: 'slowstart' });
     assert.ok(!events.some((e) => e.reason === 'Killing'), events.map((e) => `${e.reason}: ${e.message}`).join('; '));
     await t.core.deleteNamespacedPod({ name: 'slowstart', namespace: ns, gracePeriodSeconds: 0 });
   });
@@ -302,7 +302,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         },
         { timeoutMs: 60_000 },
       );
-      const podEvents = async (pod: string) => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod}` })).items.map((e) => `${e.reason}: ${e.message}`).join('\n');
+      const podEvents = async (pod: string) => (await eventsOf(t, ns, { name: pod })).map((e) => `${e.reason}: ${e.message}`).join('\n');
       assert.equal(diag.status, 'ok', `${JSON.stringify(diag)}; its Events:\n${await podEvents(name)}\nits container: ${JSON.stringify(appStatus(await readPod(name)))}`);
       const listing = await exec(name, ['sh', '-c', 'ls /sickbay/diag/*/']);
       assert.match(listing.stdout, /threads\.txt/);
@@ -341,7 +341,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       } finally {
         rmSync(evictedFile, { force: true });
       }
-      const secondEvents = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${second}` })).items;
+      const secondEvents = await eventsOf(t, ns, { name: second });
       assert.ok(secondEvents.some((e) => e.reason === 'ArchiveFailed'), secondEvents.map((e) => `${e.reason}: ${e.message}`).join('\n'));
       assert.ok(secondEvents.some((e) => e.reason === 'FailingPodDeleted' && e.message?.includes(`its scene is archived at s3://scenes/${evictedBundle.key}`)), secondEvents.map((e) => `${e.reason}: ${e.message}`).join('\n'));
 
@@ -349,7 +349,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       // quarantined (3 s apart, 3 failures): held, it is not restarted over 60 s.
       await sleep(Math.max(0, quarantinedAt + 60_000 - Date.now()));
       const held = await readPod(name);
-      const heldEvents = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => `${e.reason}: ${e.message}`).join('\n');
+      const heldEvents = async () => (await eventsOf(t, ns, { name })).map((e) => `${e.reason}: ${e.message}`).join('\n');
       assert.equal(appStatus(held)?.restartCount, restartsAtQuarantine, `the quarantined container was not restarted; its Events:\n${await heldEvents()}\nits last state: ${JSON.stringify(appStatus(held)?.lastState)}`);
       assert.ok(appStatus(held)?.state?.running);
 
@@ -414,7 +414,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         s3.stop();
         await assert.rejects(release(t.kc, `${ns}/${name}`, { waitMs: 40_000 }), /could not be archived yet \(attempt \d+: .*ECONNREFUSED.*--now/s);
         assert.ok(!(await readPod(name)).metadata?.deletionTimestamp, 'kept while its scene cannot be archived');
-        const failed = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.find((e) => e.reason === 'ArchiveFailed');
+        const failed = (await eventsOf(t, ns, { name })).find((e) => e.reason === 'ArchiveFailed');
         assert.match(failed?.message ?? '', /released .* its scene could not be archived \(attempt 1: .*\); the pod is kept/);
         await s3.resume();
         const said = await release(t.kc, `${ns}/${name}`, { waitMs: 120_000 });
@@ -454,7 +454,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const pods = await podsOf(t.core, ns, '');
     assert.ok(pods.some((p) => p.metadata!.uid === first.metadata!.uid && !p.metadata?.deletionTimestamp), 'the scene is kept');
     assert.equal((await t.apps.readNamespacedDeployment({ name: 'mute', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES], undefined, 'no node avoided');
-    const events = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${first.metadata!.name}` })).items.map((e) => e.reason);
+    const events = (await eventsOf(t, ns, { name: first.metadata!.name })).map((e) => e.reason);
     assert.ok(events.includes('NeverReadyAppFault') && !events.includes('NeverReadyDeleted'), events.join(', '));
     await t.apps.deleteNamespacedDeployment({ name: 'mute', namespace: ns });
     await t.core.deleteNamespacedPod({ name: first.metadata!.name!, namespace: ns, gracePeriodSeconds: 0 });
@@ -477,7 +477,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     }, { timeoutMs: 120_000 });
     assert.equal(pod.spec!.nodeName, REAL_NODE.name);
     const event = await waitFor('ShimImageUnavailable on the Deployment', async () =>
-      (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,involvedObject.name=nopull,reason=ShimImageUnavailable' })).items[0], { timeoutMs: 60_000 });
+      (await eventsOf(t, ns, { kind: 'Deployment', name: 'nopull', reason: 'ShimImageUnavailable' }))[0], { timeoutMs: 60_000 });
     assert.match(event.message!, /cannot pull sickbay's shim image registry\.sickbay\.invalid\/sickbay-shim:0\.1\.0 \((ErrImagePull|ImagePullBackOff)\); give sickbay the pull secret \(SICKBAY_SHIM_PULL_SECRETS, chart value shim\.imagePullSecrets\)/);
     // What a wait on the real node that gives up reports: the container's state, the
     // kubelet's own log lines about the pod, and its Events.
@@ -491,7 +491,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     const still = (await podsOf(t.core, ns, 'app=nopull')).filter((p) => !p.metadata?.deletionTimestamp);
     assert.deepEqual(still.map((p) => p.metadata!.uid), [pod.metadata!.uid], `never Ready for ${Math.round(age() / 1000)} s, and not deleted`);
     assert.equal((await t.apps.readNamespacedDeployment({ name: 'nopull', namespace: ns })).metadata?.annotations?.[ANN_AVOID_NODES], undefined, 'no node blamed');
-    const deleted = (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${pod.metadata!.name},reason=NeverReadyDeleted` })).items;
+    const deleted = await eventsOf(t, ns, { name: pod.metadata!.name, reason: 'NeverReadyDeleted' });
     assert.equal(deleted.length, 0);
     await t.apps.deleteNamespacedDeployment({ name: 'nopull', namespace: ns });
   });

@@ -6,7 +6,7 @@ import { status } from '../../src/cli/status.js';
 import { mergePatch as mergePatchOptions } from '../../src/kube/api.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
-import { createNamespace, createWebApp, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
+import { createNamespace, createWebApp, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 
 describe('pods that escaped injection', () => {
@@ -34,7 +34,7 @@ describe('pods that escaped injection', () => {
     assert.ok(pods.every((p) => !injected(p)));
     for (const p of pods) {
       await waitFor(`NotInjected on ${p.metadata!.name}`, async () =>
-        (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${p.metadata!.name},reason=NotInjected` })).items.length === 1,
+        (await eventsOf(t, ns, { name: p.metadata!.name, reason: 'NotInjected' })).length === 1,
       );
     }
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_uninjected_pods'), /sickbay_uninjected_pods 2/);
@@ -57,7 +57,7 @@ describe('pods that escaped injection', () => {
       const pods = (await podsOf(t.core, ns, 'app=web')).filter((p) => !p.metadata?.deletionTimestamp);
       return pods.length === 2 && pods.every((p) => injected(p) && isReady(p));
     }, { timeoutMs: 60_000 });
-    const restartEvents = async () => (await t.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=Deployment,reason=RestartedForInjection' })).items;
+    const restartEvents = async () => eventsOf(t, ns, { kind: 'Deployment', reason: 'RestartedForInjection' });
     await waitFor('a RestartedForInjection Event', async () => (await restartEvents()).length > 0);
     assert.equal((await restartEvents()).length, 1, 'restarted once');
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_repair_restarts_total'), /result="restarted"} 1/);
@@ -74,7 +74,7 @@ describe('pods that escaped injection', () => {
     const metrics = new Metrics();
     sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true' }, { metrics });
     await t.core.patchNamespace({ name: late, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, mergePatchOptions);
-    const notInjected = async () => (await t.core.listNamespacedEvent({ namespace: late, fieldSelector: 'reason=NotInjected' })).items;
+    const notInjected = async () => eventsOf(t, late, { reason: 'NotInjected' });
     // At least: when this test runs alone, the other namespace's two escaped pods count too.
     const gauge = async () => Number(/sickbay_uninjected_pods (\d+)/.exec(await metrics.registry.getSingleMetricAsString('sickbay_uninjected_pods'))?.[1]);
     await waitFor('the gauge to count the 45', async () => (await gauge()) >= 45, { timeoutMs: 10_000 });
@@ -112,7 +112,7 @@ describe('pods that escaped injection', () => {
     });
     await waitFor('2 injected cache pods', async () => (await podsOf(t.core, plain, 'app=cache')).filter(injected).length === 2);
     const events = await waitFor('ContainerNotSupervised on the Deployment', async () => {
-      const items = (await t.core.listNamespacedEvent({ namespace: plain, fieldSelector: 'involvedObject.kind=Deployment,involvedObject.name=cache,reason=ContainerNotSupervised' })).items;
+      const items = await eventsOf(t, plain, { kind: 'Deployment', name: 'cache', reason: 'ContainerNotSupervised' });
       return items.length ? items : undefined;
     }, { timeoutMs: 45_000 });
     assert.equal(events.length, 1, 'one Event for the workload, not one per pod');

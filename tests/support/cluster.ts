@@ -1,7 +1,7 @@
 // One real control plane per integration test file, and the helpers tests share.
 import assert from 'node:assert/strict';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
-import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { AppsV1Api, type CoreV1Event, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
+import { SIMULATE_KUBELET_ANNOTATION, SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { type ControlPlaneOptions, LocalControlPlane } from '../../src/dev/control-plane.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -73,6 +73,17 @@ export async function createWebApp(t: TestCluster, namespace: string, name: stri
     namespace,
     body: { metadata: { name }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } },
   });
+}
+
+/** A kwok pod turned NotReady, as a failed readiness probe would (kwok reads the simulate-ready annotation). */
+export function breakPod(t: TestCluster, namespace: string, name: string) {
+  return t.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
+
+/** The Events of a namespace about an object (by name, and kind if given) or of a reason. */
+export async function eventsOf(t: TestCluster, namespace: string, about: { name?: string; kind?: string; reason?: string }): Promise<CoreV1Event[]> {
+  const fields = [about.kind && `involvedObject.kind=${about.kind}`, about.name && `involvedObject.name=${about.name}`, about.reason && `reason=${about.reason}`].filter(Boolean);
+  return (await t.core.listNamespacedEvent({ namespace, fieldSelector: fields.join(',') })).items;
 }
 
 export async function podsOf(core: CoreV1Api, namespace: string, labelSelector: string): Promise<V1Pod[]> {
