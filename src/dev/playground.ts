@@ -55,7 +55,7 @@ async function stop(code: number) {
   );
   await cp?.stop();
   await zk?.stop();
-  s3?.destroy();
+  s3?.stop();
   rmSync(kubeconfig, { force: true });
   rmSync(clusterDir, { recursive: true, force: true });
   say('stopped; nothing left running');

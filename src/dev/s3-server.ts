@@ -47,10 +47,10 @@ export class S3Server {
       const [port] = (await freePorts(1)) as [number];
       const s3 = new S3Server(dir, host, port);
       try {
-        await s3.resume(bin);
+        await s3.revive(bin);
         return s3;
       } catch (err) {
-        s3.stop();
+        s3.kill();
         if (attempt >= 3 || !/address already in use/i.test(tail(s3.logFile, 40))) throw err;
         rmSync(dir, { recursive: true, force: true });
       }
@@ -81,7 +81,8 @@ export class S3Server {
     };
   }
 
-  async resume(bin = versitygwBinary()) {
+  /** Starts the server (again, after kill) on its port and data. */
+  async revive(bin = versitygwBinary()) {
     const log = openSync(this.logFile, 'a');
     const tls = path.join(this.dir, 'tls');
     this.child = spawn(
@@ -109,15 +110,15 @@ export class S3Server {
     );
   }
 
-  /** SIGKILL; `resume` starts it again on the same port and data. */
-  stop() {
+  /** SIGKILL; `revive` starts it again on the same port and data. */
+  kill() {
     this.child?.kill('SIGKILL');
     this.child = undefined;
   }
 
-  /** Stops it and removes its data. */
-  destroy() {
-    this.stop();
+  /** Kills it and removes its data. */
+  stop() {
+    this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -38,7 +38,7 @@ export class ZooKeeperServer {
       );
       const zk = new ZooKeeperServer(dir, port, host);
       try {
-        await zk.resume();
+        await zk.revive();
         return zk;
       } catch (err) {
         if (attempt >= 3 || !/Address already in use/.test(tail(zk.logFile, 40))) throw err;
@@ -55,7 +55,8 @@ export class ZooKeeperServer {
     return path.join(this.dir, 'zookeeper.log');
   }
 
-  async resume() {
+  /** Starts the server (again, after kill) on its port and data. */
+  async revive() {
     const classpath = existsSync(SLF4J_SIMPLE) ? `${JAR}:${SLF4J_SIMPLE}` : JAR;
     const log = openSync(this.logFile, 'a');
     const child = spawn(
@@ -86,7 +87,7 @@ export class ZooKeeperServer {
         { timeoutMs: START_TIMEOUT_MS, intervalMs: 200, stopOn: (err) => err instanceof ExitedError },
       );
     } catch (err) {
-      await this.pause();
+      await this.kill();
       const logEnd = tail(this.logFile, 20);
       throw new Error(`${(err as Error).message} (after ${Date.now() - started} ms); the end of its log, ${this.logFile}:\n${logEnd}`);
     }
@@ -102,8 +103,8 @@ export class ZooKeeperServer {
     this.child?.kill('SIGCONT');
   }
 
-  /** SIGKILL; `resume` starts it again on the same port and data. */
-  async pause() {
+  /** SIGKILL; `revive` starts it again on the same port and data. */
+  async kill() {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
@@ -111,8 +112,9 @@ export class ZooKeeperServer {
     await exited;
   }
 
+  /** Kills it and removes its data. */
   async stop() {
-    await this.pause();
+    await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -68,7 +68,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   /** Pods this process evicted whose deletion the watch has not shown yet (by uid). */
   private readonly evicted = new Set<string>();
   /** Pods whose post-quarantine steps have been started by this leader. */
-  private readonly pipelined = new Set<string>();
+  private readonly stepsStarted = new Set<string>();
   /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
   private readonly eventSent = new Map<string, number>();
   /** Pods with a quarantine or delete on its way to the API server, and their workload. */
@@ -95,7 +95,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       add: enqueue,
       update: enqueue,
       delete: (p) => {
-        this.pipelined.delete(keyOf(p));
+        this.stepsStarted.delete(keyOf(p));
         this.requestSeen.delete(keyOf(p));
         this.evicted.delete(p.metadata?.uid ?? '');
         for (const s of this.steps) s.forget?.(p);
@@ -302,7 +302,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     if (owner.kind !== 'Pod') {
       void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
     }
-    this.startPipeline(quarantined);
+    this.startSteps(quarantined);
     void this.tolerateIsolation(quarantined, log);
     return true;
   }
@@ -334,7 +334,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     }
     // Deregistration and diagnostics act on the pod: not in dry run.
     if (this.config.dryRun) return void log.info('dry run: would deregister and diagnose the quarantined pod');
-    this.startPipeline(pod);
+    this.startSteps(pod);
     // Quarantined before this toleration was added (an older sickbay, a failed write): add it now.
     if (!tolerates(pod)) {
       const full = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! }).catch(() => undefined);
@@ -527,7 +527,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     const message = `${trigger.reason}; ${overQuota}: taken out of service (a replacement is starting) and kept only until its scene is archived, then deleted`;
     void this.events.record(podRef(pod), 'Warning', 'KeptForArchive', message);
     if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(pod.metadata!.namespace!, owner), 'Warning', 'KeptForArchive', `pod ${pod.metadata!.name}: ${message}`);
-    this.startPipeline(kept);
+    this.startSteps(kept);
     void this.tolerateIsolation(kept, log);
     return true;
   }
@@ -551,10 +551,10 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     if (reason === 'over-quota' && owner && owner.kind !== 'Pod') void this.events.record(ownerObjectRef(pod.metadata!.namespace!, owner), 'Normal', 'FailingPodDeleted', `pod ${pod.metadata!.name}: ${message}`);
   }
 
-  private startPipeline(pod: AnyPod) {
+  private startSteps(pod: AnyPod) {
     const key = keyOf(pod);
-    if (this.steps.length === 0 || this.pipelined.has(key) || !this.signal) return;
-    this.pipelined.add(key);
+    if (this.steps.length === 0 || this.stepsStarted.has(key) || !this.signal) return;
+    this.stepsStarted.add(key);
     for (const step of this.steps) {
       step.run(pod, this.signal).catch((err) => this.log.error('post-quarantine step failed; the quarantine stands', { pod: key, step: step.name, error: errorText(err) }));
     }

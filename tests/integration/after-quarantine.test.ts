@@ -210,7 +210,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     const [victim] = (await readyPods('payments', 2)) as [V1Pod];
     const name = victim.metadata!.name!;
     const entry = await registerDubboProvider(await session(), 'com.shop.LedgerService', victim.status!.podIP!, 20880);
-    await zk.pause();
+    await zk.kill();
     const isolatedAt = Date.now();
     await isolate(name);
     await waitFor('quarantined although ZooKeeper is down', async () => (await t.core.readNamespacedPod({ name, namespace: ns })).metadata?.labels?.['sickbay.io/status'] === 'quarantined');
@@ -223,7 +223,7 @@ describe('after quarantine: registry deregistration and diagnostics', { timeout:
     assert.match(String(retrying.error), /ZooKeeper/);
     await waitFor('a DeregistrationFailed Event', async () => (await eventsOf(t, ns, { name })).some((e) => e.reason === 'DeregistrationFailed'));
 
-    await zk.resume();
+    await zk.revive();
     const resumedAt = Date.now();
     const probe = await session();
     await waitFor('the entry removed after ZooKeeper came back', async () => !(await exists(probe, entry)), { timeoutMs: 40_000, intervalMs: 200 });

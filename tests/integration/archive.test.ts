@@ -36,7 +36,7 @@ describe('the scene archive on a real S3-compatible server', { timeout: 180_000 
     store = new S3Store(readArchiveConfig(s3.env())!.store);
   });
   after(() => {
-    s3?.destroy();
+    s3?.stop();
     rmSync(out, { recursive: true, force: true });
   });
   const bucketDir = () => path.join(s3.dir, 'data', s3.bucket);
@@ -83,11 +83,11 @@ describe('the scene archive on a real S3-compatible server', { timeout: 180_000 
     await assert.rejects(new S3Store({ ...config, secretAccessKey: 'wrong' }).put('sickbay/x', Buffer.from('x')), /S3 PUT s3:\/\/scenes\/sickbay\/x: 403 SignatureDoesNotMatch/);
     await assert.rejects(new S3Store({ ...config, caFile: undefined }).put('sickbay/x', Buffer.from('x')), /S3 PUT s3:\/\/scenes\/sickbay\/x: .*(self-signed|unable to verify|certificate)/i);
     await assert.rejects(new S3Store({ ...config, bucket: 'no-such-bucket' }).put('sickbay/x', Buffer.from('x')), /404 NoSuchBucket/);
-    s3.stop();
+    s3.kill();
     try {
       await assert.rejects(store.put('sickbay/x', Buffer.from('x')), /S3 PUT s3:\/\/scenes\/sickbay\/x: .*ECONNREFUSED/);
     } finally {
-      await s3.resume();
+      await s3.revive();
     }
   });
 

@@ -138,7 +138,7 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
     await sickbay?.stop();
     await t?.stop();
     await zk?.stop();
-    s3?.destroy();
+    s3?.stop();
   });
 
   it('the shim keeps a crashed app in its container: uid 1000, restarts inside, gives up, held against its own liveness probe', async () => {
@@ -320,11 +320,11 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
       assert.match(secondKept.metadata?.annotations?.['sickbay.io/archive'] ?? '', /"status":"pending","overQuota":true/);
       // The store down when its stay ends: kept, ArchiveFailed, still a pod beyond the quota
       // when the retry succeeds (its deletion is the over-quota one, not a TTL's).
-      s3.stop();
+      s3.kill();
       try {
         await waitFor('its archive failed, the pod kept', async () => /"status":"failed","overQuota":true/.test((await readPod(second)).metadata?.annotations?.['sickbay.io/archive'] ?? ''), { timeoutMs: 90_000, intervalMs: 500 });
       } finally {
-        await s3.resume();
+        await s3.revive();
       }
       await waitFor('the second pod deleted once archived', async () => {
         const p = await readPod(second).catch(() => undefined);
@@ -411,12 +411,12 @@ describe('on a real node (containerd, kubelet, kube-proxy)', { timeout: 1_500_00
         // The release (issue 27): sickbay archives the scene, then deletes the pod. With the
         // store down, the pod is kept and an Event says why; once it is back, the bundle is
         // written and the pod deleted.
-        s3.stop();
+        s3.kill();
         await assert.rejects(release(t.kc, `${ns}/${name}`, { waitMs: 40_000 }), /could not be archived yet \(attempt \d+: .*ECONNREFUSED.*--now/s);
         assert.ok(!(await readPod(name)).metadata?.deletionTimestamp, 'kept while its scene cannot be archived');
         const failed = (await eventsOf(t, ns, { name })).find((e) => e.reason === 'ArchiveFailed');
         assert.match(failed?.message ?? '', /released .* its scene could not be archived \(attempt 1: .*\); the pod is kept/);
-        await s3.resume();
+        await s3.revive();
         const said = await release(t.kc, `${ns}/${name}`, { waitMs: 120_000 });
         const url = new RegExp(`its scene is archived at s3://scenes/(sickbay/${ns}/deployment-shop/${name}_\\d{8}T\\d{6}Z\\.tar\\.gz)`).exec(said);
         assert.ok(url, said);
