@@ -17,7 +17,7 @@ if (kind === 'sickbay') {
   const h = await serve(config, silentLogger(), { metrics: new Metrics() });
   process.stdout.write(`port ${h.port}\n`);
 } else {
-  const handler = admissionHandler('mutate', { injection, sickbayUsername: 'x', maxBodyBytes: 3 << 20, metrics: new Metrics() });
+  const handler = admissionHandler('mutate', { injection, sickbayUsername: 'x', maxBodyBytes: 3 << 20, metrics: new Metrics(), log: silentLogger() });
   const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' }, (req, res) => void handler(req, res));
   server.keepAliveTimeout = 120_000;
   server.listen(0, '127.0.0.1', () => process.stdout.write(`port ${(server.address() as AddressInfo).port}\n`));

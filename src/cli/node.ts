@@ -1,5 +1,6 @@
 // `sickbay node protect <node> --for <duration>` and `sickbay node restore <node>`.
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { createLogger } from '../core/log.js';
 import { codeOf } from '../kube/api.js';
 import { EventGate, EventRecorder } from '../kube/events.js';
 import { lockName, readLock, restoreNode, setLock } from '../nodes/node-actions.js';
@@ -18,7 +19,7 @@ export async function protect(kc: KubeConfig, o: { namespace: string; node: stri
   const core = kc.makeApiClient(CoreV1Api);
   const coord = kc.makeApiClient(CoordinationV1Api);
   const node = await nodeExists(core, o.node);
-  const events = new EventRecorder(core, { gate: new EventGate() });
+  const events = new EventRecorder(core, { gate: new EventGate(), log: createLogger('warn') });
   const ref = { apiVersion: 'v1', kind: 'Node', name: o.node, uid: node.metadata?.uid };
   if (o.seconds === 0) {
     try {
@@ -54,7 +55,7 @@ export async function restore(kc: KubeConfig, o: { namespace: string; node: stri
     throw apiFailure(err, `cannot restore node ${o.node}`);
   }
   if (!changed) return `node ${o.node} is not isolated; nothing to restore\n`;
-  await new EventRecorder(core, { gate: new EventGate() }).record({ apiVersion: 'v1', kind: 'Node', name: o.node, uid: node.metadata?.uid }, 'Normal', 'NodeRestored', `isolation lifted by ${o.who ?? 'sickbay node restore'}`);
+  await new EventRecorder(core, { gate: new EventGate(), log: createLogger('warn') }).record({ apiVersion: 'v1', kind: 'Node', name: o.node, uid: node.metadata?.uid }, 'Normal', 'NodeRestored', `isolation lifted by ${o.who ?? 'sickbay node restore'}`);
   const lock = await readLock(kc.makeApiClient(CoordinationV1Api), o.namespace, o.node).catch(() => undefined);
   const note = lock && lock.until.getTime() > Date.now() ? `; its protection lock holds until ${lock.until.toISOString()}, so it is not isolated again before then` : '';
   return `node ${o.node} restored: taint and label removed${note}\n`;

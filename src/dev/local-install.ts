@@ -145,7 +145,7 @@ export async function installChartObjects(admin: KubeConfig, o: { namespace: str
       }
     }
     await api.create(obj).catch((err: unknown) => {
-      if ((err as { code?: number })?.code !== 409) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${errorText(err)}`);
+      if ((err as { code?: number })?.code !== 409) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${errorText(err)}`, { cause: err });
     });
   }
   return objects;

@@ -207,7 +207,7 @@ async function startShop(core: CoreV1Api, apps: AppsV1Api, kubeletLog: string) {
     },
     { timeoutMs: 180_000 },
   ).catch(async (err) => {
-    throw new Error(`${(err as Error).message}\n${await podReport(core, 'demo', 'app=shop', kubeletLog)}`);
+    throw new Error(`${(err as Error).message}\n${await podReport(core, 'demo', 'app=shop', kubeletLog)}`, { cause: err });
   });
 }
 
@@ -306,7 +306,7 @@ async function installChart(local: LocalControlPlane, namespace: string) {
     },
     { timeoutMs: 180_000, intervalMs: 1000 },
   ).catch(async (err) => {
-    throw new Error(`${(err as Error).message}\n${await podReport(core, namespace, '', local.file('logs/kubelet.log'))}`);
+    throw new Error(`${(err as Error).message}\n${await podReport(core, namespace, '', local.file('logs/kubelet.log'))}`, { cause: err });
   });
 }
 

@@ -89,7 +89,7 @@ export class ZooKeeperServer {
     } catch (err) {
       await this.kill();
       const logEnd = tail(this.logFile, 20);
-      throw new Error(`${(err as Error).message} (after ${Date.now() - started} ms); the end of its log, ${this.logFile}:\n${logEnd}`);
+      throw new Error(`${(err as Error).message} (after ${Date.now() - started} ms); the end of its log, ${this.logFile}:\n${logEnd}`, { cause: err });
     }
   }
 

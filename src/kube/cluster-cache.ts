@@ -198,7 +198,7 @@ export class ClusterCache {
   /** The system namespaces and sickbay's own: never acted in, even if labelled. */
   private readonly offLimits: ReadonlySet<string>;
 
-  constructor(kc: KubeConfig, o: { resyncMs: number; ownNamespace?: string; log?: Logger; metrics?: Metrics }) {
+  constructor(kc: KubeConfig, o: { resyncMs: number; ownNamespace?: string; log: Logger; metrics?: Metrics }) {
     this.offLimits = new Set<string>([...SYSTEM_NAMESPACES, ...(o.ownNamespace ? [o.ownNamespace] : [])]);
     const common = { resyncMs: o.resyncMs, log: o.log, metrics: o.metrics };
     this.namespaces = new Informer(kc, { ...common, resource: 'namespaces', path: '/api/v1/namespaces', transform: namespaceForCache });

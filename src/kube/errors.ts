@@ -32,7 +32,9 @@ export function errorText(err: unknown): string {
     const sys = (err as Error & { code?: unknown }).code;
     // client-node's ApiException without a body still dumps "HTTP-Code: ...\nMessage: ..." into message.
     const first = err.message.split('\n')[0]!;
-    const why = cause?.code ?? (typeof sys === 'string' ? sys : undefined);
+    // A system error's code (ECONNREFUSED), the error's own or its cause's; an API error
+    // wrapped with { cause } already says its status in the message.
+    const why = (typeof cause?.code === 'string' ? cause.code : undefined) ?? (typeof sys === 'string' ? sys : undefined);
     return oneLine(why && !first.includes(why) ? `${first} (${why})` : first);
   }
   return oneLine(String(err));

@@ -81,13 +81,13 @@ export class EventRecorder {
 
   private readonly component: string;
   private readonly host: string;
-  private readonly log?: Logger;
+  private readonly log: Logger;
   private readonly gate: EventGate;
 
   /** `host`: the reporting instance (the pod's name); `gate`: the process's one Event gate. */
   constructor(
     private readonly core: CoreV1Api,
-    o: { gate: EventGate; host?: string; log?: Logger; component?: string },
+    o: { gate: EventGate; host?: string; log: Logger; component?: string },
   ) {
     this.gate = o.gate;
     this.host = o.host ?? '';
@@ -101,13 +101,13 @@ export class EventRecorder {
    */
   async record(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string): Promise<void> {
     if (this.dryRun && !isWouldEvent(reason)) {
-      this.log?.info(`dry run: not recording Event ${reason}`, { object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, message });
+      this.log.info(`dry run: not recording Event ${reason}`, { object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, message });
       return;
     }
     const now = new Date(); // when it happened, not when its turn came
     const written = await this.gate.run(() => this.write(ref, type, reason, message, now));
     if (!written && this.gate.dropped % 100 === 1) {
-      this.log?.warn('too many Events waiting to be written; dropping', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, droppedSoFar: this.gate.dropped });
+      this.log.warn('too many Events waiting to be written; dropping', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, droppedSoFar: this.gate.dropped });
     }
   }
 
@@ -133,7 +133,7 @@ export class EventRecorder {
       this.gate.written++;
     } catch (err) {
       this.gate.failed++;
-      this.log?.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: errorText(err) });
+      this.log.warn('could not record an Event', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, error: errorText(err) });
     }
   }
 }

@@ -40,7 +40,7 @@ export interface InformerOptions<T = KubeObject, Raw = T> {
   resyncMs?: number;
   /** A watch with no event, not even a bookmark, for this long is restarted. */
   silenceMs?: number;
-  log?: Logger;
+  log: Logger;
   metrics?: Metrics;
   /**
    * Shrinks each object before it is cached (managedFields are always dropped): at
@@ -224,7 +224,7 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
         else if (kind === 'update') h.update?.(obj, old ?? obj);
         else h.delete?.(obj);
       } catch (err) {
-        this.o.log?.error('informer handler threw; the event is dropped, the informer goes on', {
+        this.o.log.error('informer handler threw; the event is dropped, the informer goes on', {
           resource: this.o.resource,
           key: keyOf(obj),
           error: errorDetail(err),
@@ -276,7 +276,7 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
           const gone = (err as { code?: number }).code === 410;
           if (gone) this.resourceVersion = '';
           this.o.metrics?.informerRestarts.inc({ resource: this.o.resource });
-          this.o.log?.warn('watch ended; restarting', { resource: this.o.resource, relist: !this.resourceVersion, backoffMs: gone ? 0 : backoff, error: errorText(err) });
+          this.o.log.warn('watch ended; restarting', { resource: this.o.resource, relist: !this.resourceVersion, backoffMs: gone ? 0 : backoff, error: errorText(err) });
           if (!gone) {
             await sleep(backoff, signal);
             backoff = Math.min(backoff * 2, 30_000);

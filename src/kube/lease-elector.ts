@@ -22,7 +22,7 @@ export interface LeaseElectorOptions {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
-  log?: Logger;
+  log: Logger;
   onLeadershipChange?: (leading: boolean) => void;
 }
 
@@ -63,7 +63,7 @@ export class LeaseElector {
     // At the deadline itself the term is over: the loop's call is aborted at exactly that
     // moment, and must find the term ended, not still running.
     if (this.leading && Date.now() - this.lastRenew >= this.o.renewDeadlineMs) {
-      this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
+      this.o.log.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
       this.stopLeading();
     }
     return this.leading;
@@ -95,7 +95,7 @@ export class LeaseElector {
           lost = !ok;
         } catch (err) {
           outOfTime = call.signal.aborted && !signal.aborted;
-          this.o.log?.warn('lease update failed', { lease: this.o.name, error: outOfTime ? `no answer within ${budget} ms` : errorText(err) });
+          this.o.log.warn('lease update failed', { lease: this.o.name, error: outOfTime ? `no answer within ${budget} ms` : errorText(err) });
         } finally {
           clearTimeout(timer);
           signal.removeEventListener('abort', stop);
@@ -118,17 +118,17 @@ export class LeaseElector {
           lead(term.signal, (why, backoffMs) => this.resign(term, why, backoffMs));
         }
       } else if (step === 'deadline') {
-        this.o.log?.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
+        this.o.log.error('the lease was not renewed within the renew deadline; stopping leader work', { lease: this.o.name });
         this.stopLeading();
       } else if (step === 'lost') {
-        this.o.log?.error('another replica holds the lease; stopping leader work', { holder: this.observed?.holder ?? '' });
+        this.o.log.error('another replica holds the lease; stopping leader work', { holder: this.observed?.holder ?? '' });
         this.stopLeading();
       }
       await sleep(this.o.retryPeriodMs, signal);
     }
     if (this.leading) {
       this.stopLeading();
-      await this.release().catch((err) => this.o.log?.warn('could not release the lease', { error: errorText(err) }));
+      await this.release().catch((err) => this.o.log.warn('could not release the lease', { error: errorText(err) }));
     }
     await this.resigned;
   }
@@ -140,7 +140,7 @@ export class LeaseElector {
    */
   private resign(term: AbortController, why: string, backoffMs: number) {
     if (this.leaderAbort !== term || !this.leading) return;
-    this.o.log?.error('resigning the lease: leader work stopped', { lease: this.o.name, why, backoffMs });
+    this.o.log.error('resigning the lease: leader work stopped', { lease: this.o.name, why, backoffMs });
     this.pausedUntil = Date.now() + backoffMs;
     this.stopLeading();
     this.resigned = this.releaseQuietly();
@@ -155,7 +155,7 @@ export class LeaseElector {
 
   private setLeading(v: boolean) {
     this.leading = v;
-    this.o.log?.info(v ? 'became leader' : 'stopped leading', { lease: this.o.name, identity: this.o.identity });
+    this.o.log.info(v ? 'became leader' : 'stopped leading', { lease: this.o.name, identity: this.o.identity });
     this.o.onLeadershipChange?.(v);
   }
 
@@ -221,7 +221,7 @@ export class LeaseElector {
   }
 
   private releaseQuietly(): Promise<void> {
-    return this.release().catch((err) => void this.o.log?.warn('could not release the lease; another replica takes it after its duration', { error: errorText(err) }));
+    return this.release().catch((err) => void this.o.log.warn('could not release the lease; another replica takes it after its duration', { error: errorText(err) }));
   }
 
   private async release() {
@@ -233,6 +233,6 @@ export class LeaseElector {
       namespace: this.o.namespace,
       body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } },
     }, opts);
-    this.o.log?.info('released the lease', { lease: this.o.name });
+    this.o.log.info('released the lease', { lease: this.o.name });
   }
 }

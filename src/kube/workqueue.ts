@@ -14,7 +14,7 @@ export interface WorkQueueOptions {
   concurrency?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
-  log?: Logger;
+  log: Logger;
   metrics?: Metrics;
   /**
    * Checked before each reconcile: false ends this worker (the leadership term is over,
@@ -121,7 +121,7 @@ export class WorkQueue {
         this.failures.set(key, n);
         const delay = Math.min((this.o.baseDelayMs ?? 100) * 2 ** (n - 1), this.o.maxDelayMs ?? 60_000);
         this.o.metrics?.reconcileErrors.inc({ controller: this.o.name });
-        this.o.log?.warn('reconcile failed; retrying', { key, attempt: n, retryInMs: delay, error: errorText(err) });
+        this.o.log.warn('reconcile failed; retrying', { key, attempt: n, retryInMs: delay, error: errorText(err) });
         this.addAfter(key, delay);
       } finally {
         this.o.metrics?.reconcileDuration.observe({ controller: this.o.name }, (performance.now() - started) / 1000);

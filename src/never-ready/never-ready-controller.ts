@@ -216,7 +216,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
       await withDeadline(this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, body: { preconditions: { uid: pod.metadata!.uid } } }), 10_000, 'pod delete');
     } catch (err) {
       if (codeOf(err) === 404 || codeOf(err) === 409) return;
-      throw new Error(`delete failed: ${errorText(err)}`);
+      throw new Error(`delete failed: ${errorText(err)}`, { cause: err });
     }
     this.metrics.podDeletions.inc({ reason: 'never-ready' });
     const ageS = Math.round(age / 1000);
@@ -263,7 +263,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
       this.cache.pods.writeThrough(patched);
     } catch (err) {
       if (codeOf(err) === 404) return;
-      throw new Error(`requesting the quarantine failed: ${errorText(err)}`);
+      throw new Error(`requesting the quarantine failed: ${errorText(err)}`, { cause: err });
     }
     log.info('never Ready, its app started: requested its quarantine (the scene is kept, the node is not blamed)', { pod: key, owner: `${owner.kind}/${owner.name}`, why });
     await this.events.record(podRef(pod), 'Warning', 'NeverReadyAppFault', `never became Ready in ${ageS}s: ${why}. The app's fault, not node ${node}'s: kept as the scene (quarantine requested), not deleted, the node not avoided`);
@@ -324,7 +324,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
       );
       this.cache.deployments.writeThrough(patched);
     } catch (err) {
-      throw new Error(`updating ${ANN_AVOID_NODES} failed (retrying): ${errorText(err)}`);
+      throw new Error(`updating ${ANN_AVOID_NODES} failed (retrying): ${errorText(err)}`, { cause: err });
     }
   }
 

@@ -388,7 +388,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       const code = codeOf(err);
       if (code === 404) return undefined; // gone: done
       // 409: the pod changed since the decision; the newer version is queued and decides again.
-      throw new Error(`quarantine patch failed: ${errorText(err)}`);
+      throw new Error(`quarantine patch failed: ${errorText(err)}`, { cause: err });
     }
   }
 
@@ -457,7 +457,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
         this.eventOnce(podRef(pod), 'Warning', 'EvictionRefused', `not evicted: its PodDisruptionBudget allows no disruption now (${errorText(err)}); sickbay tries again later`);
         return 'refused';
       }
-      throw new Error(`eviction failed: ${errorText(err)}`);
+      throw new Error(`eviction failed: ${errorText(err)}`, { cause: err });
     }
     // The Eviction API answers with a Status, not the pod: until the watch shows it
     // terminating, no decision may take it for a failing pod again.
@@ -542,7 +542,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       if (deleted.metadata?.deletionTimestamp) this.cache.pods.writeThrough(deleted);
     } catch (err) {
       if (codeOf(err) === 404 || codeOf(err) === 409) return; // already gone, or a different pod by that name now
-      throw new Error(`delete failed: ${errorText(err)}`);
+      throw new Error(`delete failed: ${errorText(err)}`, { cause: err });
     }
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });

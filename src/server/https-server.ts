@@ -32,7 +32,7 @@ export interface HttpsServerOptions {
   keyFile: string;
   drainMs: number;
   handler: RequestListener;
-  log?: Logger;
+  log: Logger;
   metrics?: Metrics;
   /** TLS handshake, and each request's headers and body: cut after this (REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;

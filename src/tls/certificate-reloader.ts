@@ -22,7 +22,7 @@ export class CertificateReloader {
     private readonly certFile: string,
     private readonly keyFile: string,
     private readonly onChange: (pair: KeyPairPem) => void,
-    private readonly log?: Logger,
+    private readonly log: Logger,
     private readonly metrics?: Metrics,
     private readonly pollMs = 10_000,
   ) {
@@ -48,7 +48,7 @@ export class CertificateReloader {
         w.on('error', () => undefined);
         this.watchers.push(w);
       } catch (err) {
-        this.log?.warn('cannot watch certificate folder; polling only', { dir, error: String(err) });
+        this.log.warn('cannot watch certificate folder; polling only', { dir, error: String(err) });
       }
     }
     this.poll = setInterval(() => this.check(), this.pollMs);
@@ -68,14 +68,14 @@ export class CertificateReloader {
       next = this.load();
     } catch (err) {
       this.metrics?.certReloads.inc({ result: 'invalid' });
-      this.log?.warn('certificate files unreadable or mismatched; keeping the current pair', { error: (err as Error).message });
+      this.log.warn('certificate files unreadable or mismatched; keeping the current pair', { error: (err as Error).message });
       return false;
     }
     if (next.cert === this.current.cert && next.key === this.current.key) return false;
     this.current = next;
     this.onChange(next);
     this.metrics?.certReloads.inc({ result: 'ok' });
-    this.log?.info('serving certificate reloaded', { certFile: this.certFile });
+    this.log.info('serving certificate reloaded', { certFile: this.certFile });
     return true;
   }
 

@@ -119,7 +119,7 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
   try {
     secret = await call(core.readNamespacedSecret({ name: o.name, namespace: o.namespace }), 'read of the serving Secret');
   } catch (err) {
-    if (codeOf(err) !== 404) throw new Error(`cannot read Secret ${o.namespace}/${o.name}: ${errorText(err)}`);
+    if (codeOf(err) !== 404) throw new Error(`cannot read Secret ${o.namespace}/${o.name}: ${errorText(err)}`, { cause: err });
     try {
       secret = await call(core.createNamespacedSecret({ namespace: o.namespace, body: newSecret(o) }), 'create of the serving Secret');
       action = 'created';
@@ -142,7 +142,7 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
     if (bundle.length === 0) throw new Error('no certificate in ca.crt');
     if (!keyPem) throw new Error('no tls.key');
   } catch (err) {
-    throw new Error(`Secret ${o.namespace}/${o.name} holds no usable certificate (${(err as Error).message}); delete it and sickbay generates a new one`);
+    throw new Error(`Secret ${o.namespace}/${o.name} holds no usable certificate (${(err as Error).message}); delete it and sickbay generates a new one`, { cause: err });
   }
   const where = `${o.namespace}/${o.name}`;
   const caKey = text(secret, 'ca.key');
@@ -191,7 +191,7 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
       caPem = text(secret, 'ca.crt');
     }
   } catch (err) {
-    if (codeOf(err) !== 409) throw new Error(`cannot update Secret ${where}: ${errorText(err)}`);
+    if (codeOf(err) !== 409) throw new Error(`cannot update Secret ${where}: ${errorText(err)}`, { cause: err });
     // Another replica changed it first: take what it wrote.
     return ensureServingSecret(kc, o, log);
   }

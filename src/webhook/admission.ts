@@ -15,7 +15,7 @@ export interface AdmissionDeps extends ReviewDeps {
   /** Shared by both webhooks of a server; without it, no bound on bytes in flight. */
   budget?: AdmissionBudget;
   metrics?: Metrics;
-  log?: Logger;
+  log: Logger;
 }
 
 /**
@@ -100,13 +100,13 @@ export function admissionHandler(webhook: Webhook, deps: AdmissionDeps) {
       const response = review(request, deps);
       outcome = !response.allowed ? 'denied' : response.patch ? 'patched' : 'allowed';
       sendJson(res, 200, { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
-      if (!response.allowed) deps.log?.info('denied', { webhook, uid: request.uid, namespace: request.namespace, name: request.name, user: request.userInfo?.username });
+      if (!response.allowed) deps.log.info('denied', { webhook, uid: request.uid, namespace: request.namespace, name: request.name, user: request.userInfo?.username });
     } catch (err) {
       if (err instanceof TransportError) {
         outcome = `http_${err.status}`;
         sendTransportError(res, err);
       } else {
-        deps.log?.error('admission handler failed', { webhook, error: err instanceof Error ? err.stack : String(err) });
+        deps.log.error('admission handler failed', { webhook, error: err instanceof Error ? err.stack : String(err) });
         sendJson(res, 500, { error: 'internal error; the webhook failurePolicy applies' });
       }
     } finally {

@@ -159,14 +159,14 @@ describe('leader election with two replicas', { timeout: 600_000 }, () => {
     const startedB: number[] = [];
     const a = new Manager({
       runnables: [{ name: 'controllers', needsLeadership: true, start: async () => { await new Promise((r) => setTimeout(r, 200)); failedAt = Date.now(); throw new Error('the pod isolation controller cannot start'); } }],
-      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-a' }),
+      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-a', log }),
       log,
       termBackoffMs: 30_000,
       onTermFailed: (name) => failedTerms.push(name),
     });
     const b = new Manager({
       runnables: [{ name: 'controllers', needsLeadership: true, start: (term) => (startedB.push(Date.now()), new Promise<void>((r) => term.addEventListener('abort', () => r(), { once: true }))) }],
-      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-b' }),
+      elector: new LeaseElector(t.kc, { ...opts, identity: 'manager-b', log }),
       log,
     });
     const leaseHolder = async () => (await t.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: lease, namespace: SICKBAY_NS }).catch(() => undefined))?.spec?.holderIdentity ?? '';

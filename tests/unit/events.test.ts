@@ -6,12 +6,13 @@ import { describe, it } from 'node:test';
 import { type CoreV1Api } from '@kubernetes/client-node';
 import { EventGate, EventRecorder } from '../../src/kube/events.js';
 import { sleep } from '../../src/util/wait.js';
+import { silentLogger } from '../../src/core/log.js';
 
 describe('EventRecorder in dry run', () => {
   it('writes Would* Events and only those', async () => {
     const written: string[] = [];
     const core = { createNamespacedEvent: async (r: { body: { reason: string } }) => void written.push(r.body.reason) } as unknown as CoreV1Api;
-    const rec = new EventRecorder(core, { gate: new EventGate(), host: 'h' });
+    const rec = new EventRecorder(core, { gate: new EventGate(), host: 'h', log: silentLogger() });
     rec.dryRun = true;
     const ref = { apiVersion: 'v1', kind: 'Pod', name: 'p', namespace: 'n' };
     for (const reason of ['WouldQuarantine', 'SystemicFailure', 'QuarantineSkipped', 'WouldIsolate', 'NotInjected', 'Would', 'Wouldnt']) await rec.record(ref, 'Warning', reason as EventReason, 'm');

@@ -4,11 +4,12 @@ import { describe, it } from 'node:test';
 import { KubeConfig, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { ClusterCache } from '../../src/kube/cluster-cache.js';
 import { Index, Informer, type KubeObject, nextPageLimit, PAGE_BYTES } from '../../src/kube/informer.js';
+import { silentLogger } from '../../src/core/log.js';
 
 describe('Informer indexes', () => {
   const pod = (name: string, rv: string, ns: string, owner?: string): KubeObject & { owner?: string } => ({ metadata: { name, namespace: ns, resourceVersion: rv }, owner });
   it('follow every change to the cache, including writeThrough', () => {
-    const inf = new Informer<KubeObject & { owner?: string }>(new KubeConfig(), { resource: 'pods', path: '/api/v1/pods' });
+    const inf = new Informer<KubeObject & { owner?: string }>(new KubeConfig(), { resource: 'pods', path: '/api/v1/pods', log: silentLogger() });
     inf.writeThrough(pod('a', '1', 'shop', 'rs-1'));
     inf.addIndex('owner', (p) => p.owner); // added late: indexes what is already cached
     inf.writeThrough(pod('b', '1', 'shop', 'rs-1'));
@@ -51,14 +52,14 @@ describe('ClusterCache lookups', () => {
     status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
   });
   it('never counts the system namespaces or its own as opted in, even when labelled', () => {
-    const c = new ClusterCache(new KubeConfig(), { resyncMs: 0, ownNamespace: 'sickbay-system' });
+    const c = new ClusterCache(new KubeConfig(), { resyncMs: 0, ownNamespace: 'sickbay-system', log: silentLogger() });
     for (const name of ['kube-system', 'kube-public', 'kube-node-lease', 'sickbay-system', 'shop']) {
       c.namespaces.writeThrough({ metadata: { name, labels: { 'sickbay.io/injection': 'enabled' } } });
     }
     assert.deepEqual(['kube-system', 'kube-public', 'kube-node-lease', 'sickbay-system', 'shop'].filter((n) => c.isOptedIn(n)), ['shop']);
   });
   it("finds a workload's pods across its ReplicaSets, and a namespace's quarantined pods", () => {
-    const c = new ClusterCache(new KubeConfig(), { resyncMs: 0 });
+    const c = new ClusterCache(new KubeConfig(), { resyncMs: 0, log: silentLogger() });
     c.replicaSets.writeThrough(rs('web-1', 'web'));
     c.replicaSets.writeThrough(rs('web-2', 'web')); // mid-rollout
     c.replicaSets.writeThrough(rs('bare'));

@@ -207,6 +207,7 @@ describe('slow and greedy clients', () => {
         req.on('end', () => res.end('ok'));
       },
       metrics,
+      log: silentLogger(),
       requestTimeoutMs: TIMEOUT,
       maxConnections: 3,
     });

@@ -6,12 +6,13 @@ import { WorkQueue } from '../../src/kube/workqueue.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { TokenBucket } from '../../src/util/rate-limiter.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
+import { silentLogger } from '../../src/core/log.js';
 
 describe('WorkQueue', () => {
   it('reconciles nothing once canAct says the leadership term is over, even before its signal fires', async () => {
     const done: string[] = [];
     let leading = true;
-    const q = new WorkQueue(async (k) => void done.push(k), { name: 't', concurrency: 1, canAct: () => leading });
+    const q = new WorkQueue(async (k) => void done.push(k), { name: 't', concurrency: 1, canAct: () => leading, log: silentLogger() });
     const abort = new AbortController();
     const running = q.run(abort.signal);
     q.add('a');
@@ -36,7 +37,7 @@ describe('WorkQueue', () => {
         await sleep(30);
         running--;
       },
-      { name: 't', concurrency: 4 },
+      { name: 't', concurrency: 4, log: silentLogger() },
     );
     const ac = new AbortController();
     const done = q.run(ac.signal);
@@ -62,7 +63,7 @@ describe('WorkQueue', () => {
         if (fails-- > 0) throw new Error('boom');
         if (at.length === 3) return { requeueAfterMs: 50 };
       },
-      { name: 't', baseDelayMs: 20 },
+      { name: 't', baseDelayMs: 20, log: silentLogger() },
     );
     const ac = new AbortController();
     const done = q.run(ac.signal);
@@ -76,7 +77,7 @@ describe('WorkQueue', () => {
 
   it('measures how long keys waited for a worker and how long reconciles took', async () => {
     const metrics = new Metrics();
-    const q = new WorkQueue(() => sleep(60), { name: 'timed', concurrency: 1, metrics });
+    const q = new WorkQueue(() => sleep(60), { name: 'timed', concurrency: 1, metrics, log: silentLogger() });
     const ac = new AbortController();
     const done = q.run(ac.signal);
     q.add('first'); // a worker is idle: no wait
