@@ -2,8 +2,8 @@
 // Node 24), with its checks every second and a heartbeat every BENCH_HEARTBEAT seconds
 // (default 1: ten times the chart's 10 s, so an hour's writes come in BENCH_MINUTES × 10).
 // BENCH_AGENTS agents (default 2, each its own node) of this checkout's build; with
-// BENCH_OTHER_DIST=<another checkout>/dist/cli.js, as many of that build beside them, in
-// the same run. Sampled every BENCH_SAMPLE seconds (30) for BENCH_MINUTES (10): resident
+// BENCH_OTHER_DIST=<another checkout>/dist/cli.js[,<another>...], as many of each of those
+// builds beside them, alternated, in the same run. Sampled every BENCH_SAMPLE seconds (30) for BENCH_MINUTES (10): resident
 // (VmRSS), anonymous (RssAnon: what only this process holds) and file-backed (RssFile:
 // mostly the Node binary's pages, shared by every Node process on the node).
 //   npm run bench:agent
@@ -33,7 +33,7 @@ function memory(pid: number) {
 await ensureDist();
 const node = await nodeRuntime((m) => console.log(m));
 const builds: Array<{ name: string; cli: string }> = [{ name: 'this build', cli: path.join(repo, 'dist/cli.js') }];
-if (process.env.BENCH_OTHER_DIST) builds.push({ name: `other (${process.env.BENCH_OTHER_DIST})`, cli: process.env.BENCH_OTHER_DIST });
+for (const other of (process.env.BENCH_OTHER_DIST ?? '').split(',').filter(Boolean)) builds.push({ name: `other (${other})`, cli: other });
 
 const t = await startCluster({ nodes: AGENTS * builds.length, log: () => undefined });
 const agents: Array<{ build: string; node: string; pid: number; samples: ReturnType<typeof memory>[]; kill(): void }> = [];
