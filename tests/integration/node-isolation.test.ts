@@ -19,7 +19,6 @@ import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { LABEL_NODE_LOCK, lockName, setLock } from '../../src/nodes/node-actions.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
-import { scenario, secs } from '../support/chaos.js';
 import { breakPod, createNamespace, createWebApp, eventsOf, startCluster, startKubelet, stopKubelet, type TestCluster } from '../support/cluster.js';
 import { procRoot, type ProcRoot } from '../support/proc-root.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
@@ -284,42 +283,6 @@ describe('node agents and the node controller', () => {
     for (const n of more) await waitFor(`${n} healthy`, async () => (await health(n)).status?.healthy === true);
   });
 
-  scenario('60% of heartbeats lost at once', {
-    title: '6 of 10 heartbeats stale together: nothing isolated, an Event and a metric say why',
-    load: '10 nodes, an agent each (1 s heartbeat)',
-    fault: '6 agents stop at once',
-    outcome: '0 nodes tainted; an Event and a metric say why',
-  }, async (fig) => {
-    // The counter, not its value: on a busy machine the earlier tests may already have
-    // seen a majority late for a moment (a 1 s interval here), and the guard rightly counted it.
-    const skips = async () => Number(/reason="stale-majority"} (\d+)/.exec(await metrics.registry.getSingleMetricAsString('sickbay_node_isolation_skips_total'))?.[1] ?? 0);
-    const skipsBefore = await skips();
-    const [down] = await isolatedNodes();
-    await restore(t.kc, { namespace: SICKBAY_NS, node: down! }); // its agent is still stopped: 1 stale
-    const healthy = [...agents.values()].filter((a) => !a.abort.signal.aborted).map((a) => a.node);
-    const stopping = healthy.slice(0, 5);
-    await Promise.all(stopping.map(stopAgent)); // 6 of 10 stale at once
-    const stoppedAt = Date.now();
-    // An Event of this scenario: an earlier moment of late heartbeats on a busy machine
-    // may have left one already (its time has one-second resolution).
-    const since = stoppedAt - 1000;
-    await waitFor('the NodeIsolationSuspended Event', async () =>
-      // 6 stopped; a live agent whose heartbeat is a little late (1 s interval here) may count too.
-      (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationSuspended' })).some(
-        (e) => new Date(e.lastTimestamp ?? e.eventTime ?? 0).getTime() >= since && Number(/^(\d+) of 10 /.exec(e.message ?? '')?.[1]) >= 6,
-      ),
-      { timeoutMs: 15_000 },
-    );
-    fig('suspended after', secs(Date.now() - stoppedAt));
-    // The six go stale three intervals after their last heartbeat; nothing is tainted meanwhile or after.
-    await waitFor('6 stale in sickbay_nodes', async () => /state="stale"} 6/.test(await metrics.registry.getSingleMetricAsString('sickbay_nodes')), { timeoutMs: 10_000 });
-    await new Promise((r) => setTimeout(r, 2_000));
-    const tainted = await isolatedNodes();
-    fig('nodes tainted', tainted.length);
-    assert.deepEqual(tainted, []);
-    assert.ok((await skips()) > skipsBefore, 'the stale-majority skip counted');
-  });
-
   it('a leader that died between the lock and the taint: the next one gives a healthy node its lock back and isolates a faulty one', async () => {
     for (const [node, a] of agents) {
       if (!a.abort.signal.aborted) continue;
@@ -331,9 +294,9 @@ describe('node agents and the node controller', () => {
       const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
       return list.items.length === NODES && list.items.every((h) => h.status?.healthy === true && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 2 * HEARTBEAT_MS);
     });
-    await waitFor('node isolation resumed', async () => (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationResumed' })).length > 0);
+    // The budget test's isolated node, its agent back now: restored.
+    for (const n of await isolatedNodes()) await restore(t.kc, { namespace: SICKBAY_NS, node: n });
     await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 500));
-    // Back one by one after the stale majority: each got a full deadline, none was isolated.
     assert.deepEqual(await isolatedNodes(), [], 'no node isolated while its agent came back');
     await sickbay.stop();
     // What a leader leaves when it dies right after taking the locks: phase "isolating", no taint.

@@ -80,6 +80,25 @@ export function breakPod(t: TestCluster, namespace: string, name: string) {
   return t.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [SIMULATE_READY_ANNOTATION]: 'false' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 }
 
+/**
+ * A Deployment of `replicas` in a namespace that is not yet opted in, `broken` of its pods
+ * turned NotReady together, then the namespace opted in: sickbay meets them failing at
+ * one moment. Returns the broken pods' names.
+ */
+export async function failTogether(t: TestCluster, namespace: string, app: string, replicas: number, broken: number): Promise<string[]> {
+  await createNamespace(t.core, namespace);
+  await createWebApp(t, namespace, app, replicas);
+  const pods = await waitFor(`${replicas} ready ${app} pods`, async () => {
+    const ps = await podsOf(t.core, namespace, `app=${app}`);
+    return ps.length === replicas && ps.every(isReady) ? ps : undefined;
+  });
+  const names = pods.slice(0, broken).map((p) => p.metadata!.name!);
+  for (const name of names) await breakPod(t, namespace, name);
+  await waitFor(`${broken} pods NotReady`, async () => (await podsOf(t.core, namespace, `app=${app}`)).filter((p) => !isReady(p)).length === broken);
+  await t.core.patchNamespace({ name: namespace, body: { metadata: { labels: { 'sickbay.io/injection': 'enabled' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  return names;
+}
+
 /** The Events of a namespace about an object (by name, and kind if given) or of a reason. */
 export async function eventsOf(t: TestCluster, namespace: string, about: { name?: string; kind?: string; reason?: string }): Promise<CoreV1Event[]> {
   const fields = [about.kind && `involvedObject.kind=${about.kind}`, about.name && `involvedObject.name=${about.name}`, about.reason && `reason=${about.reason}`].filter(Boolean);
