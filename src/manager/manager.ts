@@ -9,6 +9,7 @@
 // that controller and no other replica allowed to run it. The elector resigns (the Lease
 // released, so another replica takes over at once) and campaigns again after a backoff;
 // without an elector, the next term starts after the backoff.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../core/log.js';
 import { errorDetail } from '../kube/errors.js';
 import { sleep } from '../util/wait.js';
@@ -109,6 +110,7 @@ export class Manager {
   private async termsWithoutElector(rs: Runnable[], signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const term = new AbortController();
+      setMaxListeners(100, term.signal); // every controller's informers and waits listen on it, as on an elected term
       const stop = () => term.abort();
       signal.addEventListener('abort', stop, { once: true });
       let backoff = 0;

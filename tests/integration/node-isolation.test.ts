@@ -242,13 +242,19 @@ describe('node agents and the node controller', () => {
     zkSessions.push(probe);
     // The node goes away: its kubelet stops reporting (Ready Unknown, as kube-controller-manager
     // writes it) and its agent falls silent. The kubelet's silence is the evidence about the node.
+    const staleMajority = async () => Number(/reason="stale-majority"} (\d+)/.exec(await metrics.registry.getSingleMetricAsString('sickbay_node_isolation_skips_total'))?.[1] ?? 0);
+    const guardBefore = await staleMajority();
     await stopKubelet(t, node);
     await stopAgent(node);
     const last = Date.parse((await health(node)).status!.heartbeatTime!);
-    const seen = await taintSeen(node);
+    const seen = await taintSeen(node, 20_000);
     const late = seen - (last + 3 * HEARTBEAT_MS);
-    ctx.diagnostic(`tainted ${late} ms after the 3-interval deadline`);
-    assert.ok(late <= 1_000, `tainted ${late} ms after the deadline`);
+    // With 1 s heartbeats on 2 busy cores, most agents of this process can be late at one
+    // moment (a CI run saw 6 of 10): the stale-majority guard then holds isolation, as it
+    // must, and gives every node a full deadline again once the heartbeats are back.
+    const guarded = (await staleMajority()) > guardBefore;
+    ctx.diagnostic(`tainted ${late} ms after the 3-interval deadline${guarded ? '; the stale-majority guard held isolation meanwhile' : ''}`);
+    assert.ok(late <= (guarded ? 3 * HEARTBEAT_MS + 2_000 : 1_000), `tainted ${late} ms after the deadline${guarded ? ' (the guard held it)' : ''}`);
     assert.ok(late > -200, `tainted ${-late} ms before the deadline`);
     const isolatedEvent = await waitFor('the NodeIsolated Event', async () => (await nodeEvents(node, 'NodeIsolated'))[0]);
     assert.match(isolatedEvent.message ?? '', /no heartbeat/);
