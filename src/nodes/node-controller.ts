@@ -482,15 +482,19 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.metrics.timeToIsolate.observe(took / 1000);
     const message = `isolated (${a.detail}): tainted ${NODE_TAINT_ISOLATED}:NoExecute, its pods are evicted; protected from another isolation until ${taken.lock.until.toISOString()}`;
     this.log.warn('node isolated', { node: a.name, cause: a.cause, detail: a.detail, msAfterDeadline: took });
-    await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
+    // The registries first: the taint sets off the evictions at once, and an Event write
+    // (which waits its turn behind the process's Event gate, up to its own deadline) let
+    // the pods be evicted before their entries were looked at (a CI run found them left).
     this.deregisterPodsOn(a.name);
+    await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
   }
 
   /** Until its pods are gone, consumers still call them: remove them from the registries now. */
   private deregisterPodsOn(node: string) {
     const signal = this.signal;
     if (!this.registry || !signal) return;
-    const pods = [...this.cache.pods.list()].filter((p) => p.spec?.nodeName === node && !p.metadata?.deletionTimestamp && this.cache.isOptedIn(p.metadata?.namespace ?? ''));
+    // Pods being evicted too: they serve until they exit, and consumers still call them.
+    const pods = [...this.cache.pods.list()].filter((p) => p.spec?.nodeName === node && this.cache.isOptedIn(p.metadata?.namespace ?? ''));
     if (pods.length === 0) return;
     this.log.info('removing the pods of an isolated node from the service registries', { node, pods: pods.length });
     for (const pod of pods) {
