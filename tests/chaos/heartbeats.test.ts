@@ -5,8 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
-import { NodeAgent } from '../../src/agent/agent.js';
-import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
@@ -14,7 +12,7 @@ import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { eventsOf, startCluster, type TestCluster } from '../support/cluster.js';
-import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { SimulatedAgents } from '../support/agents.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
 
 const NODES = 10;
@@ -25,27 +23,8 @@ describe('heartbeats lost at once', { timeout: 300_000 }, () => {
   let sickbay: RunningSickbay;
   const metrics = new Metrics();
   const log = createLogger('warn');
-  const agents = new Map<string, { proc: ProcRoot; abort: AbortController; running: Promise<void> }>();
+  let agents: SimulatedAgents;
 
-  const startAgent = async (node: string) => {
-    const proc = procRoot();
-    proc.add(100, 'containerd');
-    const kc = await t.cp.serviceAccountKubeConfig(SICKBAY_NS, 'sickbay-agent');
-    const agent = new NodeAgent(
-      kc,
-      { nodeName: node, checks: ['conditions', 'processes'], checkIntervalMs: 1000, heartbeatIntervalMs: HEARTBEAT_MS, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
-      log.child({ component: 'agent', node }),
-    );
-    const abort = new AbortController();
-    agents.set(node, { proc, abort, running: agent.run(abort.signal) });
-  };
-  const stopAgent = async (node: string) => {
-    const a = agents.get(node)!;
-    a.abort.abort();
-    await a.running;
-    a.proc.dispose();
-    agents.delete(node);
-  };
   const healths = async () => ((await t.kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] }).items;
   const tainted = (n: V1Node) => !!n.spec?.taints?.some((x) => x.key === 'sickbay.io/isolated' && x.effect === 'NoExecute');
   const isolatedNodes = async () => (await t.core.listNode()).items.filter(tainted).map((n) => n.metadata!.name!);
@@ -54,12 +33,13 @@ describe('heartbeats lost at once', { timeout: 300_000 }, () => {
     t = await startCluster({ nodes: NODES });
     await installNodeHealthCrd(t.kc);
     await installAgentIdentity(t.kc, SICKBAY_NS, 'sickbay-agent');
-    for (let i = 0; i < NODES; i++) await startAgent(`kwok-node-${i}`);
+    agents = new SimulatedAgents(await t.cp.serviceAccountKubeConfig(SICKBAY_NS, 'sickbay-agent'), log, HEARTBEAT_MS);
+    for (let i = 0; i < NODES; i++) agents.start(`kwok-node-${i}`);
     await waitFor('every agent heartbeating', async () => (await healths()).filter((h) => h.status?.healthy === true).length === NODES);
     sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_NODE_ISOLATION_BUDGET: '10%' }, { metrics });
   });
   after(async () => {
-    await Promise.all([...agents.keys()].map(stopAgent));
+    await agents?.stopAll();
     await sickbay?.stop();
     await t?.stop();
   });
@@ -74,8 +54,8 @@ describe('heartbeats lost at once', { timeout: 300_000 }, () => {
     const skipsBefore = await skips();
     // sickbay leading with every heartbeat seen once: its node controller is running.
     await waitFor('10 reporting in sickbay_nodes', async () => /state="reporting"} 10/.test(await metrics.registry.getSingleMetricAsString('sickbay_nodes')), { timeoutMs: 30_000 });
-    const stopping = [...agents.keys()].slice(0, 6);
-    await Promise.all(stopping.map(stopAgent));
+    const stopping = agents.nodes().slice(0, 6);
+    await Promise.all(stopping.map((n) => agents.stop(n)));
     const stoppedAt = Date.now();
     await waitFor(
       'the NodeIsolationSuspended Event',
@@ -92,7 +72,7 @@ describe('heartbeats lost at once', { timeout: 300_000 }, () => {
     assert.deepEqual(taintedAway, []);
     assert.ok((await skips()) > skipsBefore, 'the stale-majority skip counted');
     // Back one by one: each gets a full deadline from its first heartbeat, none is isolated.
-    for (const node of stopping) await startAgent(node);
+    for (const node of stopping) agents.start(node);
     await waitFor('every agent heartbeating again', async () => (await healths()).every((h) => h.status?.healthy === true && Date.now() - Date.parse(h.status.heartbeatTime ?? '') < 2 * HEARTBEAT_MS), { timeoutMs: 30_000 });
     await waitFor('node isolation resumed', async () => (await eventsOf(t, SICKBAY_NS, { reason: 'NodeIsolationResumed' })).length > 0, { timeoutMs: 15_000 });
     await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 500));

@@ -9,14 +9,12 @@ import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
 import { installNodeHealthCrd } from '../../src/dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
-import { NodeAgent } from '../../src/agent/agent.js';
-import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
 import { waitFor } from '../../src/util/wait.js';
 import { createNamespace, eventsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { exists, registerDubboProvider, ZooKeeperServer, zkSession } from '../support/zookeeper.js';
 import { restore } from '../../src/cli/node.js';
-import { procRoot, type ProcRoot } from '../support/proc-root.js';
+import { SimulatedAgents } from '../support/agents.js';
 import { type RunningSickbay, SICKBAY_NS, startSickbay } from '../support/sickbay.js';
 
 const NODES = 4;
@@ -28,26 +26,7 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
   const metrics = new Metrics();
   let zk: ZooKeeperServer;
   const sessions: Array<{ close(): void }> = [];
-  const agents = new Map<string, { abort: AbortController; running: Promise<void>; proc: ProcRoot }>();
-
-  const startAgent = (node: string) => {
-    const proc = procRoot();
-    proc.add(100, 'containerd');
-    const agent = new NodeAgent(
-      t.kc,
-      { nodeName: node, checks: ['conditions', 'processes'], checkIntervalMs: 1000, heartbeatIntervalMs: 1000, failureThreshold: 3, kubeletUrl: 'http://127.0.0.1:1/healthz', networkTargets: [], processes: parseProcessSpecs('containerd'), procRoot: proc.root },
-      createLogger('warn').child({ node }),
-    );
-    const abort = new AbortController();
-    agents.set(node, { abort, running: agent.run(abort.signal), proc });
-  };
-  const stopAgent = async (node: string) => {
-    const a = agents.get(node)!;
-    a.abort.abort();
-    await a.running;
-    a.proc.dispose();
-    agents.delete(node);
-  };
+  let agents: SimulatedAgents;
   const health = (node: string) => custom.getClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths', name: node }).then((h) => h as NodeHealth, () => undefined);
   const tainted = async (node: string) => !!(await t.core.readNode({ name: node })).spec?.taints?.some((x) => x.key === 'sickbay.io/isolated');
   const events = async (node: string, reason: string) => eventsOf(t, 'default', { kind: 'Node', name: node, reason });
@@ -56,7 +35,8 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     t = await startCluster({ nodes: NODES });
     custom = t.kc.makeApiClient(CustomObjectsApi);
     await installNodeHealthCrd(t.kc);
-    for (let i = 0; i < NODES; i++) startAgent(`kwok-node-${i}`);
+    agents = new SimulatedAgents(t.kc, createLogger('warn'));
+    for (let i = 0; i < NODES; i++) agents.start(`kwok-node-${i}`);
     await waitFor('every agent heartbeating', async () => {
       const list = (await custom.listClusterCustomObject({ group: 'sickbay.io', version: 'v1alpha1', plural: 'nodehealths' })) as { items: NodeHealth[] };
       return list.items.filter((h) => h.status?.healthy === true).length === NODES;
@@ -65,7 +45,7 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     sickbay = await startSickbay(t, { SICKBAY_CONTROLLERS: 'true', SICKBAY_HEARTBEAT_INTERVAL: '1s', SICKBAY_NODE_HEALTH_CLEANUP_AFTER: '5s', SICKBAY_REGISTRIES: JSON.stringify([{ name: 'zk', connect: zk.connect }]) }, { metrics });
   });
   after(async () => {
-    await Promise.all([...agents.keys()].map(stopAgent));
+    await agents?.stopAll();
     await sickbay?.stop();
     await t?.stop();
     for (const s of sessions) s.close();
@@ -74,14 +54,14 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
 
   it('an agent away with no agent pod on its node: AgentDown, never isolated, and its stale NodeHealth removed after the cleanup time; back when an agent reports again', async () => {
     const node = 'kwok-node-2';
-    await stopAgent(node);
+    await agents.stop(node);
     await waitFor('the AgentDown Event', async () => (await events(node, 'AgentDown')).length > 0, { timeoutMs: 15_000 });
     await waitFor('the NodeHealth removed', async () => (await health(node)) === undefined, { timeoutMs: 20_000, intervalMs: 250 });
     const removed = await waitFor('a NodeHealthRemoved Event', async () => (await events(node, 'NodeHealthRemoved'))[0]);
     assert.match(removed.message ?? '', /no sickbay agent pod has run on this node/);
     assert.match(await metrics.registry.getSingleMetricAsString('sickbay_nodehealths_removed_total'), /sickbay_nodehealths_removed_total 1/);
     assert.equal(await tainted(node), false, 'never isolated');
-    startAgent(node);
+    agents.start(node);
     await waitFor('the NodeHealth back and healthy', async () => (await health(node))?.status?.healthy === true, { timeoutMs: 15_000 });
   });
 
@@ -93,11 +73,11 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     const session = async () => ((s) => (sessions.push(s), s))(await zkSession(zk.connect));
     const provider = await registerDubboProvider(await session(), 'com.shop.StockService', pod.status!.podIP!, 20880);
     const probe = await session();
-    agents.get(node)!.proc.remove(100); // its containerd gone: the processes check fails, the node is isolated
+    agents.proc(node).remove(100); // its containerd gone: the processes check fails, the node is isolated
     await waitFor(`${node} isolated`, () => tainted(node), { timeoutMs: 20_000, intervalMs: 250 });
     await waitFor('its provider out of ZooKeeper', async () => !(await exists(probe, provider)), { timeoutMs: 10_000, intervalMs: 100 });
     assert.ok(!(await t.core.readNamespacedPod({ name: 'stays', namespace: 'shop' })).metadata?.deletionTimestamp, 'it tolerates the taint and stays');
-    agents.get(node)!.proc.add(100, 'containerd');
+    agents.proc(node).add(100, 'containerd');
     await restore(t.kc, { namespace: SICKBAY_NS, node });
     await waitFor(`${node} restored`, async () => !(await tainted(node)));
     // The app registers again (its session reconnects): it is in service again and stays listed.
@@ -142,7 +122,7 @@ describe('an agent that is away, and one that is silent on a live pod', { timeou
     // Ready for longer than the heartbeat deadline (3 x 1 s; the condition's time has one-second
     // resolution): a pod Ready for less may be a new agent still starting, which says nothing.
     await new Promise((r) => setTimeout(r, 5_000));
-    await stopAgent(node);
+    await agents.stop(node);
     await waitFor(`${node} isolated`, () => tainted(node), { timeoutMs: 20_000, intervalMs: 250 });
     const isolated = await waitFor('the NodeIsolated Event', async () => (await events(node, 'NodeIsolated'))[0]);
     assert.match(isolated.message ?? '', /no heartbeat, and its agent pod agent-on-1 has been Running and Ready since .* yet is silent/);
