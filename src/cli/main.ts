@@ -271,11 +271,6 @@ async function main(argv: string[]): Promise<number> {
         throw clusterError(err, `the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (context ${kc.getCurrentContext()})`);
       }
     }
-    case 'agent': {
-      // The entry (src/cli.ts) runs the agent without loading this file; here only when called through main.
-      const { agentMain } = await import('../agent/main.js');
-      return agentMain(rest, PROG);
-    }
     case 'node': {
       const { values, positionals } = flags(command, { args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, ...SICKBAY_NAMESPACE, for: { type: 'string' } } });
       const [action, node, ...extra] = positionals;
