@@ -7,6 +7,8 @@
 #   $SICKBAY_CACHE_DIR/kwok-v0.8.0/kwok
 #   $SICKBAY_CACHE_DIR/helm-v3.22.0/helm (for the chart's tests)
 #   $SICKBAY_CACHE_DIR/versitygw-v1.8.0/versitygw (an S3-compatible server, for the scene archive's tests)
+#   $SICKBAY_CACHE_DIR/containerd-v2.4.2/{containerd,containerd-shim-runc-v2,ctr} (the real node's runtime)
+#   $SICKBAY_CACHE_DIR/criu-4.2.1/criu (checkpoints; built from Debian's source of it)
 #   $SICKBAY_CACHE_DIR/crds-cert-manager-.../*.yaml (third-party CRDs for the chart's dry-run)
 #   $SICKBAY_CACHE_DIR/cert-manager-<version>-<hash>/{cert-manager-local,crds/} (the fault suite's cert-manager)
 # A component whose binaries are already there is not rebuilt. k8s.io/kubernetes cannot
@@ -20,6 +22,8 @@ ETCD_VERSION=${SICKBAY_ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${SICKBAY_KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${SICKBAY_HELM_VERSION:-v3.22.0}
 VERSITYGW_VERSION=${SICKBAY_VERSITYGW_VERSION:-v1.8.0}
+CONTAINERD_VERSION=${SICKBAY_CONTAINERD_VERSION:-v2.4.2}
+CRIU_VERSION=${SICKBAY_CRIU_VERSION:-4.2.1}
 CERT_MANAGER_VERSION=${SICKBAY_CERT_MANAGER_VERSION:-v1.21.2}
 PROMETHEUS_OPERATOR_VERSION=${SICKBAY_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 CACHE=${SICKBAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sickbay}
@@ -53,6 +57,63 @@ build_kwok() { go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
 # The Versity S3 Gateway: an S3-compatible server over a plain folder, for the tests of
 # the scene archive (a real S3 API, signatures, multipart uploads; no mock).
 build_versitygw() { go_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw; }
+
+# containerd 2.x for the real node: Debian bookworm's 1.6 answers CRI CheckpointContainer
+# with "not implemented". Pure Go (CGO off), with Debian's runc.
+build_containerd() {
+  local out="$CACHE/containerd-$CONTAINERD_VERSION"
+  [[ -x $out/containerd && -x $out/containerd-shim-runc-v2 && -x $out/ctr ]] && { say "containerd $CONTAINERD_VERSION cached"; return; }
+  say "building containerd $CONTAINERD_VERSION, its runc shim and ctr (go install, about 2 min)"
+  local tmp; tmp=$(mktemp -d "$CACHE/.containerd.XXXX") m=github.com/containerd/containerd/v2/cmd
+  GOBIN=$tmp go install -trimpath -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+    "$m/containerd@$CONTAINERD_VERSION" "$m/containerd-shim-runc-v2@$CONTAINERD_VERSION" "$m/ctr@$CONTAINERD_VERSION" || die "go install containerd@$CONTAINERD_VERSION"
+  publish "$tmp" "$out"
+  say "containerd done"
+}
+
+# CRIU for checkpoints: bookworm's 3.17 fails at start on kernels >= 6.13 (the new
+# [vvar_vclock] mapping, CRIU issue 2532) and sid's binary needs a newer libc, so it is
+# built from Debian's own source of $CRIU_VERSION (sid's source list in a private apt
+# configuration: the machine's apt setup is untouched), checked against the .dsc's
+# SHA-256, with hack/criu/*.patch applied.
+build_criu() {
+  local out="$CACHE/criu-$CRIU_VERSION"
+  # Our patches (hack/criu/*.patch, each says why) are part of the cached build's identity.
+  local here; here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  local patches; patches=$(cat "$here"/criu/*.patch | sha256sum | cut -c1-16)
+  [[ -x $out/criu && $(cat "$out/patches" 2>/dev/null) == "$patches" ]] && { say "criu $CRIU_VERSION cached"; return; }
+  local pcs=(libprotobuf-c libnl-3.0 libcap libbsd gnutls libnftables uuid)
+  pkg-config --exists "${pcs[@]}" 2>/dev/null && [[ -f /usr/include/libnet.h ]] && command -v protoc-c >/dev/null && command -v protoc >/dev/null && command -v gcc >/dev/null \
+    || die "criu's build dependencies are missing: apt-get install gcc make pkgconf libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev uuid-dev"
+  say "building criu $CRIU_VERSION from Debian's source (about 1 min)"
+  local w="$CACHE/build/criu-$CRIU_VERSION"; rm -rf "$w"; mkdir -p "$w/apt/lists/partial" "$w/apt/cache/archives/partial" "$w/src"
+  echo "deb-src http://deb.debian.org/debian sid main" >"$w/apt/sources.list"
+  cat >"$w/apt/apt.conf" <<APT
+Dir::Etc::SourceList "$w/apt/sources.list";
+Dir::Etc::SourceParts "$w/apt/none";
+Dir::State::Lists "$w/apt/lists";
+Dir::Cache "$w/apt/cache";
+APT
+  APT_CONFIG=$w/apt/apt.conf apt-get update -q >&2 || die "apt-get update of sid's source list"
+  # Debian's patch tarball may be missing from the mirror; the upstream tarball is what builds.
+  (cd "$w/src" && APT_CONFIG=$w/apt/apt.conf apt-get source --download-only "criu=$CRIU_VERSION-1" >&2) || true
+  local tarball="$w/src/criu_$CRIU_VERSION.orig.tar.xz" dsc="$w/src/criu_$CRIU_VERSION-1.dsc"
+  [[ -f $tarball && -f $dsc ]] || die "apt-get source criu=$CRIU_VERSION-1 fetched no .orig tarball and .dsc"
+  local want; want=$(awk '/^Checksums-Sha256:/{f=1;next} f&&/orig.tar/{print $1;exit}' "$dsc")
+  [[ -n $want && $(sha256sum "$tarball" | cut -d' ' -f1) == "$want" ]] || die "criu_$CRIU_VERSION.orig.tar.xz does not match its .dsc's SHA-256"
+  tar -C "$w/src" -xf "$tarball" || die "unpack criu"
+  for p in "$here"/criu/*.patch; do
+    patch -d "$w/src/criu-$CRIU_VERSION" -p1 --quiet <"$p" || die "patch $(basename "$p") does not apply to criu $CRIU_VERSION"
+  done
+  make -C "$w/src/criu-$CRIU_VERSION" -j"$(nproc)" criu >"$w/make.log" 2>&1 || { tail -20 "$w/make.log" >&2; die "make criu (log: $w/make.log)"; }
+  local tmp; tmp=$(mktemp -d "$CACHE/.criu.XXXX")
+  cp "$w/src/criu-$CRIU_VERSION/criu/criu" "$tmp/criu"
+  echo "$patches" >"$tmp/patches"
+  "$tmp/criu" --version >&2 || die "the built criu does not run"
+  publish "$tmp" "$out"
+  rm -rf "$w"
+  say "criu done"
+}
 
 # helm, for the chart's tests (lint, template, install into the local control plane).
 build_helm() {
@@ -208,8 +269,9 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 || die "cannot lock $CACHE/.build.lock"
 case "${1:-all}" in
-  all) build_kwok; build_etcd; build_k8s; build_kubectl; build_helm; build_versitygw; fetch_crds; build_cert_manager ;;
+  all) build_kwok; build_etcd; build_k8s; build_kubectl; build_helm; build_versitygw; fetch_crds; build_cert_manager; build_containerd; build_criu ;;
+  node) build_containerd; build_criu ;; containerd) build_containerd ;; criu) build_criu ;;
   kwok) build_kwok ;; versitygw) build_versitygw ;; etcd) build_etcd ;; k8s) build_k8s ;; kubectl) build_kubectl ;; helm) build_helm ;; crds) fetch_crds ;; cert-manager) build_cert_manager ;;
-  *) die "usage: $0 [all|kwok|etcd|k8s|kubectl|helm|versitygw|crds|cert-manager]" ;;
+  *) die "usage: $0 [all|node|kwok|etcd|k8s|kubectl|helm|versitygw|crds|cert-manager|containerd|criu]" ;;
 esac
 say "binaries in $CACHE"

@@ -12,29 +12,58 @@ export const VERSIONS = {
   kubernetes: process.env.SICKBAY_K8S_VERSION ?? 'v1.36.3',
   etcd: process.env.SICKBAY_ETCD_VERSION ?? 'v3.6.16',
   kwok: process.env.SICKBAY_KWOK_VERSION ?? 'v0.8.0',
+  containerd: process.env.SICKBAY_CONTAINERD_VERSION ?? 'v2.4.2',
+  criu: process.env.SICKBAY_CRIU_VERSION ?? '4.2.1',
 };
 
-export type BinaryName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok' | 'kubelet' | 'kube-proxy' | 'kubectl';
+export type BinaryName =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kwok'
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'kubectl'
+  | 'containerd'
+  | 'containerd-shim-runc-v2'
+  | 'ctr'
+  | 'criu';
 export type Binaries = Record<BinaryName, string>;
 /** What every control plane needs. */
 export const CONTROL_PLANE_BINARIES: BinaryName[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
-/** What a real node needs besides (built with the control plane, from the same module). */
-export const NODE_BINARIES: BinaryName[] = ['kubelet', 'kube-proxy'];
+/**
+ * What a real node needs besides: the kubelet and kube-proxy (from the control plane's
+ * module), containerd 2.x (Debian's 1.6 cannot checkpoint) and CRIU 4.x (Debian's 3.17
+ * fails on this kernel), all built into the cache.
+ */
+export const NODE_BINARIES: BinaryName[] = ['kubelet', 'kube-proxy', 'containerd', 'containerd-shim-runc-v2', 'ctr', 'criu'];
+
+function cacheFolder(name: BinaryName): string {
+  switch (name) {
+    case 'etcd':
+      return `etcd-${VERSIONS.etcd}`;
+    case 'kwok':
+      return `kwok-${VERSIONS.kwok}`;
+    case 'kubectl':
+      return `kubectl-${VERSIONS.kubernetes}`;
+    case 'containerd':
+    case 'containerd-shim-runc-v2':
+    case 'ctr':
+      return `containerd-${VERSIONS.containerd}`;
+    case 'criu':
+      return `criu-${VERSIONS.criu}`;
+    default:
+      return `k8s-${VERSIONS.kubernetes}`;
+  }
+}
 
 export function cacheDir(env = process.env): string {
   return env.SICKBAY_CACHE_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'sickbay');
 }
 
 function candidates(name: BinaryName, env: NodeJS.ProcessEnv): string[] {
-  const cache = cacheDir(env);
-  const versioned =
-    name === 'etcd'
-      ? path.join(cache, `etcd-${VERSIONS.etcd}`)
-      : name === 'kwok'
-        ? path.join(cache, `kwok-${VERSIONS.kwok}`)
-        : name === 'kubectl'
-          ? path.join(cache, `kubectl-${VERSIONS.kubernetes}`)
-          : path.join(cache, `k8s-${VERSIONS.kubernetes}`);
+  const versioned = path.join(cacheDir(env), cacheFolder(name));
   return [env.SICKBAY_BIN_DIR, env.KUBEBUILDER_ASSETS, versioned].filter((d): d is string => !!d).map((d) => path.join(d, name));
 }
 

@@ -21,6 +21,7 @@ import {
   kubeProxyArgs,
   REAL_NODE,
   realNodePaths,
+  writeCriuConfig,
   setUpNodeNetwork,
   writeNodeFiles,
 } from './real-node.js';
@@ -50,7 +51,7 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
 }
 
-type ProcessName = BinaryName | 'containerd';
+type ProcessName = BinaryName;
 
 interface ProcessRecord {
   name: ProcessName;
@@ -126,7 +127,11 @@ export class LocalControlPlane {
   private kwokArgs: string[] = [];
   private apiserverArgs: string[] = [];
   /** Set once the real node is up: where its kubelet answers health checks. */
-  realNode?: { name: string; kubeletHealthz: string };
+  /**
+   * The real node: its kubelet's health endpoint, its authenticated API (checkpoints) and
+   * root folder (the archives are under checkpoints/).
+   */
+  realNode?: { name: string; kubeletHealthz: string; kubeletApi: string; kubeletPort: number; kubeletRootDir: string };
 
   private constructor(
     private readonly opts: ControlPlaneOptions,
@@ -291,7 +296,8 @@ export class LocalControlPlane {
   /** containerd, the images, the kubelet (waits for its Node to be Ready) and kube-proxy. */
   private async startRealNode() {
     const t0 = Date.now();
-    const { containerd, ctr } = checkRealNodePrerequisites();
+    checkRealNodePrerequisites();
+    const { containerd, ctr } = this.bins;
     const p = realNodePaths(this.dir);
     const images = buildImages(['pause', 'sickbay', 'shim', 'workload'], this.log);
     const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = (await freePorts(4)) as [number, number, number, number];
@@ -305,7 +311,8 @@ export class LocalControlPlane {
     const proxyKubeconfig = path.join(p.root, 'kube-proxy.kubeconfig');
     this.writeKubeconfig(kubeletKubeconfig, { 'client-certificate-data': b64(nodeClient.certPem), 'client-key-data': b64(nodeClient.keyPem) });
     this.writeKubeconfig(proxyKubeconfig, { 'client-certificate-data': b64(proxyClient.certPem), 'client-key-data': b64(proxyClient.keyPem) });
-    writeNodeFiles(p, IMAGES.pause, {
+    writeCriuConfig();
+    writeNodeFiles(p, IMAGES.pause, { shim: this.bins['containerd-shim-runc-v2'], criu: this.bins.criu }, {
       port: kubeletPort,
       healthzPort: kubeletHealthz,
       caFile: this.file('ca.crt'),
@@ -334,7 +341,13 @@ export class LocalControlPlane {
     }
     this.launch('kube-proxy', kubeProxyArgs(proxyKubeconfig, { healthz: proxyHealthz, metrics: proxyMetrics }));
     await this.waitHealthy('kube-proxy', () => httpGet(`http://127.0.0.1:${proxyHealthz}/healthz`), 60_000);
-    this.realNode = { name: REAL_NODE.name, kubeletHealthz: `http://127.0.0.1:${kubeletHealthz}/healthz` };
+    this.realNode = {
+      name: REAL_NODE.name,
+      kubeletHealthz: `http://127.0.0.1:${kubeletHealthz}/healthz`,
+      kubeletApi: `https://${REAL_NODE.ip}:${kubeletPort}`,
+      kubeletPort,
+      kubeletRootDir: p.kubeletDir,
+    };
     this.saveState();
     this.log(`real node ${REAL_NODE.name} Ready at ${REAL_NODE.ip} (containerd, kubelet, kube-proxy) after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }

@@ -65,20 +65,20 @@ function onPath(cmd: string): string | undefined {
   return undefined;
 }
 
-/** Every prerequisite of a real node; a missing one is an error naming what to install. */
-export function checkRealNodePrerequisites(): { containerd: string; ctr: string } {
+/**
+ * Every prerequisite of a real node the build does not make (containerd and CRIU are
+ * built into the cache with the control plane); a missing one is an error naming what to
+ * install.
+ */
+export function checkRealNodePrerequisites(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root (a kubelet and containerd need it): run as root');
-  const containerd = onPath('containerd');
-  const ctr = onPath('ctr');
-  if (!containerd || !ctr) missing.push('containerd and ctr (apt-get install containerd)');
   if (!onPath('runc')) missing.push('runc (apt-get install runc)');
   for (const p of ['bridge', 'host-local', 'loopback']) if (!existsSync(path.join(CNI_DIR, p))) missing.push(`${CNI_DIR}/${p} (apt-get install containernetworking-plugins)`);
   if (!onPath('iptables')) missing.push('iptables (apt-get install iptables)');
   if (!onPath('ip')) missing.push('ip (apt-get install iproute2)');
   if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers')) missing.push('a mounted cgroup hierarchy under /sys/fs/cgroup');
   if (missing.length) throw new Error(`the real node (--real-node) needs:\n  - ${missing.join('\n  - ')}`);
-  return { containerd: containerd!, ctr: ctr! };
 }
 
 function sh(cmd: string, args: string[], opts: { ignore?: boolean } = {}): string {
@@ -110,12 +110,49 @@ export function setUpNodeNetwork(): void {
   sh('iptables', ['-w', '-I', 'FORWARD', '1', '-j', n.chain]);
 }
 
-export function containerdConfig(p: RealNodePaths, pauseImage: string): string {
-  const cri = 'plugins."io.containerd.grpc.v1.cri"';
-  return `version = 2
+/**
+ * CRIU's options for the checkpoints runc takes (runc reads this file; containerd's CRI
+ * checkpoint passes no options of its own): `tcp-established`, or any container holding a
+ * TCP connection (a JVM with a database or ZooKeeper session, a kept-alive client) cannot
+ * be checkpointed, and `skip-in-flight`, or a server with a connection not yet accepted
+ * cannot (that connection is left out; its client connects again). Written on the host for the real node when no such file is there, and
+ * removed by its clean-up only when it is ours.
+ */
+export const CRIU_RUNC_CONFIG = '/etc/criu/runc.conf';
+const CRIU_CONFIG_MARK = '# written by sickbay\'s real node (src/dev/real-node.ts); removed when it stops';
+
+export function writeCriuConfig(): void {
+  if (existsSync(CRIU_RUNC_CONFIG)) return;
+  mkdirSync(path.dirname(CRIU_RUNC_CONFIG), { recursive: true });
+  writeFileSync(CRIU_RUNC_CONFIG, `${CRIU_CONFIG_MARK}\ntcp-established\nskip-in-flight\n`);
+}
+
+function removeCriuConfig() {
+  try {
+    if (readFileSync(CRIU_RUNC_CONFIG, 'utf8').startsWith(CRIU_CONFIG_MARK)) rmSync(CRIU_RUNC_CONFIG, { force: true });
+  } catch {
+    // none
+  }
+}
+
+/** Where the node's runtime comes from: the cache's containerd 2.x, its shim, and CRIU. */
+export interface RuntimeBinaries {
+  shim: string;
+  criu: string;
+}
+
+/**
+ * containerd 2.x's configuration (version 3). The shims find CRIU on their own PATH, which
+ * is the shim manager's `env`, not the daemon's environment: runc, run by the shim to
+ * checkpoint, looks it up there.
+ */
+export function containerdConfig(p: RealNodePaths, pauseImage: string, bins: RuntimeBinaries): string {
+  const runtime = "plugins.'io.containerd.cri.v1.runtime'";
+  const shimPath = [path.dirname(bins.criu), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');
+  return `version = 3
 root = "${p.root}/containerd/root"
 state = "${p.root}/containerd/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 [grpc]
   address = "${p.containerdSocket}"
@@ -129,23 +166,31 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.internal.v1.opt"]
   path = "${p.root}/containerd/opt"
 
-[${cri}]
-  sandbox_image = "${pauseImage}"
+[plugins.'io.containerd.shim.v1.manager']
+  env = ["PATH=${shimPath}"]
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "${pauseImage}"
+
+[${runtime}]
   netns_mounts_under_state_dir = true
   enable_selinux = false
   # This machine withholds CAP_SYS_RESOURCE: the kubelet's negative oom_score_adj
   # (-998 for the sandbox, -997 for Guaranteed pods) is clamped to containerd's own.
   restrict_oom_score_adj = true
-  [${cri}.containerd]
-    snapshotter = "overlayfs"
+  enable_criu = true
+  [${runtime}.containerd]
     default_runtime_name = "runc"
-    [${cri}.containerd.runtimes.runc]
+    [${runtime}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [${cri}.containerd.runtimes.runc.options]
+      runtime_path = "${bins.shim}"
+      [${runtime}.containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "${p.root}/containerd/runc"
-  [${cri}.cni]
-    bin_dir = "${CNI_DIR}"
+  [${runtime}.cni]
+    bin_dirs = ["${CNI_DIR}"]
     conf_dir = "${p.cniConfDir}"
 `;
 }
@@ -243,11 +288,11 @@ export function kubeProxyArgs(kubeconfig: string, ports: { healthz: number; metr
   ];
 }
 
-export function writeNodeFiles(p: RealNodePaths, pauseImage: string, kubelet: Parameters<typeof kubeletConfig>[1]) {
+export function writeNodeFiles(p: RealNodePaths, pauseImage: string, runtime: RuntimeBinaries, kubelet: Parameters<typeof kubeletConfig>[1]) {
   mkdirSync(path.dirname(p.containerdSocket), { recursive: true });
   mkdirSync(p.cniConfDir, { recursive: true });
   mkdirSync(p.kubeletDir, { recursive: true });
-  writeFileSync(p.containerdConfig, containerdConfig(p, pauseImage));
+  writeFileSync(p.containerdConfig, containerdConfig(p, pauseImage, runtime));
   writeFileSync(path.join(p.cniConfDir, '10-sickbay.conflist'), cniConfig(p));
   writeFileSync(p.kubeletConfig, kubeletConfig(p, kubelet));
 }
@@ -356,6 +401,7 @@ export function cleanupRealNode(clusterDir: string, kubeProxy?: string): void {
   sh('ip', ['link', 'del', n.bridge], { ignore: true });
   sh('ip', ['link', 'del', n.nodeLink], { ignore: true });
   removeLogLinks(path.join(p.root, 'pod-logs'));
+  removeCriuConfig();
   rmSync(p.root, { recursive: true, force: true });
 }
 
