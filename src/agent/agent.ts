@@ -12,6 +12,7 @@ import { sleep, withDeadline } from '../util/wait.js';
 import type { CheckName, ProcessSpec } from '../core/agent-settings.js';
 import { type CheckResult, CheckTracker, conditionsCheck, ProcessWatch } from './checks.js';
 import { runtimeLayout } from './runtime-layout.js';
+import { Checkpointer, type CheckpointOptions } from './checkpoints.js';
 import { healthCondition, nodeProblemCondition, NODEHEALTH_GROUP, NODEHEALTH_KIND, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth, type NodeHealthStatus } from '../core/nodehealth.js';
 
 export interface AgentOptions {
@@ -31,6 +32,11 @@ export interface AgentOptions {
   version?: string;
   /** A Node condition type to write on the agent's own Node (off when unset). */
   nodeCondition?: string;
+  /**
+   * Checkpoints sickbay asks for in this node's NodeHealth. Without a kubelet API the
+   * agent still answers each request, with why it cannot take it.
+   */
+  checkpoints?: CheckpointOptions;
 }
 
 export interface AgentStats {
@@ -54,6 +60,10 @@ export class NodeAgent {
   /** The runtime layout the process watch follows (processes `auto`). */
   private layoutKey?: string;
   private readonly node?: Informer<V1Node>;
+  /** Its own NodeHealth: the checkpoints asked of it (spec). */
+  private readonly health: Informer<NodeHealth>;
+  readonly checkpointer: Checkpointer;
+  private checkpointsRestored = false;
   private healthy = true;
   private since = new Date();
   private sinceKnown = false;
@@ -75,16 +85,29 @@ export class NodeAgent {
     if (o.checks.includes('conditions') || (o.processes === 'auto' && o.checks.includes('processes'))) {
       this.node = new Informer<V1Node>(kc, { resource: 'node', path: '/api/v1/nodes', fieldSelector: `metadata.name=${o.nodeName}`, log });
     }
+    this.checkpointer = new Checkpointer(kc, o.checkpoints ?? { kubeletApi: '', kubeletCaFile: '', kubeletInsecure: false, timeoutMs: 120_000, archiveDir: '' }, log, () => this.heartbeat());
+    this.health = new Informer<NodeHealth>(kc, { resource: 'nodehealth', path: HEALTHS, fieldSelector: `metadata.name=${o.nodeName}`, log });
+    const follow = (h: NodeHealth) => {
+      if (!this.checkpointsRestored) {
+        // A restarted agent knows what it took before: not taken again, removed when withdrawn.
+        this.checkpointer.restore(h.status?.checkpoints);
+        this.checkpointsRestored = true;
+      }
+      this.checkpointer.sync(h.spec?.checkpoints ?? []);
+    };
+    this.health.on({ add: follow, update: follow });
   }
 
   /** Checks and heartbeats until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     void this.node?.run(signal).catch((err) => this.log.error('node watch stopped', { error: errorText(err) }));
+    void this.health.run(signal).catch((err) => this.log.error('NodeHealth watch stopped', { error: errorText(err) }));
     while (!signal.aborted) {
       const started = Date.now();
       await this.checkOnce();
       await sleep(Math.max(0, this.o.checkIntervalMs - (Date.now() - started)), signal);
     }
+    await this.checkpointer.idle();
     await this.writing;
   }
 
@@ -192,6 +215,9 @@ export class NodeAgent {
       checks: checks.map((c) => ({ ...c, lastTransitionTime: c.lastTransitionTime.toISOString() })),
       conditions: [healthCondition(this.healthy, this.since, checks)],
       ...(this.o.version ? { agentVersion: this.o.version } : {}),
+      // Only once the requests were read: a status written before would drop the records
+      // of a restarted agent.
+      ...(this.checkpointsRestored ? { checkpoints: this.checkpointer.list() } : {}),
     };
   }
 

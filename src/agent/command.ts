@@ -29,6 +29,7 @@ export async function runAgent(a: AgentConfig, kc: ApiAccess, log: Logger, o: { 
       procRoot: a.procRoot,
       version: o.version,
       nodeCondition: a.nodeCondition,
+      checkpoints: a.checkpoints,
     },
     log,
   );
@@ -47,7 +48,7 @@ export async function runAgent(a: AgentConfig, kc: ApiAccess, log: Logger, o: { 
       }
       if (req.url === '/metrics') {
         res.writeHead(200, { 'content-type': TEXT_FORMAT });
-        res.end(agentMetricsText({ ...agent.stats, checks: agent.checkStates() }));
+        res.end(agentMetricsText({ ...agent.stats, checks: agent.checkStates(), checkpoints: agent.checkpointer.counters }));
         return;
       }
       res.writeHead(404).end();

@@ -6,8 +6,13 @@
 // The container's files come out as a tar stream through exec and are re-packed entry by
 // entry: no dump is ever held in memory, and the size cap is kept while streaming. A
 // MANIFEST lists each file, its size, and what could not be collected and why.
-import { createWriteStream } from 'node:fs';
+// A checkpoint (sickbay.io/checkpoint-result) is on its node, in the kubelet's folder:
+// it comes through an exec into that node's sickbay agent, which mounts the folder, so
+// only a person who may exec into sickbay's agents (their namespace's admins) takes a
+// process's memory off the node.
+import { createReadStream, createWriteStream, mkdtempSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
@@ -17,7 +22,7 @@ import { extract as tarExtract, pack as tarPack, type Header as TarHeader } from
 import { codeOf, errorText } from '../kube/api.js';
 import { execInPod } from '../kube/exec.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION } from '../core/nodehealth.js';
-import { PREFIX, SHIM_MOUNT, SHIM_VOLUME } from '../core/names.js';
+import { ANN_CHECKPOINT_RESULT, PREFIX, SHIM_MOUNT, SHIM_VOLUME } from '../core/names.js';
 import { EXIT } from './commands.js';
 import { COLLECT_FDS_COMMAND, COLLECT_PS_COMMAND, COLLECT_TAR_COMMAND } from '../core/shim-commands.js';
 
@@ -49,7 +54,16 @@ export interface CollectOptions {
   progress?: (bytes: number) => void;
   /** Each exec into the pod is cut off after this (10 min: a heap dump can be large). */
   execTimeoutMs?: number;
+  /**
+   * Take the pod's checkpoint archives off their node, through the node's agent in this
+   * namespace (sickbay's); unset: none (the scene archive carries none: sickbay serve may
+   * not exec into its own agents).
+   */
+  checkpointsFrom?: string;
 }
+
+/** The agent image's busybox (the Dockerfile copies it there for the shim), reading one archive. */
+const AGENT_BUSYBOX = '/opt/sickbay/shim/busybox';
 
 export interface CollectResult {
   file: string;
@@ -85,7 +99,7 @@ class Bundle {
     private readonly progress?: (bytes: number) => void,
   ) {}
 
-  private left() {
+  left() {
     return this.max - this.written;
   }
 
@@ -138,6 +152,71 @@ class Bundle {
       ...(this.missing.length ? ['', '# not collected, and why', ...this.missing.map((m) => `missing\t${m.path}\t${m.why}`)] : []),
     ];
     return `${lines.join('\n')}\n`;
+  }
+
+  /** A file of known size, streamed in (the checkpoint archives, staged on disk first). */
+  async addFile(p: string, file: string): Promise<void> {
+    const size = statSync(file).size;
+    if (size > this.left()) return this.miss(p, `over the size cap (${size} bytes, ${this.left()} left of ${this.max})`);
+    await pipeline(createReadStream(file), this.pack.entry({ name: `${this.root}/${p}`, size, mtime: this.mtime }));
+    this.counted(p, size);
+  }
+}
+
+interface CheckpointResultAnnotation {
+  node?: string;
+  containers?: Array<{ name: string; status: string; archive?: string; bytes?: number }>;
+}
+
+/** Each checkpoint archive of the pod, through an exec into its node's agent (see the file's comment). */
+async function addCheckpoints(kc: KubeConfig, pod: V1Pod, bundle: Bundle, agentNamespace: string, timeoutMs: number) {
+  const raw = pod.metadata?.annotations?.[ANN_CHECKPOINT_RESULT];
+  if (!raw) return;
+  let result: CheckpointResultAnnotation;
+  try {
+    result = JSON.parse(raw) as CheckpointResultAnnotation;
+  } catch {
+    return bundle.miss('checkpoints/', `${ANN_CHECKPOINT_RESULT} is not JSON`);
+  }
+  const taken = (result.containers ?? []).filter((c) => c.status === 'ok' && c.archive);
+  if (!taken.length || !result.node) return;
+  const core = kc.makeApiClient(CoreV1Api);
+  const agents = await core
+    .listNamespacedPod({ namespace: agentNamespace, labelSelector: 'app.kubernetes.io/component=agent', fieldSelector: `spec.nodeName=${result.node}` })
+    .catch((err) => (bundle.miss('checkpoints/', `cannot find the sickbay agent on node ${result.node} in namespace ${agentNamespace}: ${errorText(err)}`), undefined));
+  const agent = agents?.items.find((p) => p.status?.phase === 'Running');
+  if (!agents) return;
+  if (!agent) return bundle.miss('checkpoints/', `no running sickbay agent on node ${result.node} in namespace ${agentNamespace} (--sickbay-namespace) to read the archives from`);
+  const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+    body: { spec: { resourceAttributes: { namespace: agentNamespace, verb: 'create', resource: 'pods', subresource: 'exec', name: agent.metadata!.name! } } },
+  });
+  if (!review.status?.allowed) return bundle.miss('checkpoints/', `not allowed to exec into the sickbay agent ${agentNamespace}/${agent.metadata!.name} (create pods/exec), which taking a checkpoint off its node needs: an archive holds the process's memory`);
+  const staging = mkdtempSync(path.join(tmpdir(), 'sickbay-collect-'));
+  try {
+    for (const c of taken) {
+      const p = `checkpoints/${c.name}.tar`;
+      if ((c.bytes ?? 0) > 0 && c.bytes! > bundle.left()) {
+        bundle.miss(p, `over the size cap (${c.bytes} bytes, ${bundle.left()} left); on node ${result.node}: ${c.archive}`);
+        continue;
+      }
+      const file = path.join(staging, `${c.name}.tar`);
+      const sink = createWriteStream(file, { mode: 0o600 });
+      const closed = new Promise<void>((resolve) => sink.on('close', () => resolve()));
+      const r = await execInPod(kc, { namespace: agentNamespace, pod: agent.metadata!.name!, container: 'agent' }, [AGENT_BUSYBOX, 'cat', '--', c.archive!], timeoutMs, { stdout: sink });
+      sink.end();
+      await closed;
+      if (r.error || r.exitCode !== 0) {
+        bundle.miss(p, `reading ${c.archive} through the agent on ${result.node}: ${r.error ?? `exit ${r.exitCode}: ${r.stderr.trim().slice(-300)}`}`);
+        continue;
+      }
+      if (c.bytes !== undefined && statSync(file).size !== c.bytes) {
+        bundle.miss(p, `read ${statSync(file).size} bytes of ${c.archive}, which had ${c.bytes}`);
+        continue;
+      }
+      await bundle.addFile(p, file);
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
   }
 }
 
@@ -254,6 +333,9 @@ export async function collect(kc: KubeConfig, o: CollectOptions): Promise<Collec
       if (fds.exitCode === 0) bundle.add(`containers/${c.name}/open-files.txt`, fds.stdout);
       else bundle.miss(`containers/${c.name}/open-files.txt`, fds.error ?? `exited ${fds.exitCode}: ${fds.stderr.trim()}`);
     }
+
+    if (o.checkpointsFrom !== undefined) await addCheckpoints(kc, pod, bundle, o.checkpointsFrom, timeoutMs);
+    else if (pod.metadata?.annotations?.[ANN_CHECKPOINT_RESULT]) bundle.miss('checkpoints/', 'kept on the node: the scene archive does not carry checkpoints (sickbay collect does, for who may exec into sickbay\'s agents)');
 
     bundle.pack.entry({ name: `${root}/MANIFEST`, mtime: now }, bundle.manifest());
     bundle.pack.finalize();

@@ -94,17 +94,20 @@ The nodes a Deployment avoids are added at admission only. The shim image is
   },
   {
     name: 'collect',
-    summary: "one pod's scene (dumps, logs, Events, pod, node, processes) in one .tar.gz",
-    help: `Usage: $0 collect <pod> [-n <namespace>] [-o <file>] [--max-size 1Gi] ${KUBE}
+    summary: "one pod's scene (dumps, logs, Events, pod, node, processes, checkpoint) in one .tar.gz",
+    help: `Usage: $0 collect <pod> [-n <namespace>] [-o <file>] [--max-size 1Gi] [--sickbay-namespace sickbay-system] ${KUBE}
 
 Writes the pod's scene to one .tar.gz (default ./<namespace>_<pod>_<time>.tar.gz): the
 pod as the API holds it, its Events and its workload's, each container's log (current
 and previous), everything under /sickbay (the dumps in diag/, the supervisor's state in
 run/), each container's process table and open files as the shim's busybox reads them,
-its node's conditions and NodeHealth, sickbay's annotations, and a MANIFEST listing each
-file, its size, and what could not be collected and why. Content beyond --max-size is
-left out (listed in the MANIFEST); nothing is held in memory whole. Works for a pod that
-is not quarantined too. -n defaults to the kubeconfig context's namespace.
+its node's conditions and NodeHealth, sickbay's annotations, its checkpoint archives
+(checkpoints/<container>.tar, read from its node through the sickbay agent there in
+--sickbay-namespace: you need pods/exec on sickbay's agents, as an archive holds the
+process's memory), and a MANIFEST listing each file, its size, and what could not be
+collected and why. Content beyond --max-size is left out (listed in the MANIFEST);
+nothing is held in memory whole. Works for a pod that is not quarantined too. -n
+defaults to the kubeconfig context's namespace.
 `,
   },
   {
@@ -120,6 +123,31 @@ one (default: its file name, in the current folder; an existing file is not repl
 Reads the archive settings of \`sickbay serve\` from the environment: SICKBAY_ARCHIVE_ENDPOINT,
 SICKBAY_ARCHIVE_BUCKET, SICKBAY_ARCHIVE_PREFIX, SICKBAY_ARCHIVE_REGION,
 SICKBAY_ARCHIVE_ACCESS_KEY_ID, SICKBAY_ARCHIVE_SECRET_ACCESS_KEY, SICKBAY_ARCHIVE_CA_FILE.
+`,
+  },
+  {
+    name: 'checkpoint',
+    summary: "what a container checkpoint holds: its process tree, open files and memory",
+    sub: ['inspect', 'restore-bundle'],
+    help: `Usage: $0 checkpoint inspect <archive> [-o text|json|yaml]
+       $0 checkpoint restore-bundle <archive> --rootfs <dir|image.tar> -o <dir> [--volume /sickbay=<dir>]... [--netns sickbay-restore] [--name restored]
+
+Reads a container checkpoint archive as the kubelet writes it (sickbay.io/checkpoint-result
+on a quarantined pod names it: <kubelet root>/checkpoints/checkpoint-<pod>_<namespace>-
+<container>-<time>.tar on its node) and shows the container, its command and user, the
+process tree with each process's threads, dumped memory and open files (paths, sockets,
+pipes), and the size of the memory pages and of the filesystem changes. Reads the file
+once, without unpacking it; no cluster is needed. The archive holds the container's
+memory, secrets included: handle it as you would the secrets themselves.
+
+restore-bundle makes a runc bundle of it in -o (a new folder): the image's root
+filesystem (--rootfs: a folder, or the image saved as a docker-archive tarball) with
+the container's changes on top, its OCI spec adjusted to this machine (a network
+namespace of yours, --netns; the pod's volumes its processes use from your folders,
+--volume: /sickbay, where the supervisor runs from, is the sickbay/ folder of
+\`sickbay collect\`'s bundle; empty stand-ins for the other mounts; a cgroup of its own),
+and CRIU's images; then prints the runc commands that restore it, running, with its
+memory as it was (runc and CRIU 4.x needed, as root). docs/checkpoints.md has the steps.
 `,
   },
   {

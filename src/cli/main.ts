@@ -176,6 +176,47 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : output === 'yaml' ? yaml.dump(report, { noRefs: true, lineWidth: -1 }) : formatStatus(report));
       return 0;
     }
+    case 'checkpoint': {
+      const { values, positionals } = flags(command, {
+        args: rest,
+        allowPositionals: true,
+        options: { output: { type: 'string', short: 'o' }, rootfs: { type: 'string' }, volume: { type: 'string', multiple: true }, netns: { type: 'string', default: 'sickbay-restore' }, name: { type: 'string', default: 'restored' } },
+      });
+      const [sub, file] = positionals;
+      if ((sub !== 'inspect' && sub !== 'restore-bundle') || positionals.length !== 2) throw usageError(command, sub === 'inspect' || sub === 'restore-bundle' ? 'which archive?' : undefined);
+      const fileError = (err: unknown) => {
+        const code = (err as { code?: string }).code;
+        return new CliError(`${file}: ${(err as Error).message}`, code === 'ENOENT' ? EXIT.notFound : code === 'EACCES' ? EXIT.refused : EXIT.failed);
+      };
+      if (sub === 'restore-bundle') {
+        if (!values.rootfs || !values.output) throw usageError(command, '--rootfs and -o are required');
+        const volumes: Record<string, string> = {};
+        for (const v of values.volume ?? []) {
+          const m = /^(\/[^=]*)=(.+)$/.exec(v);
+          if (!m) throw usageError(command, `--volume ${JSON.stringify(v)}: <path in the container>=<folder>, such as /sickbay=./scene/sickbay`);
+          volumes[m[1]!] = m[2]!;
+        }
+        const { restoreBundle } = await import('../checkpoint/restore-bundle.js');
+        let made;
+        try {
+          made = await restoreBundle(file!, { rootfs: values.rootfs, out: values.output, netns: values.netns!, name: values.name!, volumes });
+        } catch (err) {
+          throw fileError(err);
+        }
+        process.stdout.write(`bundle in ${made.bundle}; restore it (as root, CRIU 4.x on the PATH):\n${made.commands.map((c) => `  ${c}`).join('\n')}\n`);
+        return 0;
+      }
+      const output = outputFormat(values.output, ['text', 'json', 'yaml']);
+      const { inspectCheckpoint, renderCheckpoint } = await import('../checkpoint/inspect.js');
+      let summary;
+      try {
+        summary = await inspectCheckpoint(file!);
+      } catch (err) {
+        throw fileError(err);
+      }
+      process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : output === 'yaml' ? yaml.dump(summary, { noRefs: true, lineWidth: -1 }) : renderCheckpoint(summary, file!));
+      return 0;
+    }
     case 'release': {
       const { values, positionals } = flags(command, { args: rest, allowPositionals: true, options: { ...KUBE_OPTIONS, ...NAMESPACE, now: { type: 'boolean', default: false }, wait: { type: 'string', default: '2m' } } });
       if (positionals.length !== 1) throw usageError(command, positionals.length ? `one pod at a time (got ${positionals.length})` : 'which pod?');
@@ -241,7 +282,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = flags(command, {
         args: rest,
         allowPositionals: true,
-        options: { ...KUBE_OPTIONS, ...NAMESPACE, output: { type: 'string', short: 'o' }, 'max-size': { type: 'string', default: '1Gi' } },
+        options: { ...KUBE_OPTIONS, ...NAMESPACE, ...SICKBAY_NAMESPACE, output: { type: 'string', short: 'o' }, 'max-size': { type: 'string', default: '1Gi' } },
       });
       if (positionals.length !== 1) throw usageError(command, positionals.length ? `one pod at a time (got ${positionals.length})` : 'which pod?');
       const { collect, CollectError, parseSize } = await import('./collect.js');
@@ -262,7 +303,7 @@ async function main(argv: string[]): Promise<number> {
           }
         : undefined;
       try {
-        const r = await collect(kc, { namespace, pod: positionals[0]!, file: values.output && path.resolve(values.output), maxBytes, progress });
+        const r = await collect(kc, { namespace, pod: positionals[0]!, file: values.output && path.resolve(values.output), maxBytes, progress, checkpointsFrom: values['sickbay-namespace'] });
         if (progress) process.stderr.write('\r\x1b[K');
         process.stdout.write(`wrote ${r.file}: ${r.files} files, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of content${r.missing.length ? `; ${r.missing.length} not collected (see MANIFEST)` : ''}\n`);
         return 0;

@@ -157,6 +157,7 @@ export const configSchema = z.object({
   SICKBAY_AVOID_NODES_TTL: duration.prefault('1h'),
   SICKBAY_DIAGNOSTICS: bool.default(true),
   SICKBAY_DIAGNOSTICS_TIMEOUT: duration.prefault('2m'),
+  SICKBAY_CHECKPOINT_TIMEOUT: duration.prefault('3m'),
   // The scene archive (an S3-compatible object store)
   SICKBAY_ARCHIVE_ENDPOINT: z.string().regex(/^https?:\/\/[^/\s]+\/?$/, 'an http(s) URL with no path, such as https://s3.example.com or https://minio.storage:9000').or(z.literal('')).default(''),
   SICKBAY_ARCHIVE_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 of a-z, 0-9, dots and hyphens)').or(z.literal('')).default(''),
@@ -202,6 +203,11 @@ export const configSchema = z.object({
     .string()
     .regex(/^([A-Z][A-Za-z0-9]{0,62})?$/, 'a condition type such as SickbayNodeProblem (letters and digits, starting with a capital), or empty')
     .default(''),
+  SICKBAY_AGENT_KUBELET_API: z.string().regex(/^https:\/\/[^/\s]+\/?$/, 'the kubelet API as https://<node address>:10250').or(z.literal('')).default(''),
+  SICKBAY_AGENT_KUBELET_CA: z.string().default(''),
+  SICKBAY_AGENT_KUBELET_INSECURE: bool.default(false),
+  SICKBAY_AGENT_CHECKPOINT_TIMEOUT: duration.prefault('2m'),
+  SICKBAY_AGENT_CHECKPOINT_DIR: z.string().startsWith('/').default('/var/lib/kubelet/checkpoints'),
   SICKBAY_AGENT_PORT: num(0, 65535).default(8081),
   SICKBAY_AGENT_BIND_ADDRESS: z.string().default(''),
 });
@@ -350,6 +356,17 @@ export interface AgentConfig {
   port: number;
   /** Empty: every interface. The chart binds the node's own address. */
   bindAddress: string;
+  /** Checkpoints through the kubelet of this node (kubeletApi empty: off). */
+  checkpoints: CheckpointSettings;
+}
+
+/** The agent's checkpoints (the agent's CheckpointOptions). */
+export interface CheckpointSettings {
+  kubeletApi: string;
+  kubeletCaFile: string;
+  kubeletInsecure: boolean;
+  timeoutMs: number;
+  archiveDir: string;
 }
 
 /** The whole configuration, by component: each receives its part. */
@@ -369,6 +386,8 @@ export interface Config {
   repair: RepairConfig;
   registries: z.infer<typeof registriesSchema>;
   diagnostics: { enabled: boolean; timeoutMs: number };
+  /** How long a quarantine's diagnostics wait for the node agent's checkpoint (`sickbay.io/checkpoint`). */
+  checkpoint: { timeoutMs: number };
   /** Where scenes go before sickbay deletes them; undefined: no archive. */
   archive?: ArchiveConfig;
   node: NodeControllerConfig;
@@ -461,6 +480,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     repair: { dryRun, restart: c.SICKBAY_REPAIR_RESTART, ownNamespace: c.SICKBAY_NAMESPACE },
     registries: c.SICKBAY_REGISTRIES,
     diagnostics: { enabled: c.SICKBAY_DIAGNOSTICS, timeoutMs: c.SICKBAY_DIAGNOSTICS_TIMEOUT },
+    checkpoint: { timeoutMs: c.SICKBAY_CHECKPOINT_TIMEOUT },
     archive: c.SICKBAY_ARCHIVE_ENDPOINT
       ? {
           store: {
@@ -506,6 +526,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       nodeCondition: c.SICKBAY_AGENT_NODE_CONDITION || undefined,
       port: c.SICKBAY_AGENT_PORT,
       bindAddress: c.SICKBAY_AGENT_BIND_ADDRESS,
+      checkpoints: {
+        kubeletApi: c.SICKBAY_AGENT_KUBELET_API.replace(/\/$/, ''),
+        kubeletCaFile: c.SICKBAY_AGENT_KUBELET_CA,
+        kubeletInsecure: c.SICKBAY_AGENT_KUBELET_INSECURE,
+        timeoutMs: c.SICKBAY_AGENT_CHECKPOINT_TIMEOUT,
+        archiveDir: c.SICKBAY_AGENT_CHECKPOINT_DIR,
+      },
     },
   };
 }

@@ -5,6 +5,8 @@ import { ANN_DIAGNOSTICS_CONTAINER, ANN_DIAGNOSTICS_SCRIPT, ANN_HEAP_DUMP } from
 import { LABEL_NODE_LOCK } from '../nodes/node-actions.js';
 import {
   ANN_ARCHIVE,
+  ANN_CHECKPOINT,
+  ANN_CHECKPOINT_RESULT,
   ANN_AVOID_NODES,
   ANN_DIAGNOSTICS,
   ANN_EXPIRES_AT,
@@ -58,6 +60,8 @@ export const PUBLIC_NAMES: PublicName[] = [
   { object: 'Pod (template)', key: annEntrypoint('<container>'), kind: 'annotation', setBy: 'you', values: 'JSON array', meaning: 'the image\'s entrypoint, so a container without `command` can be supervised' },
   { object: 'Pod (template)', key: ANN_PROBE_HTTP, kind: 'annotation', setBy: 'you', values: '`<port>` or `<port>/<path>`', meaning: 'an HTTP readiness probe instead of the supervisor\'s' },
   { object: 'Pod (template)', key: ANN_SHIM_VOLUME_SIZE, kind: 'annotation', setBy: 'you', values: 'quantity (`1Gi`)', meaning: 'size limit of the pod\'s `/sickbay` volume, which holds the dumps (default `256Mi`)' },
+  { object: 'Pod', key: ANN_CHECKPOINT_RESULT, kind: 'annotation', setBy: 'sickbay', values: 'JSON', meaning: 'each supervised container\'s checkpoint: its archive on the node, size and duration, or why there is none ([checkpoints](../checkpoints.md))' },
+  { object: 'Pod (template) or Namespace', key: ANN_CHECKPOINT, kind: 'annotation', setBy: 'you', values: '`true`/`false`', meaning: 'at quarantine, the node\'s agent checkpoints each supervised container (CRIU, through the kubelet) before the dumps; needs `agent.checkpoints.enabled` (the pod\'s value wins)' },
   { object: 'Pod (template) or Namespace', key: ANN_FLIGHT_RECORDER, kind: 'annotation', setBy: 'you', values: '`true`/`false`', meaning: 'JVM pods keep a bounded continuous JFR recording, dumped with the scene (the pod\'s value wins)' },
   { object: 'Pod (template)', key: ANN_HEAP_DUMP, kind: 'annotation', setBy: 'you', values: '`true`', meaning: 'take a heap dump at quarantine too (when the volume has room)' },
   { object: 'Pod (template)', key: ANN_DIAGNOSTICS_SCRIPT, kind: 'annotation', setBy: 'you', values: 'path in the container', meaning: 'run this script at quarantine instead of the JVM dumps' },

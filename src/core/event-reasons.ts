@@ -30,6 +30,8 @@ export const EVENT_REASONS = {
   ArchiveFailed: { type: 'Warning', on: 'Pod', meaning: 'the scene could not be archived; the pod is kept and the archive retried (at most until `SICKBAY_ARCHIVE_MAX_DELAY`)' },
   DeletedWithoutArchive: { type: 'Warning', on: 'Pod', meaning: 'the archive failed until `SICKBAY_ARCHIVE_MAX_DELAY` passed; the pod was deleted with its scene' },
   // After a quarantine.
+  CheckpointTaken: { type: 'Normal', on: 'Pod', meaning: 'a forensic checkpoint (CRIU) of each supervised container was taken by the node\'s agent before the dumps; the message gives each archive\'s place on the node and size (`sickbay.io/checkpoint-result`)' },
+  CheckpointFailed: { type: 'Warning', on: 'Pod', meaning: 'the checkpoint asked for (`sickbay.io/checkpoint`) was not taken: the kubelet or runtime refused, no agent answered, or it timed out; the quarantine stands and the dumps run' },
   DiagnosticsCaptured: { type: 'Normal', on: 'Pod', meaning: 'the dump scripts ran in the quarantined container; the message says where the dumps are' },
   DiagnosticsSkipped: { type: 'Normal', on: 'Pod', meaning: 'no dump was taken (no supervised container, or nothing to dump)' },
   DiagnosticsFailed: { type: 'Warning', on: 'Pod', meaning: 'the dump scripts failed or timed out; the quarantine stands' },

@@ -144,6 +144,18 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly checkpoints = new Counter({
+    name: 'sickbay_checkpoints_total',
+    help: 'Checkpoints of quarantined pods asked of node agents, by result (taken, failed, timeout, no-agent).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly checkpointSeconds = new Histogram({
+    name: 'sickbay_checkpoint_duration_seconds',
+    help: "How long a container's checkpoint took on its node (the kubelet's call, the app paused for part of it).",
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
 
   readonly avoidRecords = new Counter({
     name: 'sickbay_avoid_nodes_total',

@@ -21,6 +21,11 @@ export const ANN_AVOID_NODES = `${PREFIX}/avoid-nodes`;
 /** JSON: where the scene's bundle went before sickbay deleted the pod (key, size), or why it could not. */
 export const ANN_ARCHIVE = `${PREFIX}/archive`;
 
+/** `true`/`false` on a Pod (or its Namespace; the pod's wins): a forensic checkpoint of each supervised container at quarantine (SPEC). */
+export const ANN_CHECKPOINT = `${PREFIX}/checkpoint`;
+/** JSON: where each container's checkpoint went (node, archive path, size, duration), or why there is none (SPEC). */
+export const ANN_CHECKPOINT_RESULT = `${PREFIX}/checkpoint-result`;
+
 /** Annotations only sickbay's controller may write or remove on a quarantined pod. */
 export const CONTROLLER_ANNOTATIONS = [
   ANN_QUARANTINED_AT,
@@ -32,6 +37,7 @@ export const CONTROLLER_ANNOTATIONS = [
   ANN_DIAGNOSTICS,
   // A forged "archived" would let the pod go without its archive.
   ANN_ARCHIVE,
+  ANN_CHECKPOINT_RESULT,
 ] as const;
 
 // sickbay's own design (not in SPEC): a person's request to end a quarantine (`sickbay

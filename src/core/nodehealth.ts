@@ -35,7 +35,12 @@ export interface NodeHealthStatus {
    */
   conditions: NodeHealthCondition[];
   agentVersion?: string;
+  /** The checkpoints the agent took or failed to take, one per request in spec. */
+  checkpoints?: CheckpointRecord[];
 }
+
+/** Requests (and records) a node holds at most: a bound on the object's size. */
+export const MAX_CHECKPOINTS = 64;
 
 export interface NodeHealthCondition {
   type: 'Healthy';
@@ -67,11 +72,41 @@ export function healthCondition(healthy: boolean, since: Date, checks: Pick<Chec
   };
 }
 
+/**
+ * A checkpoint sickbay wants kept on this node (spec, written by `sickbay serve` at a
+ * quarantine): while the entry is there the agent takes the checkpoint once and keeps
+ * its archive; when it goes (the scene released, expired or deleted), the agent removes
+ * the archive.
+ */
+export interface CheckpointRequest {
+  namespace: string;
+  pod: string;
+  /** The pod's uid: a new pod of the same name is another scene. */
+  uid: string;
+  container: string;
+  requestedAt: string;
+}
+
+/** What the agent did with a request (status). */
+export interface CheckpointRecord {
+  uid: string;
+  container: string;
+  status: 'ok' | 'failed';
+  /** The archive's path on the node (the kubelet's checkpoints folder). */
+  archive?: string;
+  bytes?: number;
+  durationMs?: number;
+  message?: string;
+  at: string;
+}
+
+export const checkpointKey = (c: { uid: string; container: string }) => `${c.uid}/${c.container}`;
+
 export interface NodeHealth {
   apiVersion?: string;
   kind?: string;
   metadata?: { name?: string; resourceVersion?: string; uid?: string; creationTimestamp?: Date | string; ownerReferences?: unknown[] };
-  spec?: { nodeName?: string };
+  spec?: { nodeName?: string; checkpoints?: CheckpointRequest[] };
   status?: Partial<NodeHealthStatus>;
 }
 
@@ -116,7 +151,28 @@ export function nodeHealthCrd(): V1CustomResourceDefinition {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
-                spec: { type: 'object', properties: { nodeName: { type: 'string' } } },
+                spec: {
+                  type: 'object',
+                  properties: {
+                    nodeName: { type: 'string' },
+                    checkpoints: {
+                      type: 'array',
+                      maxItems: MAX_CHECKPOINTS,
+                      description: 'Checkpoints sickbay wants taken and kept on this node (one per quarantined container); the agent removes the archive of an entry that goes.',
+                      items: {
+                        type: 'object',
+                        required: ['namespace', 'pod', 'uid', 'container'],
+                        properties: {
+                          namespace: { type: 'string', maxLength: 63 },
+                          pod: { type: 'string', maxLength: 253 },
+                          uid: { type: 'string', maxLength: 64 },
+                          container: { type: 'string', maxLength: 63 },
+                          requestedAt: { type: 'string', format: 'date-time' },
+                        },
+                      },
+                    },
+                  },
+                },
                 status: {
                   type: 'object',
                   properties: {
@@ -127,6 +183,24 @@ export function nodeHealthCrd(): V1CustomResourceDefinition {
                     since: { type: 'string', format: 'date-time' },
                     agentVersion: { type: 'string' },
                     checks: { type: 'array', maxItems: 32, items: check },
+                    checkpoints: {
+                      type: 'array',
+                      maxItems: MAX_CHECKPOINTS,
+                      items: {
+                        type: 'object',
+                        required: ['uid', 'container', 'status'],
+                        properties: {
+                          uid: { type: 'string', maxLength: 64 },
+                          container: { type: 'string', maxLength: 63 },
+                          status: { type: 'string', enum: ['ok', 'failed'] },
+                          archive: { type: 'string', maxLength: 1024 },
+                          bytes: { type: 'integer', minimum: 0 },
+                          durationMs: { type: 'integer', minimum: 0 },
+                          message: { type: 'string', maxLength: 1024 },
+                          at: { type: 'string', format: 'date-time' },
+                        },
+                      },
+                    },
                     conditions: {
                       type: 'array',
                       maxItems: 8,

@@ -28,8 +28,9 @@ const SERVE_BASE_RULES: V1PolicyRule[] = [
   { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get', 'list', 'watch'] },
   // avoid-nodes records, and restarts of Deployments whose pods escaped injection.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'patch'] },
-  // Watched; removed when no agent runs on the node any more (the DaemonSet stopped covering it).
-  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch', 'delete'] },
+  // Watched; removed when no agent runs on the node any more (the DaemonSet stopped covering
+  // it); patched to ask a node's agent for checkpoints (spec.checkpoints).
+  { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
 ];
 
 /**
@@ -65,14 +66,18 @@ export const SERVE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: ['coordinatio
  * and with a Node condition of its own, patches its Node's status (the chart's agent
  * guard lets it change that one condition of its own node only).
  */
-export function agentClusterRules(o: { nodeCondition: boolean }): V1PolicyRule[] {
+export function agentClusterRules(o: { nodeCondition: boolean; checkpoints: boolean }): V1PolicyRule[] {
   return [
     { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
-    { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'create'] },
+    // Its own NodeHealth (a watch with a field selector): the checkpoints asked of it.
+    { apiGroups: ['sickbay.io'], resources: ['nodehealths'], verbs: ['get', 'list', 'watch', 'create'] },
     { apiGroups: ['sickbay.io'], resources: ['nodehealths/status'], verbs: ['patch'] },
     ...(o.nodeCondition ? [{ apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] }] : []),
+    // Checkpoints through its own node's kubelet (the kubelet asks the API server whether
+    // the agent may create nodes/checkpoint of that node).
+    ...(o.checkpoints ? [{ apiGroups: [''], resources: ['nodes/checkpoint'], verbs: ['create'] }] : []),
   ];
 }
 
-/** What a local install (tests, playground) grants the agent: the Node condition included. */
-export const AGENT_CLUSTER_RULES = agentClusterRules({ nodeCondition: true });
+/** What a local install (tests, playground) grants the agent: the Node condition and checkpoints included. */
+export const AGENT_CLUSTER_RULES = agentClusterRules({ nodeCondition: true, checkpoints: true });

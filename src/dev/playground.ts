@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
 import type { NodeHealth } from '../core/nodehealth.js';
-import { ANN_FLIGHT_RECORDER, LABEL_INJECTION } from '../core/names.js';
+import { ANN_CHECKPOINT, ANN_FLIGHT_RECORDER, LABEL_INJECTION } from '../core/names.js';
 import { waitFor } from '../util/wait.js';
 import { freePorts, LocalControlPlane } from './control-plane.js';
 import { chartDir, findHelm, HELM_MISSING } from './helm.js';
@@ -198,7 +198,7 @@ async function startShop(core: CoreV1Api, apps: AppsV1Api, kubeletLog: string) {
         livenessProbe: { httpGet: { path: '/live', port: 'http' }, initialDelaySeconds: 5, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
       },
     ],
-  }, { [ANN_FLIGHT_RECORDER]: 'true' });
+  }, { [ANN_FLIGHT_RECORDER]: 'true', [ANN_CHECKPOINT]: 'true' });
   await waitFor(
     '2 ready shop pods on the real node',
     async () => {
@@ -218,6 +218,10 @@ function realNodeHelp(): string {
        P4=${pod}; P=$P4; kubectl -n demo exec $P -- wget -q -O - --post-data '' http://127.0.0.1:8080/deadlock
        kubectl -n demo get pod $P -L sickbay.io/status; kubectl -n demo get pod $P -o jsonpath='{.metadata.annotations}'
        kubectl -n demo exec $P -- sh -c 'cat /sickbay/diag/*/threads.txt' | grep -A8 deadlock
+     Before the dumps, its node's agent took a checkpoint of the JVM (CRIU: its whole memory, threads and open files);
+     the annotation sickbay.io/checkpoint-result names the archive on the node, and this shows what it holds:
+       kubectl -n demo get pod $P -o jsonpath='{.metadata.annotations.sickbay\.io/checkpoint-result}'
+       npm run -s sickbay -- checkpoint inspect <archive>
   5. Crash another for good: the supervisor restarts the JVM inside the container (restartCount stays 0), then gives up
      and holds it. shop already keeps one scene (step 4) and this failure is its own, so the pod is evicted and replaced:
      shop is back to 2/2 (kubectl -n demo get deploy shop):
@@ -282,6 +286,8 @@ async function installChart(local: LocalControlPlane, namespace: string) {
     '--set', 'certificates.mode=self-managed', '--set', 'replicas=1',
     '--set-json', `nodeSelector=${node}`, '--set-json', `agent.nodeSelector=${node}`,
     '--set', `agent.kubeletUrl=${local.realNode!.kubeletHealthz}`, '--set', 'agent.processes=containerd\\,kubelet',
+    // Checkpoints through the real kubelet (shop asks for them), whose port and root folder are the playground's own.
+    '--set', 'agent.checkpoints.enabled=true', '--set', `agent.checkpoints.kubeletPort=${local.realNode!.kubeletPort}`, '--set', `agent.checkpoints.kubeletRootDir=${local.realNode!.kubeletRootDir}`,
     '--set-json', `controllers.registries=${JSON.stringify([{ name: 'zk', connect: zk!.connect }])}`,
     '--set', 'controllers.archive.enabled=true', '--set', `controllers.archive.endpoint=${s3!.endpoint}`, '--set', `controllers.archive.bucket=${s3!.bucket}`,
     '--set', 'controllers.archive.credentialsSecret=sickbay-archive', '--set', 'controllers.archive.caConfigMap=sickbay-archive-ca',

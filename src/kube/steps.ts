@@ -18,6 +18,32 @@ export interface PostQuarantineStep {
   forget?(pod: AnyPod): void;
 }
 
+/**
+ * Steps run one after another on each pod (a checkpoint before the dumps, which change
+ * what the process holds); one that fails does not stop the next, and the first failure
+ * is reported when all have run.
+ */
+export function inOrder(steps: PostQuarantineStep[]): PostQuarantineStep {
+  return {
+    name: steps.map((s) => s.name).join(', then '),
+    async run(pod, signal) {
+      let failure: unknown;
+      for (const step of steps) {
+        if (signal.aborted) break;
+        try {
+          await step.run(pod, signal);
+        } catch (err) {
+          failure ??= new Error(`${step.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+      }
+      if (failure) throw failure;
+    },
+    forget(pod) {
+      for (const step of steps) step.forget?.(pod);
+    },
+  };
+}
+
 /** Records what a step did on the pod, as JSON in one annotation; false when the pod is gone. */
 export async function annotate(core: CoreV1Api, pod: AnyPod, key: string, value: unknown): Promise<boolean> {
   try {

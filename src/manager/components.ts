@@ -17,13 +17,14 @@ import { UninjectedPodsController } from '../webhook/uninjected-pods.js';
 import { NeverReadyController } from '../never-ready/never-ready-controller.js';
 import { avoidNodesDecorator } from '../never-ready/avoid-nodes-decorator.js';
 import { DiagnosticsStep } from '../diagnostics/diagnostics-step.js';
+import { CheckpointStep } from '../checkpoint/checkpoint-step.js';
 import { RegistryStep } from '../registry/registry-step.js';
 import { ZooKeeperRegistry } from '../registry/zookeeper-registry.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Runnable } from './manager.js';
 import type { Components } from './serve.js';
-import { type PostQuarantineStep } from '../kube/steps.js';
+import { inOrder, type PostQuarantineStep } from '../kube/steps.js';
 import { errorDetail } from '../kube/errors.js';
 
 export interface Controller {
@@ -51,10 +52,17 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     });
     // One registry step for quarantined pods and for the pods of isolated nodes.
     const registryStep = registries.length ? new RegistryStep({ kc, log: log.child({ component: 'registry' }), metrics, events: eventsTo }, registries) : undefined;
-    const steps: PostQuarantineStep[] = overrides.steps ?? [
-      ...(registryStep ? [registryStep] : []),
+    // The checkpoint, then the dumps (which change what the process holds); the registry
+    // step beside them, as soon as the pod is out of service.
+    const checkpointStep = new CheckpointStep(
+      { kc, log: log.child({ component: 'checkpoint' }), metrics, events: eventsTo },
+      { timeoutMs: config.checkpoint.timeoutMs, namespaceAnnotations: (name) => cache.namespaces.get(name)?.metadata?.annotations },
+    );
+    const scene: PostQuarantineStep[] = [
+      checkpointStep,
       ...(config.diagnostics.enabled ? [new DiagnosticsStep({ kc, log: log.child({ component: 'diagnostics' }), metrics, events: eventsTo }, { timeoutMs: config.diagnostics.timeoutMs })] : []),
     ];
+    const steps: PostQuarantineStep[] = overrides.steps ?? [...(registryStep ? [registryStep] : []), inOrder(scene)];
     const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, events: ctx.events, host: config.identity.host, term, leading: () => !term.aborted && leading() });
     const controllers: Controller[] = [];
     const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps, config.archive ? new SceneArchiver(kc, config.archive) : undefined);

@@ -115,9 +115,12 @@ describe('the Helm chart', () => {
   it('grants exactly the rules of src/core/rbac.ts, pods/exec with diagnostics off too (the liveness hold), webhook patching only when self-managed', async () => {
     const cm = docs(await template());
     assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules()));
-    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false })), 'no nodes/status without a Node condition');
+    assert.deepEqual(canon(find(cm, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false, checkpoints: false })), 'no nodes/status without a Node condition, no nodes/checkpoint without checkpoints');
     const withCondition = docs(await template({ 'agent.nodeCondition': 'SickbayNodeProblem' }));
-    assert.deepEqual(canon(find(withCondition, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: true })));
+    assert.deepEqual(canon(find(withCondition, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: true, checkpoints: false })));
+    const withCheckpoints = docs(await template({ 'agent.checkpoints.enabled': 'true' }));
+    assert.deepEqual(canon(find(withCheckpoints, 'ClusterRole', 'sickbay-agent')!.rules), canon(agentClusterRules({ nodeCondition: false, checkpoints: true })));
+    assert.deepEqual(canon(find(withCheckpoints, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules()), 'checkpoints are never sickbay serve\'s to take');
     assert.deepEqual(canon(find(cm, 'Role', 'sickbay')!.rules), canon(SERVE_NAMESPACE_RULES));
     const sm = docs(await template({ 'certificates.mode': 'self-managed', 'controllers.diagnostics.enabled': 'false' }));
     assert.deepEqual(canon(find(sm, 'ClusterRole', 'sickbay')!.rules), canon(serveClusterRules({ caBundleSyncFor: 'sickbay' })));
@@ -204,6 +207,30 @@ describe('the Helm chart', () => {
     const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
     assert.equal(env.SICKBAY_SHIM_IMAGE, 'ghcr.io/sickbay-dev/sickbay-shim:0.1.0', 'injected pods pull the small shim image');
     assert.equal(env.SICKBAY_SHIM_PULL_SECRETS, '');
+  });
+
+  it("checkpoints (issue 30): off by default; on, the agent calls its node's kubelet, mounts only the kubelet's checkpoints folder, and is uid 0 with no capabilities", async () => {
+    const off = find(docs(await template()), 'DaemonSet')!.spec.template.spec;
+    assert.equal(off.containers[0].env.find((e: any) => e.name === 'SICKBAY_AGENT_KUBELET_API'), undefined);
+    assert.equal(off.containers[0].securityContext.runAsNonRoot, true);
+    const all = docs(await template({ 'agent.checkpoints.enabled': 'true', 'agent.checkpoints.kubeletRootDir': '/var/lib/kubelet/', 'controllers.checkpoint.timeout': '90s' }));
+    const pod = find(all, 'DaemonSet')!.spec.template.spec;
+    const c = pod.containers[0];
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    assert.equal(env.SICKBAY_HOST_IP, 'status.hostIP');
+    assert.equal(env.SICKBAY_AGENT_KUBELET_API, 'https://$(SICKBAY_HOST_IP):10250');
+    assert.ok(c.env.findIndex((e: any) => e.name === 'SICKBAY_HOST_IP') < c.env.findIndex((e: any) => e.name === 'SICKBAY_AGENT_KUBELET_API'), 'defined before it is used');
+    assert.equal(env.SICKBAY_AGENT_CHECKPOINT_DIR, '/var/lib/kubelet/checkpoints');
+    assert.equal(env.SICKBAY_AGENT_KUBELET_INSECURE, 'false');
+    assert.deepEqual(pod.volumes.find((v: any) => v.name === 'checkpoints'), { name: 'checkpoints', hostPath: { path: '/var/lib/kubelet/checkpoints', type: 'DirectoryOrCreate' } });
+    assert.deepEqual(c.volumeMounts.find((m: any) => m.name === 'checkpoints'), { name: 'checkpoints', mountPath: '/var/lib/kubelet/checkpoints' });
+    assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: false, runAsUser: 0, runAsGroup: 0, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    const serve = find(all, 'Deployment')!.spec.template.spec.containers[0];
+    assert.ok(serve.env.some((e: any) => e.name === 'SICKBAY_CHECKPOINT_TIMEOUT' && e.value === '90s'));
+    // The agent's settings as the chart sets them are valid settings.
+    const agentEnv: Record<string, string> = Object.fromEntries(c.env.filter((e: any) => typeof e.value === 'string').map((e: any) => [e.name, e.value]));
+    agentEnv.SICKBAY_AGENT_KUBELET_API = 'https://10.0.0.7:10250';
+    assert.equal(readConfig(agentEnv).agent.checkpoints.kubeletApi, 'https://10.0.0.7:10250');
   });
 
   it('takes the values charts usually take, and works as a dependency of an umbrella chart', async () => {
@@ -654,6 +681,17 @@ describe('the Helm chart', () => {
       await refused('a foreign label', await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } }), nodes);
       await refused('an owner reference on a Node', await as('PATCH', '/api/v1/nodes/kwok-node-1', ownedBy), nodes);
       await refused('a finalizer on a Node', await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { finalizers: ['example.com/hold'] } }), nodes);
+      // NodeHealths: the checkpoints it asks of an agent (spec.checkpoints), nothing else; never the report (status).
+      const healths = '/apis/sickbay.io/v1alpha1/nodehealths';
+      const made = await rawApiRequest(t.kc, 'POST', healths, { apiVersion: 'sickbay.io/v1alpha1', kind: 'NodeHealth', metadata: { name: 'kwok-node-1' }, spec: { nodeName: 'kwok-node-1' } }, { 'content-type': 'application/json' });
+      assert.ok([201, 409].includes(made.status), made.body);
+      const nodeHealths = /sickbay-scope-nodehealths.*only spec.checkpoints of NodeHealth/;
+      await refused('a label on a NodeHealth', await as('PATCH', `${healths}/kwok-node-1`, { metadata: { labels: { x: 'y' } } }), nodeHealths);
+      await refused("a NodeHealth pointed at another node", await as('PATCH', `${healths}/kwok-node-1`, { spec: { nodeName: 'kwok-node-0' } }), nodeHealths);
+      const report = await as('PATCH', `${healths}/kwok-node-1/status`, { status: { healthy: false } });
+      assert.equal(report.status, 403, `an agent's report written by sickbay: ${report.body}`);
+      const asked = await as('PATCH', `${healths}/kwok-node-1`, { spec: { checkpoints: [{ namespace: 'shop', pod: 'shop-pod', uid: 'u', container: 'c', requestedAt: new Date().toISOString() }] } });
+      assert.equal(asked.status, 200, asked.body);
       // Events: where sickbay acts, its own namespace, and default (Node Events); not kube-system.
       const event = (namespace: string) => as('POST', `/api/v1/namespaces/${namespace}/events`, { metadata: { name: `sickbay-test.${namespace}`, namespace }, involvedObject: { kind: 'Pod', name: 'x', namespace }, reason: 'Quarantined', message: 'test', type: 'Normal' }, 'application/json');
       await refused('an Event in kube-system', await event('kube-system'), /sickbay-scope-events.*sickbay writes Events only in namespaces labelled/);
@@ -665,7 +703,7 @@ describe('the Helm chart', () => {
       const back = await as('PATCH', '/api/v1/nodes/kwok-node-1', { metadata: { labels: { 'sickbay.io/node-status': null } }, spec: { taints: node.spec?.taints ?? null } });
       assert.equal(back.status, 200, back.body);
       fig('refused', `${refusals} attempts, each by the policy named`);
-      fig('own writes allowed', 'the hold, diagnose, a dump script; avoid-nodes, restartedAt; its taint and label; Events where it acts');
+      fig('own writes allowed', 'the hold, diagnose, a dump script; avoid-nodes, restartedAt; its taint and label; Events where it acts; checkpoint requests');
     });
 
     it("the agent guard: an agent writes its own node's NodeHealth only, with the token of its pod", async () => {

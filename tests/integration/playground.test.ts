@@ -11,6 +11,8 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setH
 import { parseDuration } from '../../src/core/config.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
+import { collect } from '../../src/cli/collect.js';
+import { inspectCheckpoint } from '../../src/checkpoint/inspect.js';
 import { waitFor } from '../../src/util/wait.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -148,6 +150,28 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
         const events = (await core.listNamespacedEvent({ namespace: 'demo', fieldSelector: `involvedObject.name=${name}` }).catch(() => undefined))?.items.map((e) => `${e.reason}: ${e.message}`);
         assert.fail(`${(err as Error).message}: labels ${JSON.stringify(p?.metadata?.labels)} annotations ${JSON.stringify(p?.metadata?.annotations)} ready ${JSON.stringify(p?.status?.conditions)} events ${JSON.stringify(events)}\n${playground.output().slice(-3000)}`);
       });
+      // shop asks for checkpoints (issue 30): the chart's agent took one through the real
+      // kubelet (its own token, nodes/checkpoint) before the dumps, and the archive is on the node.
+      const result = JSON.parse((await core.readNamespacedPod({ name, namespace: 'demo' })).metadata?.annotations?.['sickbay.io/checkpoint-result'] ?? '{}') as { status?: string; containers?: Array<{ archive?: string; bytes?: number }> };
+      assert.equal(result.status, 'ok', JSON.stringify(result));
+      assert.ok(result.containers?.[0]?.archive && existsSync(result.containers[0].archive), JSON.stringify(result));
+      assert.ok((result.containers[0].bytes ?? 0) > 1 << 20, 'a JVM\'s memory is megabytes');
+      // sickbay collect takes it off the node through the agent there (the admin's kubeconfig may exec into it).
+      const bundleDir = mkdtempSync(path.join(tmpdir(), 'sickbay-collect-'));
+      try {
+        const bundleFile = path.join(bundleDir, 'scene.tar.gz');
+        const collected = await collect(kc, { namespace: 'demo', pod: name, file: bundleFile, maxBytes: 2 ** 30, checkpointsFrom: 'sickbay-system' });
+        assert.deepEqual(collected.missing.filter((m) => m.path.startsWith('checkpoints')), []);
+        const listing = execFileSync('tar', ['-tzvf', bundleFile], { encoding: 'utf8' });
+        const entry = new RegExp(`\\s${result.containers[0].bytes}\\s.*/checkpoints/app\\.tar$`, 'm');
+        assert.match(listing, entry, 'the archive, whole, in the bundle');
+        execFileSync('tar', ['-xzf', bundleFile, '-C', bundleDir, '--wildcards', '*/checkpoints/app.tar']);
+        const copy = execFileSync('sh', ['-c', 'ls "$0"/*/checkpoints/app.tar', bundleDir], { encoding: 'utf8' }).trim();
+        const summary = await inspectCheckpoint(copy);
+        assert.ok(summary.processes.some((p) => p.name === 'java'), JSON.stringify(summary.processes.map((p) => p.name)));
+      } finally {
+        rmSync(bundleDir, { recursive: true, force: true });
+      }
       // Read as a user would, with kubectl exec; an exec that fails on a busy machine
       // (its stream closed without a status) is tried again: the file is the outcome.
       let threads: Awaited<ReturnType<typeof exec>> | undefined;

@@ -42,6 +42,20 @@ describe('readConfig', () => {
     assert.throws(() => readConfig({ ...base, SICKBAY_ARCHIVE_MAX_SIZE: '10Ki' }), /SICKBAY_ARCHIVE_MAX_SIZE="10Ki": a size of at least 1Mi/);
     assert.equal(readConfig({ ...base, SICKBAY_ARCHIVE_MAX_SIZE: '500Mi', SICKBAY_ARCHIVE_PREFIX: '' }).archive?.maxBytes, 500 * 2 ** 20);
   });
+  it("checkpoints: off in the agent until its kubelet's API is set, an https URL; the wait of serve and the kubelet's call are durations (issue 30)", () => {
+    const off = readConfig({});
+    assert.equal(off.agent.checkpoints.kubeletApi, '');
+    assert.equal(off.agent.checkpoints.archiveDir, '/var/lib/kubelet/checkpoints');
+    assert.equal(off.agent.checkpoints.timeoutMs, 120_000);
+    assert.equal(off.checkpoint.timeoutMs, 180_000);
+    const on = readConfig({ SICKBAY_AGENT_KUBELET_API: 'https://10.0.0.7:10250/', SICKBAY_AGENT_KUBELET_INSECURE: 'true', SICKBAY_CHECKPOINT_TIMEOUT: '45s' });
+    assert.equal(on.agent.checkpoints.kubeletApi, 'https://10.0.0.7:10250', 'no trailing slash: paths are joined to it');
+    assert.equal(on.agent.checkpoints.kubeletInsecure, true);
+    assert.equal(on.checkpoint.timeoutMs, 45_000);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_KUBELET_API: 'http://10.0.0.7:10250' }), /SICKBAY_AGENT_KUBELET_API="http:\/\/10.0.0.7:10250": the kubelet API as https/);
+    assert.throws(() => readConfig({ SICKBAY_AGENT_CHECKPOINT_DIR: 'checkpoints' }), /SICKBAY_AGENT_CHECKPOINT_DIR/);
+  });
+
   it('refuses a renew deadline not shorter than the lease', () => {
     assert.throws(() => readConfig({ SICKBAY_LEASE_DURATION: '10s', SICKBAY_RENEW_DEADLINE: '10s' }), /SICKBAY_RENEW_DEADLINE="10s": must be shorter than SICKBAY_LEASE_DURATION/);
   });

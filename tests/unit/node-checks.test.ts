@@ -266,8 +266,10 @@ describe("the agent's own Node condition", () => {
   });
 
   it('needs nodes/status only when configured, and a valid condition type', () => {
-    assert.ok(!JSON.stringify(agentClusterRules({ nodeCondition: false })).includes('nodes/status'));
-    assert.ok(JSON.stringify(agentClusterRules({ nodeCondition: true })).includes('nodes/status'));
+    assert.ok(!JSON.stringify(agentClusterRules({ nodeCondition: false, checkpoints: false })).includes('nodes/status'));
+    assert.ok(JSON.stringify(agentClusterRules({ nodeCondition: true, checkpoints: false })).includes('nodes/status'));
+    assert.ok(!JSON.stringify(agentClusterRules({ nodeCondition: true, checkpoints: false })).includes('nodes/checkpoint'));
+    assert.ok(JSON.stringify(agentClusterRules({ nodeCondition: false, checkpoints: true })).includes('nodes/checkpoint'));
     assert.equal(readConfig({}).agent.nodeCondition, undefined);
     assert.equal(readConfig({ SICKBAY_AGENT_NODE_CONDITION: 'SickbayNodeProblem' }).agent.nodeCondition, 'SickbayNodeProblem');
     assert.throws(() => readConfig({ SICKBAY_AGENT_NODE_CONDITION: 'sickbay problem' }), /SICKBAY_AGENT_NODE_CONDITION="sickbay problem": a condition type/);
