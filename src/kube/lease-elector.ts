@@ -40,8 +40,28 @@ export function termStep(a: { leading: boolean; ok: boolean; lost: boolean; outO
   return a.lost ? 'lost' : 'retry';
 }
 
+/**
+ * The three Lease calls the elector makes, each cancelled by its signal: client-node's
+ * (`leaseApi`), or a fake one with a fake clock (tests/unit/lease-elector.test.ts).
+ */
+export interface LeaseApi {
+  read(signal: AbortSignal): Promise<V1Lease>;
+  create(body: V1Lease, signal: AbortSignal): Promise<unknown>;
+  /** A compare-and-swap: the body's resourceVersion must be the stored one (409 otherwise). */
+  replace(body: V1Lease, signal: AbortSignal): Promise<unknown>;
+}
+
+export function leaseApi(kc: KubeConfig, namespace: string, name: string): LeaseApi {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  return {
+    read: (signal) => api.readNamespacedLease({ name, namespace }, abortable(signal)),
+    create: (body, signal) => api.createNamespacedLease({ namespace, body }, abortable(signal)),
+    replace: (body, signal) => api.replaceNamespacedLease({ name, namespace, body }, abortable(signal)),
+  };
+}
+
 export class LeaseElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private observed?: { holder: string; renewTime: string; at: number };
   private leading = false;
   private leaderAbort?: AbortController;
@@ -52,10 +72,10 @@ export class LeaseElector {
   private resigned?: Promise<void>;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeConfig | LeaseApi,
     private readonly o: LeaseElectorOptions,
   ) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = 'replace' in kc ? kc : leaseApi(kc, o.namespace, o.name);
   }
 
   /** True while this replica holds the lease and renewed it within the renew deadline. */
@@ -167,22 +187,21 @@ export class LeaseElector {
   }
 
   private async tryAcquireOrRenew(cancel: AbortSignal): Promise<boolean> {
-    const opts = abortable(cancel);
     const now = new V1MicroTime(Date.now());
     const durationSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
     let lease: V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace }, opts);
+      lease = await this.api.read(cancel);
     } catch (err) {
       if (codeOf(err) !== 404) throw err;
       try {
-        await this.api.createNamespacedLease({
-          namespace: this.o.namespace,
-          body: {
+        await this.api.create(
+          {
             metadata: { name: this.o.name, namespace: this.o.namespace },
             spec: { holderIdentity: this.o.identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
-        }, opts);
+          cancel,
+        );
         return true;
       } catch (e) {
         if (codeOf(e) === 409) return false; // another replica created it first
@@ -212,7 +231,7 @@ export class LeaseElector {
     };
     try {
       // resourceVersion in the body makes this a compare-and-swap: a 409 means we lost.
-      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: next }, opts);
+      await this.api.replace(next, cancel);
       return true;
     } catch (err) {
       if (codeOf(err) === 409) return false;
@@ -225,14 +244,10 @@ export class LeaseElector {
   }
 
   private async release() {
-    const opts = abortable(AbortSignal.timeout(this.o.renewDeadlineMs));
-    const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace }, opts);
+    const signal = AbortSignal.timeout(this.o.renewDeadlineMs);
+    const lease = await this.api.read(signal);
     if (lease.spec?.holderIdentity !== this.o.identity) return;
-    await this.api.replaceNamespacedLease({
-      name: this.o.name,
-      namespace: this.o.namespace,
-      body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } },
-    }, opts);
+    await this.api.replace({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } }, signal);
     this.o.log.info('released the lease', { lease: this.o.name });
   }
 }

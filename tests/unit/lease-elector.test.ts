@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { termStep } from '../../src/kube/lease-elector.js';
+import { describe, it, mock } from 'node:test';
+import { type V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import { type LeaseApi, LeaseElector, termStep } from '../../src/kube/lease-elector.js';
+import { createLogger } from '../../src/core/log.js';
 
 // What one acquire-or-renew attempt means for a replica's term. The loop's call is aborted
 // when it would outlive the renew deadline, so a hung renew ends exactly at the deadline
@@ -31,5 +33,142 @@ describe('termStep', () => {
   it('a candidate that failed only retries', () => {
     assert.equal(termStep({ ...leader, leading: false, lost: true }), 'retry');
     assert.equal(termStep({ ...leader, leading: false, outOfTime: true }), 'retry');
+  });
+});
+
+// The elector's loop on a fake clock (node:test's mock timers: Date and setTimeout) and a
+// fake Lease API that keeps one Lease with compare-and-swap on its resourceVersion, as
+// the API server does. A replica marked down has its calls hang until they are aborted.
+describe('LeaseElector on a fake clock', () => {
+  const timing = { leaseDurationMs: 6_000, renewDeadlineMs: 4_000, retryPeriodMs: 1_000 };
+  const quiet = createLogger('error');
+
+  class FakeLeases {
+    lease?: V1Lease;
+    private version = 0;
+    readonly down = new Set<string>();
+    api(id: string): LeaseApi {
+      const gate = (signal: AbortSignal) =>
+        this.down.has(id) ? new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true })) : Promise.resolve();
+      const store = (body: V1Lease) => {
+        this.lease = structuredClone({ ...body, metadata: { ...body.metadata, resourceVersion: String(++this.version) } });
+        return this.lease;
+      };
+      return {
+        read: async (signal) => {
+          await gate(signal);
+          if (!this.lease) throw Object.assign(new Error('not found'), { code: 404 });
+          return structuredClone(this.lease);
+        },
+        create: async (body, signal) => {
+          await gate(signal);
+          if (this.lease) throw Object.assign(new Error('exists'), { code: 409 });
+          return store(body);
+        },
+        replace: async (body, signal) => {
+          await gate(signal);
+          if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) throw Object.assign(new Error('conflict'), { code: 409 });
+          return store(body);
+        },
+      };
+    }
+    /** Another replica (not an elector here) takes the lease. */
+    takeOver(holder: string) {
+      this.lease = structuredClone({ ...this.lease!, metadata: { ...this.lease!.metadata, resourceVersion: String(++this.version) }, spec: { ...this.lease!.spec, holderIdentity: holder, renewTime: new V1MicroTime(Date.now()) } });
+    }
+  }
+
+  /** One replica: its elector running, its terms recorded (start and end on the fake clock). */
+  function replica(leases: FakeLeases, id: string, stop: AbortSignal) {
+    const terms: Array<{ start: number; end?: number; resign: (why: string, backoffMs: number) => void }> = [];
+    const elector = new LeaseElector(leases.api(id), { namespace: 'ns', name: 'lease', identity: id, ...timing, log: quiet });
+    const running = elector.run(stop, (term, resign) => {
+      const t = { start: Date.now(), end: undefined as number | undefined, resign };
+      terms.push(t);
+      term.addEventListener('abort', () => (t.end = Date.now()), { once: true });
+    });
+    return { elector, terms, running };
+  }
+
+  /** Moves the fake clock on in steps, letting the promises it releases run between them. */
+  async function advance(ms: number, until?: () => boolean) {
+    for (let passed = 0; passed < ms; passed += 50) {
+      mock.timers.tick(50);
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      if (until?.()) return;
+    }
+  }
+
+  it('a leader that cannot reach the API server stops leading at its renew deadline, before another replica may take the lease', async () => {
+    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
+    const stop = new AbortController();
+    try {
+      const leases = new FakeLeases();
+      const a = replica(leases, 'a', stop.signal);
+      await advance(200, () => a.terms.length > 0);
+      const b = replica(leases, 'b', stop.signal);
+      await advance(3_000);
+      assert.equal(a.terms.length, 1);
+      assert.equal(b.terms.length, 0, 'b waits while a renews');
+      const lastRenew = new Date(leases.lease!.spec!.renewTime!).getTime();
+      leases.down.add('a'); // a's calls hang from now on (a partition)
+      await advance(20_000, () => b.terms.length > 0);
+      const ended = a.terms[0]!.end;
+      assert.ok(ended !== undefined, "a's term ended");
+      assert.ok(ended - lastRenew <= timing.renewDeadlineMs + 50, `a led ${ended - lastRenew} ms past its last renew (deadline ${timing.renewDeadlineMs})`);
+      assert.equal(b.terms.length, 1, 'b took over');
+      assert.ok(b.terms[0]!.start > ended, 'never two leaders at once');
+      assert.ok(b.terms[0]!.start - lastRenew >= timing.leaseDurationMs, `b waited ${b.terms[0]!.start - lastRenew} ms, a lease duration from the last renew it saw`);
+    } finally {
+      stop.abort();
+      mock.timers.reset();
+    }
+  });
+
+  it('a lease taken by another replica ends the term at the next renew', async () => {
+    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
+    const stop = new AbortController();
+    try {
+      const leases = new FakeLeases();
+      const a = replica(leases, 'a', stop.signal);
+      await advance(200, () => a.terms.length > 0);
+      const at = Date.now();
+      leases.takeOver('c');
+      await advance(5_000, () => a.terms[0]?.end !== undefined);
+      assert.ok(a.terms[0]!.end! - at <= timing.retryPeriodMs + 100, `ended ${a.terms[0]!.end! - at} ms after the lease went`);
+      assert.equal(a.elector.isLeader(), false);
+    } finally {
+      stop.abort();
+      mock.timers.reset();
+    }
+  });
+
+  it('a resigned term releases the lease: the other replica leads at its next try, the resigned one sits out its backoff', async () => {
+    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
+    const stop = new AbortController();
+    try {
+      const leases = new FakeLeases();
+      const a = replica(leases, 'a', stop.signal);
+      await advance(200, () => a.terms.length > 0);
+      const b = replica(leases, 'b', stop.signal);
+      await advance(2_000);
+      const at = Date.now();
+      a.terms[0]!.resign('a controller failed', 30_000);
+      await advance(5_000, () => b.terms.length > 0);
+      assert.equal(b.terms.length, 1, 'b leads');
+      assert.ok(b.terms[0]!.start - at <= timing.retryPeriodMs + 200, `b led ${b.terms[0]!.start - at} ms after the release, not a lease duration`);
+      assert.equal(leases.lease?.spec?.holderIdentity, 'b');
+      // b resigns too (a short backoff): the lease is free, and a may not take it before its 30 s are over.
+      b.terms[0]!.resign('test', 2_000);
+      await advance(10_000);
+      assert.ok(a.terms.length === 1, 'a sits out its backoff');
+      const terms = () => a.terms.length + b.terms.length;
+      await advance(25_000, () => terms() > 2);
+      assert.equal(terms(), 3, 'someone leads again');
+      if (a.terms[1]) assert.ok(a.terms[1].start - at >= 30_000, 'a campaigns again only after its backoff');
+    } finally {
+      stop.abort();
+      mock.timers.reset();
+    }
   });
 });
