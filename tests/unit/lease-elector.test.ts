@@ -90,6 +90,18 @@ describe('LeaseElector on a fake clock', () => {
     return { elector, terms, running };
   }
 
+  /** Runs `fn` on the fake clock; its replicas stop when it ends. */
+  async function onFakeClock(fn: (stop: AbortSignal) => Promise<void>) {
+    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
+    const stop = new AbortController();
+    try {
+      await fn(stop.signal);
+    } finally {
+      stop.abort();
+      mock.timers.reset();
+    }
+  }
+
   /** Moves the fake clock on in steps, letting the promises it releases run between them. */
   async function advance(ms: number, until?: () => boolean) {
     for (let passed = 0; passed < ms; passed += 50) {
@@ -100,13 +112,11 @@ describe('LeaseElector on a fake clock', () => {
   }
 
   it('a leader that cannot reach the API server stops leading at its renew deadline, before another replica may take the lease', async () => {
-    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
-    const stop = new AbortController();
-    try {
+    await onFakeClock(async (stop) => {
       const leases = new FakeLeases();
-      const a = replica(leases, 'a', stop.signal);
+      const a = replica(leases, 'a', stop);
       await advance(200, () => a.terms.length > 0);
-      const b = replica(leases, 'b', stop.signal);
+      const b = replica(leases, 'b', stop);
       await advance(3_000);
       assert.equal(a.terms.length, 1);
       assert.equal(b.terms.length, 0, 'b waits while a renews');
@@ -119,38 +129,28 @@ describe('LeaseElector on a fake clock', () => {
       assert.equal(b.terms.length, 1, 'b took over');
       assert.ok(b.terms[0]!.start > ended, 'never two leaders at once');
       assert.ok(b.terms[0]!.start - lastRenew >= timing.leaseDurationMs, `b waited ${b.terms[0]!.start - lastRenew} ms, a lease duration from the last renew it saw`);
-    } finally {
-      stop.abort();
-      mock.timers.reset();
-    }
+    });
   });
 
   it('a lease taken by another replica ends the term at the next renew', async () => {
-    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
-    const stop = new AbortController();
-    try {
+    await onFakeClock(async (stop) => {
       const leases = new FakeLeases();
-      const a = replica(leases, 'a', stop.signal);
+      const a = replica(leases, 'a', stop);
       await advance(200, () => a.terms.length > 0);
       const at = Date.now();
       leases.takeOver('c');
       await advance(5_000, () => a.terms[0]?.end !== undefined);
       assert.ok(a.terms[0]!.end! - at <= timing.retryPeriodMs + 100, `ended ${a.terms[0]!.end! - at} ms after the lease went`);
       assert.equal(a.elector.isLeader(), false);
-    } finally {
-      stop.abort();
-      mock.timers.reset();
-    }
+    });
   });
 
   it('a resigned term releases the lease: the other replica leads at its next try, the resigned one sits out its backoff', async () => {
-    mock.timers.enable({ apis: ['Date', 'setTimeout'], now: 1_000_000 });
-    const stop = new AbortController();
-    try {
+    await onFakeClock(async (stop) => {
       const leases = new FakeLeases();
-      const a = replica(leases, 'a', stop.signal);
+      const a = replica(leases, 'a', stop);
       await advance(200, () => a.terms.length > 0);
-      const b = replica(leases, 'b', stop.signal);
+      const b = replica(leases, 'b', stop);
       await advance(2_000);
       const at = Date.now();
       a.terms[0]!.resign('a controller failed', 30_000);
@@ -166,9 +166,6 @@ describe('LeaseElector on a fake clock', () => {
       await advance(25_000, () => terms() > 2);
       assert.equal(terms(), 3, 'someone leads again');
       if (a.terms[1]) assert.ok(a.terms[1].start - at >= 30_000, 'a campaigns again only after its backoff');
-    } finally {
-      stop.abort();
-      mock.timers.reset();
-    }
+    });
   });
 });
