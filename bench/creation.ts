@@ -1,13 +1,15 @@
 // What sickbay's webhooks cost a pod creation. A Deployment in an opted-in namespace is
-// scaled from 0 to BENCH_PODS (1000) pods, with sickbay's two webhooks registered and
-// without them, alternated round by round in one run (BENCH_ROUNDS, 3 of each): pods
+// scaled from 0 to BENCH_PODS (1000) pods, with sickbay's two webhooks registered, with the
+// same two configurations pointing at a no-op server (bench/mutate-server.ts noop: same
+// certificate, same match rules, "allowed" with no patch: what any webhook costs), and
+// without webhooks, alternated round by round in one run (BENCH_ROUNDS, 3 of each): pods
 // created per second (from the scale request to the last pod seen on a watch), and the
 // API server's own measurement of each webhook call
 // (apiserver_admission_webhook_admission_duration_seconds, scraped before and after the
 // rounds with webhooks). sickbay runs as its own process, the compiled dist/ when
 // SICKBAY_USE_DIST=1, controllers on (as installed), diagnostics off.
 //   npm run bench:creation
-import { execSync } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,6 +54,17 @@ try {
   }
   await createNamespace(t.core, ns, { 'sickbay.io/injection': 'enabled' });
   const url = `https://127.0.0.1:${sickbay.port}`;
+  // The no-op webhook, in its own process, with sickbay's certificate.
+  const noop = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'mutate-server.ts'), 'noop', path.join(dir, 'tls.crt'), path.join(dir, 'tls.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const noopPort = await new Promise<number>((resolve) => {
+    let out = '';
+    noop.stdout.on('data', (d) => {
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  const noopUrl = `https://127.0.0.1:${noopPort}`;
   const apiMetrics = async () => {
     const server = t.kc.getCurrentCluster()!.server;
     const opts: Record<string, any> = {};
@@ -113,17 +126,24 @@ try {
   // CPU seconds each process used during a round (/proc/<pid>/stat utime + stime): where the time goes.
   const procs = () => ({ sickbay: sickbay.pid, ...Object.fromEntries((['kube-apiserver', 'etcd', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const).map((n) => [n, t.cp.pidOf(n)])) }) as Record<string, number | undefined>;
   const cpu = () => Object.fromEntries(Object.entries(procs()).map(([n, pid]) => [n, pid ? cpuSeconds(pid) : NaN]));
-  const cpuSpent: Record<'with' | 'without', Record<string, number>[]> = { with: [], without: [] };
-  const results: Record<'with' | 'without', number[]> = { with: [], without: [] };
+  type Mode = 'with' | 'noop' | 'without';
+  const cpuSpent: Record<Mode, Record<string, number>[]> = { with: [], noop: [], without: [] };
+  const results: Record<Mode, number[]> = { with: [], noop: [], without: [] };
+  let beforeNoop = '';
+  let afterNoop = '';
   let before = '';
   let after = '';
   const admittedBy = (text: string) => text.split('\n').filter((l) => l.startsWith('sickbay_admission_requests_total')).join('; ');
-  console.log(`scale 0 -> ${PODS} pods on ${NODES} kwok nodes, ${ROUNDS} rounds with and without sickbay's webhooks, alternated`);
+  console.log(`scale 0 -> ${PODS} pods on ${NODES} kwok nodes, ${ROUNDS} rounds with sickbay's webhooks, with no-op webhooks and without, alternated`);
+  const orders: Mode[][] = [['with', 'noop', 'without'], ['noop', 'without', 'with'], ['without', 'with', 'noop']];
   for (let i = 1; i <= ROUNDS; i++) {
-    for (const mode of (i % 2 ? ['with', 'without'] : ['without', 'with']) as Array<'with' | 'without'>) {
+    for (const mode of orders[(i - 1) % orders.length]!) {
       if (mode === 'with') {
         await registerWebhooks(t.kc, { url, caPem, ownNamespace: SICKBAY_NS });
         await waitForInjection(t.core, ns);
+      } else if (mode === 'noop') {
+        await registerWebhooks(t.kc, { url: noopUrl, caPem, ownNamespace: SICKBAY_NS });
+        await sleep(2000); // the API server's webhook configuration cache
       } else {
         await unregisterWebhooks(t.kc);
         await sleep(2000); // the API server's webhook configuration cache
@@ -148,6 +168,9 @@ try {
         // Sum the deltas of every round with webhooks.
         before += `${m0}\n`;
         after += `${m1}\n`;
+      } else if (mode === 'noop') {
+        beforeNoop += `${m0}\n`;
+        afterNoop += `${m1}\n`;
       }
       results[mode].push(seconds);
       console.log(`round ${i} ${mode.padEnd(7)} webhooks: ${PODS} pods in ${seconds.toFixed(2)} s = ${(PODS / seconds).toFixed(0)} pods/s`);
@@ -155,26 +178,33 @@ try {
   }
   const w = median(results.with);
   const wo = median(results.without);
-  for (const mode of ['with', 'without'] as const) {
+  const nw = median(results.noop);
+  for (const mode of ['with', 'noop', 'without'] as const) {
     const names = Object.keys(cpuSpent[mode][0] ?? {});
     console.log(`CPU seconds per round ${mode} webhooks (median): ${names.map((n) => `${n} ${median(cpuSpent[mode].map((c) => c[n]!)).toFixed(2)}`).join(', ')}`);
   }
-  console.log(`\nmedian pods/s with webhooks ${(PODS / w).toFixed(0)}, without ${(PODS / wo).toFixed(0)}; ratio with/without ${(wo / w).toFixed(3)} (target >= 0.95)`);
+  console.log(`\nmedian pods/s with sickbay's webhooks ${(PODS / w).toFixed(0)}, with no-op webhooks ${(PODS / nw).toFixed(0)}, without ${(PODS / wo).toFixed(0)}`);
+  console.log(`ratio sickbay / no-op ${(nw / w).toFixed(3)} (issue 32's target >= 0.9), no-op / none ${(wo / nw).toFixed(3)}, sickbay / none ${(wo / w).toFixed(3)}`);
+  const pairs = results.with.map((s, k) => (results.noop[k]! / s).toFixed(3));
+  console.log(`sickbay / no-op, round by round: ${pairs.join(', ')}`);
   // The API server's histogram, per webhook, over the rounds with webhooks (deltas summed).
   const metric = 'apiserver_admission_webhook_admission_duration_seconds';
   const seenLabels = new Set(after.split('\n').filter((l) => l.startsWith(`${metric}_count{`) && l.includes('sickbay')).map((l) => l.slice(0, l.lastIndexOf(' '))));
   console.log(`series: ${[...seenLabels].join(', ')}`);
-  for (const [webhook, type] of [['mutate.sickbay.io', 'admit'], ['validate.sickbay.io', 'validating']] as const) {
-    const sel = (labels: string) => labels.includes(`type="${type}"`) && /name="[^"]*sickbay[^"]*"/.test(labels) && labels.includes('operation="CREATE"');
-    // Every scrape's cumulative counts summed: the sum of the afters minus the sum of the befores is the rounds' calls.
-    const a = buckets(after, metric, sel);
-    const b = buckets(before, metric, sel);
-    const p50 = quantile(a, b, 0.5);
-    const p99 = quantile(a, b, 0.99);
-    console.log(`API server's measurement of ${webhook} (${type}), CREATE: ${p50.count} calls; p50 ${(p50.value * 1000).toFixed(1)} ms (bucket ${p50.bucket}), p99 ${(p99.value * 1000).toFixed(1)} ms (bucket ${p99.bucket})`);
+  for (const [who, aft, bef] of [['sickbay', after, before], ['no-op', afterNoop, beforeNoop]] as const) {
+    for (const [webhook, type] of [['mutate.sickbay.io', 'admit'], ['validate.sickbay.io', 'validating']] as const) {
+      const sel = (labels: string) => labels.includes(`type="${type}"`) && /name="[^"]*sickbay[^"]*"/.test(labels) && labels.includes('operation="CREATE"');
+      // Every scrape's cumulative counts summed: the sum of the afters minus the sum of the befores is the rounds' calls.
+      const a = buckets(aft, metric, sel);
+      const b = buckets(bef, metric, sel);
+      const p50 = quantile(a, b, 0.5);
+      const p99 = quantile(a, b, 0.99);
+      console.log(`API server's measurement of ${webhook} (${type}) served by ${who}, CREATE: ${p50.count} calls; p50 ${(p50.value * 1000).toFixed(1)} ms (bucket ${p50.bucket}), p99 ${(p99.value * 1000).toFixed(1)} ms (bucket ${p99.bucket})`);
+    }
   }
   const own = (await request(sickbay.port, caPem, '/metrics', { method: 'GET' })).body;
   console.log(`sickbay's own counters: ${admittedBy(own)}`);
+  noop.kill('SIGKILL');
   sickbay.kill('SIGTERM');
   await sickbay.exited;
 } finally {
