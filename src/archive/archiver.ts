@@ -38,9 +38,15 @@ export function parseArchiveKey(prefix: string, key: string): { namespace: strin
 export class SceneArchiver {
   readonly store: S3Store;
 
+  /**
+   * `agentNamespace`: where sickbay's node agents run (its own namespace): a scene's
+   * checkpoint archives are read from its node through the agent there, within the
+   * bundle's size bound (the chart's scope policy lets sickbay exec only that read there).
+   */
   constructor(
     private readonly kc: KubeConfig,
     private readonly o: ArchiveConfig,
+    private readonly agentNamespace?: string,
   ) {
     this.store = new S3Store(o.store);
   }
@@ -59,7 +65,7 @@ export class SceneArchiver {
     const up = this.store.upload(key);
     const deadline = setTimeout(() => up.stream.destroy(new Error(`the archive did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     try {
-      const r = await collect(this.kc, { namespace: pod.namespace, pod: pod.name, out: up.stream, maxBytes: this.o.maxBytes, now, checkAccess: false, execTimeoutMs: timeoutMs });
+      const r = await collect(this.kc, { namespace: pod.namespace, pod: pod.name, out: up.stream, maxBytes: this.o.maxBytes, now, checkAccess: false, execTimeoutMs: timeoutMs, checkpointsFrom: this.agentNamespace });
       const { bytes } = await up.done;
       return { key, url: this.store.where(key), bytes, files: r.files, missing: r.missing.length };
     } catch (err) {

@@ -8,7 +8,8 @@
 // MANIFEST lists each file, its size, and what could not be collected and why.
 // A checkpoint (sickbay.io/checkpoint-result) is on its node, in the kubelet's folder:
 // it comes through an exec into that node's sickbay agent, which mounts the folder, so
-// only a person who may exec into sickbay's agents (their namespace's admins) takes a
+// only who may exec into sickbay's agents (their namespace's admins, and sickbay itself
+// for the scene archive, by the chart's scope policy that one read only) takes a
 // process's memory off the node.
 import { createReadStream, createWriteStream, mkdtempSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -54,11 +55,7 @@ export interface CollectOptions {
   progress?: (bytes: number) => void;
   /** Each exec into the pod is cut off after this (10 min: a heap dump can be large). */
   execTimeoutMs?: number;
-  /**
-   * Take the pod's checkpoint archives off their node, through the node's agent in this
-   * namespace (sickbay's); unset: none (the scene archive carries none: sickbay serve may
-   * not exec into its own agents).
-   */
+  /** Take the pod's checkpoint archives off their node, through the node's agent in this namespace (sickbay's); unset: none. */
   checkpointsFrom?: string;
 }
 
@@ -335,7 +332,7 @@ export async function collect(kc: KubeConfig, o: CollectOptions): Promise<Collec
     }
 
     if (o.checkpointsFrom !== undefined) await addCheckpoints(kc, pod, bundle, o.checkpointsFrom, timeoutMs);
-    else if (pod.metadata?.annotations?.[ANN_CHECKPOINT_RESULT]) bundle.miss('checkpoints/', 'kept on the node: the scene archive does not carry checkpoints (sickbay collect does, for who may exec into sickbay\'s agents)');
+    else if (pod.metadata?.annotations?.[ANN_CHECKPOINT_RESULT]) bundle.miss('checkpoints/', 'kept on the node: not asked for (no namespace of sickbay\'s agents given)');
 
     bundle.pack.entry({ name: `${root}/MANIFEST`, mtime: now }, bundle.manifest());
     bundle.pack.finalize();

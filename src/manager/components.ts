@@ -65,7 +65,7 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     const steps: PostQuarantineStep[] = overrides.steps ?? [...(registryStep ? [registryStep] : []), inOrder(scene)];
     const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, events: ctx.events, host: config.identity.host, term, leading: () => !term.aborted && leading() });
     const controllers: Controller[] = [];
-    const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps, config.archive ? new SceneArchiver(kc, config.archive) : undefined);
+    const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps, config.archive ? new SceneArchiver(kc, config.archive, config.identity.namespace) : undefined);
     controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });
     const neverReady = new NeverReadyController(deps('never-ready', config.neverReady));
     controllers.push({ name: 'never-ready', run: (s) => neverReady.run(s) });

@@ -651,6 +651,19 @@ describe('the Helm chart', () => {
       for (const allowed of [['/sickbay/bin/probe', '--hold'], ['sh', '-c', 'exec sh "${SICKBAY_DIR:-/sickbay}/bin/diagnose" "$@"', 'diagnose', '--heap'], ['sh', '-c', 'exec "$0" "$@"', '/app/dump.sh']]) {
         assert.notEqual((await exec(allowed)).status, 403, `exec of ${allowed.join(' ')} is not refused`);
       }
+      // In its own namespace one exec only: an agent's busybox reading a checkpoint archive (the scene archive's; issue 30).
+      for (const [name, pod] of [['agent', 'sickbay-agent-x7k2p'], ['serve', 'sickbay-5d8f9c-abcde']] as const) {
+        await t.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: pod, labels: { 'sickbay.io/inject': 'false' } }, spec } }).catch(() => assert.fail(`the ${name} pod`));
+      }
+      const execIn = (pod: string, command: string[]) => as('POST', `/api/v1/namespaces/${NS}/pods/${pod}/exec?${command.map((c) => `command=${encodeURIComponent(c)}`).join('&')}&stdout=true&container=c`);
+      const read = (file: string) => ['/opt/sickbay/shim/busybox', 'cat', '--', file];
+      const archive = '/var/lib/kubelet/checkpoints/checkpoint-shop-pod_shop-c-2026-12-07T10:00:00Z.tar';
+      const ownNs = /sickbay-scope-pods.*sickbay acts only on pods in namespaces labelled/;
+      await refused('a read of another file through an agent', await execIn('sickbay-agent-x7k2p', read('/etc/shadow')), ownNs);
+      await refused('a read out of the checkpoints folder by ..', await execIn('sickbay-agent-x7k2p', read('/var/lib/kubelet/checkpoints/../config.yaml')), ownNs);
+      await refused('a checkpoint read in a pod not an agent', await execIn('sickbay-5d8f9c-abcde', read(archive)), ownNs);
+      await refused('a shell in an agent', await execIn('sickbay-agent-x7k2p', ['/opt/sickbay/shim/busybox', 'sh', '-c', 'cat /host/proc/1/environ']), ownNs);
+      assert.notEqual((await execIn('sickbay-agent-x7k2p', read(archive))).status, 403, 'an agent\'s read of a checkpoint archive is not refused');
       // Never a pod's owner references or finalizers: a dangling owner gets it garbage-collected.
       const ownedBy = { metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'gone', uid: '00000000-0000-0000-0000-000000000000' }] } };
       await refused('an owner reference on a pod', await as('PATCH', '/api/v1/namespaces/shop/pods/shop-pod', ownedBy), /sickbay may not change the owner references or finalizers of pod/);

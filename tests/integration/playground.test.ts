@@ -220,6 +220,12 @@ describe('npm start (the playground)', { timeout: 600_000 }, () => {
       await sickbay(['archives', 'get', key, '-o', file]);
       const archivedThreads = execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "*/sickbay/diag/*/threads.txt"', file], { encoding: 'utf8' });
       assert.match(archivedThreads, /Found one Java-level deadlock/, "step 4's thread dump, from the archive, its pod gone");
+      // Its checkpoint too, read from the node through the agent before the pod went (issue 30).
+      const archivedListing = execFileSync('tar', ['-tzvf', file], { encoding: 'utf8' });
+      if (!/\/checkpoints\/app\.tar$/m.test(archivedListing)) {
+        const manifest = execFileSync('sh', ['-c', 'tar -xzOf "$0" --wildcards "*/MANIFEST"', file], { encoding: 'utf8' });
+        assert.fail(`step 4's checkpoint is not in the archived scene; its MANIFEST says: ${manifest.split('\n').filter((l) => l.startsWith('missing')).join('; ')}`);
+      }
       assert.match(execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }), /\/sickbay\/diag\/[^/]+\/flight\.jfr\n/, 'and its flight recording');
     } finally {
       await playground.interrupt();
