@@ -16,7 +16,7 @@ import { restCall } from '../kube/rest.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { ANN_CHECKPOINT, ANN_CHECKPOINT_RESULT, SHIM_SUPERVISOR } from '../core/names.js';
-import { type CheckpointRecord, type CheckpointRequest, checkpointKey, MAX_CHECKPOINTS, NODEHEALTH_PATH, type NodeHealth } from '../core/nodehealth.js';
+import { type CheckpointRecord, type CheckpointRequest, type CheckpointResult, checkpointKey, MAX_CHECKPOINTS, NODEHEALTH_PATH, type NodeHealth } from '../core/nodehealth.js';
 import { annotate, type PostQuarantineStep, type StepDeps, stepWriters } from '../kube/steps.js';
 import { sleep } from '../util/wait.js';
 
@@ -94,7 +94,7 @@ export class CheckpointStep implements PostQuarantineStep {
       why = codeOf(err) === 404 ? `no sickbay agent reports node ${node} (no NodeHealth): nobody can take the checkpoint there` : `cannot ask the agent on ${node}: ${errorText(err)}`;
     }
     const byContainer = new Map(records.map((r) => [r.container, r]));
-    const result = {
+    const result: CheckpointResult = {
       status: outcome === 'taken' ? 'ok' : outcome,
       node,
       containers: containers.map((name) => {

@@ -22,7 +22,7 @@ import { AppsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, dumpYaml, t
 import { extract as tarExtract, pack as tarPack, type Header as TarHeader } from 'tar-stream';
 import { codeOf, errorText } from '../kube/api.js';
 import { execInPod } from '../kube/exec.js';
-import { NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION } from '../core/nodehealth.js';
+import { type CheckpointResult, NODEHEALTH_GROUP, NODEHEALTH_PLURAL, NODEHEALTH_VERSION } from '../core/nodehealth.js';
 import { ANN_CHECKPOINT_RESULT, PREFIX, SHIM_MOUNT, SHIM_VOLUME } from '../core/names.js';
 import { EXIT } from './commands.js';
 import { COLLECT_FDS_COMMAND, COLLECT_PS_COMMAND, COLLECT_TAR_COMMAND } from '../core/shim-commands.js';
@@ -160,18 +160,13 @@ class Bundle {
   }
 }
 
-interface CheckpointResultAnnotation {
-  node?: string;
-  containers?: Array<{ name: string; status: string; archive?: string; bytes?: number }>;
-}
-
 /** Each checkpoint archive of the pod, through an exec into its node's agent (see the file's comment). */
 async function addCheckpoints(kc: KubeConfig, pod: V1Pod, bundle: Bundle, agentNamespace: string, timeoutMs: number) {
   const raw = pod.metadata?.annotations?.[ANN_CHECKPOINT_RESULT];
   if (!raw) return;
-  let result: CheckpointResultAnnotation;
+  let result: Partial<CheckpointResult>;
   try {
-    result = JSON.parse(raw) as CheckpointResultAnnotation;
+    result = JSON.parse(raw) as Partial<CheckpointResult>;
   } catch {
     return bundle.miss('checkpoints/', `${ANN_CHECKPOINT_RESULT} is not JSON`);
   }
@@ -181,8 +176,8 @@ async function addCheckpoints(kc: KubeConfig, pod: V1Pod, bundle: Bundle, agentN
   const agents = await core
     .listNamespacedPod({ namespace: agentNamespace, labelSelector: 'app.kubernetes.io/component=agent', fieldSelector: `spec.nodeName=${result.node}` })
     .catch((err) => (bundle.miss('checkpoints/', `cannot find the sickbay agent on node ${result.node} in namespace ${agentNamespace}: ${errorText(err)}`), undefined));
-  const agent = agents?.items.find((p) => p.status?.phase === 'Running');
   if (!agents) return;
+  const agent = agents.items.find((p) => p.status?.phase === 'Running');
   if (!agent) return bundle.miss('checkpoints/', `no running sickbay agent on node ${result.node} in namespace ${agentNamespace} (--sickbay-namespace) to read the archives from`);
   const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
     body: { spec: { resourceAttributes: { namespace: agentNamespace, verb: 'create', resource: 'pods', subresource: 'exec', name: agent.metadata!.name! } } },
@@ -206,8 +201,9 @@ async function addCheckpoints(kc: KubeConfig, pod: V1Pod, bundle: Bundle, agentN
         bundle.miss(p, `reading ${c.archive} through the agent on ${result.node}: ${r.error ?? `exit ${r.exitCode}: ${r.stderr.trim().slice(-300)}`}`);
         continue;
       }
-      if (c.bytes !== undefined && statSync(file).size !== c.bytes) {
-        bundle.miss(p, `read ${statSync(file).size} bytes of ${c.archive}, which had ${c.bytes}`);
+      const read = statSync(file).size;
+      if (c.bytes !== undefined && read !== c.bytes) {
+        bundle.miss(p, `read ${read} bytes of ${c.archive}, which had ${c.bytes}`);
         continue;
       }
       await bundle.addFile(p, file);

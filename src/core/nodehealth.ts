@@ -100,6 +100,19 @@ export interface CheckpointRecord {
   at: string;
 }
 
+/**
+ * The pod's `sickbay.io/checkpoint-result`, as the checkpoint step writes it and `sickbay
+ * collect` (and the scene archive) read it: the outcome, and each supervised container's.
+ */
+export interface CheckpointResult {
+  status: 'ok' | 'failed' | 'timeout' | 'no-agent';
+  node: string;
+  containers: Array<{ name: string; status: CheckpointRecord['status'] | 'missing'; archive?: string; bytes?: number; durationMs?: number; message?: string }>;
+  message?: string;
+  waitedMs: number;
+  at: string;
+}
+
 export const checkpointKey = (c: { uid: string; container: string }) => `${c.uid}/${c.container}`;
 
 export interface NodeHealth {

@@ -15,7 +15,7 @@ import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import { createLogger } from '../../src/core/log.js';
 import { ANN_CHECKPOINT, ANN_CHECKPOINT_RESULT, ANN_DIAGNOSTICS, ANN_ISOLATE, LABEL_STATUS, SHIM_VOLUME } from '../../src/core/names.js';
-import type { NodeHealth } from '../../src/core/nodehealth.js';
+import type { CheckpointResult, NodeHealth } from '../../src/core/nodehealth.js';
 import { buildImages, IMAGES } from '../../src/dev/images.js';
 import { findBinaries } from '../../src/dev/binaries.js';
 import { REAL_NODE } from '../../src/dev/real-node.js';
@@ -28,14 +28,6 @@ import { type RunningSickbay, SICKBAY_NS, startSickbay, waitForInjection } from 
 
 const ns = 'ckpt';
 const repo = path.resolve(import.meta.dirname, '../..');
-
-interface CheckpointResult {
-  status: string;
-  node: string;
-  containers: Array<{ name: string; status: string; archive?: string; bytes?: number; durationMs?: number; message?: string }>;
-  message?: string;
-  at: string;
-}
 
 /** `sickbay <args>` from the source, as a user runs it. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
