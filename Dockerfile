@@ -3,8 +3,9 @@
 #   docker buildx build --sbom=true --provenance=true -t ghcr.io/sickbay-dev/sickbay:0.1.0 .
 #   docker buildx build --sbom=true --provenance=true --target shim -t ghcr.io/sickbay-dev/sickbay-shim:0.1.0 .
 # - the default target: `sickbay serve` and `sickbay agent` (Node 24, dist/, node_modules);
-# - `shim`: what the injected init container runs, and nothing else (~2 MB: the shim's
-#   scripts, a static busybox, sigexec). Every injected pod pulls it, not the 100+ MB image.
+# - `shim`: what injected pods mount as an image volume or run as the init container, and
+#   nothing else (~2 MB: the shim's scripts, a static busybox, sigexec). Every injected pod
+#   pulls it, not the 100+ MB image.
 #
 # Base images are pinned by digest (Renovate or Dependabot move them); override with
 # --build-arg NODE_IMAGE=... / ALPINE_IMAGE=... for a mirror.
@@ -47,7 +48,7 @@ RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /us
 #   /opt/sickbay/shim/busybox sh /opt/sickbay/shim/install /sickbay
 FROM scratch AS shim
 LABEL org.opencontainers.image.title="sickbay-shim" \
-      org.opencontainers.image.description="The supervisor shim sickbay's init container copies into pods" \
+      org.opencontainers.image.description="The supervisor shim sickbay injects into pods (an image volume, or copied by an init container)" \
       org.opencontainers.image.source="https://github.com/sickbay-dev/sickbay" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="0.1.0"

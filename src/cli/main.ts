@@ -63,6 +63,11 @@ export function clusterError(err: unknown, where: string): CliError {
   return new CliError(`cannot reach ${where}: ${why.replace(`${where}: `, '')}`, EXIT.unreachable);
 }
 
+/** `sickbay inject` writes manifests for nodes it cannot see: `auto` means the init container, which works on every runtime. */
+function offlineDelivery(setting: 'auto' | 'image-volume' | 'init-container'): 'image-volume' | 'init-container' {
+  return setting === 'image-volume' ? 'image-volume' : 'init-container';
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -270,7 +275,7 @@ async function main(argv: string[]): Promise<number> {
       }
       let result;
       try {
-        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets }, namespaces);
+        result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets, delivery: offlineDelivery(config.injection.shimDelivery) }, namespaces);
       } catch (err) {
         throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, EXIT.usage);
       }

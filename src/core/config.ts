@@ -134,6 +134,7 @@ export const configSchema = z.object({
   SICKBAY_SHIM_IMAGE: z.string().default('ghcr.io/sickbay-dev/sickbay-shim:0.1.0'),
   SICKBAY_SHIM_PULL_SECRETS: list.pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Secret name (lowercase letters, digits, - and .)'))),
   SICKBAY_SHIM_SOURCE: z.string().default('/opt/sickbay/shim'),
+  SICKBAY_SHIM_DELIVERY: z.enum(['auto', 'image-volume', 'init-container']).default('auto'),
   // Controllers
   SICKBAY_CONTROLLERS: bool.default(true),
   SICKBAY_LEADER_ELECTION: bool.default(true),
@@ -261,8 +262,12 @@ export interface InjectionConfig {
   /** Secrets (in each pod's namespace) the kubelet uses to pull the shim image; added to injected pods. */
   shimPullSecrets: string[];
   shimSource: string;
+  /** How pods get the shim: `auto` picks the image volume where every node's runtime mounts one executable (src/webhook/shim-delivery.ts). */
+  shimDelivery: 'auto' | ShimDelivery;
   dryRun: boolean;
 }
+
+export type ShimDelivery = 'image-volume' | 'init-container';
 
 export interface LeaderElectionConfig {
   enabled: boolean;
@@ -447,7 +452,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       podName: c.SICKBAY_POD_NAME,
       host: env.HOSTNAME ?? '',
     },
-    injection: { shimImage: c.SICKBAY_SHIM_IMAGE, shimPullSecrets: c.SICKBAY_SHIM_PULL_SECRETS, shimSource: c.SICKBAY_SHIM_SOURCE, dryRun },
+    injection: { shimImage: c.SICKBAY_SHIM_IMAGE, shimPullSecrets: c.SICKBAY_SHIM_PULL_SECRETS, shimSource: c.SICKBAY_SHIM_SOURCE, shimDelivery: c.SICKBAY_SHIM_DELIVERY, dryRun },
     controllers: c.SICKBAY_CONTROLLERS,
     resyncMs: c.SICKBAY_RESYNC,
     leaderElection: {

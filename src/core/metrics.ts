@@ -206,6 +206,12 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly shimDelivery = new Gauge({
+    name: 'sickbay_shim_delivery',
+    help: 'How injected pods get the shim now: 1 for the delivery in use (image-volume or init-container), 0 for the other.',
+    labelNames: ['delivery'] as const,
+    registers: [this.registry],
+  });
   readonly uninjectedPods = new Gauge({ name: 'sickbay_uninjected_pods', help: 'Pods in opted-in namespaces that escaped injection.', registers: [this.registry] });
   readonly unsupervisedContainers = new Gauge({
     name: 'sickbay_unsupervised_containers',

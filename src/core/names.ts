@@ -70,6 +70,9 @@ export const SHIM_PROBE = `${SHIM_MOUNT}/bin/probe`;
 export const SHIM_SUPERVISOR = `${SHIM_MOUNT}/bin/supervise`;
 export const SHIM_VOLUME = 'sickbay-shim';
 export const SHIM_INIT_CONTAINER = 'sickbay-shim-install';
+/** The shim's files straight from its image (a Kubernetes `image` volume), read-only at /sickbay/bin, where the runtime supports it. */
+export const SHIM_IMAGE_VOLUME = 'sickbay-shim-bin';
+export const SHIM_BIN_MOUNT = `${SHIM_MOUNT}/bin`;
 /** The pod's labels (downward API), read by the liveness wrapper: `/sickbay/pod/labels`. */
 export const PODINFO_VOLUME = 'sickbay-podinfo';
 export const PODINFO_MOUNT = `${SHIM_MOUNT}/pod`;

@@ -5,7 +5,7 @@ import type { KubeConfig, V1ContainerStatus, V1Deployment, V1Namespace, V1Node, 
 import { Informer } from './informer.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { LABEL_INJECTION, NODE_TAINT_ISOLATED, PREFIX, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
+import { LABEL_INJECTION, NODE_TAINT_ISOLATED, PREFIX, SHIM_IMAGE_VOLUME, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR, SYSTEM_NAMESPACES } from '../core/names.js';
 import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isNodeReady, isPodReady, isQuarantined, type OwnerInfo, readyTransition } from './pods.js';
 
 /**
@@ -26,8 +26,18 @@ import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isNodeReady, isPodRead
 const SUPERVISED: string[] = Object.freeze([SHIM_SUPERVISOR]) as unknown as string[];
 
 const pulling = (c: V1ContainerStatus) => IMAGE_PULL_REASONS.has(c.state?.waiting?.reason ?? '');
-/** A waiting container's reason (ContainerCreating, ImagePullBackOff...), nothing else of its state. */
-const waitingFor = (c: V1ContainerStatus): Pick<V1ContainerStatus, 'state'> => (c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {});
+/** The start of a pull failure's message: enough to name the image. */
+const PULL_MESSAGE_BYTES = 512;
+/**
+ * A waiting container's reason (ContainerCreating, ImagePullBackOff...), nothing else of
+ * its state; while it cannot pull an image, the kubelet's message too, which names the
+ * image (an image volume's failure is reported on the containers that mount it).
+ */
+const waitingFor = (c: V1ContainerStatus): { state?: { waiting: { reason: string; message?: string } } } => {
+  const w = c.state?.waiting;
+  if (!w?.reason) return {};
+  return { state: { waiting: { reason: w.reason, ...(pulling(c) && w.message ? { message: w.message.slice(0, PULL_MESSAGE_BYTES) } : {}) } } };
+};
 
 /** The conditions the quarantine and never-Ready rules read. */
 const KEPT_CONDITIONS = new Set(['Ready', 'Initialized']);
@@ -71,6 +81,11 @@ export function podForCache(pod: V1Pod): CachedPod {
       })),
       ...(spec.initContainers ? { initContainers: spec.initContainers.map((c) => ({ name: c.name })) } : {}),
     };
+    // Which image is sickbay's, while one cannot be pulled (rare: kept only then).
+    const shimVolume = spec.volumes?.find((v) => v.name === SHIM_IMAGE_VOLUME && v.image);
+    if (shimVolume && [...(status?.containerStatuses ?? []), ...(status?.initContainerStatuses ?? [])].some(pulling)) {
+      slim.spec.volumes = [{ name: SHIM_IMAGE_VOLUME, image: { reference: shimVolume.image!.reference } }];
+    }
   }
   if (status) {
     slim.status = {

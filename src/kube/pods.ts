@@ -15,7 +15,8 @@ export interface CachedContainerStatus {
   /** Only while the kubelet cannot pull it. */
   image: string;
   imageID: string;
-  state?: { waiting?: { reason?: string } };
+  /** The kubelet's message only while it cannot pull an image (it names the image: an image volume's, for one). */
+  state?: { waiting?: { reason?: string; message?: string } };
   lastState?: { terminated?: { exitCode: number; finishedAt?: Date } };
 }
 
@@ -37,6 +38,8 @@ export interface CachedPod {
     tolerations?: V1Toleration[];
     containers: Array<{ name: string; command?: string[]; ports?: Array<{ containerPort: number; hostPort?: number }> }>;
     initContainers?: Array<{ name: string }>;
+    /** sickbay's image volume, only while an image cannot be pulled: the never-Ready rule names the shim's. */
+    volumes?: Array<{ name: string; image?: { reference?: string } }>;
   };
   status?: {
     phase?: string;

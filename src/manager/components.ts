@@ -114,5 +114,5 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
     metrics.isLeader.set(1);
   }
   runnables.push({ name: 'controllers', needsLeadership: true, start: runControllers });
-  return { runnables, elector, waitForCaches: (signal) => cache.waitForSync(signal), decoratePod: avoidNodesDecorator(cache, config.neverReady.avoidNodesTtlMs), namespaceOf: (name) => cache.namespaces.get(name)?.metadata, alerts: alertsHandler(kc, cache, { ...config.alerts, log: log.child({ component: 'alerts' }) }) };
+  return { runnables, elector, waitForCaches: (signal) => cache.waitForSync(signal), decoratePod: avoidNodesDecorator(cache, config.neverReady.avoidNodesTtlMs), namespaceOf: (name) => cache.namespaces.get(name)?.metadata, nodes: cache.nodes, alerts: alertsHandler(kc, cache, { ...config.alerts, log: log.child({ component: 'alerts' }) }) };
 }

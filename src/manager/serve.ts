@@ -16,6 +16,7 @@ import { EventGate } from '../kube/events.js';
 import { errorText } from '../kube/api.js';
 import { ensureServingSecret } from '../tls/serving-secret.js';
 import { CaBundleSync } from '../webhook/ca-bundle-sync.js';
+import { ShimDeliveryTracker } from '../webhook/shim-delivery.js';
 import { type Elector, Manager, type Runnable } from './manager.js';
 
 export type { Runnable } from './manager.js';
@@ -42,6 +43,8 @@ export interface Components {
   decoratePod?: AdmissionDeps['decoratePod'];
   /** The namespace of a pod being injected, from the informer cache (its annotations). */
   namespaceOf?: AdmissionDeps['namespaceOf'];
+  /** The nodes, from the informer cache: what `SICKBAY_SHIM_DELIVERY=auto` decides by. */
+  nodes?: ConstructorParameters<typeof ShimDeliveryTracker>[1];
 }
 
 export interface ServeOptions {
@@ -102,11 +105,25 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
     onTermFailed: (runnable) => metrics.failedTerms.inc({ runnable }),
   });
 
+  const shimDelivery = new ShimDeliveryTracker(config.injection.shimDelivery, components.nodes, {
+    log: log.child({ component: 'webhook' }),
+    report: (d) => {
+      for (const delivery of ['image-volume', 'init-container'] as const) metrics.shimDelivery.set({ delivery }, delivery === d ? 1 : 0);
+    },
+    until: abort.signal,
+  });
   const readiness = { notReadyReason: () => (shuttingDown ? 'shutting down' : manager.notReadyReason()) };
   const app = buildHandler({
     metrics,
     admission: {
-      injection: { shimImage: config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets },
+      injection: {
+        shimImage: config.injection.shimImage,
+        shimSource: config.injection.shimSource,
+        pullSecrets: config.injection.shimPullSecrets,
+        get delivery() {
+          return shimDelivery.current.delivery;
+        },
+      },
       sickbayUsername: config.identity.serviceAccountUsername,
       dryRun: config.injection.dryRun,
       maxBodyBytes: config.server.maxBodyBytes,

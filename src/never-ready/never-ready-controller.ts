@@ -18,18 +18,27 @@ import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
-import { ANN_AVOID_NODES, ANN_ISOLATE, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR } from '../core/names.js';
+import { ANN_AVOID_NODES, ANN_ISOLATE, SHIM_IMAGE_VOLUME, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR } from '../core/names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
 import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
 import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isPodReady, isQuarantined, nodeAway, type OwnerInfo, podRef, wasEverReady } from '../kube/pods.js';
 
 
-/** The first container (init containers first) waiting for an image it cannot pull. */
+/**
+ * The first container (init containers first) waiting for an image it cannot pull, and
+ * which image: the kubelet's message names it (an image volume's failure is reported on
+ * the containers that mount it, whose own image is not the one missing). sickbay's own
+ * is told apart: its init container, or its image volume's image.
+ */
 export function imagePullFailure(pod: AnyPod): { container: string; reason: string; image: string; shim: boolean } | undefined {
+  const shimVolume = pod.spec?.volumes?.find((v) => v.name === SHIM_IMAGE_VOLUME)?.image?.reference;
   for (const st of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const reason = st.state?.waiting?.reason;
-    if (reason && IMAGE_PULL_REASONS.has(reason)) return { container: st.name, reason, image: st.image, shim: st.name === SHIM_INIT_CONTAINER };
+    if (!reason || !IMAGE_PULL_REASONS.has(reason)) continue;
+    const named = /image "([^"]+)"/.exec(st.state?.waiting?.message ?? '')?.[1];
+    const image = named ?? st.image;
+    return { container: st.name, reason, image, shim: st.name === SHIM_INIT_CONTAINER || (shimVolume !== undefined && image === shimVolume) };
   }
   return undefined;
 }

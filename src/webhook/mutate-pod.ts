@@ -5,12 +5,15 @@
 // (structuredClone made the diff of an 8 KB pod cost ~0.8 ms; see bench/README.md).
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
 import type { IntOrString } from '@kubernetes/client-node';
-import { ANN_FLIGHT_RECORDER, ANN_INJECTED, ENV_JFR_OPTIONS, JFR_REPOSITORY, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../core/names.js';
+import type { ShimDelivery } from '../core/config.js';
+import { ANN_FLIGHT_RECORDER, ANN_INJECTED, ENV_JFR_OPTIONS, JFR_REPOSITORY, ANN_PROBE_HTTP, ANN_SHIM_VOLUME_SIZE, annEntrypoint, LABEL_INJECT, PODINFO_MOUNT, PODINFO_VOLUME, SHIM_BIN_MOUNT, SHIM_IMAGE_VOLUME, SHIM_INIT_CONTAINER, SHIM_MOUNT, SHIM_PROBE, SHIM_SUPERVISOR, SHIM_VOLUME } from '../core/names.js';
 
 export interface InjectionSettings {
-  /** Image of the init container; it carries the shim at `shimSource`. */
+  /** The image carrying the shim at `shimSource`. */
   shimImage: string;
   shimSource: string;
+  /** How the pod gets it (default the init container, which works on every runtime; see shim-delivery.ts). */
+  delivery?: ShimDelivery;
   /** Secrets the kubelet needs to pull `shimImage` (they must exist in the pod's namespace). */
   pullSecrets?: string[];
 }
@@ -40,12 +43,19 @@ export function injectPod(original: V1Pod, settings: InjectionSettings, namespac
   const spec = { ...(original.spec ?? { containers: [] }) };
   const pod: V1Pod = { ...original, spec };
   spec.containers = (spec.containers ?? []).map((c) => ({ ...c, volumeMounts: [...(c.volumeMounts ?? [])] }));
-  spec.initContainers = [...(spec.initContainers ?? [])];
   spec.volumes = [...(spec.volumes ?? [])];
   const volume = volumeSize(annotations[ANN_SHIM_VOLUME_SIZE], warnings);
   if (!spec.volumes.some((v) => v.name === SHIM_VOLUME)) spec.volumes.push({ name: SHIM_VOLUME, emptyDir: { sizeLimit: volume.quantity } });
 
-  if (!spec.initContainers.some((c) => c.name === SHIM_INIT_CONTAINER)) spec.initContainers.unshift(shimInstaller(settings, volume.kib));
+  // The image volume brings the shim's files read-only to /sickbay/bin; the init
+  // container copies them there. Either way /sickbay itself is the pod's emptyDir.
+  const fromImage = settings.delivery === 'image-volume';
+  if (fromImage) {
+    if (!spec.volumes.some((v) => v.name === SHIM_IMAGE_VOLUME)) spec.volumes.push({ name: SHIM_IMAGE_VOLUME, image: { reference: settings.shimImage, pullPolicy: 'IfNotPresent' } });
+  } else if (!spec.initContainers?.some((c) => c.name === SHIM_INIT_CONTAINER)) {
+    spec.initContainers = [shimInstaller(settings, volume.kib), ...(spec.initContainers ?? [])];
+  }
+  const binSubPath = settings.shimSource.replace(/^\/+|\/+$/g, '');
   const missingSecrets = (settings.pullSecrets ?? []).filter((name) => !spec.imagePullSecrets?.some((s) => s.name === name));
   if (missingSecrets.length) spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), ...missingSecrets.map((name) => ({ name }))];
 
@@ -55,7 +65,11 @@ export function injectPod(original: V1Pod, settings: InjectionSettings, namespac
   let podInfo = false;
   for (const container of spec.containers) {
     if (!container.volumeMounts!.some((m) => m.mountPath === SHIM_MOUNT)) container.volumeMounts!.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT });
-    const wrapped = wrapCommand(container, annotations, warnings);
+    if (fromImage && !container.volumeMounts!.some((m) => m.mountPath === SHIM_BIN_MOUNT)) {
+      container.volumeMounts!.push({ name: SHIM_IMAGE_VOLUME, mountPath: SHIM_BIN_MOUNT, readOnly: true, ...(binSubPath ? { subPath: binSubPath } : {}) });
+    }
+    // Without the installer, the supervisor writes the volume's limit for the dump script.
+    const wrapped = wrapCommand(container, annotations, warnings, fromImage ? volume.kib : undefined);
     if (!container.readinessProbe) {
       if (httpProbe) container.readinessProbe = httpReadiness(httpProbe);
       else if (wrapped) container.readinessProbe = supervisorReadiness(container.name);
@@ -152,7 +166,7 @@ function shimInstaller(s: InjectionSettings, volumeKiB: number): V1Container {
 }
 
 /** Rewrites the command to run under the supervisor; args stay as they are (the kubelet appends them). */
-function wrapCommand(c: V1Container, annotations: Record<string, string>, warnings: string[]): boolean {
+function wrapCommand(c: V1Container, annotations: Record<string, string>, warnings: string[], limitKiB?: number): boolean {
   if (c.command?.[0] === SUPERVISOR) return true;
   let command = c.command;
   if (!command?.length) {
@@ -172,7 +186,7 @@ function wrapCommand(c: V1Container, annotations: Record<string, string>, warnin
     }
     return false;
   }
-  c.command = [SUPERVISOR, '--name', c.name, '--', ...command];
+  c.command = [SUPERVISOR, '--name', c.name, ...(limitKiB !== undefined ? ['--limit-kib', String(limitKiB)] : []), '--', ...command];
   return true;
 }
 

@@ -48,6 +48,16 @@ export async function createNamespace(core: CoreV1Api, name: string, labels: Rec
   });
 }
 
+/**
+ * A Node object as a kubelet of `kubeletVersion` on `containerRuntimeVersion` registers it,
+ * unschedulable (nothing runs there): what sickbay reads of a node's software, without one.
+ */
+export async function createNodeOfVersions(core: CoreV1Api, name: string, versions: { kubeletVersion: string; containerRuntimeVersion: string }) {
+  await core.createNode({ body: { metadata: { name, labels: { 'kubernetes.io/hostname': name } }, spec: { unschedulable: true } } });
+  const nodeInfo = { ...versions, architecture: 'amd64', bootID: '', kernelVersion: '', kubeProxyVersion: '', machineID: '', operatingSystem: 'linux', osImage: '', systemUUID: '' };
+  await core.replaceNodeStatus({ name, body: { metadata: { name }, status: { nodeInfo } } });
+}
+
 export function isReady(pod: V1Pod): boolean {
   return !!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 }

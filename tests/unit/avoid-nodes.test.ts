@@ -2,7 +2,8 @@
 // node avoidance: the record, feasibility.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { podForCache } from '../../src/kube/cluster-cache.js';
 import { excludeNodes, feasibleNodes, liveEntries, parseAvoidRecord } from '../../src/never-ready/avoid-nodes.js';
 import { imagePullFailure, neverReadyCause, neverReadyClockStart } from '../../src/never-ready/never-ready-controller.js';
 import { goldenFiles } from '../support/golden.js';
@@ -79,6 +80,23 @@ describe('what is never the node’s fault', () => {
     assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'ContainerCreating')] })), undefined);
     assert.equal(imagePullFailure(base({ containerStatuses: [waiting('app', 'CreateContainerError')] })), undefined);
     assert.equal(imagePullFailure(base(undefined)), undefined);
+  });
+
+  it('an image volume that cannot be pulled is named from the kubelet’s message, sickbay’s told apart by its volume (through the cache too)', () => {
+    const shim = 'private.example/sickbay-shim:0.1.0';
+    const failing = (image: string, volumes: V1Volume[]): V1Pod => ({
+      ...base({ containerStatuses: [{ ...waiting('app', 'ImagePullBackOff', 'registry.example/app:1'), state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}": ErrImagePull: failed to resolve reference "${image}"` } } }] }),
+      spec: { containers: [{ name: 'app' }], volumes },
+    });
+    const sickbays = failing(shim, [{ name: 'sickbay-shim', emptyDir: {} }, { name: 'sickbay-shim-bin', image: { reference: shim } }]);
+    for (const pod of [sickbays, podForCache(sickbays)]) {
+      assert.deepEqual(imagePullFailure(pod), { container: 'app', reason: 'ImagePullBackOff', image: shim, shim: true });
+    }
+    const theirs = failing('registry.example/models:7', [{ name: 'models', image: { reference: 'registry.example/models:7' } }, { name: 'sickbay-shim-bin', image: { reference: shim } }]);
+    assert.deepEqual(imagePullFailure(podForCache(theirs)), { container: 'app', reason: 'ImagePullBackOff', image: 'registry.example/models:7', shim: false }, 'the pod’s own image volume is the pod’s');
+    // The cache keeps the message and sickbay's volume only while a pull fails.
+    const running: V1Pod = { ...sickbays, status: { containerStatuses: [{ name: 'app', image: 'registry.example/app:1', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] } };
+    assert.equal(podForCache(running).spec?.volumes, undefined);
   });
 
   it('the never-Ready clock starts when sickbay’s init container finished, if its image came late', () => {

@@ -136,7 +136,14 @@ describe('podForCache', () => {
     const slim = podForCache(structuredClone(pod));
     assert.deepEqual(imagePullFailure(slim), { container: 'sickbay-shim-install', reason: 'ImagePullBackOff', image: 'private.example/sickbay-shim:1', shim: true });
     assert.equal(slim.status!.containerStatuses![0]!.image, '', 'images only where they cannot be pulled');
-    assert.ok(!JSON.stringify(slim).includes('a long registry error'));
+    // The kubelet's message while a pull fails (it names the image), at most 512 bytes of it; no other container's.
+    assert.equal(slim.status!.initContainerStatuses![0]!.state?.waiting?.message, 'a long registry error');
+    const chatty = structuredClone(pod);
+    chatty.status!.initContainerStatuses![0]!.state!.waiting!.message = 'x'.repeat(100_000);
+    chatty.status!.containerStatuses![0]!.state!.waiting!.message = 'waiting for the init containers';
+    const slimChatty = podForCache(chatty);
+    assert.equal(slimChatty.status!.initContainerStatuses![0]!.state?.waiting?.message?.length, 512);
+    assert.equal(slimChatty.status!.containerStatuses![0]!.state?.waiting?.message, undefined);
     const finished = new Date('2026-11-30T10:04:00Z');
     pod.status!.initContainerStatuses![0]!.state = { terminated: { exitCode: 0, finishedAt: finished } };
     assert.equal(neverReadyClockStart(podForCache(structuredClone(pod))), finished.getTime());

@@ -1,7 +1,7 @@
 // The supervisor shim with real processes, under dash and busybox ash.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -174,6 +174,26 @@ describe('shim installed by one uid, used by another', () => {
     // The sticky bit: one container's user cannot remove another's state.
     const rm = as(1000, ['rm', '-rf', path.join(vol, 'run', 'app65532')]);
     assert.notEqual(rm.status, 0);
+  });
+
+  // The image volume: no installer, the shim read-only in bin/, the volume empty but for it.
+  it('with no installer, the first supervisor of any uid makes run/ and diag/ for all and records the limit', () => {
+    const bare = path.join(root, 'from-image');
+    const bin = path.join(bare, 'bin');
+    cpSync(shim, bin, { recursive: true });
+    chmodSync(bare, 0o777);
+    chmodSync(bin, 0o555);
+    const env = { SICKBAY_DIR: bare };
+    const first = as(1000, ['sh', path.join(bin, 'supervise'), '--name', 'a', '--limit-kib', '131072', '--', 'sh', '-c', 'exit 0'], env);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(readFileSync(path.join(bare, 'limit-kib'), 'utf8'), '131072\n', "the volume's limit, for diagnose");
+    for (const d of ['run', 'diag']) assert.equal(statSync(path.join(bare, d)).mode & 0o7777, 0o1777, `${d}/ is open to every uid, sticky`);
+    const second = as(65532, ['sh', path.join(bin, 'supervise'), '--name', 'b', '--', 'sh', '-c', 'exit 0'], env);
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(readFileSync(path.join(bare, 'run/b/state'), 'utf8'), /^state=exited$/m, 'another uid wrote its state');
+    const mk = as(65532, ['sh', '-c', `mkdir -p "$SICKBAY_DIR/diag/b" && echo ok > "$SICKBAY_DIR/diag/b/threads.txt"`], env);
+    assert.equal(mk.status, 0, `another uid can write diagnostics: ${mk.stderr}`);
+    assert.notEqual(as(65532, ['rm', '-rf', path.join(bare, 'run/a')], env).status, 0, "one container's user cannot remove another's state");
   });
 
   it('the installer fails loudly when the image lacks the static busybox', () => {
