@@ -3,7 +3,8 @@
 // (default 1: ten times the chart's 10 s, so an hour's writes come in BENCH_MINUTES × 10).
 // BENCH_AGENTS agents (default 2, each its own node) of this checkout's build; with
 // BENCH_OTHER_DIST=<another checkout>/dist/cli.js[,<another>...], as many of each of those
-// builds beside them, alternated, in the same run. Sampled every BENCH_SAMPLE seconds (30) for BENCH_MINUTES (10): resident
+// builds beside them, alternated, in the same run; `<cli.js>|<node flags>` runs that build
+// with those flags (`dist/cli.js|--max-semi-space-size=1`: this build, V8 tuned). Sampled every BENCH_SAMPLE seconds (30) for BENCH_MINUTES (10): resident
 // (VmRSS), anonymous (RssAnon: what only this process holds) and file-backed (RssFile:
 // mostly the Node binary's pages, shared by every Node process on the node).
 //   npm run bench:agent
@@ -32,8 +33,11 @@ function memory(pid: number) {
 
 await ensureDist();
 const node = await nodeRuntime((m) => console.log(m));
-const builds: Array<{ name: string; cli: string }> = [{ name: 'this build', cli: path.join(repo, 'dist/cli.js') }];
-for (const other of (process.env.BENCH_OTHER_DIST ?? '').split(',').filter(Boolean)) builds.push({ name: `other (${other})`, cli: other });
+const builds: Array<{ name: string; cli: string; flags: string[] }> = [{ name: 'this build', cli: path.join(repo, 'dist/cli.js'), flags: [] }];
+for (const other of (process.env.BENCH_OTHER_DIST ?? '').split(',').filter(Boolean)) {
+  const [cli, flags] = other.split('|');
+  builds.push({ name: `other (${other})`, cli: path.resolve(repo, cli!), flags: (flags ?? '').split(' ').filter(Boolean) });
+}
 
 const t = await startCluster({ nodes: AGENTS * builds.length, log: () => undefined });
 const agents: Array<{ build: string; node: string; pid: number; samples: ReturnType<typeof memory>[]; kill(): void }> = [];
@@ -45,7 +49,7 @@ try {
   for (let i = 0; i < AGENTS; i++) {
     for (const b of builds) {
       const nodeName = `kwok-node-${n++}`;
-      const child = spawn(node, [b.cli, 'agent', '--node-name', nodeName, '--kubeconfig', kubeconfig], {
+      const child = spawn(node, [...b.flags, b.cli, 'agent', '--node-name', nodeName, '--kubeconfig', kubeconfig], {
         env: { PATH: process.env.PATH, SICKBAY_LOG_LEVEL: 'warn', SICKBAY_AGENT_PORT: '0', SICKBAY_AGENT_CHECKS: 'conditions,network,processes', SICKBAY_HEARTBEAT_INTERVAL: `${HEARTBEAT_S}s`, SICKBAY_AGENT_PROCESSES: 'auto' },
         stdio: ['ignore', 'ignore', 'inherit'],
       });

@@ -10,34 +10,22 @@ import { Informer } from '../kube/informer.js';
 import type { Logger } from '../core/log.js';
 import { sleep, withDeadline } from '../util/wait.js';
 import type { CheckName, ProcessSpec } from '../core/agent-settings.js';
+import type { AgentConfig } from '../core/config.js';
 import { type CheckResult, CheckTracker, conditionsCheck, ProcessWatch } from './checks.js';
 import { runtimeLayout } from './runtime-layout.js';
 import { Checkpointer, type CheckpointOptions } from './checkpoints.js';
 import { healthCondition, nodeProblemCondition, NODEHEALTH_GROUP, NODEHEALTH_KIND, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth, type NodeHealthStatus } from '../core/nodehealth.js';
 
-export interface AgentOptions {
+/**
+ * What the agent runs by: its part of the configuration (AgentConfig, declared once in
+ * core/config.ts), the node it runs on and its version; checkpoints optional (without a
+ * kubelet API the agent still answers each request, with why it cannot take it).
+ */
+export type AgentOptions = Pick<AgentConfig, 'checks' | 'checkIntervalMs' | 'heartbeatIntervalMs' | 'failureThreshold' | 'pressureAfterMs' | 'kubeletUrl' | 'networkTargets' | 'processes' | 'procRoot' | 'nodeCondition'> & {
   nodeName: string;
-  checks: CheckName[];
-  checkIntervalMs: number;
-  heartbeatIntervalMs: number;
-  failureThreshold: number;
-  /** A pressure condition fails the conditions check once it has lasted this long; 0 or unset: never. */
-  pressureAfterMs?: number;
-  kubeletUrl: string;
-  /** host:port targets that must accept a TCP connection. */
-  networkTargets: string[];
-  /** The processes to watch, or `auto`: the ones of the node's runtime (runtime-layout.ts). */
-  processes: ProcessSpec[] | 'auto';
-  procRoot: string;
   version?: string;
-  /** A Node condition type to write on the agent's own Node (off when unset). */
-  nodeCondition?: string;
-  /**
-   * Checkpoints sickbay asks for in this node's NodeHealth. Without a kubelet API the
-   * agent still answers each request, with why it cannot take it.
-   */
   checkpoints?: CheckpointOptions;
-}
+};
 
 export interface AgentStats {
   heartbeats: number;

@@ -10,27 +10,14 @@ import type { RequestOptions } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { CheckpointSettings } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { type CheckpointRecord, type CheckpointRequest, checkpointKey, MAX_CHECKPOINTS } from '../core/nodehealth.js';
 import { errorText } from '../kube/errors.js';
 import type { ApiAccess } from '../kube/rest.js';
 
-export interface CheckpointOptions {
-  /** The kubelet's API of this node, `https://<node address>:10250`; empty: checkpoints are off here. */
-  kubeletApi: string;
-  /** A CA file for the kubelet's serving certificate; empty: the API server's CA (what the agent's kubeconfig trusts). */
-  kubeletCaFile: string;
-  /** Skip verifying the kubelet's certificate (self-signed kubelet certificates, as metrics-server's --kubelet-insecure-tls). */
-  kubeletInsecure: boolean;
-  /** How long the kubelet may take over one checkpoint (its `timeout` parameter). */
-  timeoutMs: number;
-  /**
-   * The kubelet's checkpoints folder as the agent sees it (`<kubelet root>/checkpoints`,
-   * mounted at the same path): the sizes are read there, and only archives there are ever
-   * removed, whatever a record says.
-   */
-  archiveDir: string;
-}
+/** The agent's checkpoint settings, as the configuration declares them. */
+export type CheckpointOptions = CheckpointSettings;
 
 export interface CheckpointCounters {
   taken: number;

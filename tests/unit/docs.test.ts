@@ -7,8 +7,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { configSchema } from '../../src/core/config.js';
-import { CONFIG_DOCS } from '../../src/core/config-docs.js';
+import { SETTINGS } from '../../src/core/config.js';
+import { configRows } from '../../src/core/config-docs.js';
+import { readSettings, type Setting } from '../../src/core/settings.js';
 import { PUBLIC_NAMES } from '../../src/core/contract.js';
 import { EVENT_REASONS } from '../../src/core/event-reasons.js';
 import * as names from '../../src/core/names.js';
@@ -69,34 +70,18 @@ describe('docs', () => {
     }
   });
 
-  it('documents exactly the variables src/core/config.ts reads, each once', () => {
-    const documented = CONFIG_DOCS.flatMap((d) => d.vars);
-    const read = Object.keys(configSchema.shape);
-    assert.deepEqual(read.filter((k) => !documented.includes(k)), [], 'read but not documented');
-    assert.deepEqual(documented.filter((k) => !read.includes(k)), [], 'documented but not read');
-    assert.deepEqual(documented.filter((k, i) => documented.indexOf(k) !== i), [], 'documented twice');
-  });
-
-  it('states each default as the schema has it', () => {
-    const shape = configSchema.shape as Record<string, { parse(v: unknown): unknown }>;
-    let compared = 0;
-    for (const d of CONFIG_DOCS) {
-      // "(none)", "(empty: ...)" or a default computed at start (the host name): the schema's is empty.
-      if (d.default.startsWith('(') || !d.default.includes('`')) {
-        for (const v of d.vars) {
-          const value = shape[v]!.parse(undefined);
-          assert.ok(value === '' || (Array.isArray(value) && value.length === 0), `${v}: documented as ${d.default}, the schema's default is ${JSON.stringify(value)}`);
-        }
-        continue;
-      }
-      const written = [...d.default.matchAll(/`([^`]*)`/g)].map((m) => m[1]!);
-      assert.equal(written.length, d.vars.length, `${d.vars.join(', ')}: one default each, in backticks (${d.default})`);
-      d.vars.forEach((v, i) => {
-        assert.deepEqual(shape[v]!.parse(written[i]), shape[v]!.parse(undefined), `${v}: the documented default ${written[i]} is not the schema's`);
-        compared++;
-      });
+  it('the configuration table has each declared variable once, and every declared default is a valid value of its own setting', () => {
+    const rows = configRows();
+    const documented = rows.flatMap((d) => d.vars);
+    assert.deepEqual(documented, Object.keys(SETTINGS), 'one row per variable, or rows sharing a meaning');
+    for (const [name, s] of Object.entries(SETTINGS) as Array<[string, Setting<unknown>]>) {
+      assert.doesNotThrow(() => s.parse(s.default), `${name}: its default ${JSON.stringify(s.default)} is not a valid value`);
+      assert.ok(s.meaning.trim().length > 0, `${name}: says what it means`);
+      // A default shown otherwise than as written is one the process computes or leaves empty.
+      if (s.shown !== undefined) assert.ok(s.default === '' || s.shown === `\`${s.default}\``, `${name}: shown as ${s.shown}, declared ${JSON.stringify(s.default)}`);
     }
-    assert.ok(compared > 40, `${compared} defaults compared`);
+    // Read from the environment as declared: an empty variable is the default.
+    assert.deepEqual(readSettings(SETTINGS, { SICKBAY_PORT: '' }).SICKBAY_PORT, 8443);
   });
 
   it('the fault table of docs/fault-suite.md has one held row per scenario, in order, and every scenario the tests run is listed (issue 31)', () => {
