@@ -2,7 +2,7 @@
 // and metrics, a core API client and an Event recorder. Controllers run on the leader only,
 // and each leadership term builds them anew.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { type EventGate, EventRecorder } from './events.js';
+import { EventRecorder, type EventSink } from './events.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ClusterCache } from './cluster-cache.js';
@@ -14,9 +14,8 @@ export interface ControllerDeps<C extends { dryRun: boolean }> {
   config: C;
   log: Logger;
   metrics: Metrics;
-  /** The process's one Event gate, and the instance that reports the Events. */
-  events: EventGate;
-  host: string;
+  /** Where its Events go (the process's one gate, the reporting instance). */
+  eventSink: EventSink;
   /**
    * This leadership term: aborts when it ends. Handlers a controller adds to the shared
    * caches are removed then, so the next term starts with fresh controllers.
@@ -40,7 +39,7 @@ export abstract class ControllerBase<C extends { dryRun: boolean }> {
   constructor(deps: ControllerDeps<C>) {
     ({ kc: this.kc, cache: this.cache, config: this.config, log: this.log, metrics: this.metrics, term: this.term, leading: this.leading } = deps);
     this.core = deps.kc.makeApiClient(CoreV1Api);
-    this.events = new EventRecorder(this.core, { gate: deps.events, host: deps.host, log: deps.log });
+    this.events = new EventRecorder(this.core, { ...deps.eventSink, log: deps.log });
     this.events.dryRun = deps.config.dryRun;
   }
 }

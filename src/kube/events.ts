@@ -20,6 +20,61 @@ export interface ObjectRef {
   uid?: string;
 }
 
+/** The API version of each kind sickbay writes Events about. */
+const API_VERSIONS: Record<string, string> = { Pod: 'v1', Node: 'v1', Namespace: 'v1', Deployment: 'apps/v1', ReplicaSet: 'apps/v1', StatefulSet: 'apps/v1', DaemonSet: 'apps/v1', Job: 'batch/v1', CronJob: 'batch/v1', Lease: 'coordination.k8s.io/v1' };
+
+/** The one way an Event's object is named: a kind and an object's metadata (or just a name). */
+export function refOf(kind: string, obj: { metadata?: { name?: string; namespace?: string; uid?: string } } | { name: string; namespace?: string; uid?: string }): ObjectRef {
+  const m = 'metadata' in obj ? (obj.metadata ?? {}) : (obj as { name: string; namespace?: string; uid?: string });
+  // A kind not listed (a custom workload controller owning the pod): named as a workload;
+  // an Event finds its object by kind, namespace and name.
+  const apiVersion = API_VERSIONS[kind] ?? 'apps/v1';
+  return { apiVersion, kind, name: m.name ?? '', ...(m.namespace ? { namespace: m.namespace } : {}), ...(m.uid ? { uid: m.uid } : {}) };
+}
+
+/** Where a component's Events go: the process's one gate, and the instance that reports them. */
+export interface EventSink {
+  gate: EventGate;
+  host: string;
+}
+
+/**
+ * What has been said, per key (an object, or an object and a reason): each thing once,
+ * until what is said of the key changes, the key is forgotten (the episode ended), or, with
+ * a window, the window has passed. Bounded: past `max` keys the oldest said is dropped (it
+ * may then be said again), so a controller that meets a million pods keeps 10,000 entries.
+ */
+export class Notices {
+  private readonly said = new Map<string, { what: string; at: number }>();
+
+  constructor(
+    readonly max = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True, and remembered, when `what` has not been said of `key` (within `windowMs`, if given). */
+  isNew(key: string, what = '', windowMs?: number): boolean {
+    const last = this.said.get(key);
+    const t = this.now();
+    if (last && last.what === what && (windowMs === undefined || t - last.at < windowMs)) return false;
+    // Deleted and set again: the map's order stays the order of saying, oldest first.
+    this.said.delete(key);
+    this.said.set(key, { what, at: t });
+    if (this.said.size > this.max) this.said.delete(this.said.keys().next().value!);
+    return true;
+  }
+
+  /** Ends what was said of `key` (or of every key `which` picks): it may be said again. */
+  forget(which: string | ((key: string) => boolean)) {
+    if (typeof which === 'string') this.said.delete(which);
+    else for (const k of [...this.said.keys()]) if (which(k)) this.said.delete(k);
+  }
+
+  get size(): number {
+    return this.said.size;
+  }
+}
+
 /** At most `limit` writes in flight; beyond `maxWaiting` queued, new ones are dropped. */
 export class EventGate {
   private active = 0;
@@ -78,6 +133,8 @@ export const isWouldEvent = (reason: string) => /^Would[A-Z]/.test(reason);
 export class EventRecorder {
   /** In dry run, Events other than Would* are logged, not written (dry run changes nothing but Would* Events). */
   dryRun = false;
+  /** What this component has said, for `once`. */
+  readonly notices = new Notices();
 
   private readonly component: string;
   private readonly host: string;
@@ -109,6 +166,16 @@ export class EventRecorder {
     if (!written && this.gate.dropped % 100 === 1) {
       this.log.warn('too many Events waiting to be written; dropping', { reason, object: `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`, droppedSoFar: this.gate.dropped });
     }
+  }
+
+  /**
+   * Records the Event only if `what` has not been said of `key` (within `windowMs`, if
+   * given; see Notices); resolves true if it was said now.
+   */
+  async once(key: string, what: string, ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string, windowMs?: number): Promise<boolean> {
+    if (!this.notices.isNew(key, what, windowMs)) return false;
+    await this.record(ref, type, reason, message);
+    return true;
   }
 
   private async write(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string, now: Date): Promise<void> {

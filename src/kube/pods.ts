@@ -3,7 +3,7 @@
 // Event. Plain functions over plain objects.
 import type { V1Node, V1ObjectMeta, V1OwnerReference, V1Pod, V1Toleration } from '@kubernetes/client-node';
 import { LABEL_STATUS, NODE_TAINT_ISOLATED, STATUS_QUARANTINED } from '../core/names.js';
-import type { ObjectRef } from './events.js';
+import { type ObjectRef, refOf } from './events.js';
 
 declare const CACHED_POD: unique symbol;
 
@@ -154,6 +154,4 @@ export function parseOwner(raw: string | undefined): OwnerInfo | undefined {
 /** Reasons the kubelet gives a container whose image it cannot get: the image's or its credentials' fault, never the node's. */
 export const IMAGE_PULL_REASONS: ReadonlySet<string> = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'SignatureValidationFailed']);
 
-export function podRef(pod: AnyPod): ObjectRef {
-  return { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace, uid: pod.metadata!.uid };
-}
+export const podRef = (pod: AnyPod): ObjectRef => refOf('Pod', pod);

@@ -5,7 +5,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AnyPod } from './pods.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { type EventGate, EventRecorder } from './events.js';
+import { EventRecorder, type EventSink } from './events.js';
 import { codeOf, mergePatch } from './api.js';
 import { withDeadline } from '../util/wait.js';
 
@@ -67,12 +67,12 @@ export interface StepDeps {
   kc: KubeConfig;
   log: Logger;
   metrics: Metrics;
-  /** The process's Event gate, and the instance that reports the Events. */
-  events: { gate: EventGate; host: string };
+  /** Where its Events go (the process's one gate, the reporting instance). */
+  eventSink: EventSink;
 }
 
 /** The API client and the Event recorder a step writes with. */
 export function stepWriters(d: StepDeps): { core: CoreV1Api; events: EventRecorder } {
   const core = d.kc.makeApiClient(CoreV1Api);
-  return { core, events: new EventRecorder(core, { ...d.events, log: d.log }) };
+  return { core, events: new EventRecorder(core, { ...d.eventSink, log: d.log }) };
 }

@@ -11,7 +11,7 @@ import { PodIsolationController } from '../quarantine/pod-isolation-controller.j
 import { SceneArchiver } from '../archive/archiver.js';
 import { withConnectionReuse } from '../kube/connection-reuse.js';
 import { LeaseElector } from '../kube/lease-elector.js';
-import type { EventGate } from '../kube/events.js';
+import type { EventGate, EventSink } from '../kube/events.js';
 import { NodeController } from '../nodes/node-controller.js';
 import { UninjectedPodsController } from '../webhook/uninjected-pods.js';
 import { NeverReadyController } from '../never-ready/never-ready-controller.js';
@@ -36,9 +36,9 @@ export interface ComponentOverrides {
   steps?: PostQuarantineStep[];
 }
 
-export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { metrics: Metrics; log: Logger; events: EventGate }, overrides: ComponentOverrides = {}): Components {
+export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { metrics: Metrics; log: Logger; eventGate: EventGate }, overrides: ComponentOverrides = {}): Components {
   const { metrics, log } = ctx;
-  const eventsTo = { gate: ctx.events, host: config.identity.host };
+  const eventSink: EventSink = { gate: ctx.eventGate, host: config.identity.host };
   const kc = withConnectionReuse(kubeConfig);
   const cache = new ClusterCache(kc, { resyncMs: config.resyncMs, ownNamespace: config.identity.namespace, log: log.child({ component: 'informer' }), metrics });
   // Each leadership term builds its controllers, registry clients and post-quarantine
@@ -51,19 +51,19 @@ export function buildComponents(config: Config, kubeConfig: KubeConfig, ctx: { m
       for (const r of registries) r.close();
     });
     // One registry step for quarantined pods and for the pods of isolated nodes.
-    const registryStep = registries.length ? new RegistryStep({ kc, log: log.child({ component: 'registry' }), metrics, events: eventsTo }, registries) : undefined;
+    const registryStep = registries.length ? new RegistryStep({ kc, log: log.child({ component: 'registry' }), metrics, eventSink }, registries) : undefined;
     // The checkpoint, then the dumps (which change what the process holds); the registry
     // step beside them, as soon as the pod is out of service.
     const checkpointStep = new CheckpointStep(
-      { kc, log: log.child({ component: 'checkpoint' }), metrics, events: eventsTo },
+      { kc, log: log.child({ component: 'checkpoint' }), metrics, eventSink },
       { timeoutMs: config.checkpoint.timeoutMs, namespaceAnnotations: (name) => cache.namespaces.get(name)?.metadata?.annotations },
     );
     const scene: PostQuarantineStep[] = [
       checkpointStep,
-      ...(config.diagnostics.enabled ? [new DiagnosticsStep({ kc, log: log.child({ component: 'diagnostics' }), metrics, events: eventsTo }, { timeoutMs: config.diagnostics.timeoutMs })] : []),
+      ...(config.diagnostics.enabled ? [new DiagnosticsStep({ kc, log: log.child({ component: 'diagnostics' }), metrics, eventSink }, { timeoutMs: config.diagnostics.timeoutMs })] : []),
     ];
     const steps: PostQuarantineStep[] = overrides.steps ?? [...(registryStep ? [registryStep] : []), inOrder(scene)];
-    const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, events: ctx.events, host: config.identity.host, term, leading: () => !term.aborted && leading() });
+    const deps = <C>(component: string, part: C) => ({ kc, cache, config: part, log: log.child({ component }), metrics, eventSink, term, leading: () => !term.aborted && leading() });
     const controllers: Controller[] = [];
     const isolation = new PodIsolationController(deps('pod-isolation', config.quarantine), steps, config.archive ? new SceneArchiver(kc, config.archive, config.identity.namespace) : undefined);
     controllers.push({ name: 'pod-isolation', run: (s) => isolation.run(s) });

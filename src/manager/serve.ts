@@ -50,7 +50,7 @@ export interface Components {
 export interface ServeOptions {
   kubeConfig?: KubeConfig;
   /** Controllers, caches and the handlers that need them, assembled by the caller. */
-  components?: (ctx: { metrics: Metrics; log: Logger; events: EventGate }) => Components | Promise<Components>;
+  components?: (ctx: { metrics: Metrics; log: Logger; eventGate: EventGate }) => Components | Promise<Components>;
   metrics?: Metrics;
 }
 
@@ -86,9 +86,9 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
   setMaxListeners(100, abort.signal);
   let shuttingDown = false;
   // The one Event gate of the process: every recorder writes through it, and its counts are sickbay_events_total.
-  const events = new EventGate();
-  metrics.countEvents(() => events);
-  const components = (await opts.components?.({ metrics, log, events })) ?? { runnables: [] };
+  const eventGate = new EventGate();
+  metrics.countEvents(() => eventGate);
+  const components = (await opts.components?.({ metrics, log, eventGate })) ?? { runnables: [] };
   // The webhooks' CA bundle kept equal to the CA file: the webhook's own upkeep, so it runs
   // with the controllers off too (a webhook-only install whose CA rotates needs it as much).
   let caBundle: Runnable | undefined;
@@ -170,7 +170,7 @@ export async function serve(config: Config, log: Logger, opts: ServeOptions = {}
         // Controllers stop and the lease is released while the webhook drains.
         abort.abort();
         // Events queued by the last reconciles are written before the process goes.
-        const eventsWritten = events.idle(5_000).then((all) => {
+        const eventsWritten = eventGate.idle(5_000).then((all) => {
           if (!all) log.warn('stopping with Events still unwritten');
         });
         await Promise.all([Promise.race([running, sleep(5_000)]), server.close().then(() => closeHealth(health)), eventsWritten]);

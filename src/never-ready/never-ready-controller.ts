@@ -13,7 +13,7 @@ import type { NeverReadyConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
 import { AppsV1Api, type V1ContainerState, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import type { ObjectRef } from '../kube/events.js';
+import { type ObjectRef, refOf } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
@@ -96,7 +96,6 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
   private readonly apps: AppsV1Api;
   private readonly queue: WorkQueue;
   private readonly rate: TokenBucket;
-  private readonly warned = new Map<string, string>();
   /** Per workload, when sickbay deleted one of its never-Ready pods (the back-off window's worth). */
   private readonly actions = new Map<string, number[]>();
 
@@ -175,7 +174,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     const stuck = siblings.filter((p) => this.stuck(p)).length;
     if (siblings.length > 1 && stuck / siblings.length > this.config.systemicFailureRatio) {
       this.metrics.skips.inc({ reason: 'systemic' });
-      const ref = owner.kind === 'Deployment' ? { apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name, namespace } : podRef(pod);
+      const ref = owner.kind === 'Deployment' ? refOf('Deployment', { name: owner.name, namespace }) : podRef(pod);
       await this.warnOnce(`${namespace}/${owner.name}`, 'systemic', ref, 'SystemicFailure', `${stuck} of ${siblings.length} pods of ${owner.kind} ${owner.name} never became Ready: the app, not the nodes; sickbay deletes nothing`);
       return { requeueAfterMs: 30_000 };
     }
@@ -231,7 +230,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     const ageS = Math.round(age / 1000);
     log.info('deleted a pod that never became Ready; its Deployment now avoids the node', { pod: key, node, ageSeconds: ageS, evidence: nodeEvidence });
     await this.events.record(podRef(pod), 'Warning', 'NeverReadyDeleted', `never became Ready in ${ageS}s on node ${node}, and the node is to blame: ${nodeEvidence}; deleted so a replacement starts elsewhere`);
-    await this.events.record({ apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name, namespace }, 'Warning', 'NodeAvoided', `new pods avoid node ${node}: pod ${pod.metadata!.name} never became Ready there`);
+    await this.events.record(refOf('Deployment', { name: owner.name, namespace }), 'Warning', 'NodeAvoided', `new pods avoid node ${node}: pod ${pod.metadata!.name} never became Ready there`);
   }
 
   /** Never Ready, for longer than the never-Ready time. */
@@ -300,7 +299,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
       this.metrics.avoidRecords.inc({ action: 'cleared' });
       log.info('cleared the avoid-list: it left no node that could take the pods', { deployment: key, avoided: live });
       await this.events.record(
-        { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace },
+        refOf('Deployment', { name: d.metadata!.name!, namespace: d.metadata!.namespace }),
         'Warning',
         'AvoidListCleared',
         `avoiding ${live.join(', ')} would leave no node that can take the pods; the record is cleared and scheduling uses all nodes`,
@@ -337,15 +336,12 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     }
   }
 
-  /** One Warning Event per object, reason and cause (`what`). */
+  /** One Warning Event per object, reason and cause (`what`), logged with it. */
   private async warnOnce(key: string, what: string, ref: ObjectRef, reason: EventReason, message: string) {
-    if (this.warned.get(`${key}/${reason}`) === what) return;
-    this.warned.set(`${key}/${reason}`, what);
+    if (!this.events.notices.isNew(`${key}/${reason}`, what)) return;
     this.log.warn(message, { object: key });
     await this.events.record(ref, 'Warning', reason, message);
   }
 }
 
-function deploymentRef(d: V1Deployment): ObjectRef {
-  return { apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata!.name!, namespace: d.metadata!.namespace, uid: d.metadata?.uid };
-}
+const deploymentRef = (d: V1Deployment) => refOf('Deployment', d);

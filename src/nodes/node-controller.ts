@@ -13,7 +13,7 @@ import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js'
 import { CoordinationV1Api, CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
 import { sleep, withDeadline } from '../util/wait.js';
-import type { ObjectRef } from '../kube/events.js';
+import { type ObjectRef, refOf } from '../kube/events.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../core/names.js';
 import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from './node-actions.js';
@@ -46,8 +46,6 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
   /** NodeHealth removals on their way (not isolations: they hold no budget). */
   private readonly cleaning = new Set<string>();
   private readonly locks = new Map<string, { until: number; checkedAt: number }>();
-  /** The last Event reason recorded per node in the current episode, so each is said once. */
-  private readonly said = new Map<string, string>();
   private suppressed = false;
   private tooFewHealthy = false;
   private active = false;
@@ -109,7 +107,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.observed.delete(name);
     this.unhealthySince.delete(name);
     this.locks.delete(name);
-    this.said.delete(name);
+    this.events.notices.forget(name);
     this.agentGone.delete(name);
   }
 
@@ -250,7 +248,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
 
     // An episode ends when the node is fine again (or isolated): its Events may be said again.
     const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
-    for (const name of this.said.keys()) if (!faultyNow.has(name)) this.said.delete(name);
+    this.events.notices.forget((name) => !faultyNow.has(name));
 
     if (plan.suppressed) {
       if (!this.suppressed) {
@@ -395,16 +393,16 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
   }
 
   private selfRef(): ObjectRef {
-    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: this.config.leaderLeaseName, namespace: this.config.namespace };
+    return refOf('Lease', { name: this.config.leaderLeaseName, namespace: this.config.namespace });
   }
 
   private nodeRef(name: string): ObjectRef {
-    return { apiVersion: 'v1', kind: 'Node', name, uid: this.cache.nodes.get(name)?.metadata?.uid };
+    return refOf('Node', { name, uid: this.cache.nodes.get(name)?.metadata?.uid });
   }
 
+  /** The last Event reason of a node's episode is said once (the episode's end forgets it). */
   private sayOnce(name: string, reason: EventReason, what: () => { type: 'Normal' | 'Warning'; message: string }) {
-    if (this.said.get(name) === reason) return;
-    this.said.set(name, reason);
+    if (!this.events.notices.isNew(name, reason)) return;
     const { type, message } = what();
     this.log.info(message, { node: name, reason });
     void this.events.record(this.nodeRef(name), type, reason, message);

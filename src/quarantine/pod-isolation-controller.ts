@@ -9,7 +9,7 @@ import type { V1ReplicaSet } from '@kubernetes/client-node';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
 import { type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
-import { type ObjectRef } from '../kube/events.js';
+import { type ObjectRef, refOf } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
 import { codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
@@ -69,8 +69,6 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   private readonly evicted = new Set<string>();
   /** Pods whose post-quarantine steps have been started by this leader. */
   private readonly stepsStarted = new Set<string>();
-  /** One Event per (object, reason) per window, so a long systemic failure does not flood. */
-  private readonly eventSent = new Map<string, number>();
   /** Pods with a quarantine or delete on its way to the API server, and their workload. */
   private readonly inFlight = new Map<string, { action: 'quarantine' | 'delete'; workload: string }>();
   private signal?: AbortSignal;
@@ -109,8 +107,6 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     cache.replicaSets.on({ add: (rs) => this.checkReplacement(rs), update: (rs) => this.checkReplacement(rs) }, deps.term);
   }
 
-  /** Per ReplicaSet, the creation failure already said (its message). */
-  private readonly refusedSaid = new Map<string, string>();
 
   /**
    * A quarantine takes a pod out of its ReplicaSet so a replacement starts; when the
@@ -123,12 +119,12 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     const namespace = rs.metadata?.namespace ?? '';
     const key = keyOf(rs);
     const failure = rs.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
-    if (!failure || !this.cache.isOptedIn(namespace)) return void this.refusedSaid.delete(key);
+    // Said once per ReplicaSet and failure message; forgotten once it can create pods again.
+    if (!failure || !this.cache.isOptedIn(namespace)) return void this.events.notices.forget(`refused/${key}`);
     const deployment = rs.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Deployment')?.name;
     const owner: OwnerInfo = deployment ? { kind: 'Deployment', name: deployment } : { kind: 'ReplicaSet', name: rs.metadata?.name ?? '' };
     const scenes = this.cache.quarantinedIn(namespace).filter((p) => p.metadata?.annotations?.[ANN_OWNER] === `${owner.kind}/${owner.name}` && !p.metadata?.deletionTimestamp);
-    if (scenes.length === 0 || this.refusedSaid.get(key) === failure.message) return; // not after sickbay's action, or said
-    this.refusedSaid.set(key, failure.message ?? '');
+    if (scenes.length === 0 || !this.events.notices.isNew(`refused/${key}`, failure.message ?? '')) return; // not after sickbay's action, or said
     const want = rs.spec?.replicas ?? 0;
     const short = Math.max(0, want - (rs.status?.replicas ?? 0));
     this.metrics.replacementsRefused.inc();
@@ -573,12 +569,9 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     return !seen || seen.value !== request || now - seen.at < ALERT_REQUEST_TTL_MS;
   }
 
+  /** At most one Event a minute per object and reason. */
   private eventOnce(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string) {
-    const k = `${ref.kind}/${ref.namespace}/${ref.name}/${reason}`;
-    const last = this.eventSent.get(k) ?? 0;
-    if (Date.now() - last < 60_000) return;
-    this.eventSent.set(k, Date.now());
-    void this.events.record(ref, type, reason, message);
+    void this.events.once(`${ref.kind}/${ref.namespace}/${ref.name}/${reason}`, '', ref, type, reason, message, 60_000);
   }
 }
 
@@ -589,10 +582,7 @@ function tolerates(pod: AnyPod): boolean {
   return (pod.spec?.tolerations ?? []).some((t) => t.key === NODE_TAINT_ISOLATED && t.operator === 'Exists' && (!t.effect || t.effect === 'NoExecute') && t.tolerationSeconds == null);
 }
 
-function ownerObjectRef(namespace: string, owner: OwnerInfo): ObjectRef {
-  const apiVersion = owner.kind === 'Job' ? 'batch/v1' : owner.kind === 'Pod' ? 'v1' : 'apps/v1';
-  return { apiVersion, kind: owner.kind, name: owner.name, namespace };
-}
+const ownerObjectRef = (namespace: string, owner: OwnerInfo): ObjectRef => refOf(owner.kind, { name: owner.name, namespace });
 
 function parseArchiveRecord(raw: string | undefined): ArchiveRecord | undefined {
   if (!raw) return undefined;

@@ -12,7 +12,8 @@
 // annotation that fixes it (the admission warning reaches nobody when a ReplicaSet
 // creates the pod).
 import { AppsV1Api } from '@kubernetes/client-node';
-import type { AnyPod, CachedPod } from '../kube/pods.js';
+import { type AnyPod, type CachedPod, podRef } from '../kube/pods.js';
+import { refOf } from '../kube/events.js';
 import { errorText, mergePatch } from '../kube/api.js';
 import { keyOf } from '../kube/informer.js';
 import { ANN_INJECTED, annEntrypoint, LABEL_INJECT, LABEL_INJECTION, SHIM_SUPERVISOR } from '../core/names.js';
@@ -56,8 +57,6 @@ export function unsupervisedAdvice(container: string): string {
     `${annEntrypoint(container)}: '["<entrypoint>", ...]' (the image's ENTRYPOINT and CMD)`
   );
 }
-
-const WORKLOAD_API: Record<string, string> = { Deployment: 'apps/v1', StatefulSet: 'apps/v1', DaemonSet: 'apps/v1', ReplicaSet: 'apps/v1', Job: 'batch/v1', CronJob: 'batch/v1', Pod: 'v1' };
 
 export class UninjectedPodsController extends ControllerBase<RepairConfig> {
   private readonly apps: AppsV1Api;
@@ -157,7 +156,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
       this.owed--;
       this.reported.add(keyOf(pod));
       await this.events.record(
-        { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, uid: pod.metadata?.uid },
+        podRef(pod),
         'Warning',
         'NotInjected',
         `created without sickbay's supervisor and probe (the webhook was unreachable, or the namespace opted in later); ${this.config.restart ? 'its Deployment is restarted once the webhook works' : 'restart its workload to inject it'}`,
@@ -179,7 +178,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
         const owner = this.cache.ownerOf(pod);
         this.log.info('a container of an injected workload runs without the supervisor', { workload, container });
         await this.events.record(
-          { apiVersion: WORKLOAD_API[owner.kind] ?? 'v1', kind: owner.kind, name: owner.name, namespace: pod.metadata!.namespace! },
+          refOf(owner.kind, { name: owner.name, namespace: pod.metadata!.namespace! }),
           'Warning',
           'ContainerNotSupervised',
           unsupervisedAdvice(container),
@@ -197,7 +196,7 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
     if (this.lastInjected <= created(pod)) return; // no sign the webhook works since this pod was made
     if (!this.rate.tryTake()) return;
     this.restartedAt.set(key, now);
-    const ref = { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name, namespace: deployment.metadata.namespace, uid: deployment.metadata.uid };
+    const ref = refOf('Deployment', deployment);
     if (this.config.dryRun) {
       this.metrics.repairRestarts.inc({ result: 'dry-run' });
       this.log.info('dry run: would restart a Deployment whose pods escaped injection', { deployment: key });
