@@ -38,7 +38,7 @@ async function agentAccess(file: string | undefined, context: string | undefined
     light = lightAccess(file, context);
   } catch (err) {
     const message = (err as Error).message;
-    throw new CliError(message, /no such file|is not in/.test(message) ? EXIT.notFound : EXIT.failed);
+    throw new CliError(message, /no such file|is not in/.test(message) ? EXIT.notFound : EXIT.failed, { cause: err });
   }
   if (light) return light;
   const { KubeConfig } = await import('@kubernetes/client-node');

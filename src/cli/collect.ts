@@ -34,8 +34,9 @@ export class CollectError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -244,7 +245,7 @@ export async function collect(kc: KubeConfig, o: CollectOptions): Promise<Collec
   const { namespace, pod: name } = o;
   const pod = await core.readNamespacedPod({ name, namespace }).catch((err) => {
     if (codeOf(err) === 404) throw new CollectError(`no pod ${namespace}/${name}`, COLLECT_EXIT.notFound);
-    if (codeOf(err) === 403) throw new CollectError(`not allowed to read pod ${namespace}/${name}: ${errorText(err)}`, COLLECT_EXIT.forbidden);
+    if (codeOf(err) === 403) throw new CollectError(`not allowed to read pod ${namespace}/${name}: ${errorText(err)}`, COLLECT_EXIT.forbidden, { cause: err });
     throw err;
   });
   const shimmed = (pod.spec?.containers ?? []).filter((c) => c.volumeMounts?.some((m) => m.name === SHIM_VOLUME));

@@ -208,8 +208,9 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number = EXIT.failed,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -71,7 +71,7 @@ export function injectManifest(text: string, settings: InjectionSettings, namesp
     docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA }).filter((d) => d !== null && d !== undefined);
   } catch (err) {
     const mark = (err as { mark?: { line: number } }).mark;
-    throw new Error(`not YAML or JSON${mark ? ` (line ${mark.line + 1})` : ''}: ${(err as { reason?: string }).reason ?? (err as Error).message.split('\n')[0]}`);
+    throw new Error(`not YAML or JSON${mark ? ` (line ${mark.line + 1})` : ''}: ${(err as { reason?: string }).reason ?? (err as Error).message.split('\n')[0]}`, { cause: err });
   }
   docs.forEach((doc, i) => {
     if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`document ${i + 1}: not a Kubernetes object`);

@@ -55,12 +55,12 @@ async function withCluster<T>(kc: KubeConfig, run: () => Promise<T>, timeoutMs =
 export function clusterError(err: unknown, where: string): CliError {
   if (err instanceof CliError) return err;
   const code = codeOf(err);
-  if (code === 401 || code === 403) return new CliError(`${where} refused: ${errorText(err)}`, EXIT.refused);
-  if (code === 404) return new CliError(`${where}: ${errorText(err)}`, EXIT.notFound);
-  if (code !== undefined) return new CliError(`${where} answered: ${errorText(err)}`, EXIT.failed);
+  if (code === 401 || code === 403) return new CliError(`${where} refused: ${errorText(err)}`, EXIT.refused, { cause: err });
+  if (code === 404) return new CliError(`${where}: ${errorText(err)}`, EXIT.notFound, { cause: err });
+  if (code !== undefined) return new CliError(`${where} answered: ${errorText(err)}`, EXIT.failed, { cause: err });
   const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
   const why = e?.cause?.code ?? (typeof e?.code === 'string' ? e.code : undefined) ?? e?.cause?.message ?? errorText(err);
-  return new CliError(`cannot reach ${where}: ${why.replace(`${where}: `, '')}`, EXIT.unreachable);
+  return new CliError(`cannot reach ${where}: ${why.replace(`${where}: `, '')}`, EXIT.unreachable, { cause: err });
 }
 
 /** `sickbay inject` writes manifests for nodes it cannot see: `auto` means the init container, which works on every runtime. */
@@ -85,7 +85,7 @@ function durationFlag(flag: string, value: string): number {
   try {
     return parseDuration(value);
   } catch (err) {
-    throw new CliError(`${flag} ${value}: ${(err as Error).message}`, EXIT.usage);
+    throw new CliError(`${flag} ${value}: ${(err as Error).message}`, EXIT.usage, { cause: err });
   }
 }
 
@@ -101,7 +101,7 @@ function flags<const T extends ParseArgsConfig>(command: string, config: T): Ret
   try {
     return parseArgs<T>(config);
   } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${helpText(commandDoc(command)!, PROG)}`, EXIT.usage);
+    throw new CliError(`${(err as Error).message}\n\n${helpText(commandDoc(command)!, PROG)}`, EXIT.usage, { cause: err });
   }
 }
 
@@ -146,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         res = writeCerts({ outDir: values.out, service: values.service, namespace: values.namespace, dnsNames: values.dns, ipAddresses: values.ip, validityDays: Number(values.days), url: values.url });
       } catch (err) {
-        throw new CliError((err as Error).message, EXIT.usage);
+        throw new CliError((err as Error).message, EXIT.usage, { cause: err });
       }
       process.stdout.write(`wrote ${res.caFile}, ${res.certFile}, ${res.keyFile}\nwebhook configurations: ${res.manifests.join(', ')}\n`);
       if (values.apply) {
@@ -261,7 +261,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         text = readFileSync(values.filename === '-' ? 0 : values.filename, 'utf8');
       } catch (err) {
-        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, (err as { code?: string }).code === 'ENOENT' ? EXIT.notFound : EXIT.failed);
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, (err as { code?: string }).code === 'ENOENT' ? EXIT.notFound : EXIT.failed, { cause: err });
       }
       const config = readConfig();
       const { injectManifest, namespacesIn, renderManifest } = await import('./inject.js');
@@ -277,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         result = injectManifest(text, { shimImage: values['shim-image'] ?? config.injection.shimImage, shimSource: config.injection.shimSource, pullSecrets: config.injection.shimPullSecrets, delivery: offlineDelivery(config.injection.shimDelivery) }, namespaces);
       } catch (err) {
-        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, EXIT.usage);
+        throw new CliError(`-f ${values.filename}: ${(err as Error).message}`, EXIT.usage, { cause: err });
       }
       process.stdout.write(renderManifest(result.documents, output));
       for (const n of result.notes) process.stderr.write(`# ${n}\n`);
@@ -295,7 +295,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         maxBytes = parseSize(values['max-size']);
       } catch (err) {
-        throw new CliError(`--max-size ${values['max-size']}: ${(err as Error).message}`, EXIT.usage);
+        throw new CliError(`--max-size ${values['max-size']}: ${(err as Error).message}`, EXIT.usage, { cause: err });
       }
       const kc = loadKubeConfig(values.kubeconfig, values.context);
       const namespace = targetNamespace(kc, values.namespace);
@@ -313,7 +313,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`wrote ${r.file}: ${r.files} files, ${(r.bytes / 2 ** 20).toFixed(1)} MiB of content${r.missing.length ? `; ${r.missing.length} not collected (see MANIFEST)` : ''}\n`);
         return 0;
       } catch (err) {
-        if (err instanceof CollectError) throw new CliError(err.message, err.exitCode);
+        if (err instanceof CollectError) throw new CliError(err.message, err.exitCode, { cause: err });
         throw clusterError(err, `the cluster at ${kc.getCurrentCluster()?.server ?? '?'} (context ${kc.getCurrentContext()})`);
       }
     }

@@ -45,7 +45,7 @@ function parseRegistries(v: string): RegistrySettings[] {
   try {
     parsed = JSON.parse(v);
   } catch (err) {
-    throw new Error(`${(err as Error).message} ${REGISTRY_SHAPE}`);
+    throw new Error(`${(err as Error).message} ${REGISTRY_SHAPE}`, { cause: err });
   }
   if (!Array.isArray(parsed)) throw new Error(`not an array ${REGISTRY_SHAPE}`);
   const problems: string[] = [];

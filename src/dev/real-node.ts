@@ -87,7 +87,7 @@ function sh(cmd: string, args: string[], opts: { ignore?: boolean } = {}): strin
   } catch (err) {
     if (opts.ignore) return '';
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

@@ -198,7 +198,7 @@ export function alertsHandler(kc: KubeConfig, cache: ClusterCache, o: AlertsOpti
       try {
         json = JSON.parse(body.toString('utf8'));
       } catch (err) {
-        throw new TransportError(400, `body is not JSON: ${(err as Error).message}`);
+        throw new TransportError(400, `body is not JSON: ${(err as Error).message}`, { cause: err });
       }
       const parsed = payloadSchema.safeParse(json);
       if (!parsed.success) {

@@ -125,7 +125,7 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
       action = 'created';
       log.info('generated the CA and serving certificate in a new Secret', { secret: `${o.namespace}/${o.name}`, dnsNames: o.dnsNames });
     } catch (err2) {
-      if (codeOf(err2) !== 409) throw new Error(`cannot create Secret ${o.namespace}/${o.name}: ${errorText(err2)}`);
+      if (codeOf(err2) !== 409) throw new Error(`cannot create Secret ${o.namespace}/${o.name}: ${errorText(err2)}`, { cause: err2 });
       // Another replica made it first: use what it made.
       secret = await call(core.readNamespacedSecret({ name: o.name, namespace: o.namespace }), 'read of the serving Secret');
     }

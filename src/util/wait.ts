@@ -30,7 +30,7 @@ export async function waitFor<T>(
       if (v !== undefined && v !== false) return v as T;
       lastError = undefined;
     } catch (err) {
-      if (stopOn?.(err)) throw new Error(`gave up waiting for ${what}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`);
+      if (stopOn?.(err)) throw new Error(`gave up waiting for ${what}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`, { cause: err });
       lastError = err;
     }
     if (Date.now() > deadline) {

@@ -63,7 +63,7 @@ export function parseReview(body: Buffer): AdmissionRequest {
   try {
     review = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new TransportError(400, `body is not JSON: ${(err as Error).message}`);
+    throw new TransportError(400, `body is not JSON: ${(err as Error).message}`, { cause: err });
   }
   if (!review || typeof review !== 'object' || Array.isArray(review)) throw new TransportError(400, 'body is not an AdmissionReview object');
   const r = review as { apiVersion?: unknown; kind?: unknown; request?: unknown };
