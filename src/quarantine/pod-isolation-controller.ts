@@ -2,42 +2,25 @@
 // its ReplicaSet and Services (so the workload replaces it and traffic stops) and kept,
 // a few per workload; the rest are deleted. Level-triggered: every reconcile reads the
 // pod as it is now, and the quarantine itself is one patch guarded by resourceVersion,
-// so a restart or a failover at any point neither repeats nor loses an action.
+// so a restart or a failover at any point neither repeats nor loses an action. What it
+// decides is pure (quarantine-policy.ts); how it writes is pod-actions.ts.
 import type { EventReason } from '../core/event-reasons.js';
 import type { QuarantineConfig } from '../core/config.js';
 import type { V1ReplicaSet } from '@kubernetes/client-node';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { randomUUID } from 'node:crypto';
-import { type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
 import { type ObjectRef, refOf } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
+import { errorText } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
-import {
-  ANN_ARCHIVE,
-  ANN_EXPIRES_AT,
-  ANN_ISOLATE,
-  ANN_MAX_QUARANTINED,
-  ANN_ORIGINAL_LABELS,
-  ANN_OWNER,
-  ANN_QUARANTINED_AT,
-  ANN_REASON,
-  ANN_RELEASE,
-  LABEL_STATUS,
-  NODE_TAINT_ISOLATED,
-  SHIM_PROBE,
-  STATUS_QUARANTINED,
-} from '../core/names.js';
-import { execInPod } from '../kube/exec.js';
+import { ANN_ARCHIVE, ANN_EXPIRES_AT, ANN_ISOLATE, ANN_MAX_QUARANTINED, ANN_OWNER, ANN_RELEASE } from '../core/names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
-import { withDeadline } from '../util/wait.js';
-import { admit, ALERT_REQUEST_TTL_MS, decide, type EarlierAction, labelsToStrip, parseMaxQuarantined, isAlertRequest, quarantineTrigger, type Trigger } from './quarantine-policy.js';
-import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, parseOwner, wasEverReady } from '../kube/pods.js';
-import { podRef } from '../kube/pods.js';
+import { admit, ALERT_REQUEST_TTL_MS, decide, type EarlierAction, parseMaxQuarantined, isAlertRequest, quarantineTrigger, type Trigger } from './quarantine-policy.js';
+import { type AnyPod, type CachedPod, isPodReady, isQuarantined, nodeAway, type OwnerInfo, parseOwner, podRef, wasEverReady } from '../kube/pods.js';
 import { annotate, type PostQuarantineStep } from '../kube/steps.js';
 import type { SceneArchiver } from '../archive/archiver.js';
-import { HOLD_COMMAND } from '../core/shim-commands.js';
+import { PodActions, tolerates } from './pod-actions.js';
 
 /** What `sickbay.io/archive` holds. */
 interface ArchiveRecord {
@@ -54,9 +37,6 @@ interface ArchiveRecord {
 /** A failing archive is retried after 30 s, doubling up to 10 min. */
 const archiveRetryMs = (attempts: number) => Math.min(30_000 * 2 ** (attempts - 1), 10 * 60_000);
 
-// Writes are idempotent under their preconditions, so a retry after a timeout is safe.
-const API_DEADLINE_MS = 10_000;
-const HOLD_TIMEOUT_MS = 5_000;
 
 export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   private readonly queue: WorkQueue;
@@ -72,6 +52,8 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   /** Pods with a quarantine or delete on its way to the API server, and their workload. */
   private readonly inFlight = new Map<string, { action: 'quarantine' | 'delete'; workload: string }>();
   private signal?: AbortSignal;
+  /** Its writes: each one call under a precondition (pod-actions.ts). */
+  private readonly podActions: PodActions;
 
   constructor(
     deps: ControllerDeps<QuarantineConfig>,
@@ -80,6 +62,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     private readonly archiver?: SceneArchiver,
   ) {
     super(deps);
+    this.podActions = new PodActions(this.kc, this.core, this.cache, this.config.ttlMs);
     const { config, log, metrics, cache } = deps;
     this.rate = new TokenBucket(config.ratePerMinute);
     // Workers mostly wait on one API round trip each. 64 lets a burst of 50 failing pods
@@ -290,7 +273,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   /** True once the pod is quarantined (false: it changed meanwhile, or is gone). */
   private async quarantineAndReport(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, now: number, log: Logger): Promise<boolean> {
     const namespace = pod.metadata!.namespace!;
-    const quarantined = await this.quarantine(pod, owner, trigger.reason, now, log);
+    const quarantined = await this.podActions.quarantine(pod, owner, trigger.reason, now, log);
     if (!quarantined) return false;
     this.metrics.quarantines.inc({ trigger: trigger.kind });
     this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
@@ -299,7 +282,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
       void this.events.record(ownerObjectRef(namespace, owner), 'Warning', 'PodQuarantined', `pod ${pod.metadata!.name} quarantined (${trigger.reason}); a replacement is starting`);
     }
     this.startSteps(quarantined);
-    void this.tolerateIsolation(quarantined, log);
+    void this.podActions.tolerateIsolation(quarantined, log);
     return true;
   }
 
@@ -334,7 +317,7 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
     // Quarantined before this toleration was added (an older sickbay, a failed write): add it now.
     if (!tolerates(pod)) {
       const full = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! }).catch(() => undefined);
-      if (full && isQuarantined(full)) await this.tolerateIsolation(full, log);
+      if (full && isQuarantined(full)) await this.podActions.tolerateIsolation(full, log);
     }
     return Number.isNaN(expires) ? undefined : { requeueAfterMs: expires - now + 10 };
   }
@@ -348,122 +331,6 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 
   /** One merge patch, preconditioned on the resourceVersion the decision was made on. */
-  private async quarantine(pod: CachedPod, owner: OwnerInfo, reason: string, now: number, log: Logger, keep?: { untilMs: number; archive: ArchiveRecord }): Promise<V1Pod | undefined> {
-    const namespace = pod.metadata!.namespace!;
-    const labels = pod.metadata?.labels ?? {};
-    const selectors: V1LabelSelector[] = [];
-    const rs = this.cache.replicaSetOf(pod);
-    if (rs?.spec?.selector) selectors.push(rs.spec.selector);
-    for (const svc of this.cache.servicesIn(namespace)) if (svc.spec?.selector && Object.keys(svc.spec.selector).length) selectors.push({ matchLabels: svc.spec.selector });
-    const strip = labelsToStrip(labels, selectors);
-    const original = Object.fromEntries(strip.map((k) => [k, labels[k]!]));
-    const body = {
-      metadata: {
-        resourceVersion: pod.metadata!.resourceVersion,
-        labels: { ...Object.fromEntries(strip.map((k) => [k, null])), [LABEL_STATUS]: STATUS_QUARANTINED },
-        annotations: {
-          [ANN_QUARANTINED_AT]: new Date(now).toISOString(),
-          [ANN_REASON]: reason,
-          [ANN_OWNER]: `${owner.kind}/${owner.name}`,
-          // `never`: kept until a release (SICKBAY_QUARANTINE_TTL never or 0).
-          [ANN_EXPIRES_AT]: keep ? new Date(keep.untilMs).toISOString() : this.config.ttlMs > 0 ? new Date(now + this.config.ttlMs).toISOString() : 'never',
-          [ANN_ORIGINAL_LABELS]: JSON.stringify(original),
-          ...(keep ? { [ANN_ARCHIVE]: JSON.stringify(keep.archive) } : {}),
-        },
-      },
-    };
-    try {
-      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, mergePatch), API_DEADLINE_MS, 'quarantine patch');
-      // The hold reads the liveness probes off the pod as the API returned it: the cached
-      // pod keeps no probes, and the hold never ran while it read them there.
-      void this.hold(patched, log);
-      this.cache.pods.writeThrough(patched);
-      log.info('quarantined', { reason, owner: `${owner.kind}/${owner.name}`, removedLabels: strip });
-      return patched;
-    } catch (err) {
-      const code = codeOf(err);
-      if (code === 404) return undefined; // gone: done
-      // 409: the pod changed since the decision; the newer version is queued and decides again.
-      throw new Error(`quarantine patch failed: ${errorText(err)}`, { cause: err });
-    }
-  }
-
-  /**
-   * A quarantined pod is a kept scene: when its node is isolated (often for the very fault
-   * that made its pods fail), sickbay's own NoExecute taint must not evict it. It gets a
-   * toleration of `sickbay.io/isolated` (a running pod may gain tolerations), from the pod as
-   * the API returned it (the cached pod keeps no tolerations but this one). Best effort,
-   * re-tried by the next reconcile of the quarantined pod.
-   */
-  private async tolerateIsolation(pod: V1Pod, log: Logger): Promise<void> {
-    const tolerations = pod.spec?.tolerations ?? [];
-    if (tolerates(pod)) return;
-    const ops = [
-      { op: 'test', path: '/metadata/uid', value: pod.metadata!.uid },
-      tolerations.length ? { op: 'add', path: '/spec/tolerations/-', value: ISOLATION_TOLERATION } : { op: 'add', path: '/spec/tolerations', value: [ISOLATION_TOLERATION] },
-    ];
-    try {
-      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops }, jsonPatch), API_DEADLINE_MS, 'toleration patch');
-      this.cache.pods.writeThrough(patched);
-      log.debug('the quarantined pod tolerates node isolation');
-    } catch (err) {
-      if (codeOf(err) === 404 || codeOf(err) === 422) return; // gone, or another pod by that name now
-      log.warn('could not add the node isolation toleration to the quarantined pod; an isolation of its node would evict it; retried later', { error: errorText(err) });
-    }
-  }
-
-  /**
-   * A container whose liveness probe sickbay wrapped passes it while the pod is
-   * quarantined, as read from the downward API; the kubelet rewrites that file some
-   * seconds after the label changes, and a failing liveness probe would restart the
-   * container (the scene lost) in between. `probe --hold` makes the pod's liveness checks
-   * pass for 120 s from now: sent as soon as the quarantine patch returns, it reaches the
-   * container within an exec's round trip. Best effort: the quarantine does not wait on it.
-   */
-  private hold(pod: V1Pod, log: Logger): Promise<void> {
-    const container = pod.spec?.containers?.find((c) => c.livenessProbe?.exec?.command?.[0] === SHIM_PROBE)?.name;
-    if (!container) return Promise.resolve();
-    const target = { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name!, container };
-    return execInPod(this.kc, target, HOLD_COMMAND, HOLD_TIMEOUT_MS).then(
-      (r) => {
-        if (r.exitCode !== 0) log.warn('could not hold the liveness probe; the kubelet may restart the container before the quarantine label reaches it', { container, error: r.error ?? r.stderr.trim() });
-      },
-      (err) => void log.warn('could not hold the liveness probe', { container, error: errorText(err) }),
-    );
-  }
-
-  /**
-   * A failing pod beyond the quota leaves through the Eviction API, so the workload's
-   * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event.
-   */
-  private async evictPod(pod: CachedPod, message: string, log: Logger): Promise<'evicted' | 'refused' | 'gone'> {
-    const name = pod.metadata!.name!;
-    const namespace = pod.metadata!.namespace!;
-    try {
-      await withDeadline(
-        this.core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, deleteOptions: { preconditions: { uid: pod.metadata!.uid } } } }),
-        API_DEADLINE_MS,
-        'pod eviction',
-      );
-    } catch (err) {
-      if (codeOf(err) === 404 || codeOf(err) === 409) return 'gone'; // already gone, or a different pod by that name now
-      if (codeOf(err) === 429) {
-        this.metrics.skips.inc({ reason: 'disruption-budget' });
-        log.info('eviction refused by a PodDisruptionBudget; the pod stays', { pod: keyOf(pod) });
-        this.eventOnce(podRef(pod), 'Warning', 'EvictionRefused', `not evicted: its PodDisruptionBudget allows no disruption now (${errorText(err)}); sickbay tries again later`);
-        return 'refused';
-      }
-      throw new Error(`eviction failed: ${errorText(err)}`, { cause: err });
-    }
-    // The Eviction API answers with a Status, not the pod: until the watch shows it
-    // terminating, no decision may take it for a failing pod again.
-    this.evicted.add(pod.metadata!.uid!);
-    this.metrics.podDeletions.inc({ reason: 'over-quota' });
-    log.info('evicted pod', { reason: 'over-quota', message });
-    void this.events.record(podRef(pod), 'Warning', 'FailingPodDeleted', message);
-    return 'evicted';
-  }
-
   /**
    * Writes the scene's bundle before a quarantined pod is deleted. Returns how long to hold
    * the deletion back (ms) while the archive fails within SICKBAY_ARCHIVE_MAX_DELAY of when
@@ -517,29 +384,41 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
    */
   private async keepForArchive(pod: CachedPod, owner: OwnerInfo, trigger: Extract<Trigger, { since: number }>, overQuota: string, now: number, log: Logger): Promise<boolean> {
     const record: ArchiveRecord = { status: 'pending', overQuota: true, at: new Date(now).toISOString() };
-    const kept = await this.quarantine(pod, owner, `${trigger.reason}; beyond the quota (${overQuota}): kept only until its scene is archived`, now, log, { untilMs: now + this.archiver!.overQuotaKeepMs, archive: record });
+    const kept = await this.podActions.quarantine(pod, owner, `${trigger.reason}; beyond the quota (${overQuota}): kept only until its scene is archived`, now, log, { untilMs: now + this.archiver!.overQuotaKeepMs, archive: record });
     if (!kept) return false;
     this.metrics.timeToQuarantine.observe(Math.max(0, Date.now() - trigger.since) / 1000);
     const message = `${trigger.reason}; ${overQuota}: taken out of service (a replacement is starting) and kept only until its scene is archived, then deleted`;
     void this.events.record(podRef(pod), 'Warning', 'KeptForArchive', message);
     if (owner.kind !== 'Pod') void this.events.record(ownerObjectRef(pod.metadata!.namespace!, owner), 'Warning', 'KeptForArchive', `pod ${pod.metadata!.name}: ${message}`);
     this.startSteps(kept);
-    void this.tolerateIsolation(kept, log);
+    void this.podActions.tolerateIsolation(kept, log);
     return true;
   }
 
-  private async deletePod(pod: CachedPod, reason: 'expired' | 'released' | 'over-quota', message: string, log: Logger) {
-    try {
-      const deleted = await withDeadline(
-        this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
-        API_DEADLINE_MS,
-        'pod delete',
-      );
-      if (deleted.metadata?.deletionTimestamp) this.cache.pods.writeThrough(deleted);
-    } catch (err) {
-      if (codeOf(err) === 404 || codeOf(err) === 409) return; // already gone, or a different pod by that name now
-      throw new Error(`delete failed: ${errorText(err)}`, { cause: err });
+  /**
+   * A failing pod beyond the quota leaves through the Eviction API, so the workload's
+   * PodDisruptionBudget holds. Refused (429): the pod stays, with an Event.
+   */
+  private async evictPod(pod: CachedPod, message: string, log: Logger): Promise<'evicted' | 'refused' | 'gone'> {
+    const r = await this.podActions.evict(pod);
+    if (r.result === 'refused') {
+      this.metrics.skips.inc({ reason: 'disruption-budget' });
+      log.info('eviction refused by a PodDisruptionBudget; the pod stays', { pod: keyOf(pod) });
+      this.eventOnce(podRef(pod), 'Warning', 'EvictionRefused', `not evicted: its PodDisruptionBudget allows no disruption now (${r.why}); sickbay tries again later`);
+      return 'refused';
     }
+    if (r.result === 'gone') return 'gone';
+    // The Eviction API answers with a Status, not the pod: until the watch shows it
+    // terminating, no decision may take it for a failing pod again.
+    this.evicted.add(pod.metadata!.uid!);
+    this.metrics.podDeletions.inc({ reason: 'over-quota' });
+    log.info('evicted pod', { reason: 'over-quota', message });
+    void this.events.record(podRef(pod), 'Warning', 'FailingPodDeleted', message);
+    return 'evicted';
+  }
+
+  private async deletePod(pod: CachedPod, reason: 'expired' | 'released' | 'over-quota', message: string, log: Logger) {
+    if (!(await this.podActions.delete(pod))) return; // already gone, or a different pod by that name now
     this.metrics.podDeletions.inc({ reason });
     log.info('deleted pod', { reason, message });
     void this.events.record(podRef(pod), 'Warning', reason === 'released' ? 'QuarantineReleased' : reason === 'over-quota' ? 'FailingPodDeleted' : 'QuarantineExpired', message);
@@ -575,12 +454,6 @@ export class PodIsolationController extends ControllerBase<QuarantineConfig> {
   }
 }
 
-/** Tolerated for as long as the quarantine lasts: no tolerationSeconds. */
-const ISOLATION_TOLERATION = { key: NODE_TAINT_ISOLATED, operator: 'Exists', effect: 'NoExecute' };
-
-function tolerates(pod: AnyPod): boolean {
-  return (pod.spec?.tolerations ?? []).some((t) => t.key === NODE_TAINT_ISOLATED && t.operator === 'Exists' && (!t.effect || t.effect === 'NoExecute') && t.tolerationSeconds == null);
-}
 
 const ownerObjectRef = (namespace: string, owner: OwnerInfo): ObjectRef => refOf(owner.kind, { name: owner.name, namespace });
 
