@@ -12,7 +12,7 @@
 ARG NODE_IMAGE=node:24-alpine@sha256:a0b9bf06e4e6193cf7a0f58816cc935ff8c2a908f81e6f1a95432d679c54fbfd
 ARG ALPINE_IMAGE=alpine:3.22@sha256:14358309a308569c32bdc37e2e0e9694be33a9d99e68afb0f5ff33cc1f695dce
 
-# The build stage compiles TypeScript (tsconfig.build.json: no src/dev, no source maps).
+# The build stage compiles TypeScript (tsconfig.build.json: src/ only, no source maps).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -13,9 +13,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { ensureDist } from '../src/dev/build.js';
-import { installNodeHealthCrd } from '../src/dev/local-install.js';
-import { nodeRuntime } from '../src/dev/images.js';
+import { ensureDist } from '../dev/build.js';
+import { installNodeHealthCrd } from '../dev/local-install.js';
+import { nodeRuntime } from '../dev/images.js';
 import { startCluster } from '../tests/support/cluster.js';
 import { median } from './support.js';
 

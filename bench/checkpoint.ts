@@ -10,9 +10,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { LocalControlPlane } from '../src/dev/control-plane.js';
-import { IMAGES, WORKLOAD_COMMAND } from '../src/dev/images.js';
-import { REAL_NODE } from '../src/dev/real-node.js';
+import { LocalControlPlane } from '../dev/control-plane.js';
+import { IMAGES, WORKLOAD_COMMAND } from '../dev/images.js';
+import { REAL_NODE } from '../dev/real-node.js';
 import { sleep, waitFor } from '../src/util/wait.js';
 import { median } from './support.js';
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { WORKLOAD_COMMAND } from '../src/dev/images.js';
+import { WORKLOAD_COMMAND } from '../dev/images.js';
 import { jfrMaxSizeMiB, jfrOptions } from '../src/webhook/mutate-pod.js';
 import { waitFor } from '../src/util/wait.js';
 import { cpuSeconds, median, rssMiB } from './support.js';

@@ -15,9 +15,9 @@
 //   sudo npm run bench:injection-start
 import type { V1Pod } from '@kubernetes/client-node';
 import { SHIM_IMAGE_VOLUME } from '../src/core/names.js';
-import { IMAGES } from '../src/dev/images.js';
-import { REAL_NODE } from '../src/dev/real-node.js';
-import { registerWebhooks } from '../src/dev/local-install.js';
+import { IMAGES } from '../dev/images.js';
+import { REAL_NODE } from '../dev/real-node.js';
+import { registerWebhooks } from '../dev/local-install.js';
 import { mergePatch } from '../src/kube/api.js';
 import { sleep, waitFor } from '../src/util/wait.js';
 import { createNamespace, createNodeOfVersions, startCluster } from '../tests/support/cluster.js';

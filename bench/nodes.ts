@@ -7,7 +7,7 @@
 //     its deadline (last heartbeat written + 3 intervals) to the taint seen on a watch.
 //   npm run bench:nodes
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
-import { installNodeHealthCrd } from '../src/dev/local-install.js';
+import { installNodeHealthCrd } from '../dev/local-install.js';
 import { withConnectionReuse } from '../src/kube/connection-reuse.js';
 import { waitFor } from '../src/util/wait.js';
 import { startCluster } from '../tests/support/cluster.js';

@@ -6,7 +6,7 @@
  * ignored, and an ignored signal stays ignored across exec, so an app the supervisor
  * started as `app &` could never get INT (Ctrl-C, graceful stops) or QUIT (nginx's stop
  * signal; a JVM's thread dump, with -Xrs). The supervisor starts the app through this
- * instead. Built static (no libc needed in the app image): see src/dev/shim-helper.ts
+ * instead. Built static (no libc needed in the app image): see dev/shim-helper.ts
  * and the Dockerfile.
  */
 #include <errno.h>

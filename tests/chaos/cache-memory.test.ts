@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { after, before, describe } from 'node:test';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
-import { ensureDist } from '../../src/dev/build.js';
+import { ensureDist } from '../../dev/build.js';
 import { replicaSetForCache } from '../../src/kube/cluster-cache.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';

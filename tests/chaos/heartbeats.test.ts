@@ -8,7 +8,7 @@ import { CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';
-import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { installAgentIdentity, installNodeHealthCrd } from '../../dev/local-install.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { eventsOf, startCluster, type TestCluster } from '../support/cluster.js';

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import type { V1Container } from '@kubernetes/client-node';
-import { IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
-import { REAL_NODE } from '../../src/dev/real-node.js';
+import { IMAGES, WORKLOAD_COMMAND } from '../../dev/images.js';
+import { REAL_NODE } from '../../dev/real-node.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { scenario, secs } from '../support/chaos.js';
 import { createNamespace, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';

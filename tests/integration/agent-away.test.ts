@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { SIMULATE_KUBELET_ANNOTATION } from '../../src/dev/kwok-config.js';
-import { installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { SIMULATE_KUBELET_ANNOTATION } from '../../dev/kwok-config.js';
+import { installNodeHealthCrd } from '../../dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';

@@ -17,7 +17,7 @@ import { archiveKey, parseArchiveKey } from '../../src/archive/archiver.js';
 import { PART_BYTES, S3Store } from '../../src/archive/s3.js';
 import { readArchiveConfig } from '../../src/core/config.js';
 import { parseOwner } from '../../src/kube/pods.js';
-import { S3Server } from '../../src/dev/s3-server.js';
+import { S3Server } from '../../dev/s3-server.js';
 
 const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 

@@ -13,7 +13,7 @@ import { AdmissionregistrationV1Api, type KubeConfig, KubernetesObjectApi, RbacA
 import { type ServeHandle, serve } from '../../src/manager/serve.js';
 import { buildComponents } from '../../src/manager/components.js';
 import { readConfig } from '../../src/core/config.js';
-import { freePorts } from '../../src/dev/control-plane.js';
+import { freePorts } from '../../dev/control-plane.js';
 import { createLogger } from '../../src/core/log.js';
 import { AGENT_METRICS, agentMetricsText } from '../../src/core/agent-metrics.js';
 import { Metrics } from '../../src/core/metrics.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
-import { ensureBinaries } from '../../src/dev/binaries.js';
+import { ensureBinaries } from '../../dev/binaries.js';
 import { createNamespace, startCluster, type TestCluster } from '../support/cluster.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));

@@ -6,7 +6,7 @@ import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-
 import { Informer } from '../../src/kube/informer.js';
 import { createLogger } from '../../src/core/log.js';
 import { execInPod } from '../../src/kube/exec.js';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { SIMULATE_READY_ANNOTATION } from '../../dev/kwok-config.js';
 import { waitFor } from '../../src/util/wait.js';
 import { breakPod, createNamespace, createWebApp, isReady, podsOf, readyEndpoints, startCluster, type TestCluster } from '../support/cluster.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { waitFor } from '../../src/util/wait.js';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { SIMULATE_READY_ANNOTATION } from '../../dev/kwok-config.js';
 import { createNamespace, eventsOf, isReady, podsOf, startCluster, type TestCluster } from '../support/cluster.js';
 import { type RunningSickbay, startSickbay, waitForInjection } from '../support/sickbay.js';
 

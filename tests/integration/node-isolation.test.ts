@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { protect, restore } from '../../src/cli/node.js';
 import { status } from '../../src/cli/status.js';
-import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { installAgentIdentity, installNodeHealthCrd } from '../../dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { NodeAgent } from '../../src/agent/agent.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { parseDuration } from '../../src/core/config.js';
-import { REAL_NODE } from '../../src/dev/real-node.js';
+import { REAL_NODE } from '../../dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { collect } from '../../src/cli/collect.js';
 import { inspectCheckpoint } from '../../src/checkpoint/inspect.js';

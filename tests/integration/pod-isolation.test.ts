@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
+import { SIMULATE_READY_ANNOTATION } from '../../dev/kwok-config.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { waitFor } from '../../src/util/wait.js';
 import { scenario } from '../support/chaos.js';

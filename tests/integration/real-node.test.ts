@@ -1,5 +1,5 @@
 // sickbay on a real node: containerd, a real kubelet and kube-proxy, images built here
-// (src/dev/images.ts). What kwok cannot show: the shim in a real container under a
+// (dev/images.ts). What kwok cannot show: the shim in a real container under a
 // non-root uid, probes run by a kubelet, a quarantined JVM's thread dump taken by exec,
 // registrations made by the app itself, a pod that never opens its port.
 import assert from 'node:assert/strict';
@@ -12,18 +12,18 @@ import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, CustomObjectsApi, type KubeConfig, type V1Container, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
 import { protect, restore } from '../../src/cli/node.js';
 import { isolateNode, lockName } from '../../src/nodes/node-actions.js';
-import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
-import { podReport } from '../../src/dev/pod-report.js';
-import { REAL_NODE } from '../../src/dev/real-node.js';
+import { buildImages, IMAGES, WORKLOAD_COMMAND } from '../../dev/images.js';
+import { podReport } from '../../dev/pod-report.js';
+import { REAL_NODE } from '../../dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
-import { installAgentIdentity, installNodeHealthCrd } from '../../src/dev/local-install.js';
+import { installAgentIdentity, installNodeHealthCrd } from '../../dev/local-install.js';
 import { createLogger } from '../../src/core/log.js';
 import { ANN_AVOID_NODES, ANN_DIAGNOSTICS, ANN_FLIGHT_RECORDER } from '../../src/core/names.js';
 import { S3Store } from '../../src/archive/s3.js';
 import { getArchive } from '../../src/cli/archives.js';
 import { release } from '../../src/cli/release.js';
 import { readArchiveConfig } from '../../src/core/config.js';
-import { S3Server } from '../../src/dev/s3-server.js';
+import { S3Server } from '../../dev/s3-server.js';
 import { NodeAgent } from '../../src/agent/agent.js';
 import { parseProcessSpecs } from '../../src/core/agent-settings.js';
 import type { NodeHealth } from '../../src/core/nodehealth.js';

@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { IMAGES, WORKLOAD_COMMAND } from '../../src/dev/images.js';
-import { REAL_NODE } from '../../src/dev/real-node.js';
+import { IMAGES, WORKLOAD_COMMAND } from '../../dev/images.js';
+import { REAL_NODE } from '../../dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
 import { ANN_DIAGNOSTICS, SHIM_IMAGE_VOLUME, SHIM_INIT_CONTAINER } from '../../src/core/names.js';
 import { waitFor } from '../../src/util/wait.js';

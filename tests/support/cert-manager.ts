@@ -9,7 +9,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiextensionsV1Api, type KubeConfig, loadAllYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { cacheDir } from '../../src/dev/binaries.js';
+import { cacheDir } from '../../dev/binaries.js';
 import { waitFor } from '../../src/util/wait.js';
 
 const VERSION = process.env.SICKBAY_CERT_MANAGER_VERSION ?? 'v1.21.2';

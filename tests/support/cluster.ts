@@ -1,8 +1,8 @@
 // One real control plane per integration test file, and the helpers tests share.
 import assert from 'node:assert/strict';
 import { AppsV1Api, type CoreV1Event, CoreV1Api, DiscoveryV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
-import { SIMULATE_KUBELET_ANNOTATION, SIMULATE_READY_ANNOTATION } from '../../src/dev/kwok-config.js';
-import { type ControlPlaneOptions, LocalControlPlane } from '../../src/dev/control-plane.js';
+import { SIMULATE_KUBELET_ANNOTATION, SIMULATE_READY_ANNOTATION } from '../../dev/kwok-config.js';
+import { type ControlPlaneOptions, LocalControlPlane } from '../../dev/control-plane.js';
 import { waitFor } from '../../src/util/wait.js';
 
 export interface TestCluster {

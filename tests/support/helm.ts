@@ -1,11 +1,11 @@
-// helm for the chart's tests (src/dev/helm.ts finds it). Missing is a failure that says how to get it.
+// helm for the chart's tests (dev/helm.ts finds it). Missing is a failure that says how to get it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chartDir, findHelm, HELM_MISSING } from '../../src/dev/helm.js';
-import { IMAGES } from '../../src/dev/images.js';
-import { REAL_NODE } from '../../src/dev/real-node.js';
+import { chartDir, findHelm, HELM_MISSING } from '../../dev/helm.js';
+import { IMAGES } from '../../dev/images.js';
+import { REAL_NODE } from '../../dev/real-node.js';
 
-export { chartDir, HELM_VERSION } from '../../src/dev/helm.js';
+export { chartDir, HELM_VERSION } from '../../dev/helm.js';
 
 export function helmBinary(): string {
   return findHelm() ?? assert.fail(HELM_MISSING);

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { writeFakeProcess } from '../../src/dev/fake-proc.js';
+import { writeFakeProcess } from '../../dev/fake-proc.js';
 
 export interface ProcRoot {
   root: string;

@@ -5,7 +5,7 @@ import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { shimHelper } from '../../src/dev/shim-helper.js';
+import { shimHelper } from '../../dev/shim-helper.js';
 
 export const shimSource = fileURLToPath(new URL('../../shim/', import.meta.url));
 

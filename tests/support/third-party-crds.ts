@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApiextensionsV1Api, type KubeConfig, loadAllYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { cacheDir } from '../../src/dev/binaries.js';
+import { cacheDir } from '../../dev/binaries.js';
 import { waitFor } from '../../src/util/wait.js';
 
 const CM = process.env.SICKBAY_CERT_MANAGER_VERSION ?? 'v1.21.2';

@@ -1,8 +1,8 @@
-// ZooKeeper client helpers for the tests; the server is src/dev/zookeeper-server.ts.
+// ZooKeeper client helpers for the tests; the server is dev/zookeeper-server.ts.
 import zookeeper from 'node-zookeeper-client';
 import net from 'node:net';
 
-export { ZooKeeperServer } from '../../src/dev/zookeeper-server.js';
+export { ZooKeeperServer } from '../../dev/zookeeper-server.js';
 
 type Client = ReturnType<typeof zookeeper.createClient>;
 

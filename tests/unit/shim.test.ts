@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../src/util/wait.js';
-import { shimHelper } from '../../src/dev/shim-helper.js';
+import { shimHelper } from '../../dev/shim-helper.js';
 import { installShim } from '../support/shim.js';
 
 const shim = fileURLToPath(new URL('../../shim/', import.meta.url));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadYaml } from '@kubernetes/client-node';
-import { committedChartCrds } from '../../src/dev/chart-crds.js';
+import { committedChartCrds } from '../../dev/chart-crds.js';
 import { committedChartFiles } from '../../src/core/shim-commands.js';
 import { committedWebhookManifests } from '../../src/webhook/webhook-manifests.js';
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 export const FAULT_TABLE_START = '<!-- fault table: one run, written by npm run docs:faults -->';
 export const FAULT_TABLE_END = '<!-- end of fault table -->';
 
-export const faultScenarios = (): string[] => JSON.parse(readFileSync(new URL('../../tests/support/chaos-scenarios.json', import.meta.url), 'utf8')) as string[];
+export const faultScenarios = (): string[] => JSON.parse(readFileSync(new URL('../tests/support/chaos-scenarios.json', import.meta.url), 'utf8')) as string[];
 
 /** The scenario of each row of a fault table, in order. */
 export function tableScenarios(table: string): { scenario: string; held: string }[] {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from './binaries.js';
 
-const SOURCE = fileURLToPath(new URL('../../shim/sigexec.c', import.meta.url));
+const SOURCE = fileURLToPath(new URL('../shim/sigexec.c', import.meta.url));
 
 /** The path of the static sigexec for shim/sigexec.c as it is now; built on first use. */
 export function shimHelper(): string {

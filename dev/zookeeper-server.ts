@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeF
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { waitFor } from '../util/wait.js';
+import { waitFor } from '../src/util/wait.js';
 import { freePorts, tail } from './control-plane.js';
 
 const JAR = '/usr/share/java/zookeeper.jar';

@@ -1,6 +1,6 @@
 // chart/crds/ as committed, rendered from the CRDs the code declares.
 import { dumpYaml } from '@kubernetes/client-node';
-import { nodeHealthCrd } from '../core/nodehealth.js';
+import { nodeHealthCrd } from '../src/core/nodehealth.js';
 
 /** chart/crds/, as committed (`npm run webhook-config` writes it; a test checks it is current). */
 export function committedChartCrds(): Record<string, string> {

@@ -10,8 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
-import { createCA, type IssuedCertificate, issueCertificate } from '../tls/certificates.js';
-import { sleep, waitFor } from '../util/wait.js';
+import { createCA, type IssuedCertificate, issueCertificate } from '../src/tls/certificates.js';
+import { sleep, waitFor } from '../src/util/wait.js';
 import { type Binaries, type BinaryName, CONTROL_PLANE_BINARIES, ensureBinaries, NODE_BINARIES } from './binaries.js';
 import { buildImages, IMAGES, importImages } from './images.js';
 import {

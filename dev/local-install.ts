@@ -4,13 +4,13 @@
 import { execFile } from 'node:child_process';
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
-import { errorText } from '../kube/api.js';
+import { errorText } from '../src/kube/api.js';
 import { chartDir, findHelm, HELM_MISSING } from './helm.js';
-import { nodeHealthCrd } from '../core/nodehealth.js';
-import { waitFor } from '../util/wait.js';
-import { writeCerts } from '../cli/certs.js';
-import { AGENT_CLUSTER_RULES, SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../core/rbac.js';
-import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../webhook/webhook-configurations.js';
+import { nodeHealthCrd } from '../src/core/nodehealth.js';
+import { waitFor } from '../src/util/wait.js';
+import { writeCerts } from '../src/cli/certs.js';
+import { AGENT_CLUSTER_RULES, SERVE_CLUSTER_RULES, SERVE_NAMESPACE_RULES } from '../src/core/rbac.js';
+import { mutatingWebhookConfiguration, validatingWebhookConfiguration } from '../src/webhook/webhook-configurations.js';
 
 const ignoreConflict = (e: { code?: number }) => {
   if (e?.code !== 409) throw e;

@@ -11,9 +11,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
-import type { NodeHealth } from '../core/nodehealth.js';
-import { ANN_CHECKPOINT, ANN_FLIGHT_RECORDER, LABEL_INJECTION } from '../core/names.js';
-import { waitFor } from '../util/wait.js';
+import type { NodeHealth } from '../src/core/nodehealth.js';
+import { ANN_CHECKPOINT, ANN_FLIGHT_RECORDER, LABEL_INJECTION } from '../src/core/names.js';
+import { waitFor } from '../src/util/wait.js';
 import { freePorts, LocalControlPlane } from './control-plane.js';
 import { chartDir, findHelm, HELM_MISSING } from './helm.js';
 import { IMAGES, WORKLOAD_COMMAND } from './images.js';
@@ -23,12 +23,12 @@ import { S3Server } from './s3-server.js';
 import { writeFakeProcess } from './fake-proc.js';
 import { podReport } from './pod-report.js';
 import { installChartObjects, localServe } from './local-install.js';
-import { codeOf, errorText } from '../kube/api.js';
+import { codeOf, errorText } from '../src/kube/api.js';
 
 const devDir = path.resolve(process.env.SICKBAY_DEV_DIR ?? '.sickbay-dev');
 const kubeconfig = path.join(devDir, 'kubeconfig');
 const clusterDir = path.join(devDir, 'playground-cluster');
-const cli = fileURLToPath(new URL('../cli.ts', import.meta.url));
+const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const say = (l: string) => process.stdout.write(`[playground] ${l}\n`);
 
 const children: ChildProcess[] = [];

@@ -87,7 +87,7 @@ export function findBinaries(env = process.env, names = CONTROL_PLANE_BINARIES):
   return { found, missing };
 }
 
-const buildScript = fileURLToPath(new URL('../../hack/build-control-plane.sh', import.meta.url));
+const buildScript = fileURLToPath(new URL('../hack/build-control-plane.sh', import.meta.url));
 
 /** Resolves every binary of `names`, building what is missing unless SICKBAY_NO_BUILD=1. */
 export async function ensureBinaries(

@@ -119,6 +119,7 @@ export function setUpNodeNetwork(): void {
  * removed by its clean-up only when it is ours.
  */
 export const CRIU_RUNC_CONFIG = '/etc/criu/runc.conf';
+// The mark names the file's old place (src/dev/): files written before the move stay recognised as ours.
 const CRIU_CONFIG_MARK = '# written by sickbay\'s real node (src/dev/real-node.ts); removed when it stops';
 
 export function writeCriuConfig(): void {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir } from './binaries.js';
 
 export const HELM_VERSION = process.env.SICKBAY_HELM_VERSION ?? 'v3.22.0';
-export const chartDir = fileURLToPath(new URL('../../chart', import.meta.url));
+export const chartDir = fileURLToPath(new URL('../chart', import.meta.url));
 
 /** The helm binary, or undefined when there is none. */
 export function findHelm(): string | undefined {

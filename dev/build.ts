@@ -7,16 +7,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
+const repo = fileURLToPath(new URL('../', import.meta.url));
 
-/** The newest modification time among what the build reads (src/ without src/dev, package.json, the tsconfigs). */
+/** The newest modification time among what the build reads (src/, package.json, the tsconfigs). */
 function newestSource(): number {
   let newest = 0;
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) {
-        if (p !== path.join(repo, 'src', 'dev')) walk(p);
+        walk(p);
       } else newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };

@@ -25,7 +25,7 @@ import { ensureDist } from './build.js';
 import { shimHelper } from './shim-helper.js';
 
 const run = promisify(execFile);
-const repo = fileURLToPath(new URL('../../', import.meta.url));
+const repo = fileURLToPath(new URL('../', import.meta.url));
 
 export const NODE_RUNTIME_VERSION = process.env.SICKBAY_IMAGE_NODE_VERSION ?? '24.22.3';
 export const IMAGES = {
@@ -249,7 +249,7 @@ function applyStage(rootfs: string, name: string | undefined, stages: StageSourc
         break;
       }
       default:
-        throw new Error(`Dockerfile: the stage ${name ?? '(final)'}'s ${op} has no local equivalent in src/dev/images.ts; keep that stage to LABEL, ENV, WORKDIR, COPY, USER, ENTRYPOINT, CMD`);
+        throw new Error(`Dockerfile: the stage ${name ?? '(final)'}'s ${op} has no local equivalent in dev/images.ts; keep that stage to LABEL, ENV, WORKDIR, COPY, USER, ENTRYPOINT, CMD`);
     }
   }
   return config;
@@ -330,7 +330,7 @@ async function dockerArchive(ref: string, rootfs: string, config: ImageConfig, w
     os: 'linux',
     config,
     rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-    history: [{ created_by: 'sickbay src/dev/images.ts' }],
+    history: [{ created_by: 'sickbay dev/images.ts' }],
   });
   const cfgId = createHash('sha256').update(cfg).digest('hex');
   const pack = path.join(work, 'pack');

@@ -2,8 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { committedChartCrds } from './chart-crds.js';
-import { committedChartFiles } from '../core/shim-commands.js';
-import { committedWebhookManifests } from '../webhook/webhook-manifests.js';
+import { committedChartFiles } from '../src/core/shim-commands.js';
+import { committedWebhookManifests } from '../src/webhook/webhook-manifests.js';
 
 for (const [file, text] of Object.entries(committedWebhookManifests())) {
   const out = path.join('webhook-config', file);

@@ -1,11 +1,11 @@
 // The reference pages of docs/reference/, generated from the code that defines what they
 // list: `npm run docs` writes them, tests/unit/docs.test.ts fails when one differs.
-import { configTable } from '../core/config-docs.js';
-import { PUBLIC_NAMES } from '../core/contract.js';
-import { EVENT_REASONS } from '../core/event-reasons.js';
-import { AGENT_METRICS } from '../core/agent-metrics.js';
-import { Metrics } from '../core/metrics.js';
-import { COMMANDS, EXIT_DOCS, helpText } from '../cli/commands.js';
+import { configTable } from '../src/core/config-docs.js';
+import { PUBLIC_NAMES } from '../src/core/contract.js';
+import { EVENT_REASONS } from '../src/core/event-reasons.js';
+import { AGENT_METRICS } from '../src/core/agent-metrics.js';
+import { Metrics } from '../src/core/metrics.js';
+import { COMMANDS, EXIT_DOCS, helpText } from '../src/cli/commands.js';
 
 const GENERATED = (source: string) => `<!-- Generated from ${source} by \`npm run docs\`; do not edit. -->\n`;
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');

@@ -8,8 +8,8 @@ import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, rmS
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { writeCerts } from '../cli/certs.js';
-import { waitFor } from '../util/wait.js';
+import { writeCerts } from '../src/cli/certs.js';
+import { waitFor } from '../src/util/wait.js';
 import { cacheDir } from './binaries.js';
 import { freePorts, tail } from './control-plane.js';
 

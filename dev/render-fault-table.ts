@@ -11,7 +11,7 @@ if (!file) throw new Error('usage: npm run docs:faults -- <the file SICKBAY_CHAO
 const table = readFileSync(file, 'utf8').trim();
 const problems = faultTableProblems(table);
 if (problems.length) throw new Error(`${file}: ${problems.join('; ')}`);
-const docPath = fileURLToPath(new URL('../../docs/fault-suite.md', import.meta.url));
+const docPath = fileURLToPath(new URL('../docs/fault-suite.md', import.meta.url));
 const doc = readFileSync(docPath, 'utf8');
 const a = doc.indexOf(FAULT_TABLE_START);
 const b = doc.indexOf(FAULT_TABLE_END);
