@@ -7,31 +7,29 @@
 // Staleness is judged by when this process saw a heartbeat change, not by the time the
 // agent wrote in it (the kube-controller-manager's node lifecycle controller does the
 // same): clocks may differ, and a new leader gives every node a full deadline.
-import type { EventReason } from '../core/event-reasons.js';
 import type { NodeControllerConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
-import { CoordinationV1Api, CustomObjectsApi, type V1Node } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { codeOf, errorText } from '../kube/api.js';
 import { sleep, withDeadline } from '../util/wait.js';
-import { type ObjectRef, refOf } from '../kube/events.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../core/names.js';
 import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from './node-actions.js';
 import { NODEHEALTH_GROUP, NODEHEALTH_PATH, NODEHEALTH_PLURAL, NODEHEALTH_VERSION, type NodeHealth } from '../core/nodehealth.js';
-import { heartbeatIntervalMs, heartbeatState, isolationBudget, maintenanceOf, type NodeAction, type NodeView, planNodes } from './node-policy.js';
+import { isolationBudget, type NodeAction, planNodes } from './node-policy.js';
 import { type PostQuarantineStep } from '../kube/steps.js';
+import { NodeNotices } from './node-notices.js';
+import { AGENT_COMPONENT_LABEL, MAX_SPACING_MS, nodeViews } from './node-views.js';
 import { isQuarantined } from '../kube/pods.js';
 import { errorDetail } from '../kube/api.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
 /** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
-export const AGENT_COMPONENT_LABEL = 'app.kubernetes.io/component';
+export { AGENT_COMPONENT_LABEL };
 /** A lock known valid is re-read at most this often (someone may lift it by hand). */
 const LOCK_RECHECK_MS = 30_000;
 /** Evaluations are coalesced to at most one per this many ms. */
 const MIN_SPACING_MS = 50;
-/** And happen at least this often, whatever else. */
-const MAX_SPACING_MS = 1_000;
 
 export class NodeController extends ControllerBase<NodeControllerConfig> {
   readonly healths: Informer<NodeHealth>;
@@ -46,8 +44,8 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
   /** NodeHealth removals on their way (not isolations: they hold no budget). */
   private readonly cleaning = new Set<string>();
   private readonly locks = new Map<string, { until: number; checkedAt: number }>();
-  private suppressed = false;
-  private tooFewHealthy = false;
+  /** What it tells people, each thing once (node-notices.ts). */
+  private readonly notices: NodeNotices;
   private active = false;
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
@@ -67,6 +65,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     super(deps);
     // SICKBAY_NODE_DRY_RUN alone makes the node controller's Events dry too.
     this.events.dryRun = deps.config.dryRun;
+    this.notices = new NodeNotices(this.events, deps.metrics, deps.log, deps.config, (name) => this.cache.nodes.get(name)?.metadata?.uid);
     const { kc, config, log, metrics } = deps;
     this.coord = kc.makeApiClient(CoordinationV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
@@ -107,7 +106,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.observed.delete(name);
     this.unhealthySince.delete(name);
     this.locks.delete(name);
-    this.events.notices.forget(name);
+    this.notices.forget(name);
     this.agentGone.delete(name);
   }
 
@@ -172,13 +171,13 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
         continue;
       }
       if (this.config.dryRun) {
-        this.sayOnce(lock.node, 'WouldReleaseLock', () => ({ type: 'Normal', message: 'dry run: would give back the lock of an isolation a previous leader did not finish' }));
+        this.notices.say(lock.node, 'WouldReleaseLock', () => ({ type: 'Normal', message: 'dry run: would give back the lock of an isolation a previous leader did not finish' }));
         continue;
       }
       await releaseLock(this.coord, ns, lock);
       this.metrics.nodeIsolations.inc({ cause: 'half-done', result: 'lock-released' });
       this.log.warn('a previous leader took this node\'s lock but did not taint it: lock given back, the node is judged afresh', { node: lock.node });
-      await this.events.record(this.nodeRef(lock.node), 'Normal', 'IsolationLockReleased', 'a previous sickbay leader took the protection lock but stopped before tainting the node; the lock is given back and the node is judged afresh');
+      await this.events.record(this.notices.nodeRef(lock.node), 'Normal', 'IsolationLockReleased', 'a previous sickbay leader took the protection lock but stopped before tainting the node; the lock is given back and the node is judged afresh');
     }
   }
 
@@ -205,31 +204,14 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     if (!this.active || !this.leading()) return;
     const now = Date.now();
     this.lastEval = now;
-    let nextDeadline = now + MAX_SPACING_MS;
-    const views: NodeView[] = [];
-    for (const node of this.cache.nodes.list()) {
-      const name = node.metadata?.name ?? '';
-      const h = this.healths.get(name);
-      const seen = this.observed.get(name);
-      const lock = this.locks.get(name);
-      const group = this.config.minHealthyGroupLabel ? node.metadata?.labels?.[this.config.minHealthyGroupLabel] : undefined;
-      const view: NodeView = { name, isolated: isIsolated(node), protected: !!lock && lock.until > now, maintenance: maintenanceOf(node), group };
-      if (h && seen) {
-        const intervalMs = heartbeatIntervalMs(h.status?.heartbeatIntervalSeconds, this.config.heartbeatIntervalMs);
-        const { deadline, stale, late } = heartbeatState(seen.at, intervalMs, this.config.missedHeartbeats, now);
-        if (!stale) nextDeadline = Math.min(nextDeadline, deadline + 1);
-        view.health = {
-          healthy: h.status?.healthy !== false,
-          failing: h.status?.failing ?? '',
-          stale,
-          late,
-          nodeEvidence: stale ? this.nodeEvidence(node, intervalMs * this.config.missedHeartbeats, now) : undefined,
-          faultySince: stale ? deadline : this.unhealthySince.get(name),
-          since: h.status?.since ? Date.parse(h.status.since) : undefined,
-        };
-      }
-      views.push(view);
-    }
+    const { views, nextDeadline } = nodeViews(
+      this.cache.nodes.list(),
+      (name) => this.healths.get(name),
+      (name) => this.agentPodsOn(name),
+      { seen: this.observed, unhealthySince: this.unhealthySince, locks: this.locks },
+      this.config,
+      now,
+    );
     const plan = planNodes({
       nodes: views,
       budget: isolationBudget(this.config.isolationBudget, views.length),
@@ -238,107 +220,30 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
       recoveryAfterMs: this.config.recoveryAfterMs,
       minHealthy: this.config.minHealthy,
     });
-    this.metrics.nodes.set({ state: 'reporting' }, plan.counts.reporting);
-    this.metrics.nodes.set({ state: 'late' }, plan.counts.late);
-    this.metrics.nodes.set({ state: 'stale' }, plan.counts.stale);
-    this.metrics.nodes.set({ state: 'unhealthy' }, plan.counts.unhealthy);
-    this.metrics.nodes.set({ state: 'isolated' }, plan.counts.isolated);
-    this.metrics.nodes.set({ state: 'maintenance' }, plan.counts.maintenance);
-    this.metrics.nodes.set({ state: 'agent-down' }, plan.counts.agentDown);
+    for (const [state, n] of Object.entries({ reporting: plan.counts.reporting, late: plan.counts.late, stale: plan.counts.stale, unhealthy: plan.counts.unhealthy, isolated: plan.counts.isolated, maintenance: plan.counts.maintenance, 'agent-down': plan.counts.agentDown })) {
+      this.metrics.nodes.set({ state }, n);
+    }
+    this.notices.endEpisodes(new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name)));
 
-    // An episode ends when the node is fine again (or isolated): its Events may be said again.
-    const faultyNow = new Set(views.filter((v) => v.health && (v.health.stale || !v.health.healthy) && !v.isolated).map((v) => v.name));
-    this.events.notices.forget((name) => !faultyNow.has(name));
-
-    if (plan.suppressed) {
-      if (!this.suppressed) {
-        this.suppressed = true;
-        const { late, reporting } = plan.suppressed;
-        this.metrics.nodeIsolationSkips.inc({ reason: 'stale-majority' });
-        this.log.warn('more than half of the heartbeats are missing at once: isolating no node (the fault is likely on this side)', { late, reporting });
-        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `${late} of ${reporting} node heartbeats are missing at once; sickbay isolates no node until most report again`);
-      }
-    } else if (this.suppressed) {
-      this.suppressed = false;
+    if (this.notices.staleMajority(plan.suppressed) === 'resumed') {
       // Agents cut off together come back one by one: as a new leader does, give every
       // node a full deadline from now, or the last few back would be isolated on the way.
       for (const [name, seen] of this.observed) this.observed.set(name, { ...seen, at: now });
-      this.log.info('heartbeats are back; node isolation resumes');
-      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'most node heartbeats are fresh again; node isolation resumes');
       // This plan was made on the old deadlines: plan again on the new ones.
       this.schedule(0);
       return;
     }
-
-    if (plan.tooFewHealthy) {
-      if (!this.tooFewHealthy) {
-        this.tooFewHealthy = true;
-        const { healthy, reporting } = plan.tooFewHealthy;
-        const min = Math.round(this.config.minHealthy * 100);
-        this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy' });
-        this.log.warn('fewer nodes are healthy than the minimum: isolating no node (a bad check or agent rollout makes every node look faulty)', { healthy, reporting, minHealthyPercent: min });
-        void this.events.record(this.selfRef(), 'Warning', 'NodeIsolationSuspended', `only ${healthy} of ${reporting} reporting nodes are healthy, under the minimum of ${min}%; sickbay isolates no node until more are healthy`);
-      }
-    } else if (this.tooFewHealthy) {
-      this.tooFewHealthy = false;
-      this.log.info('enough nodes are healthy again; node isolation resumes');
-      void this.events.record(this.selfRef(), 'Normal', 'NodeIsolationResumed', 'enough nodes are healthy again; node isolation resumes');
-    }
-
+    this.notices.minHealthy(plan.tooFewHealthy);
     this.cleanUpNodeHealths(plan.agentDown, now);
-    for (const name of plan.agentDown) {
-      this.sayOnce(name, 'AgentDown', () => ({
-        type: 'Warning',
-        message: `no heartbeat from sickbay's agent, but nothing says the node is at fault (its kubelet reports Ready, and no agent pod has been Running and Ready on it past the heartbeat deadline): the agent is away (an upgrade, a crash, a changed nodeSelector), not isolating the node`,
-      }));
-    }
-    for (const g of plan.tooFewHealthyGroups) {
-      const min = Math.round(this.config.minHealthy * 100);
-      for (const a of g.held) {
-        this.sayOnce(a.name, 'IsolationHeld', () => {
-          this.metrics.nodeIsolationSkips.inc({ reason: 'too-few-healthy-in-group' });
-          return {
-            type: 'Warning',
-            message: `node is faulty (${a.detail}) but only ${g.healthy} of ${g.reporting} reporting nodes with ${this.config.minHealthyGroupLabel}=${g.group} are healthy, under the minimum of ${min}%; none of them is isolated until more are healthy`,
-          };
-        });
-      }
-    }
-    for (const a of plan.deferred) {
-      this.sayOnce(a.name, 'IsolationDeferred', () => {
-        this.metrics.nodeIsolationSkips.inc({ reason: 'budget' });
-        return { type: 'Warning', message: `node is faulty (${a.detail}) but ${plan.counts.isolated} node(s) are isolated already, the budget (${this.config.isolationBudget}, at least 1) allows no more` };
-      });
-    }
+    this.notices.heldBack(plan);
     for (const a of plan.protected) {
       const lock = this.locks.get(a.name)!;
       if (now - lock.checkedAt > LOCK_RECHECK_MS) this.startIsolation(a); // re-reads the lock first
-      else this.sayProtected(a, new Date(lock.until));
+      else this.notices.protectedNode(a, new Date(lock.until));
     }
     for (const a of plan.isolate) this.startIsolation(a);
     for (const name of plan.restore) this.startRestore(name);
     this.schedule(Math.max(0, nextDeadline - Date.now()));
-  }
-
-  /**
-   * What says a node whose agent is silent is itself at fault: its kubelet not reporting
-   * either (kube-controller-manager turns Ready Unknown once the kubelet's Lease is
-   * stale), or an agent pod Running and Ready on it for longer than the heartbeat deadline
-   * and silent all the same (the node cannot reach the API server). An agent pod that is
-   * missing, starting, crash-looping or being replaced says nothing about the node.
-   */
-  private nodeEvidence(node: V1Node, deadlineMs: number, now: number): string | undefined {
-    const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-    if (ready?.status !== 'True') return `its kubelet is not reporting either (Ready ${ready?.status ?? 'missing'}${ready?.reason ? `: ${ready.reason}` : ''})`;
-    for (const p of this.agentPodsOn(node.metadata?.name)) {
-      if (p.metadata?.deletionTimestamp) continue;
-      const podReady = p.status?.conditions?.find((c) => c.type === 'Ready');
-      const readySince = Date.parse(String(podReady?.lastTransitionTime ?? ''));
-      if (p.status?.phase === 'Running' && podReady?.status === 'True' && now - readySince > deadlineMs) {
-        return `its agent pod ${p.metadata?.name} has been Running and Ready since ${new Date(readySince).toISOString()} yet is silent (the node cannot reach the API server)`;
-      }
-    }
-    return undefined;
   }
 
   /** sickbay's agent pods on a node (the chart's DaemonSet, in sickbay's namespace). */
@@ -370,7 +275,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     const h = this.healths.get(name);
     if (!h || this.cleaning.has(name)) return;
     if (this.config.dryRun) {
-      this.sayOnce(name, 'WouldRemoveNodeHealth', () => ({ type: 'Normal', message: 'dry run: would remove the stale NodeHealth of a node no agent pod runs on' }));
+      this.notices.say(name, 'WouldRemoveNodeHealth', () => ({ type: 'Normal', message: 'dry run: would remove the stale NodeHealth of a node no agent pod runs on' }));
       return;
     }
     this.cleaning.add(name);
@@ -384,35 +289,12 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
         this.agentGone.delete(name);
         this.metrics.nodeHealthsRemoved.inc();
         this.log.info('removed the NodeHealth of a node no agent runs on', { node: name });
-        await this.events.record(this.nodeRef(name), 'Normal', 'NodeHealthRemoved', `no sickbay agent pod has run on this node for ${minutes} min and its NodeHealth is stale: the agent DaemonSet no longer covers it (its nodeSelector, its tolerations?). The NodeHealth is removed; the node is not judged until an agent reports again`);
+        await this.events.record(this.notices.nodeRef(name), 'Normal', 'NodeHealthRemoved', `no sickbay agent pod has run on this node for ${minutes} min and its NodeHealth is stale: the agent DaemonSet no longer covers it (its nodeSelector, its tolerations?). The NodeHealth is removed; the node is not judged until an agent reports again`);
       })
       .catch((err) => {
         if (codeOf(err) !== 404 && codeOf(err) !== 409) this.log.warn('could not remove a stale NodeHealth; will try again', { node: name, error: errorText(err) });
       })
       .finally(() => this.cleaning.delete(name));
-  }
-
-  private selfRef(): ObjectRef {
-    return refOf('Lease', { name: this.config.leaderLeaseName, namespace: this.config.namespace });
-  }
-
-  private nodeRef(name: string): ObjectRef {
-    return refOf('Node', { name, uid: this.cache.nodes.get(name)?.metadata?.uid });
-  }
-
-  /** The last Event reason of a node's episode is said once (the episode's end forgets it). */
-  private sayOnce(name: string, reason: EventReason, what: () => { type: 'Normal' | 'Warning'; message: string }) {
-    if (!this.events.notices.isNew(name, reason)) return;
-    const { type, message } = what();
-    this.log.info(message, { node: name, reason });
-    void this.events.record(this.nodeRef(name), type, reason, message);
-  }
-
-  private sayProtected(a: NodeAction, until: Date) {
-    this.sayOnce(a.name, 'IsolationSkipped', () => {
-      this.metrics.nodeIsolationSkips.inc({ reason: 'protected' });
-      return { type: 'Warning', message: `node is faulty (${a.detail}) but protected until ${until.toISOString()}; not isolated` };
-    });
   }
 
   private startIsolation(a: NodeAction) {
@@ -434,13 +316,13 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     const lock = await readLock(this.coord, ns, a.name);
     if (lockValid(lock)) {
       this.locks.set(a.name, { until: lock!.until.getTime(), checkedAt: Date.now() });
-      this.sayProtected(a, lock!.until);
+      this.notices.protectedNode(a, lock!.until);
       return;
     }
     this.locks.delete(a.name);
     const dryRun = this.config.dryRun;
     if (dryRun) {
-      this.sayOnce(a.name, 'WouldIsolate', () => {
+      this.notices.say(a.name, 'WouldIsolate', () => {
         this.metrics.nodeIsolations.inc({ cause: a.cause, result: 'dry-run' });
         return { type: 'Normal', message: `dry run: would isolate the node (${a.detail})` };
       });
@@ -457,7 +339,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     });
     this.locks.set(a.name, { until: taken.lock.until.getTime(), checkedAt: Date.now() });
     if (taken.result === 'held') {
-      this.sayProtected(a, taken.lock.until);
+      this.notices.protectedNode(a, taken.lock.until);
       return;
     }
     let updated;
@@ -484,7 +366,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     // (which waits its turn behind the process's Event gate, up to its own deadline) let
     // the pods be evicted before their entries were looked at (a CI run found them left).
     this.deregisterPodsOn(a.name);
-    await this.events.record(this.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
+    await this.events.record(this.notices.nodeRef(a.name), 'Warning', 'NodeIsolated', message);
   }
 
   /** Until its pods are gone, consumers still call them: remove them from the registries now. */
@@ -521,13 +403,13 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     this.inFlight.add(name);
     void (async () => {
       if (this.config.dryRun) {
-        this.sayOnce(name, 'WouldRestore', () => ({ type: 'Normal', message: 'dry run: would restore the node (healthy again)' }));
+        this.notices.say(name, 'WouldRestore', () => ({ type: 'Normal', message: 'dry run: would restore the node (healthy again)' }));
         return;
       }
       if (await restoreNode(this.core, name)) {
         this.metrics.nodeRestores.inc({ by: 'recovery' });
         this.log.info('node restored: healthy again', { node: name });
-        await this.events.record(this.nodeRef(name), 'Normal', 'NodeRestored', `healthy for ${Math.round(this.config.recoveryAfterMs / 1000)} s: taint and label removed`);
+        await this.events.record(this.notices.nodeRef(name), 'Normal', 'NodeRestored', `healthy for ${Math.round(this.config.recoveryAfterMs / 1000)} s: taint and label removed`);
       }
     })()
       .catch((err) => this.log.warn('node restore failed; will try again', { node: name, error: errorText(err) }))
