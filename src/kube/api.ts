@@ -27,6 +27,29 @@ export function abortable(signal: AbortSignal): ConfigurationOptions {
   };
 }
 
+/** `base` (a patch's content type, or nothing) with the request aborted by `signal`. */
+export function withSignal(signal: AbortSignal, base?: ConfigurationOptions): ConfigurationOptions {
+  const abort = abortable(signal);
+  return { ...base, middleware: [...(base?.middleware ?? []), ...(abort.middleware ?? [])], middlewareMergeStrategy: 'append' };
+}
+
+/**
+ * One typed API call with a deadline that aborts the HTTP request itself: a call given up
+ * on is not left running, to land later behind the back of a guard that counted it as
+ * failed (as racing it against a timer would). Past `ms`: an Error saying what had no
+ * answer. (The API server may still apply a write whose request it had read in full: the
+ * writes are made under preconditions, so a retry finds out.)
+ */
+export async function callWithin<T>(ms: number, what: string, call: (options: ConfigurationOptions) => Promise<T>, base?: ConfigurationOptions): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  try {
+    return await call(withSignal(signal, base));
+  } catch (err) {
+    if (signal.aborted) throw new Error(`${what}: no answer within ${ms} ms (the request was aborted)`, { cause: err });
+    throw err;
+  }
+}
+
 /** A merge patch that `signal` cancels. */
 export const mergePatchUntil = (signal: AbortSignal) => setHeaderOptions('Content-Type', PatchStrategy.MergePatch, abortable(signal));
 

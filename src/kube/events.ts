@@ -9,8 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../core/log.js';
 import type { EventReason } from '../core/event-reasons.js';
-import { withDeadline } from '../util/wait.js';
-import { errorText } from './api.js';
+import { callWithin, errorText } from './api.js';
 
 export interface ObjectRef {
   apiVersion: string;
@@ -181,7 +180,7 @@ export class EventRecorder {
   private async write(ref: ObjectRef, type: 'Normal' | 'Warning', reason: EventReason, message: string, now: Date): Promise<void> {
     const namespace = ref.namespace || 'default';
     try {
-      await withDeadline(this.core.createNamespacedEvent({
+      await callWithin(10_000, 'event create', (o) => this.core.createNamespacedEvent({
         namespace,
         body: {
           metadata: { name: `${ref.name}.${randomBytes(8).toString('hex')}`, namespace },
@@ -196,7 +195,7 @@ export class EventRecorder {
           lastTimestamp: now,
           count: 1,
         },
-      }), 10_000, 'event create');
+      }, o));
       this.gate.written++;
     } catch (err) {
       this.gate.failed++;

@@ -6,8 +6,7 @@ import type { AnyPod } from './pods.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { EventRecorder, type EventSink } from './events.js';
-import { codeOf, mergePatch } from './api.js';
-import { withDeadline } from '../util/wait.js';
+import { callWithin, codeOf, mergePatch } from './api.js';
 
 /** A step run after a quarantine (registry deregistration, diagnostics). It may fail; the quarantine stands. */
 export interface PostQuarantineStep {
@@ -47,14 +46,7 @@ export function inOrder(steps: PostQuarantineStep[]): PostQuarantineStep {
 /** Records what a step did on the pod, as JSON in one annotation; false when the pod is gone. */
 export async function annotate(core: CoreV1Api, pod: AnyPod, key: string, value: unknown): Promise<boolean> {
   try {
-    await withDeadline(
-      core.patchNamespacedPod(
-        { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [key]: JSON.stringify(value) } } } },
-        mergePatch,
-      ),
-      10_000,
-      'annotation patch',
-    );
+    await callWithin(10_000, 'annotation patch', (o) => core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [key]: JSON.stringify(value) } } } }, o), mergePatch);
     return true;
   } catch (err) {
     if (codeOf(err) === 404) return false;

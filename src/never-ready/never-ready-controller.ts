@@ -15,12 +15,11 @@ import { randomUUID } from 'node:crypto';
 import { AppsV1Api, type V1ContainerState, type V1Deployment, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { type ObjectRef, refOf } from '../kube/events.js';
 import { keyOf } from '../kube/informer.js';
-import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { callWithin, codeOf, errorText, mergePatch } from '../kube/api.js';
 import { type ReconcileResult, WorkQueue } from '../kube/workqueue.js';
 import type { Logger } from '../core/log.js';
 import { ANN_AVOID_NODES, ANN_ISOLATE, SHIM_IMAGE_VOLUME, SHIM_INIT_CONTAINER, SHIM_SUPERVISOR } from '../core/names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
-import { withDeadline } from '../util/wait.js';
 import { type AvoidRecord, feasibleNodes, liveEntries, parseAvoidRecord } from './avoid-nodes.js';
 import { type AnyPod, type CachedPod, IMAGE_PULL_REASONS, isPodReady, isQuarantined, nodeAway, type OwnerInfo, podRef, wasEverReady } from '../kube/pods.js';
 
@@ -221,7 +220,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     recent.push(now);
     this.metrics.avoidRecords.inc({ action: 'recorded' });
     try {
-      await withDeadline(this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, body: { preconditions: { uid: pod.metadata!.uid } } }), 10_000, 'pod delete');
+      await callWithin(10_000, 'pod delete', (o) => this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, body: { preconditions: { uid: pod.metadata!.uid } } }, o));
     } catch (err) {
       if (codeOf(err) === 404 || codeOf(err) === 409) return;
       throw new Error(`delete failed: ${errorText(err)}`, { cause: err });
@@ -263,11 +262,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     }
     const reason = `never Ready in ${ageS}s: ${why}; the app's fault, not node ${node}'s`;
     try {
-      const patched = await withDeadline(
-        this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANN_ISOLATE]: reason } } } }, mergePatch),
-        10_000,
-        'pod patch',
-      );
+      const patched = await callWithin(10_000, 'pod patch', (o) => this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANN_ISOLATE]: reason } } } }, o), mergePatch);
       this.cache.pods.writeThrough(patched);
     } catch (err) {
       if (codeOf(err) === 404) return;
@@ -322,14 +317,7 @@ export class NeverReadyController extends ControllerBase<NeverReadyConfig> {
     const next = change(current);
     const value = next && Object.keys(next).length > 0 ? JSON.stringify(next) : null;
     try {
-      const patched = await withDeadline(
-        this.apps.patchNamespacedDeployment(
-          { name: d.metadata!.name!, namespace: d.metadata!.namespace!, body: { metadata: { resourceVersion: d.metadata!.resourceVersion, annotations: { [ANN_AVOID_NODES]: value } } } },
-          mergePatch,
-        ),
-        10_000,
-        'deployment patch',
-      );
+      const patched = await callWithin(10_000, 'deployment patch', (o) => this.apps.patchNamespacedDeployment({ name: d.metadata!.name!, namespace: d.metadata!.namespace!, body: { metadata: { resourceVersion: d.metadata!.resourceVersion, annotations: { [ANN_AVOID_NODES]: value } } } }, o), mergePatch);
       this.cache.deployments.writeThrough(patched);
     } catch (err) {
       throw new Error(`updating ${ANN_AVOID_NODES} failed (retrying): ${errorText(err)}`, { cause: err });

@@ -8,9 +8,8 @@
 // - restore: both removed, the same way.
 import { createHash } from 'node:crypto';
 import { type CoordinationV1Api, type CoreV1Api, type V1Lease, V1MicroTime, type V1Node, type V1Taint } from '@kubernetes/client-node';
-import { codeOf, mergePatch } from '../kube/api.js';
+import { callWithin, codeOf, mergePatch } from '../kube/api.js';
 import { LABEL_NODE_STATUS, NODE_TAINT_ISOLATED, PREFIX } from '../core/names.js';
-import { withDeadline } from '../util/wait.js';
 
 export const LABEL_NODE_LOCK = `${PREFIX}/node-lock`;
 const ANN_LOCK_NODE = `${PREFIX}/node`;
@@ -53,7 +52,7 @@ function toLock(node: string, lease: V1Lease): ProtectionLock {
 
 export async function readLock(coord: CoordinationV1Api, namespace: string, node: string): Promise<ProtectionLock | undefined> {
   try {
-    return toLock(node, await withDeadline(coord.readNamespacedLease({ namespace, name: lockName(node) }), CALL_MS, 'lock read'));
+    return toLock(node, await callWithin(CALL_MS, 'lock read', (o) => coord.readNamespacedLease({ namespace, name: lockName(node) }, o)));
   } catch (err) {
     if (codeOf(err) === 404) return undefined;
     throw err;
@@ -62,13 +61,13 @@ export async function readLock(coord: CoordinationV1Api, namespace: string, node
 
 /** Every node lock in the namespace (by their label). */
 export async function listLocks(coord: CoordinationV1Api, namespace: string): Promise<ProtectionLock[]> {
-  const list = await withDeadline(coord.listNamespacedLease({ namespace, labelSelector: `${LABEL_NODE_LOCK}=true` }), CALL_MS, 'lock list');
+  const list = await callWithin(CALL_MS, 'lock list', (o) => coord.listNamespacedLease({ namespace, labelSelector: `${LABEL_NODE_LOCK}=true` }, o));
   return list.items.map((l) => toLock(l.metadata?.annotations?.[ANN_LOCK_NODE] ?? '', l)).filter((l) => l.node !== '');
 }
 
 /** Records how far the isolation the lock was taken for has got. */
 export async function setLockPhase(coord: CoordinationV1Api, namespace: string, lock: ProtectionLock, phase: LockPhase): Promise<void> {
-  await withDeadline(coord.patchNamespacedLease({ namespace, name: lockName(lock.node), body: { metadata: { annotations: { [ANN_LOCK_PHASE]: phase } } } }, mergePatch), CALL_MS, 'lock phase');
+  await callWithin(CALL_MS, 'lock phase', (o) => coord.patchNamespacedLease({ namespace, name: lockName(lock.node), body: { metadata: { annotations: { [ANN_LOCK_PHASE]: phase } } } }, o), mergePatch);
 }
 
 export const lockValid = (lock: ProtectionLock | undefined, now = Date.now()) => !!lock && lock.until.getTime() > now;
@@ -98,8 +97,8 @@ export async function setLock(
     spec: { holderIdentity: o.holder, leaseDurationSeconds: Math.max(1, Math.round(o.durationMs / 1000)), acquireTime: now, renewTime: now },
   };
   const lease = existing
-    ? await withDeadline(coord.replaceNamespacedLease({ namespace, name: lockName(node), body }), CALL_MS, 'lock update')
-    : await withDeadline(coord.createNamespacedLease({ namespace, body }), CALL_MS, 'lock create');
+    ? await callWithin(CALL_MS, 'lock update', (o) => coord.replaceNamespacedLease({ namespace, name: lockName(node), body }, o))
+    : await callWithin(CALL_MS, 'lock create', (o) => coord.createNamespacedLease({ namespace, body }, o));
   return { result: 'taken', lock: toLock(node, lease) };
 }
 
@@ -120,13 +119,13 @@ async function patchNodeGuarded(
 ): Promise<{ node: V1Node; patched: boolean }> {
   let node = start;
   for (let attempt = 0; ; attempt++) {
-    node ??= await withDeadline(core.readNode({ name }), CALL_MS, 'node read');
+    node ??= await callWithin(CALL_MS, 'node read', (o) => core.readNode({ name }, o));
     const c = change(node);
     if (!c) return { node, patched: false };
     try {
       // null deletes a label in a merge patch; the taints list is replaced whole.
       const body = { metadata: { resourceVersion: node.metadata?.resourceVersion, labels: c.labels }, spec: { taints: c.taints } };
-      return { node: await withDeadline(core.patchNode({ name, body }, mergePatch), CALL_MS, what), patched: true };
+      return { node: await callWithin(CALL_MS, what, (o) => core.patchNode({ name, body }, o), mergePatch), patched: true };
     } catch (err) {
       if (codeOf(err) !== 409 || attempt >= 4) throw err;
       node = undefined;
@@ -148,7 +147,7 @@ export async function isolateNode(core: CoreV1Api, node: V1Node, reason: string)
 /** Gives back a lock this process just took, when the isolation it was taken for failed. */
 export async function releaseLock(coord: CoordinationV1Api, namespace: string, lock: ProtectionLock): Promise<void> {
   const { uid, resourceVersion } = lock.lease.metadata ?? {};
-  await withDeadline(coord.deleteNamespacedLease({ namespace, name: lockName(lock.node), body: { preconditions: { uid, resourceVersion } } }), CALL_MS, 'lock release').catch((err) => {
+  await callWithin(CALL_MS, 'lock release', (o) => coord.deleteNamespacedLease({ namespace, name: lockName(lock.node), body: { preconditions: { uid, resourceVersion } } }, o)).catch((err) => {
     if (codeOf(err) !== 404 && codeOf(err) !== 409) throw err;
   });
 }

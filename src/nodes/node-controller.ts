@@ -10,8 +10,8 @@
 import type { NodeControllerConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { codeOf, errorText } from '../kube/api.js';
-import { sleep, withDeadline } from '../util/wait.js';
+import { callWithin, codeOf, errorText } from '../kube/api.js';
+import { sleep } from '../util/wait.js';
 import { Informer } from '../kube/informer.js';
 import { NODE_TAINT_ISOLATED } from '../core/names.js';
 import { isIsolated, isolateNode, listLocks, lockValid, readLock, releaseLock, restoreNode, setLock, setLockPhase } from './node-actions.js';
@@ -115,7 +115,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     let said = false;
     while (!signal.aborted) {
       try {
-        await withDeadline(this.custom.listClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, limit: 1 }), 10_000, 'NodeHealth list');
+        await callWithin(10_000, 'NodeHealth list', (o) => this.custom.listClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, limit: 1 }, o));
         if (said) this.log.info('the NodeHealth CRD is there now; node isolation starts');
         return;
       } catch (err) {
@@ -280,11 +280,7 @@ export class NodeController extends ControllerBase<NodeControllerConfig> {
     }
     this.cleaning.add(name);
     const minutes = Math.round(this.config.healthCleanupAfterMs / 60_000);
-    void withDeadline(
-      this.custom.deleteClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, name, body: { preconditions: { uid: h.metadata?.uid, resourceVersion: h.metadata?.resourceVersion } } }),
-      10_000,
-      'NodeHealth delete',
-    )
+    void callWithin(10_000, 'NodeHealth delete', (o) => this.custom.deleteClusterCustomObject({ group: NODEHEALTH_GROUP, version: NODEHEALTH_VERSION, plural: NODEHEALTH_PLURAL, name, body: { preconditions: { uid: h.metadata?.uid, resourceVersion: h.metadata?.resourceVersion } } }, o))
       .then(async () => {
         this.agentGone.delete(name);
         this.metrics.nodeHealthsRemoved.inc();

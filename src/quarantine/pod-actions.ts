@@ -8,11 +8,10 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import { ANN_ARCHIVE, ANN_EXPIRES_AT, ANN_ORIGINAL_LABELS, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_STATUS, NODE_TAINT_ISOLATED, SHIM_PROBE, STATUS_QUARANTINED } from '../core/names.js';
 import type { Logger } from '../core/log.js';
 import { HOLD_COMMAND } from '../core/shim-commands.js';
-import { codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
+import { callWithin, codeOf, errorText, jsonPatch, mergePatch } from '../kube/api.js';
 import type { ClusterCache } from '../kube/cluster-cache.js';
 import { execInPod } from '../kube/exec.js';
 import type { AnyPod, CachedPod, OwnerInfo } from '../kube/pods.js';
-import { withDeadline } from '../util/wait.js';
 import { labelsToStrip } from './quarantine-policy.js';
 
 const API_DEADLINE_MS = 10_000;
@@ -67,7 +66,7 @@ export class PodActions {
       },
     };
     try {
-      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, mergePatch), API_DEADLINE_MS, 'quarantine patch');
+      const patched = await callWithin(API_DEADLINE_MS, 'quarantine patch', (o) => this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace, body }, o), mergePatch);
       // The hold reads the liveness probes off the pod as the API returned it: the cached
       // pod keeps no probes, and the hold never ran while it read them there.
       void this.hold(patched, log);
@@ -95,7 +94,7 @@ export class PodActions {
       tolerations.length ? { op: 'add', path: '/spec/tolerations/-', value: ISOLATION_TOLERATION } : { op: 'add', path: '/spec/tolerations', value: [ISOLATION_TOLERATION] },
     ];
     try {
-      const patched = await withDeadline(this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops }, jsonPatch), API_DEADLINE_MS, 'toleration patch');
+      const patched = await callWithin(API_DEADLINE_MS, 'toleration patch', (o) => this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops }, o), jsonPatch);
       this.cache.pods.writeThrough(patched);
       log.debug('the quarantined pod tolerates node isolation');
     } catch (err) {
@@ -132,11 +131,7 @@ export class PodActions {
     const name = pod.metadata!.name!;
     const namespace = pod.metadata!.namespace!;
     try {
-      await withDeadline(
-        this.core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, deleteOptions: { preconditions: { uid: pod.metadata!.uid } } } }),
-        API_DEADLINE_MS,
-        'pod eviction',
-      );
+      await callWithin(API_DEADLINE_MS, 'pod eviction', (o) => this.core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, deleteOptions: { preconditions: { uid: pod.metadata!.uid } } } }, o));
       return { result: 'evicted' };
     } catch (err) {
       if (codeOf(err) === 404 || codeOf(err) === 409) return { result: 'gone' };
@@ -148,11 +143,7 @@ export class PodActions {
   /** Deletes this pod (by uid); false if it was gone already, or another pod has its name now. */
   async delete(pod: CachedPod): Promise<boolean> {
     try {
-      const deleted = await withDeadline(
-        this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }),
-        API_DEADLINE_MS,
-        'pod delete',
-      );
+      const deleted = await callWithin(API_DEADLINE_MS, 'pod delete', (o) => this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { preconditions: { uid: pod.metadata!.uid } } }, o));
       if (deleted.metadata?.deletionTimestamp) this.cache.pods.writeThrough(deleted);
       return true;
     } catch (err) {

@@ -18,10 +18,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { codeOf, errorText } from '../kube/api.js';
+import { type ConfigurationOptions, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { callWithin, codeOf, errorText } from '../kube/api.js';
 import type { Logger } from '../core/log.js';
-import { withDeadline } from '../util/wait.js';
 import { createCA, issueCertificate } from './certificates.js';
 
 export interface ServingSecretOptions {
@@ -113,21 +112,21 @@ function readOr(file: string): string {
  */
 export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOptions, log: Logger, done?: ServingSecretResult['action']): Promise<ServingSecretResult> {
   const core = kc.makeApiClient(CoreV1Api);
-  const call = <T>(p: Promise<T>, what: string) => withDeadline(p, 15_000, what);
+  const call = <T>(p: (o: ConfigurationOptions) => Promise<T>, what: string) => callWithin(15_000, what, p);
   let action: ServingSecretResult['action'] = done ?? 'kept';
   let secret: V1Secret;
   try {
-    secret = await call(core.readNamespacedSecret({ name: o.name, namespace: o.namespace }), 'read of the serving Secret');
+    secret = await call((opts) => core.readNamespacedSecret({ name: o.name, namespace: o.namespace }, opts), 'read of the serving Secret');
   } catch (err) {
     if (codeOf(err) !== 404) throw new Error(`cannot read Secret ${o.namespace}/${o.name}: ${errorText(err)}`, { cause: err });
     try {
-      secret = await call(core.createNamespacedSecret({ namespace: o.namespace, body: newSecret(o) }), 'create of the serving Secret');
+      secret = await call((opts) => core.createNamespacedSecret({ namespace: o.namespace, body: newSecret(o) }, opts), 'create of the serving Secret');
       action = 'created';
       log.info('generated the CA and serving certificate in a new Secret', { secret: `${o.namespace}/${o.name}`, dnsNames: o.dnsNames });
     } catch (err2) {
       if (codeOf(err2) !== 409) throw new Error(`cannot create Secret ${o.namespace}/${o.name}: ${errorText(err2)}`, { cause: err2 });
       // Another replica made it first: use what it made.
-      secret = await call(core.readNamespacedSecret({ name: o.name, namespace: o.namespace }), 'read of the serving Secret');
+      secret = await call((opts) => core.readNamespacedSecret({ name: o.name, namespace: o.namespace }, opts), 'read of the serving Secret');
     }
   }
   let certPem = text(secret, 'tls.crt');
@@ -150,7 +149,7 @@ export async function ensureServingSecret(kc: KubeConfig, o: ServingSecretOption
   const now = Date.now();
   const update = async (data: Record<string, string>, annotations: Record<string, string> = {}) =>
     call(
-      core.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata?.annotations, ...annotations } }, data: { ...secret.data, ...data } } }),
+      (opts) => core.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata?.annotations, ...annotations } }, data: { ...secret.data, ...data } } }, opts),
       'update of the serving Secret',
     );
   // The bundle without the CAs that have ended (the signing one stays, whatever its date).

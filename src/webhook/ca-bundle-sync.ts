@@ -5,11 +5,11 @@
 // by name, are ever touched (and RBAC grants no others).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AdmissionregistrationV1Api, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
-import { codeOf, errorText, mergePatch } from '../kube/api.js';
+import { AdmissionregistrationV1Api, type ConfigurationOptions, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import { callWithin, codeOf, errorText, mergePatch } from '../kube/api.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { sleep, withDeadline } from '../util/wait.js';
+import { sleep } from '../util/wait.js';
 import { checkIntervalMs, parseBundle } from '../tls/serving-secret.js';
 
 type Configuration = V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration;
@@ -54,13 +54,13 @@ export class CaBundleSync {
     const bundle = Buffer.from(pem).toString('base64');
     let changed = 0;
     const kinds = [
-      ['MutatingWebhookConfiguration', () => this.api.readMutatingWebhookConfiguration({ name: this.o.name }), (body: object) => this.api.patchMutatingWebhookConfiguration({ name: this.o.name, body }, mergePatch)],
-      ['ValidatingWebhookConfiguration', () => this.api.readValidatingWebhookConfiguration({ name: this.o.name }), (body: object) => this.api.patchValidatingWebhookConfiguration({ name: this.o.name, body }, mergePatch)],
+      ['MutatingWebhookConfiguration', (o: ConfigurationOptions) => this.api.readMutatingWebhookConfiguration({ name: this.o.name }, o), (body: object, o: ConfigurationOptions) => this.api.patchMutatingWebhookConfiguration({ name: this.o.name, body }, o)],
+      ['ValidatingWebhookConfiguration', (o: ConfigurationOptions) => this.api.readValidatingWebhookConfiguration({ name: this.o.name }, o), (body: object, o: ConfigurationOptions) => this.api.patchValidatingWebhookConfiguration({ name: this.o.name, body }, o)],
     ] as const;
     for (const [kind, read, patch] of kinds) {
       let current: Configuration;
       try {
-        current = await withDeadline<Configuration>(read(), 10_000, `${kind} read`);
+        current = await callWithin<Configuration>(10_000, `${kind} read`, read);
       } catch (err) {
         if (codeOf(err) !== 404) throw err;
         if (!this.missing.has(kind)) this.log.warn(`${kind} ${this.o.name} not found; nothing to keep in sync`);
@@ -72,7 +72,7 @@ export class CaBundleSync {
       if (webhooks.every((w) => w.clientConfig.caBundle === bundle)) continue;
       // The whole list, guarded by resourceVersion: a concurrent edit makes this a 409, retried next round.
       const body = { metadata: { resourceVersion: current.metadata?.resourceVersion }, webhooks: webhooks.map((w) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: bundle } })) };
-      await withDeadline(patch(body) as Promise<unknown>, 10_000, `${kind} patch`);
+      await callWithin(10_000, `${kind} patch`, (o) => patch(body, o) as Promise<unknown>, mergePatch);
       changed++;
       this.metrics.caBundleSyncs.inc({ kind });
       this.log.info('webhook CA bundle updated from the serving Secret', { kind, name: this.o.name, ca: createHash('sha256').update(pem).digest('hex').slice(0, 16) });

@@ -14,11 +14,10 @@
 import { AppsV1Api } from '@kubernetes/client-node';
 import { type AnyPod, type CachedPod, podRef } from '../kube/pods.js';
 import { refOf } from '../kube/events.js';
-import { errorText, mergePatch } from '../kube/api.js';
+import { callWithin, errorText, mergePatch } from '../kube/api.js';
 import { keyOf } from '../kube/informer.js';
 import { ANN_INJECTED, annEntrypoint, LABEL_INJECT, LABEL_INJECTION, SHIM_SUPERVISOR } from '../core/names.js';
 import { TokenBucket } from '../util/rate-limiter.js';
-import { withDeadline } from '../util/wait.js';
 import type { RepairConfig } from '../core/config.js';
 import { ControllerBase, type ControllerDeps } from '../kube/controller-base.js';
 
@@ -203,15 +202,9 @@ export class UninjectedPodsController extends ControllerBase<RepairConfig> {
       await this.events.record(ref, 'Normal', 'WouldRestart', `dry run: would restart this Deployment so its pods are injected (pod ${pod.metadata?.name} runs without sickbay's shim)`);
       return;
     }
+    const { name, namespace } = deployment.metadata;
     try {
-      await withDeadline(
-        this.apps.patchNamespacedDeployment(
-          { name: deployment.metadata.name, namespace: deployment.metadata.namespace!, body: { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date(now).toISOString() } } } } } },
-          mergePatch,
-        ),
-        10_000,
-        'deployment restart',
-      );
+      await callWithin(10_000, 'deployment restart', (o) => this.apps.patchNamespacedDeployment({ name, namespace: namespace!, body: { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date(now).toISOString() } } } } } }, o), mergePatch);
       this.metrics.repairRestarts.inc({ result: 'restarted' });
       this.log.warn('restarted a Deployment whose pods escaped injection', { deployment: key, pod: keyOf(pod) });
       await this.events.record(ref, 'Normal', 'RestartedForInjection', `pod ${pod.metadata?.name} runs without sickbay's shim; restarted so new pods are injected`);
