@@ -344,7 +344,10 @@ export class Informer<T extends KubeObject, Raw extends KubeObject = T> {
         settled = true;
         clearInterval(silence);
         signal.removeEventListener('abort', onAbort);
-        watchAbort.abort();
+        // Not from inside the stream's own 'data' handler (an ERROR event ends the watch
+        // there): on Node 20 aborting the request in it raised an AbortError nothing could
+        // catch, and the process exits on one (tests/unit/informer-stream.test.ts).
+        setImmediate(() => watchAbort.abort());
         if (err) reject(err);
         else resolve();
       };
