@@ -51,6 +51,6 @@ export async function callWithin<T>(ms: number, what: string, call: (options: Co
 }
 
 /** A merge patch that `signal` cancels. */
-export const mergePatchUntil = (signal: AbortSignal) => setHeaderOptions('Content-Type', PatchStrategy.MergePatch, abortable(signal));
+export const mergePatchUntil = (signal: AbortSignal) => withSignal(signal, mergePatch);
 
 export { codeOf, errorDetail, errorText } from './errors.js';

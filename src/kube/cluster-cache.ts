@@ -83,7 +83,7 @@ export function podForCache(pod: V1Pod): CachedPod {
     };
     // Which image is sickbay's, while one cannot be pulled (rare: kept only then).
     const shimVolume = spec.volumes?.find((v) => v.name === SHIM_IMAGE_VOLUME && v.image);
-    if (shimVolume && [...(status?.containerStatuses ?? []), ...(status?.initContainerStatuses ?? [])].some(pulling)) {
+    if (shimVolume && (status?.containerStatuses?.some(pulling) || status?.initContainerStatuses?.some(pulling))) {
       slim.spec.volumes = [{ name: SHIM_IMAGE_VOLUME, image: { reference: shimVolume.image!.reference } }];
     }
   }

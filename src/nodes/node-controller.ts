@@ -24,8 +24,6 @@ import { isQuarantined } from '../kube/pods.js';
 import { errorDetail } from '../kube/api.js';
 
 export const NODE_CONTROLLER_IDENTITY = 'sickbay-node-controller';
-/** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
-export { AGENT_COMPONENT_LABEL };
 /** A lock known valid is re-read at most this often (someone may lift it by hand). */
 const LOCK_RECHECK_MS = 30_000;
 /** Evaluations are coalesced to at most one per this many ms. */

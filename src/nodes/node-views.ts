@@ -9,7 +9,7 @@ import type { AnyPod } from '../kube/pods.js';
 import { isIsolated } from './node-actions.js';
 import { heartbeatIntervalMs, heartbeatState, maintenanceOf, type NodeView } from './node-policy.js';
 
-/** The label of sickbay's agent pods (the chart's DaemonSet) and its value. */
+/** The label the chart gives the agent DaemonSet's pods (value `agent`), in sickbay's namespace. */
 export const AGENT_COMPONENT_LABEL = 'app.kubernetes.io/component';
 
 /** How often a plan is made at the least: a heartbeat's deadline is never missed by more. */

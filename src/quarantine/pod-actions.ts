@@ -3,8 +3,7 @@
 // deletion. Each is one call guarded by a precondition (the pod's resourceVersion or uid),
 // so a retry after a timeout is safe; each says what came of it, and the controller, which
 // decided it, counts it and tells people (metrics, Events).
-import type { KubeConfig, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
-import type { CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, V1LabelSelector, V1Pod } from '@kubernetes/client-node';
 import { ANN_ARCHIVE, ANN_EXPIRES_AT, ANN_ORIGINAL_LABELS, ANN_OWNER, ANN_QUARANTINED_AT, ANN_REASON, LABEL_STATUS, NODE_TAINT_ISOLATED, SHIM_PROBE, STATUS_QUARANTINED } from '../core/names.js';
 import type { Logger } from '../core/log.js';
 import { HOLD_COMMAND } from '../core/shim-commands.js';

@@ -79,7 +79,8 @@ export class ShimDeliveryTracker {
     private readonly nodes: { list(): Iterable<V1Node>; on(h: { add?: (n: V1Node) => void; update?: (n: V1Node, old: V1Node) => void; delete?: (n: V1Node) => void }, until?: AbortSignal): void } | undefined,
     private readonly o: { log: Logger; report?: (delivery: ShimDelivery) => void; until?: AbortSignal },
   ) {
-    this.choice = setting === 'auto' && nodes ? { delivery: 'init-container', why: 'auto: no nodes known yet' } : chooseDelivery(setting, undefined);
+    // With a node watch, none is known until the informer lists them.
+    this.choice = chooseDelivery(setting, nodes ? [] : undefined);
     this.announce();
     if (setting === 'auto' && nodes) {
       const soon = () => {
@@ -98,10 +99,9 @@ export class ShimDeliveryTracker {
     return this.choice;
   }
 
-  /** Recomputes from the node list now. */
-  update() {
-    if (this.setting !== 'auto' || !this.nodes) return;
-    const next = chooseDelivery(this.setting, this.nodes.list());
+  /** Recomputes from the node list (scheduled by the node events, `auto` only). */
+  private update() {
+    const next = chooseDelivery(this.setting, this.nodes!.list());
     const flipped = next.delivery !== this.choice.delivery;
     this.choice = next;
     if (flipped) this.announce();

@@ -8,7 +8,7 @@
 // get the init container; it leaves, the image volume again.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { IMAGES, WORKLOAD_COMMAND } from '../../dev/images.js';
 import { REAL_NODE } from '../../dev/real-node.js';
 import { execInPod } from '../../src/kube/exec.js';
@@ -32,6 +32,12 @@ describe('the shim from an image volume, on a real node', { timeout: 600_000 }, 
   /** What the webhook makes of a pod now, without creating it (a dry run goes through admission). */
   const admitted = async (): Promise<V1Pod> =>
     t.core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { generateName: 'probe-' }, spec: { containers: [{ name: 'app', image: IMAGES.workload, command: ['sleep', '1'] }] } } });
+  /** A Deployment of one pod labelled app=<name>, on the real node. */
+  const deploy = (name: string, spec: V1PodSpec) =>
+    t.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: { metadata: { name }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { nodeSelector: { [REAL_NODE.label]: 'real' }, ...spec } } } },
+    });
   const delivery = (p: V1Pod) => {
     const volume = p.spec?.volumes?.some((v) => v.name === SHIM_IMAGE_VOLUME && v.image?.reference === IMAGES.shim);
     const init = p.spec?.initContainers?.some((c) => c.name === SHIM_INIT_CONTAINER);
@@ -60,34 +66,20 @@ describe('the shim from an image volume, on a real node', { timeout: 600_000 }, 
   it('auto mounts the shim from its image; a deadlocked JVM is quarantined, replaced and dumped by the shim from it', async () => {
     await waitFor('auto to pick the image volume', async () => delivery(await admitted()) === 'image-volume', { timeoutMs: 30_000, intervalMs: 500 });
     assert.match(await gauge(), /delivery="image-volume"/);
-    await t.apps.createNamespacedDeployment({
-      namespace: ns,
-      body: {
-        metadata: { name: 'jvm' },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'jvm' } },
-          template: {
-            metadata: { labels: { app: 'jvm' } },
-            spec: {
-              nodeSelector: { [REAL_NODE.label]: 'real' },
-              containers: [
-                {
-                  name: 'app',
-                  image: IMAGES.workload,
-                  imagePullPolicy: 'Never',
-                  command: WORKLOAD_COMMAND,
-                  ports: [{ name: 'http', containerPort: 8080 }],
-                  env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
-                  securityContext: { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false },
-                  readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 },
-                  resources: { requests: { cpu: '50m', memory: '128Mi' } },
-                },
-              ],
-            },
-          },
+    await deploy('jvm', {
+      containers: [
+        {
+          name: 'app',
+          image: IMAGES.workload,
+          imagePullPolicy: 'Never',
+          command: WORKLOAD_COMMAND,
+          ports: [{ name: 'http', containerPort: 8080 }],
+          env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+          securityContext: { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false },
+          readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 },
+          resources: { requests: { cpu: '50m', memory: '128Mi' } },
         },
-      },
+      ],
     });
     const first = await waitFor('the JVM pod Ready', async () => (await podsOf(t.core, ns, 'app=jvm')).find(isReady), { timeoutMs: 180_000 });
     const name = first.metadata!.name!;
@@ -121,24 +113,10 @@ describe('the shim from an image volume, on a real node', { timeout: 600_000 }, 
     // The shim's volume of an image no registry serves (as a private registry without its
     // pull secret): the webhook keeps a volume that is already there and mounts it.
     const missing = 'registry.sickbay.invalid/sickbay-shim:0.1.0';
-    await t.apps.createNamespacedDeployment({
-      namespace: ns,
-      body: {
-        metadata: { name: 'nopull' },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'nopull' } },
-          template: {
-            metadata: { labels: { app: 'nopull' } },
-            spec: {
-              nodeSelector: { [REAL_NODE.label]: 'real' },
-              terminationGracePeriodSeconds: 1,
-              volumes: [{ name: SHIM_IMAGE_VOLUME, image: { reference: missing, pullPolicy: 'IfNotPresent' } }],
-              containers: [{ name: 'app', image: IMAGES.workload, imagePullPolicy: 'Never', command: ['sleep', '3600'] }],
-            },
-          },
-        },
-      },
+    await deploy('nopull', {
+      terminationGracePeriodSeconds: 1,
+      volumes: [{ name: SHIM_IMAGE_VOLUME, image: { reference: missing, pullPolicy: 'IfNotPresent' } }],
+      containers: [{ name: 'app', image: IMAGES.workload, imagePullPolicy: 'Never', command: ['sleep', '3600'] }],
     });
     const pod = await waitFor('the kubelet failing to pull the volume\'s image', async () => {
       const p = (await podsOf(t.core, ns, 'app=nopull'))[0];
